@@ -1,0 +1,114 @@
+/* cnn.h: every kernel of the cnn core. No Python here.
+ *
+ * Contract (kernels trust their inputs; module.c validates them):
+ *   - Buffers are C-contiguous, aligned, non-overlapping unless a kernel says otherwise.
+ *   - Sizes are int in layout order; offsets are computed in size_t/ptrdiff_t.
+ *   - Kernels never allocate, print or validate. Scratch is passed in.
+ *   - Parameter gradients (dw, db) ACCUMULATE (+=): the caller zeroes them once per step, so a
+ *     shared weight needs no special code. Input gradients (dinp) OVERWRITE.
+ *   - Parallel loops split over output rows/columns with static schedules; reductions over the
+ *     batch use a fixed number of chunks, so results are bitwise identical for any thread count.
+ *
+ * Every templated kernel exists twice: name_f32 (real = float) and name_f64 (real = double).
+ * Shape legend: N batch, IN/OUT features, K classes, P parameter count.
+ */
+#ifndef real
+#ifndef CNN_H
+#define CNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Element-wise activations. Backward uses the forward's output y (and input x for leaky relu). */
+typedef enum {
+    ACT_IDENTITY = 0,
+    ACT_SIGMOID = 1,
+    ACT_TANH = 2,
+    ACT_SCALED_TANH = 3, /* a·tanh(s·x): alpha = a, beta = s (LeNet: a = 1.7159, s = 1) */
+    ACT_RELU = 4,
+    ACT_LEAKY_RELU = 5,  /* x > 0 ? x : alpha·x */
+    ACT_COUNT
+} cnn_activation;
+
+/* Optimizer update rules. */
+typedef enum {
+    OPT_TORCH = 0, /* torch.optim.SGD/Adam: coupled L2 weight decay, buffer b = μb + (1-τ)g, eps after bias correction */
+    OPT_KERAS = 1  /* Keras/scikit-learn: v = μv - lr·g, eps on the uncorrected sqrt(v), decoupled weight decay */
+} cnn_opt_variant;
+
+/* Reductions over the batch split into this many fixed chunks, whatever the thread count. */
+#define CNN_REDUCE_CHUNKS 16
+
+int cnn_num_threads(void);
+void cnn_set_num_threads(int n);
+
+#define real float
+#define K(name) name##_f32
+#include "cnn.h"
+#undef real
+#undef K
+#define real double
+#define K(name) name##_f64
+#include "cnn.h"
+#undef real
+#undef K
+
+#endif /* CNN_H */
+#else  /* templated prototypes, included once per real type */
+
+/* ---- gemm.c ------------------------------------------------------------------------------
+ * c (M, N) = [c +] a (M, KD) · b (KD, N), with a(i,k) = a[i·rsa + k·csa], b(k,j) = b[k·rsb + j·csb],
+ * so NN, NT and TN forms are stride choices. accumulate = 0 overwrites c, 1 adds to it. */
+void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
+             ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+
+/* ---- dense.c -----------------------------------------------------------------------------
+ * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */
+void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim);
+/* dinp (N, IN) = dout·wᵀ (overwrite; NULL skips it), dw (IN, OUT) += inpᵀ·dout, db (OUT) += Σ_n dout (NULL skips) */
+void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
+                       int n, int in, int out_dim);
+
+/* ---- activations.c -----------------------------------------------------------------------
+ * inp, out (count): out may equal inp (in place). */
+void K(activation_forward)(real *out, const real *inp, size_t count, cnn_activation act, real alpha, real beta);
+/* dinp = dout · f'(x), from out y = f(x) (and inp x, needed by leaky relu only). dinp may equal dout. */
+void K(activation_backward)(real *dinp, const real *dout, const real *inp, const real *out, size_t count,
+                            cnn_activation act, real alpha, real beta);
+/* inp, out (N, K): softmax / log-softmax along the last axis, max-subtracted (stable at ±1e4). */
+void K(softmax_forward)(real *out, const real *inp, int n, int k);
+void K(log_softmax_forward)(real *out, const real *inp, int n, int k);
+/* dinp (N, K) from dout and the forward's out: softmax dx = y·(dy - Σ dy·y); log-softmax dx = dy - e^y·Σ dy */
+void K(softmax_backward)(real *dinp, const real *dout, const real *out, int n, int k);
+void K(log_softmax_backward)(real *dinp, const real *dout, const real *out, int n, int k);
+
+/* ---- losses.c ----------------------------------------------------------------------------
+ * Each returns the mean loss over the batch (accumulated in double) and writes its gradient
+ * w.r.t. the input into dinp (overwrite; NULL skips it). Inputs are logits unless named otherwise.
+ *   sparse_cross_entropy: logits (N, K), labels (N) in [0, K)           softmax + NLL
+ *   cross_entropy:        logits (N, K), target (N, K) one-hot or probs   -Σ t·log_softmax
+ *   binary_cross_entropy: logits (N, K), target (N, K) in [0, 1]          mean over all N·K elements
+ *   mse:                  pred (N, K), target (N, K)                      mean over all N·K elements
+ *   multiclass_hinge:     scores (N, K), labels (N)   Σ_{j≠y} max(0, s_j - s_y + margin), mean over N */
+double K(sparse_cross_entropy_loss)(real *dinp, const real *logits, const int64_t *labels, int n, int k);
+double K(cross_entropy_loss)(real *dinp, const real *logits, const real *target, int n, int k);
+double K(binary_cross_entropy_loss)(real *dinp, const real *logits, const real *target, int n, int k);
+double K(mse_loss)(real *dinp, const real *pred, const real *target, int n, int k);
+double K(multiclass_hinge_loss)(real *dinp, const real *scores, const int64_t *labels, int n, int k, real margin);
+
+/* ---- optim.c -----------------------------------------------------------------------------
+ * In-place updates of one flat parameter vector p (P) from its gradient g (P).
+ * sgd_step: buf (P) is the momentum buffer (unused when momentum = 0); first = 1 on the first step.
+ *   OPT_TORCH: g += wd·p; b = first ? g : μb + (1-τ)g; g = nesterov ? g + μb : b; p -= lr·g
+ *   OPT_KERAS: p -= lr·wd·p; v = μv - lr·g; p += nesterov ? μv - lr·g : v    (dampening unused) */
+void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real momentum, real dampening,
+                 real weight_decay, int nesterov, int first, cnn_opt_variant variant);
+/* adam_step: m, v (P) moments; t is the 1-based step count. decoupled = 1 for AdamW (p *= 1 - lr·wd).
+ *   OPT_TORCH: p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + eps)
+ *   OPT_KERAS: p -= lr·sqrt(1-β2^t)/(1-β1^t) · m / (sqrt(v) + eps) */
+void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2,
+                  real eps, real weight_decay, int decoupled, long long t, cnn_opt_variant variant);
+/* g (P) += lam·p; returns lam/2·Σp² (in double): an L2 penalty term and its gradient. */
+double K(l2_penalty)(real *g, const real *p, size_t count, real lam);
+
+#endif

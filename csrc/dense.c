@@ -1,0 +1,38 @@
+/* dense.c: fully connected layer, y = x·W + b with W (in, out) as Keras kernels and sklearn coefs_.
+ * Worked example: x = [1 2], W = [[1 0 2], [0 1 3]], b = [1 1 1] → y = [1+1, 2+1, 2+6+1] = [2 3 9]. */
+#ifdef real
+
+void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim)
+{
+    K(gemm)(out, inp, w, n, out_dim, in, in, 1, out_dim, 1, out_dim, 0);
+    if (!b) return;
+#pragma omp parallel for schedule(static) if ((size_t)n * out_dim > 65536)
+    for (int i = 0; i < n; i++) {
+        real *row = out + (size_t)i * out_dim;
+        for (int j = 0; j < out_dim; j++) row[j] += b[j];
+    }
+}
+
+void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
+                       int n, int in, int out_dim)
+{
+    if (dinp) K(gemm)(dinp, dout, w, n, in, out_dim, out_dim, 1, 1, out_dim, in, 0);
+    K(gemm)(dw, inp, dout, in, out_dim, n, 1, in, out_dim, 1, out_dim, 1);
+    if (!db) return;
+    /* each thread owns a slice of columns and sums its rows in order: no reduction across threads */
+    enum { COLS = 64 };
+    int blocks = (out_dim + COLS - 1) / COLS;
+#pragma omp parallel for schedule(static) if ((size_t)n * out_dim > 65536)
+    for (int cb = 0; cb < blocks; cb++) {
+        int j0 = cb * COLS, j1 = j0 + COLS < out_dim ? j0 + COLS : out_dim;
+        for (int i = 0; i < n; i++) {
+            const real *row = dout + (size_t)i * out_dim;
+            for (int j = j0; j < j1; j++) db[j] += row[j];
+        }
+    }
+}
+
+#else
+#define TEMPLATE "dense.c"
+#include "template.h"
+#endif

@@ -1,0 +1,129 @@
+/* losses.c: batch losses, each returning the mean and writing the gradient of that mean.
+ * Sums run in double over CNN_REDUCE_CHUNKS fixed row ranges, so the result does not depend on
+ * the thread count. Worked example (sparse cross-entropy): logits [0, ln 3], label 1 →
+ * softmax [1/4, 3/4], loss = -ln(3/4) = 0.2877, gradient [1/4, -1/4]. */
+#ifdef real
+
+/* Run the body (which calls ADD) for every row i, summing in chunks whose bounds depend only on n. */
+#define CHUNKED_ROW_SUM(total, n, work, ...)                                               \
+    do {                                                                                    \
+        double part_[CNN_REDUCE_CHUNKS];                                                    \
+        size_t work_ = (work);                                                              \
+        _Pragma("omp parallel for schedule(static) if (work_ > 16384)")                     \
+        for (int c_ = 0; c_ < CNN_REDUCE_CHUNKS; c_++) {                                    \
+            int r0_ = (int)((long long)(n) * c_ / CNN_REDUCE_CHUNKS);                       \
+            int r1_ = (int)((long long)(n) * (c_ + 1) / CNN_REDUCE_CHUNKS);                 \
+            double s_ = 0;                                                                  \
+            for (int i = r0_; i < r1_; i++) { __VA_ARGS__ }                                      \
+            part_[c_] = s_;                                                                 \
+        }                                                                                   \
+        total = 0;                                                                          \
+        for (int c_ = 0; c_ < CNN_REDUCE_CHUNKS; c_++) total += part_[c_];                  \
+    } while (0)
+#define ADD(v) s_ += (v)
+
+static inline real K(lse)(const real *x, int k)
+{
+    real m = x[0];
+    for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
+    real s = 0;
+    for (int j = 0; j < k; j++) s += exp(x[j] - m);
+    return m + log(s);
+}
+
+double K(sparse_cross_entropy_loss)(real *dinp, const real *logits, const int64_t *labels, int n, int k)
+{
+    double total;
+    real inv_n = (real)1 / n;
+    CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
+        const real *x = logits + (size_t)i * k;
+        real lse = K(lse)(x, k);
+        ADD(lse - x[labels[i]]);
+        if (dinp) {
+            real *dx = dinp + (size_t)i * k;
+            for (int j = 0; j < k; j++) dx[j] = exp(x[j] - lse) * inv_n;
+            dx[labels[i]] -= inv_n;
+        }
+    });
+    return total / n;
+}
+
+double K(cross_entropy_loss)(real *dinp, const real *logits, const real *target, int n, int k)
+{
+    double total;
+    real inv_n = (real)1 / n;
+    CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
+        const real *x = logits + (size_t)i * k, *t = target + (size_t)i * k;
+        real lse = K(lse)(x, k), tsum = 0;
+        double l = 0;
+        for (int j = 0; j < k; j++) {
+            l += (double)t[j] * (lse - x[j]);
+            tsum += t[j];
+        }
+        ADD(l);
+        if (dinp) {
+            real *dx = dinp + (size_t)i * k;
+            for (int j = 0; j < k; j++) dx[j] = (exp(x[j] - lse) * tsum - t[j]) * inv_n;
+        }
+    });
+    return total / n;
+}
+
+double K(binary_cross_entropy_loss)(real *dinp, const real *logits, const real *target, int n, int k)
+{
+    double total;
+    real inv = (real)1 / ((real)n * k);
+    CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
+        const real *x = logits + (size_t)i * k, *t = target + (size_t)i * k;
+        for (int j = 0; j < k; j++) {
+            /* max(x,0) - x·t + log(1 + e^-|x|): no overflow for any x */
+            real ax = x[j] > 0 ? x[j] : -x[j];
+            ADD((x[j] > 0 ? x[j] : 0) - x[j] * t[j] + log1p(exp(-ax)));
+            if (dinp) dinp[(size_t)i * k + j] = (1 / (1 + exp(-x[j])) - t[j]) * inv;
+        }
+    });
+    return total / ((double)n * k);
+}
+
+double K(mse_loss)(real *dinp, const real *pred, const real *target, int n, int k)
+{
+    double total;
+    real scale = (real)2 / ((real)n * k);
+    CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
+        const real *p = pred + (size_t)i * k, *t = target + (size_t)i * k;
+        for (int j = 0; j < k; j++) {
+            real d = p[j] - t[j];
+            ADD((double)d * d);
+            if (dinp) dinp[(size_t)i * k + j] = scale * d;
+        }
+    });
+    return total / ((double)n * k);
+}
+
+double K(multiclass_hinge_loss)(real *dinp, const real *scores, const int64_t *labels, int n, int k, real margin)
+{
+    double total;
+    real inv_n = (real)1 / n;
+    CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
+        const real *s = scores + (size_t)i * k;
+        int64_t y = labels[i];
+        real *dx = dinp ? dinp + (size_t)i * k : NULL;
+        int violated = 0;
+        for (int j = 0; j < k; j++) {
+            real m = s[j] - s[y] + margin;
+            int on = j != y && m > 0;
+            if (on) ADD(m);
+            violated += on;
+            if (dx) dx[j] = on ? inv_n : 0;
+        }
+        if (dx) dx[y] = -violated * inv_n;
+    });
+    return total / n;
+}
+
+#undef CHUNKED_ROW_SUM
+#undef ADD
+#else
+#define TEMPLATE "losses.c"
+#include "template.h"
+#endif

@@ -1,0 +1,557 @@
+/* module.c: the only Python-aware C file. Every wrapper has one shape: parse, check the memory
+ * contract (type, dtype, rank, shape, contiguity, alignment, writeability, overlap, index values),
+ * release the GIL, call the kernel, return. Arguments must already be NumPy arrays: the wrappers
+ * never convert or copy, so they take no references and need no cleanup path. The friendly,
+ * meaning-level checks live in python/cnn/_validation.py; these are the last line of defence. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "cnn.h"
+
+#define ANY -1
+enum { READ = 0, WRITE = 1 };
+
+static const char *dtype_name(int type)
+{
+    switch (type) {
+    case NPY_FLOAT32: return "float32";
+    case NPY_FLOAT64: return "float64";
+    case NPY_INT64: return "int64";
+    default: return "?";
+    }
+}
+
+static void shape_str(char *buf, size_t size, int ndim, const npy_intp *dims)
+{
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, dims[i] < 0 ? "%s?" : "%s%ld", i ? ", " : "", (long)dims[i]);
+    if (used < size) snprintf(buf + used, size - used, ndim == 1 ? ",)" : ")");
+}
+
+/* The dtype of a floating argument that decides the kernel instance: float32 or float64. */
+static int real_type(PyObject *o, const char *fn, const char *name)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must be a numpy.ndarray of float32 or float64, got %s",
+                     fn, name, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int t = PyArray_TYPE((PyArrayObject *)o);
+    if (t != NPY_FLOAT32 && t != NPY_FLOAT64) {
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype float32 or float64, got %s",
+                     fn, name, PyArray_DESCR((PyArrayObject *)o)->typeobj->tp_name);
+        return -1;
+    }
+    return t;
+}
+
+/* o as an array of exactly this dtype and rank, C-contiguous, aligned, writeable if access == WRITE,
+ * every dimension in [1, INT_MAX] and equal to dims[i] unless dims[i] == ANY. NULL with an error set
+ * otherwise. Returns a borrowed reference: the caller's argument tuple keeps it alive. */
+static PyArrayObject *array_arg(PyObject *o, const char *fn, const char *name, int type, int ndim,
+                                const npy_intp *dims, int access)
+{
+    char want[128], got[128];
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must be a numpy.ndarray of %s, got %s",
+                     fn, name, dtype_name(type), Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (PyArray_TYPE(a) != type) {
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype %s, got %s",
+                     fn, name, dtype_name(type), PyArray_DESCR(a)->typeobj->tp_name);
+        return NULL;
+    }
+    int bad = PyArray_NDIM(a) != ndim;
+    for (int i = 0; !bad && i < ndim; i++) {
+        npy_intp d = PyArray_DIM(a, i);
+        bad = d < 1 || d > INT_MAX || (dims && dims[i] != ANY && dims[i] != d);
+    }
+    if (bad) {
+        shape_str(want, sizeof want, ndim, dims ? dims : (npy_intp[8]){ANY, ANY, ANY, ANY, ANY, ANY, ANY, ANY});
+        shape_str(got, sizeof got, PyArray_NDIM(a), PyArray_DIMS(a));
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must have shape %s with every dimension in [1, %d], got %s",
+                     fn, name, want, INT_MAX, got);
+        return NULL;
+    }
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be C-contiguous and aligned "
+                     "(use numpy.ascontiguousarray), got a strided or misaligned array", fn, name);
+        return NULL;
+    }
+    if (access == WRITE && !PyArray_ISWRITEABLE(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' is written to and must be writeable, got a read-only array",
+                     fn, name);
+        return NULL;
+    }
+    return a;
+}
+
+/* As array_arg, but None gives NULL with no error; *ok is cleared on a real error. */
+static PyArrayObject *optional_arg(PyObject *o, int *ok, const char *fn, const char *name, int type, int ndim,
+                                   const npy_intp *dims, int access)
+{
+    if (o == Py_None) return NULL;
+    PyArrayObject *a = array_arg(o, fn, name, type, ndim, dims, access);
+    if (!a) *ok = 0;
+    return a;
+}
+
+/* An output may alias an input only where the kernel allows it (same_ok: element-wise kernels). */
+static int check_overlap(const char *fn, const char *out_name, PyArrayObject *out, const char *in_name,
+                         PyArrayObject *in, int same_ok)
+{
+    if (!out || !in) return 0;
+    char *o0 = PyArray_BYTES(out), *o1 = o0 + PyArray_NBYTES(out);
+    char *i0 = PyArray_BYTES(in), *i1 = i0 + PyArray_NBYTES(in);
+    if (o0 >= i1 || i0 >= o1) return 0;
+    if (same_ok && o0 == i0 && o1 == i1) return 0;
+    PyErr_Format(PyExc_ValueError, "%s: output '%s' must not overlap input '%s'%s", fn, out_name, in_name,
+                 same_ok ? " (except as the very same array)" : "");
+    return -1;
+}
+
+/* Class indices must lie in [0, k): the kernels index with them. */
+static int check_labels(const char *fn, PyArrayObject *labels, int k)
+{
+    const int64_t *y = PyArray_DATA(labels);
+    npy_intp n = PyArray_SIZE(labels);
+    for (npy_intp i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= k) {
+            PyErr_Format(PyExc_ValueError, "%s: argument 'labels' must hold class indices in [0, %d), got %lld at %ld",
+                         fn, k, (long long)y[i], (long)i);
+            return -1;
+        }
+    return 0;
+}
+
+/* A double as text for an error message (PyErr_Format has no %g). */
+typedef struct { char s[32]; } numtext;
+static numtext num(double v)
+{
+    numtext t;
+    snprintf(t.s, sizeof t.s, "%g", v);
+    return t;
+}
+
+static int check_positive_finite(const char *fn, const char *name, double v, int allow_zero)
+{
+    if (isfinite(v) && (v > 0 || (allow_zero && v == 0))) return 0;
+    PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be a finite number %s 0, got %s", fn, name,
+                 allow_zero ? ">=" : ">", num(v).s);
+    return -1;
+}
+
+#define DATA(a) ((a) ? PyArray_DATA(a) : NULL)
+#define DIM(a, i) ((int)PyArray_DIM(a, i))
+/* Call the float32 or float64 instance of a kernel; `type` is the NumPy dtype. */
+#define CALL(type, kernel, ...) ((type) == NPY_FLOAT32 ? kernel##_f32(__VA_ARGS__) : kernel##_f64(__VA_ARGS__))
+
+/* ---- gemm ------------------------------------------------------------------------------------ */
+
+static PyObject *py_gemm(PyObject *self, PyObject *args)
+{
+    static const char *fn = "gemm";
+    PyObject *oc, *oa, *ob;
+    int ta = 0, tb = 0, acc = 0;
+    if (!PyArg_ParseTuple(args, "OOO|ppp:gemm", &oc, &oa, &ob, &ta, &tb, &acc)) return NULL;
+    int t = real_type(oa, fn, "a");
+    if (t < 0) return NULL;
+    PyArrayObject *a = array_arg(oa, fn, "a", t, 2, NULL, READ);
+    if (!a) return NULL;
+    int m = DIM(a, ta ? 1 : 0), kd = DIM(a, ta ? 0 : 1);
+    PyArrayObject *b = array_arg(ob, fn, "b", t, 2, tb ? (npy_intp[]){ANY, kd} : (npy_intp[]){kd, ANY}, READ);
+    if (!b) return NULL;
+    int n = DIM(b, tb ? 0 : 1);
+    PyArrayObject *c = array_arg(oc, fn, "c", t, 2, (npy_intp[]){m, n}, WRITE);
+    if (!c || check_overlap(fn, "c", c, "a", a, 0) || check_overlap(fn, "c", c, "b", b, 0)) return NULL;
+    ptrdiff_t rsa = ta ? 1 : kd, csa = ta ? m : 1, rsb = tb ? 1 : n, csb = tb ? kd : 1;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, gemm, DATA(c), DATA(a), DATA(b), m, n, kd, rsa, csa, rsb, csb, n, acc);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* ---- dense ----------------------------------------------------------------------------------- */
+
+static PyObject *py_dense_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "dense_forward";
+    PyObject *oy, *ox, *ow, *ob;
+    if (!PyArg_ParseTuple(args, "OOOO:dense_forward", &oy, &ox, &ow, &ob)) return NULL;
+    int t = real_type(ox, fn, "x"), ok = 1;
+    if (t < 0) return NULL;
+    PyArrayObject *x = array_arg(ox, fn, "x", t, 2, NULL, READ);
+    if (!x) return NULL;
+    int n = DIM(x, 0), in = DIM(x, 1);
+    PyArrayObject *w = array_arg(ow, fn, "w", t, 2, (npy_intp[]){in, ANY}, READ);
+    if (!w) return NULL;
+    int out = DIM(w, 1);
+    PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){out}, READ);
+    PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 2, (npy_intp[]){n, out}, WRITE) : NULL;
+    if (!y || check_overlap(fn, "y", y, "x", x, 0) || check_overlap(fn, "y", y, "w", w, 0) ||
+        check_overlap(fn, "y", y, "b", b, 0))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, dense_forward, DATA(y), DATA(x), DATA(w), DATA(b), n, in, out);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dense_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "dense_backward";
+    PyObject *odx, *odw, *odb, *ody, *ox, *ow;
+    if (!PyArg_ParseTuple(args, "OOOOOO:dense_backward", &odx, &odw, &odb, &ody, &ox, &ow)) return NULL;
+    int t = real_type(ox, fn, "x"), ok = 1;
+    if (t < 0) return NULL;
+    PyArrayObject *x = array_arg(ox, fn, "x", t, 2, NULL, READ);
+    if (!x) return NULL;
+    int n = DIM(x, 0), in = DIM(x, 1);
+    PyArrayObject *w = array_arg(ow, fn, "w", t, 2, (npy_intp[]){in, ANY}, READ);
+    if (!w) return NULL;
+    int out = DIM(w, 1);
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 2, (npy_intp[]){n, out}, READ);
+    PyArrayObject *dw = dy ? array_arg(odw, fn, "dw", t, 2, (npy_intp[]){in, out}, WRITE) : NULL;
+    if (!dw) return NULL;
+    PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 2, (npy_intp[]){n, in}, WRITE);
+    PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){out}, WRITE) : NULL;
+    if (!ok) return NULL;
+    PyArrayObject *outs[] = {dx, dw, db}, *ins[] = {dy, x, w};
+    const char *on[] = {"dx", "dw", "db"}, *inn[] = {"dy", "x", "w"};
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++)
+            if (check_overlap(fn, on[i], outs[i], inn[j], ins[j], 0)) return NULL;
+        for (int j = i + 1; j < 3; j++)
+            if (check_overlap(fn, on[i], outs[i], on[j], outs[j], 0)) return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* ---- activations ----------------------------------------------------------------------------- */
+
+static int check_activation(const char *fn, int act, double alpha)
+{
+    if (act < 0 || act >= ACT_COUNT) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'act' must be an activation code in [0, %d), got %d",
+                     fn, ACT_COUNT, act);
+        return -1;
+    }
+    if (act == ACT_SCALED_TANH && (alpha == 0 || !isfinite(alpha))) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'alpha' (the scale a of a·tanh(s·x)) must be finite and "
+                     "non-zero, got %s", fn, num(alpha).s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Element-wise arrays: any rank 1..8, every one shaped as x. */
+static PyArrayObject *like(PyObject *o, const char *fn, const char *name, PyArrayObject *x, int access)
+{
+    return array_arg(o, fn, name, PyArray_TYPE(x), PyArray_NDIM(x), PyArray_DIMS(x), access);
+}
+
+static PyArrayObject *elementwise_arg(PyObject *o, const char *fn, const char *name)
+{
+    int t = real_type(o, fn, name);
+    if (t < 0) return NULL;
+    int nd = PyArray_NDIM((PyArrayObject *)o);
+    if (nd < 1 || nd > 8) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must have rank 1 to 8, got rank %d", fn, name, nd);
+        return NULL;
+    }
+    return array_arg(o, fn, name, t, nd, NULL, READ);
+}
+
+static PyObject *py_activation_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "activation_forward";
+    PyObject *oy, *ox;
+    int act;
+    double alpha = 0, beta = 1;
+    if (!PyArg_ParseTuple(args, "OOi|dd:activation_forward", &oy, &ox, &act, &alpha, &beta)) return NULL;
+    PyArrayObject *x = elementwise_arg(ox, fn, "x");
+    PyArrayObject *y = x ? like(oy, fn, "y", x, WRITE) : NULL;
+    if (!y || check_overlap(fn, "y", y, "x", x, 1) || check_activation(fn, act, alpha)) return NULL;
+    int t = PyArray_TYPE(x);
+    size_t count = (size_t)PyArray_SIZE(x);
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, activation_forward, DATA(y), DATA(x), count, (cnn_activation)act, alpha, beta);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_activation_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "activation_backward";
+    PyObject *odx, *ody, *ox, *oy;
+    int act;
+    double alpha = 0, beta = 1;
+    if (!PyArg_ParseTuple(args, "OOOOi|dd:activation_backward", &odx, &ody, &ox, &oy, &act, &alpha, &beta))
+        return NULL;
+    PyArrayObject *x = elementwise_arg(ox, fn, "x");
+    PyArrayObject *y = x ? like(oy, fn, "y", x, READ) : NULL;
+    PyArrayObject *dy = y ? like(ody, fn, "dy", x, READ) : NULL;
+    PyArrayObject *dx = dy ? like(odx, fn, "dx", x, WRITE) : NULL;
+    if (!dx || check_overlap(fn, "dx", dx, "dy", dy, 1) || check_overlap(fn, "dx", dx, "x", x, 0) ||
+        check_overlap(fn, "dx", dx, "y", y, 0) || check_activation(fn, act, alpha))
+        return NULL;
+    int t = PyArray_TYPE(x);
+    size_t count = (size_t)PyArray_SIZE(x);
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, activation_backward, DATA(dx), DATA(dy), DATA(x), DATA(y), count, (cnn_activation)act, alpha, beta);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* softmax_forward(y, x) and log_softmax_forward(y, x): x (N, K). */
+static PyObject *softmax_like_forward(PyObject *args, const char *fn, int log)
+{
+    PyObject *oy, *ox;
+    if (!PyArg_ParseTuple(args, "OO", &oy, &ox)) return NULL;
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 2, NULL, READ);
+    PyArrayObject *y = x ? like(oy, fn, "y", x, WRITE) : NULL;
+    if (!y || check_overlap(fn, "y", y, "x", x, 1)) return NULL;
+    int n = DIM(x, 0), k = DIM(x, 1);
+    Py_BEGIN_ALLOW_THREADS
+    if (log) CALL(t, log_softmax_forward, DATA(y), DATA(x), n, k);
+    else CALL(t, softmax_forward, DATA(y), DATA(x), n, k);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* softmax_backward(dx, dy, y) and log_softmax_backward(dx, dy, y): y is the forward's output. */
+static PyObject *softmax_like_backward(PyObject *args, const char *fn, int log)
+{
+    PyObject *odx, *ody, *oy;
+    if (!PyArg_ParseTuple(args, "OOO", &odx, &ody, &oy)) return NULL;
+    int t = real_type(oy, fn, "y");
+    PyArrayObject *y = t < 0 ? NULL : array_arg(oy, fn, "y", t, 2, NULL, READ);
+    PyArrayObject *dy = y ? like(ody, fn, "dy", y, READ) : NULL;
+    PyArrayObject *dx = dy ? like(odx, fn, "dx", y, WRITE) : NULL;
+    if (!dx || check_overlap(fn, "dx", dx, "dy", dy, 1) || check_overlap(fn, "dx", dx, "y", y, 0)) return NULL;
+    int n = DIM(y, 0), k = DIM(y, 1);
+    Py_BEGIN_ALLOW_THREADS
+    if (log) CALL(t, log_softmax_backward, DATA(dx), DATA(dy), DATA(y), n, k);
+    else CALL(t, softmax_backward, DATA(dx), DATA(dy), DATA(y), n, k);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_softmax_forward(PyObject *s, PyObject *a) { return softmax_like_forward(a, "softmax_forward", 0); }
+static PyObject *py_log_softmax_forward(PyObject *s, PyObject *a) { return softmax_like_forward(a, "log_softmax_forward", 1); }
+static PyObject *py_softmax_backward(PyObject *s, PyObject *a) { return softmax_like_backward(a, "softmax_backward", 0); }
+static PyObject *py_log_softmax_backward(PyObject *s, PyObject *a) { return softmax_like_backward(a, "log_softmax_backward", 1); }
+
+/* ---- losses ---------------------------------------------------------------------------------- */
+
+typedef enum { SPARSE_CE, CE, BCE, MSE, HINGE } loss_kind;
+
+/* loss(dx or None, x (N, K), labels (N) int64 | target (N, K)[, margin]) -> float */
+static PyObject *loss(PyObject *args, const char *fn, loss_kind kind)
+{
+    PyObject *odx, *ox, *oy;
+    double margin = 1;
+    int sparse = kind == SPARSE_CE || kind == HINGE;
+    if (!PyArg_ParseTuple(args, kind == HINGE ? "OOO|d" : "OOO", &odx, &ox, &oy, &margin)) return NULL;
+    int t = real_type(ox, fn, "x"), ok = 1;
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 2, NULL, READ);
+    if (!x) return NULL;
+    int n = DIM(x, 0), k = DIM(x, 1);
+    PyArrayObject *y = sparse ? array_arg(oy, fn, "labels", NPY_INT64, 1, (npy_intp[]){n}, READ)
+                              : like(oy, fn, "target", x, READ);
+    if (!y || (sparse && check_labels(fn, y, k))) return NULL;
+    if (kind == HINGE && !isfinite(margin)) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'margin' must be finite, got %s", fn, num(margin).s);
+        return NULL;
+    }
+    PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 2, PyArray_DIMS(x), WRITE);
+    if (!ok || check_overlap(fn, "dx", dx, "x", x, 0) || check_overlap(fn, "dx", dx, sparse ? "labels" : "target", y, 0))
+        return NULL;
+    double value = 0;
+    Py_BEGIN_ALLOW_THREADS
+    switch (kind) {
+    case SPARSE_CE: value = CALL(t, sparse_cross_entropy_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
+    case CE: value = CALL(t, cross_entropy_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
+    case BCE: value = CALL(t, binary_cross_entropy_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
+    case MSE: value = CALL(t, mse_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
+    case HINGE: value = CALL(t, multiclass_hinge_loss, DATA(dx), DATA(x), DATA(y), n, k, margin); break;
+    }
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(value);
+}
+
+static PyObject *py_sparse_cross_entropy_loss(PyObject *s, PyObject *a) { return loss(a, "sparse_cross_entropy_loss", SPARSE_CE); }
+static PyObject *py_cross_entropy_loss(PyObject *s, PyObject *a) { return loss(a, "cross_entropy_loss", CE); }
+static PyObject *py_binary_cross_entropy_loss(PyObject *s, PyObject *a) { return loss(a, "binary_cross_entropy_loss", BCE); }
+static PyObject *py_mse_loss(PyObject *s, PyObject *a) { return loss(a, "mse_loss", MSE); }
+static PyObject *py_multiclass_hinge_loss(PyObject *s, PyObject *a) { return loss(a, "multiclass_hinge_loss", HINGE); }
+
+/* ---- optimizers ------------------------------------------------------------------------------ */
+
+static int check_variant(const char *fn, int variant)
+{
+    if (variant == OPT_TORCH || variant == OPT_KERAS) return 0;
+    PyErr_Format(PyExc_ValueError, "%s: argument 'variant' must be 0 (torch) or 1 (keras), got %d", fn, variant);
+    return -1;
+}
+
+/* sgd_step(p, buf or None, g, lr, momentum, dampening, weight_decay, nesterov, first, variant) */
+static PyObject *py_sgd_step(PyObject *self, PyObject *args)
+{
+    static const char *fn = "sgd_step";
+    PyObject *op, *obuf, *og;
+    double lr, mom, damp, wd;
+    int nesterov, first, variant;
+    if (!PyArg_ParseTuple(args, "OOOddddppi:sgd_step", &op, &obuf, &og, &lr, &mom, &damp, &wd, &nesterov, &first,
+                          &variant))
+        return NULL;
+    int t = real_type(op, fn, "p"), ok = 1;
+    PyArrayObject *p = t < 0 ? NULL : array_arg(op, fn, "p", t, 1, NULL, WRITE);
+    PyArrayObject *g = p ? like(og, fn, "g", p, READ) : NULL;
+    if (!g || check_variant(fn, variant) || check_positive_finite(fn, "lr", lr, 1) ||
+        check_positive_finite(fn, "momentum", mom, 1) || check_positive_finite(fn, "weight_decay", wd, 1))
+        return NULL;
+    if (!isfinite(damp)) return PyErr_Format(PyExc_ValueError, "%s: argument 'dampening' must be finite", fn);
+    PyArrayObject *buf = optional_arg(obuf, &ok, fn, "buf", t, 1, PyArray_DIMS(p), WRITE);
+    if (!ok) return NULL;
+    if (mom != 0 && !buf)
+        return PyErr_Format(PyExc_ValueError, "%s: argument 'buf' must be an array when momentum != 0, got None", fn);
+    if (check_overlap(fn, "p", p, "g", g, 0) || check_overlap(fn, "buf", buf, "g", g, 0) ||
+        check_overlap(fn, "buf", buf, "p", p, 0))
+        return NULL;
+    size_t count = (size_t)PyArray_SIZE(p);
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, sgd_step, DATA(p), DATA(buf), DATA(g), count, lr, mom, damp, wd, nesterov, first, (cnn_opt_variant)variant);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* adam_step(p, m, v, g, lr, beta1, beta2, eps, weight_decay, decoupled, t, variant) */
+static PyObject *py_adam_step(PyObject *self, PyObject *args)
+{
+    static const char *fn = "adam_step";
+    PyObject *op, *om, *ov, *og;
+    double lr, b1, b2, eps, wd;
+    int decoupled, variant;
+    long long step;
+    if (!PyArg_ParseTuple(args, "OOOOdddddpLi:adam_step", &op, &om, &ov, &og, &lr, &b1, &b2, &eps, &wd, &decoupled,
+                          &step, &variant))
+        return NULL;
+    int t = real_type(op, fn, "p");
+    PyArrayObject *p = t < 0 ? NULL : array_arg(op, fn, "p", t, 1, NULL, WRITE);
+    PyArrayObject *m = p ? like(om, fn, "m", p, WRITE) : NULL;
+    PyArrayObject *v = m ? like(ov, fn, "v", p, WRITE) : NULL;
+    PyArrayObject *g = v ? like(og, fn, "g", p, READ) : NULL;
+    if (!g || check_variant(fn, variant) || check_positive_finite(fn, "lr", lr, 1) ||
+        check_positive_finite(fn, "eps", eps, 1) || check_positive_finite(fn, "weight_decay", wd, 1))
+        return NULL;
+    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
+        return PyErr_Format(PyExc_ValueError, "%s: arguments 'beta1' and 'beta2' must lie in [0, 1), got %s and %s",
+                            fn, num(b1).s, num(b2).s);
+    if (step < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 't' must be a step count >= 1, got %lld", fn, step);
+    PyArrayObject *all[] = {p, m, v, g};
+    const char *names[] = {"p", "m", "v", "g"};
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (check_overlap(fn, names[i], all[i], names[j], all[j], 0)) return NULL;
+    size_t count = (size_t)PyArray_SIZE(p);
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, adam_step, DATA(p), DATA(m), DATA(v), DATA(g), count, lr, b1, b2, eps, wd, decoupled, step,
+         (cnn_opt_variant)variant);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* l2_penalty(g, p, lam) -> lam/2·Σp², and g += lam·p */
+static PyObject *py_l2_penalty(PyObject *self, PyObject *args)
+{
+    static const char *fn = "l2_penalty";
+    PyObject *og, *op;
+    double lam;
+    if (!PyArg_ParseTuple(args, "OOd:l2_penalty", &og, &op, &lam)) return NULL;
+    int t = real_type(op, fn, "p");
+    PyArrayObject *p = t < 0 ? NULL : array_arg(op, fn, "p", t, 1, NULL, READ);
+    PyArrayObject *g = p ? like(og, fn, "g", p, WRITE) : NULL;
+    if (!g || check_overlap(fn, "g", g, "p", p, 0) || check_positive_finite(fn, "lam", lam, 1)) return NULL;
+    size_t count = (size_t)PyArray_SIZE(p);
+    double value;
+    Py_BEGIN_ALLOW_THREADS
+    value = CALL(t, l2_penalty, DATA(g), DATA(p), count, lam);
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(value);
+}
+
+/* ---- threads --------------------------------------------------------------------------------- */
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *args)
+{
+    int n;
+    if (!PyArg_ParseTuple(args, "i:set_num_threads", &n)) return NULL;
+    if (n < 1) return PyErr_Format(PyExc_ValueError, "set_num_threads: argument 'n' must be >= 1, got %d", n);
+    cnn_set_num_threads(n);
+    Py_RETURN_NONE;
+}
+
+/* ---- module ---------------------------------------------------------------------------------- */
+
+#define METHOD(name, doc) {#name, py_##name, METH_VARARGS, doc}
+static PyMethodDef methods[] = {
+    METHOD(gemm, "gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False): c [+]= op(a)·op(b)"),
+    METHOD(dense_forward, "dense_forward(y, x, w, b or None): y = x·w + b"),
+    METHOD(dense_backward, "dense_backward(dx or None, dw, db or None, dy, x, w): dx = dy·wᵀ, dw += xᵀ·dy, db += Σdy"),
+    METHOD(activation_forward, "activation_forward(y, x, act, alpha=0, beta=1)"),
+    METHOD(activation_backward, "activation_backward(dx, dy, x, y, act, alpha=0, beta=1)"),
+    METHOD(softmax_forward, "softmax_forward(y, x): along the last axis of x (N, K)"),
+    METHOD(log_softmax_forward, "log_softmax_forward(y, x): along the last axis of x (N, K)"),
+    METHOD(softmax_backward, "softmax_backward(dx, dy, y)"),
+    METHOD(log_softmax_backward, "log_softmax_backward(dx, dy, y)"),
+    METHOD(sparse_cross_entropy_loss, "sparse_cross_entropy_loss(dx or None, logits, labels) -> mean loss"),
+    METHOD(cross_entropy_loss, "cross_entropy_loss(dx or None, logits, target) -> mean loss"),
+    METHOD(binary_cross_entropy_loss, "binary_cross_entropy_loss(dx or None, logits, target) -> mean loss"),
+    METHOD(mse_loss, "mse_loss(dx or None, pred, target) -> mean loss"),
+    METHOD(multiclass_hinge_loss, "multiclass_hinge_loss(dx or None, scores, labels, margin=1) -> mean loss"),
+    METHOD(sgd_step, "sgd_step(p, buf, g, lr, momentum, dampening, weight_decay, nesterov, first, variant)"),
+    METHOD(adam_step, "adam_step(p, m, v, g, lr, beta1, beta2, eps, weight_decay, decoupled, t, variant)"),
+    METHOD(l2_penalty, "l2_penalty(g, p, lam) -> lam/2·Σp²; g += lam·p"),
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
+    METHOD(set_num_threads, "set_num_threads(n)"),
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C kernels (see csrc/cnn.h)", -1, methods};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    import_array();
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    static const struct { const char *name; int value; } constants[] = {
+        {"ACT_IDENTITY", ACT_IDENTITY}, {"ACT_SIGMOID", ACT_SIGMOID}, {"ACT_TANH", ACT_TANH},
+        {"ACT_SCALED_TANH", ACT_SCALED_TANH}, {"ACT_RELU", ACT_RELU}, {"ACT_LEAKY_RELU", ACT_LEAKY_RELU},
+        {"OPT_TORCH", OPT_TORCH}, {"OPT_KERAS", OPT_KERAS},
+#ifdef _OPENMP
+        {"HAVE_OPENMP", 1},
+#else
+        {"HAVE_OPENMP", 0},
+#endif
+    };
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    return m;
+}

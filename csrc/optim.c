@@ -1,0 +1,79 @@
+/* optim.c: one flat pass over all parameters per step (one buffer holds every parameter). */
+#ifdef real
+
+#define ELEMENTWISE_PARALLEL _Pragma("omp parallel for schedule(static) if (count > 32768)")
+
+void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real momentum, real dampening,
+                 real weight_decay, int nesterov, int first, cnn_opt_variant variant)
+{
+    if (variant == OPT_KERAS) {
+        real keep = 1 - lr * weight_decay;
+        ELEMENTWISE_PARALLEL
+        for (size_t i = 0; i < count; i++) {
+            real w = p[i] * keep;
+            if (momentum == 0) {
+                p[i] = w - lr * g[i];
+                continue;
+            }
+            real v = momentum * buf[i] - lr * g[i];
+            buf[i] = v;
+            p[i] = nesterov ? w + momentum * v - lr * g[i] : w + v;
+        }
+        return;
+    }
+    ELEMENTWISE_PARALLEL
+    for (size_t i = 0; i < count; i++) {
+        real d = g[i] + weight_decay * p[i];
+        if (momentum != 0) {
+            real b = first ? d : momentum * buf[i] + (1 - dampening) * d;
+            buf[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        p[i] -= lr * d;
+    }
+}
+
+void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2,
+                  real eps, real weight_decay, int decoupled, long long t, cnn_opt_variant variant)
+{
+    /* bias corrections in double, as PyTorch computes them on the host */
+    double bc1 = 1 - pow((double)beta1, (double)t), bc2 = 1 - pow((double)beta2, (double)t);
+    real keep = decoupled || variant == OPT_KERAS ? 1 - lr * weight_decay : 1;
+    real coupled = decoupled || variant == OPT_KERAS ? 0 : weight_decay;
+    real step = variant == OPT_KERAS ? (real)(lr * sqrt(bc2) / bc1) : (real)(lr / bc1);
+    real bc2_sqrt = (real)sqrt(bc2);
+    ELEMENTWISE_PARALLEL
+    for (size_t i = 0; i < count; i++) {
+        real w = p[i] * keep, gi = g[i] + coupled * w;
+        real mi = m[i] + (gi - m[i]) * (1 - beta1);
+        real vi = beta2 * v[i] + (1 - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        real denom = variant == OPT_KERAS ? sqrt(vi) + eps : sqrt(vi) / bc2_sqrt + eps;
+        p[i] = w - step * mi / denom;
+    }
+}
+
+double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
+{
+    double part[CNN_REDUCE_CHUNKS];
+#pragma omp parallel for schedule(static) if (count > 32768)
+    for (int c = 0; c < CNN_REDUCE_CHUNKS; c++) {
+        size_t i0 = count * c / CNN_REDUCE_CHUNKS, i1 = count * (c + 1) / CNN_REDUCE_CHUNKS;
+        double s = 0;
+        for (size_t i = i0; i < i1; i++) {
+            s += (double)p[i] * p[i];
+            g[i] += lam * p[i];
+        }
+        part[c] = s;
+    }
+    double total = 0;
+    for (int c = 0; c < CNN_REDUCE_CHUNKS; c++) total += part[c];
+    return 0.5 * lam * total;
+}
+
+#undef ELEMENTWISE_PARALLEL
+#else
+#define TEMPLATE "optim.c"
+#include "template.h"
+#endif

@@ -1,0 +1,21 @@
+"""cnn: a small deep-learning engine with a C/OpenMP core.
+
+`Sequential` and the layers follow Keras; `MLPClassifier`/`MLPRegressor` follow scikit-learn;
+every kernel is checked against PyTorch. Submodules load on first use so `import cnn` stays fast.
+"""
+import importlib
+
+from ._core import get_num_threads, set_num_threads
+from .models import Sequential
+
+__version__ = "0.1.0"
+__all__ = ["Sequential", "get_num_threads", "set_num_threads", "layers", "optimizers", "losses",
+           "activations", "utils", "__version__"]
+
+_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models"}
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'cnn' has no attribute {name!r}")

@@ -1,0 +1,73 @@
+"""Every user-facing check of meaning (shapes, dtypes, hyperparameters) with its message.
+
+The C binding re-checks only the memory contract; the friendly words live here."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def as_float_array(x, name, dtype, ndim=None, min_ndim=None):
+    """x as a C-contiguous array of `dtype`, rejecting what cannot be data (strings, objects, complex, NaN)."""
+    try:
+        arr = np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"{name} must be array-like numbers, got {type(x).__name__}: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if min_ndim is not None and arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def as_labels(y, name, n_classes, n_samples):
+    """Integer class labels in [0, n_classes) as int64 (N,)."""
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be integer class labels of shape ({n_samples},), got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} samples but the input has {n_samples}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{name} must hold whole-number class labels, got non-integer values")
+    elif arr.dtype.kind not in "biu":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.min() < 0 or arr.max() >= n_classes:
+        raise ValueError(f"{name} must lie in [0, {n_classes}) for {n_classes} outputs, "
+                         f"got values in [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def check_number(value, name, low=None, high=None, low_open=False, high_open=False, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value):
+        raise TypeError(f"{name} must be a finite {'integer' if integer else 'number'}, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt

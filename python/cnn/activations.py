@@ -1,0 +1,91 @@
+"""Activations by name. Each is a small object whose forward/backward call one C kernel."""
+import numpy as np
+
+from . import _core
+
+__all__ = ["get", "Activation", "names"]
+
+
+class ActivationFunction:
+    """y = f(x) element-wise through activation_forward; f'(x) from y (and x)."""
+
+    def __init__(self, name, code, alpha=0.0, beta=1.0):
+        self.name, self.code, self.alpha, self.beta = name, code, alpha, beta
+
+    def forward(self, x):
+        if self.code == _core.ACT_IDENTITY:
+            return x
+        y = np.empty_like(x)
+        _core.activation_forward(y, x, self.code, self.alpha, self.beta)
+        return y
+
+    def backward(self, dy, x, y):
+        if self.code == _core.ACT_IDENTITY:
+            return dy
+        dx = np.empty_like(dy)
+        _core.activation_backward(dx, dy, x, y, self.code, self.alpha, self.beta)
+        return dx
+
+    def __repr__(self):
+        return f"activation {self.name!r}"
+
+
+class Softmax(ActivationFunction):
+    """softmax (or log-softmax) over the last axis; inputs of rank > 2 are treated as rows."""
+
+    def __init__(self, name, log=False):
+        super().__init__(name, None)
+        self.log = log
+
+    def forward(self, x):
+        rows = x.reshape(-1, x.shape[-1])
+        y = np.empty_like(rows)
+        (_core.log_softmax_forward if self.log else _core.softmax_forward)(y, rows)
+        return y.reshape(x.shape)
+
+    def backward(self, dy, x, y):
+        shape = dy.shape
+        dy, y = dy.reshape(-1, shape[-1]), y.reshape(-1, shape[-1])
+        dx = np.empty_like(dy)
+        (_core.log_softmax_backward if self.log else _core.softmax_backward)(dx, dy, y)
+        return dx.reshape(shape)
+
+
+_REGISTRY = {
+    "linear": lambda: ActivationFunction("linear", _core.ACT_IDENTITY),
+    "sigmoid": lambda: ActivationFunction("sigmoid", _core.ACT_SIGMOID),
+    "tanh": lambda: ActivationFunction("tanh", _core.ACT_TANH),
+    # the LeNet-5 squashing function 1.7159·tanh(x) (LeCun et al. 1998 use tanh(2x/3))
+    "scaled_tanh": lambda: ActivationFunction("scaled_tanh", _core.ACT_SCALED_TANH, 1.7159, 1.0),
+    "relu": lambda: ActivationFunction("relu", _core.ACT_RELU),
+    "leaky_relu": lambda: ActivationFunction("leaky_relu", _core.ACT_LEAKY_RELU, 0.2),
+    "softmax": lambda: Softmax("softmax"),
+    "log_softmax": lambda: Softmax("log_softmax", log=True),
+}
+_ALIASES = {None: "linear", "identity": "linear", "logistic": "sigmoid"}
+
+
+def names():
+    return sorted(_REGISTRY)
+
+
+def get(name):
+    """An activation by name (None means linear), or an ActivationFunction passed through."""
+    if isinstance(name, ActivationFunction):
+        return name
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(names())}")
+    return _REGISTRY[key]()
+
+
+def leaky_relu(negative_slope=0.2):
+    """Leaky ReLU with the given slope for x < 0 (Keras' default slope is 0.2, PyTorch's 0.01)."""
+    return ActivationFunction("leaky_relu", _core.ACT_LEAKY_RELU, float(negative_slope))
+
+
+def scaled_tanh(a=1.7159, s=1.0):
+    """a·tanh(s·x); a must be non-zero."""
+    if a == 0:
+        raise ValueError("scaled_tanh: the scale a must be non-zero, got 0")
+    return ActivationFunction("scaled_tanh", _core.ACT_SCALED_TANH, float(a), float(s))

@@ -1,0 +1,69 @@
+"""The Layer protocol that Sequential drives.
+
+A layer declares its parameters in `build`; the model then gives it views into one flat parameter
+buffer and one flat gradient buffer, so an optimizer step is one C call over all parameters.
+Every layer defines `forward(x, training=False)`, which keeps what `backward(dy, need_dx=True)` needs; `backward` adds into the gradient views and returns the
+input gradient (or None when need_dx is False, as for the first layer)."""
+import re
+
+import numpy as np
+
+
+class Layer:
+    def __init__(self, name=None, input_shape=None, input_dim=None):
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.name = name
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.output_shape = None
+        self.weights, self.grads = [], []
+        self.built = False
+        self.model = None
+
+    @classmethod
+    def default_name(cls):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower().replace("2_d", "2d")
+
+    def build(self, input_shape):
+        """Record the input shape (batch excluded) and return the output shape."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def weight_specs(self):
+        """[(name, shape, initializer), ...] in get_weights order."""
+        return []
+
+    def penalty(self):
+        """[(weight view, gradient view, regularizer)] that add to the training loss."""
+        return []
+
+    def count_params(self):
+        return int(sum(np.prod(shape) for _, shape, _ in self.weight_specs())) if self.built else 0
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"layer {self.name!r} expects {len(self.weights)} weight arrays, got {len(weights)}")
+        for (wname, shape, _), cur, new in zip(self.weight_specs(), self.weights, weights):
+            new = np.asarray(new)
+            if new.shape != tuple(shape):
+                raise ValueError(f"layer {self.name!r} weight {wname!r} must have shape {tuple(shape)}, "
+                                 f"got {new.shape}")
+        for cur, new in zip(self.weights, weights):
+            cur[...] = new
+
+    def check_input(self, x):
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) expects input shape "
+                             f"(None, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r} output {self.output_shape}>"

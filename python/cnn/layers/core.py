@@ -1,0 +1,70 @@
+"""Dense and Activation layers."""
+import numpy as np
+
+from .. import _core, activations, initializers, regularizers
+from .._validation import check_number
+from .base import Layer
+
+
+class Dense(Layer):
+    """y = activation(x·kernel + bias), kernel (in, units) as in Keras; inputs of rank > 2 contract the last axis."""
+
+    def __init__(self, units, activation=None, use_bias=True, input_dim=None, input_shape=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, name=None):
+        super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
+        self.units = check_number(units, "units", low=1, integer=True)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def weight_specs(self):
+        specs = [("kernel", (self.input_shape[-1], self.units), self.kernel_initializer)]
+        if self.use_bias:
+            specs.append(("bias", (self.units,), self.bias_initializer))
+        return specs
+
+    def penalty(self):
+        return [(self.weights[0], self.grads[0], self.kernel_regularizer)] if self.kernel_regularizer else []
+
+    def forward(self, x, training=False, logits=False):
+        """logits=True stops before the activation (a fused loss takes the pre-activation)."""
+        self.check_input(x)
+        rows = x.reshape(-1, self.input_shape[-1])
+        z = np.empty((rows.shape[0], self.units), x.dtype)
+        _core.dense_forward(z, rows, self.weights[0], self.weights[1] if self.use_bias else None)
+        y = z if logits else self.activation.forward(z)
+        self._cache = (x.shape, rows, z, y, logits)
+        return y.reshape(x.shape[:-1] + (self.units,))
+
+    def backward(self, dy, need_dx=True):
+        shape, rows, z, y, logits = self._cache
+        dy = np.ascontiguousarray(dy.reshape(z.shape))
+        dz = dy if logits else self.activation.backward(dy, z, y)
+        dx = np.empty_like(rows) if need_dx else None
+        _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0])
+        return dx.reshape(shape) if need_dx else None
+
+
+class Activation(Layer):
+    """Applies a named activation ('relu', 'softmax', 'scaled_tanh', ...) or an ActivationFunction."""
+
+    def __init__(self, activation, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False, logits=False):
+        self.check_input(x)
+        y = x if logits else self.activation.forward(x)
+        self._cache = (x, y, logits)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x, y, logits = self._cache
+        if not need_dx:
+            return None
+        return dy if logits else self.activation.backward(np.ascontiguousarray(dy), x, y)

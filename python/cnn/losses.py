@@ -1,0 +1,128 @@
+"""Losses by name. Each maps (model output, targets) to (mean loss, gradient w.r.t. the output).
+
+A cross-entropy after a softmax (or sigmoid) output layer is computed from the layer's logits in one
+fused, stable C call; the model asks `fuses(activation)` to decide. Without that activation the
+output is taken as probabilities, clipped to [1e-7, 1 - 1e-7] as Keras does."""
+import numpy as np
+
+from . import _core
+from ._validation import as_float_array, as_labels
+
+__all__ = ["get", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
+           "MeanSquaredError", "MulticlassHinge"]
+
+EPSILON = 1e-7
+
+
+class Loss:
+    name = None
+    sparse = False  # targets are class indices
+    fused_activation = None  # the output activation this loss can absorb
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def fuses(self, activation_name):
+        return not self.from_logits and activation_name == self.fused_activation
+
+    def targets(self, y, output_shape, dtype):
+        n = output_shape[0]
+        if self.sparse:
+            return as_labels(y, "y", output_shape[-1], n)
+        y = as_float_array(y, "y", dtype)
+        if y.shape != tuple(output_shape):
+            if y.size == np.prod(output_shape):
+                return np.ascontiguousarray(y.reshape(output_shape))
+            raise ValueError(f"y must have shape {tuple(output_shape)} to match the model output, got {y.shape}")
+        return y
+
+    def __call__(self, out, y, logits=False, grad=True):
+        """out (N, K) model output (or its logits when logits=True); y targets; returns (loss, dout)."""
+        out = out.reshape(out.shape[0], -1)
+        dout = np.empty_like(out) if grad else None
+        if logits or self.from_logits or self.fused_activation is None:
+            value = self._kernel(dout, out, y)
+        else:
+            value = self._from_probabilities(dout, out, y)
+        return value, dout
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+
+class CategoricalCrossentropy(Loss):
+    name, fused_activation = "categorical_crossentropy", "softmax"
+
+    def _kernel(self, dout, out, y):
+        return _core.cross_entropy_loss(dout, out, y)
+
+    def _from_probabilities(self, dout, p, y):
+        p = np.clip(p / p.sum(axis=1, keepdims=True), EPSILON, 1 - EPSILON)
+        if dout is not None:
+            dout[...] = -y / p / len(p)
+        return float(-(y * np.log(p)).sum(axis=1).mean())
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    name, sparse = "sparse_categorical_crossentropy", True
+
+    def _kernel(self, dout, out, y):
+        return _core.sparse_cross_entropy_loss(dout, out, y)
+
+    def _from_probabilities(self, dout, p, y):
+        onehot = np.zeros_like(p)
+        onehot[np.arange(len(y)), y] = 1
+        return super()._from_probabilities(dout, p, onehot)
+
+
+class BinaryCrossentropy(Loss):
+    name, fused_activation = "binary_crossentropy", "sigmoid"
+
+    def _kernel(self, dout, out, y):
+        return _core.binary_cross_entropy_loss(dout, out, y)
+
+    def _from_probabilities(self, dout, p, y):
+        p = np.clip(p, EPSILON, 1 - EPSILON)
+        if dout is not None:
+            dout[...] = (p - y) / (p * (1 - p)) / p.size
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def _kernel(self, dout, out, y):
+        return _core.mse_loss(dout, out, y)
+
+
+class MulticlassHinge(Loss):
+    """The multiclass SVM loss: mean over samples of Σ_{j≠y} max(0, s_j - s_y + margin), on raw scores.
+
+    Equals PyTorch's MultiMarginLoss times the number of classes."""
+    name, sparse = "multiclass_hinge", True
+
+    def __init__(self, margin=1.0):
+        super().__init__(from_logits=True)
+        self.margin = float(margin)
+
+    def _kernel(self, dout, out, y):
+        return _core.multiclass_hinge_loss(dout, out, y, self.margin)
+
+
+_REGISTRY = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "multiclass_hinge": MulticlassHinge,
+}
+_ALIASES = {"mse": "mean_squared_error", "hinge": "multiclass_hinge", "svm": "multiclass_hinge"}
+
+
+def get(loss):
+    if isinstance(loss, Loss):
+        return loss
+    key = _ALIASES.get(loss, loss)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(sorted(_REGISTRY) + sorted(_ALIASES))}")
+    return _REGISTRY[key]()

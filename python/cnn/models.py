@@ -1,0 +1,314 @@
+"""Sequential: a Keras-style stack of layers trained by the C kernels.
+
+The parameters of all layers live in one flat buffer and their gradients in another; each layer's
+weights are views into them, so one optimizer kernel call updates the whole model. A softmax (or
+sigmoid) output layer followed by a cross-entropy loss is trained from its logits in one fused step.
+
+Deviations from Keras, on purpose: compile's default optimizer is 'adam' (Keras: 'rmsprop', which cnn
+does not have); images are NCHW (channels first, as PyTorch); weights are initialised from the
+model's own generator, `Sequential(seed=...)`, or from NumPy's global generator when no seed is given."""
+import numpy as np
+
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
+from ._validation import as_float_array, check_dtype, check_number
+from .callbacks import CallbackList, History
+from .layers.base import Layer
+
+__all__ = ["Sequential"]
+
+
+class Sequential:
+    def __init__(self, layers=None, name=None, seed=None, dtype="float32"):
+        self.name = name or "sequential"
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        self.layers = []
+        self.built = False
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.stop_training = False
+        self.history = None
+        self._rng = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---- structure ---------------------------------------------------------------------------
+
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
+        names = {l.name for l in self.layers}
+        if layer.name is None:
+            base, i = layer.default_name(), 0
+            layer.name = base
+            while layer.name in names:
+                i += 1
+                layer.name = f"{base}_{i}"
+        elif layer.name in names:
+            raise ValueError(f"a layer named {layer.name!r} is already in the model; layer names must be unique")
+        layer.model = self
+        self.layers.append(layer)
+        self.built = False
+
+    def pop(self):
+        if not self.layers:
+            raise TypeError("there are no layers in the model to pop")
+        layer = self.layers.pop()
+        self.built = False
+        return layer
+
+    def get_layer(self, name=None, index=None):
+        if name is not None and index is not None:
+            raise ValueError("provide only a layer name or a layer index, not both")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+
+    def build(self, input_shape=None):
+        """Infer every layer's shape from input_shape (batch excluded) and lay out the flat buffers.
+
+        Layers that were built before keep their weights; new ones are initialised."""
+        if not self.layers:
+            raise ValueError("the model has no layers; add some before building it")
+        if input_shape is None:
+            input_shape = self.layers[0].input_shape
+        if input_shape is None:
+            raise ValueError("the first layer needs input_shape= or input_dim=, or call "
+                             "model.build(input_shape) or fit on data first")
+        if self._rng is None:
+            seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+            self._rng = np.random.default_rng(seed)
+        old = {id(l): (l.get_weights() if l.built and l.weights else None) for l in self.layers}
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.build(shape)
+        specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()]
+        total = sum(int(np.prod(s[1])) for _, s in specs)
+        self._params = np.zeros(total, self.dtype)
+        self._grads = np.zeros(total, self.dtype)
+        offset = 0
+        for layer in self.layers:
+            layer.weights, layer.grads = [], []
+        for layer, (_, wshape, init) in specs:
+            size = int(np.prod(wshape))
+            layer.weights.append(self._params[offset:offset + size].reshape(wshape))
+            layer.grads.append(self._grads[offset:offset + size].reshape(wshape))
+            offset += size
+        for layer in self.layers:
+            saved = old[id(layer)]
+            if saved is not None and [w.shape for w in saved] == [w.shape for w in layer.weights]:
+                layer.set_weights(saved)
+            else:
+                for w, (_, wshape, init) in zip(layer.weights, layer.weight_specs()):
+                    w[...] = init(tuple(wshape), self._rng, self.dtype)
+        if self.optimizer is not None:
+            self.optimizer.reset()  # its state was sized for the old buffer
+        self.built = True
+        self.output_shape = shape
+
+    @property
+    def input_shape(self):
+        return self.layers[0].input_shape if self.layers else None
+
+    def count_params(self):
+        if not self.built:
+            self.build()
+        return int(self._params.size)
+
+    def get_weights(self):
+        return [w.copy() for layer in self.layers for w in layer.weights]
+
+    def set_weights(self, weights):
+        if not self.built:
+            self.build()
+        weights = list(weights)
+        expected = sum(len(l.weights) for l in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"set_weights expects a list of {expected} arrays, got {len(weights)}")
+        i = 0
+        for layer in self.layers:
+            layer.set_weights(weights[i:i + len(layer.weights)])
+            i += len(layer.weights)
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        metrics = list(metrics or [])
+        for m in metrics:
+            if m not in ("accuracy", "acc"):
+                raise ValueError(f"unknown metric {m!r}; cnn supports 'accuracy' (or 'acc')")
+        self.metrics = metrics
+
+    def _check_compiled(self):
+        if self.loss is None:
+            raise RuntimeError("You must call compile() before using the model for training or evaluation.")
+
+    def _prepare(self, x, y=None):
+        """x, y as arrays of the model's dtype, the model built for x's shape, y checked against the output."""
+        x = as_float_array(x, "x", self.dtype, min_ndim=2)
+        if not self.built:
+            self.build(self.layers[0].input_shape or x.shape[1:])
+        if x.shape[1:] != tuple(self.layers[0].input_shape):
+            raise ValueError(f"x must have shape (None, {', '.join(map(str, self.layers[0].input_shape))}) "
+                             f"for layer {self.layers[0].name!r}, got {x.shape}")
+        if y is None:
+            return x, None
+        return x, self.loss.targets(y, (x.shape[0],) + tuple(self.output_shape), self.dtype)
+
+    def _fused(self):
+        act = getattr(self.layers[-1], "activation", None)
+        return act is not None and self.loss.fuses(act.name)
+
+    def _forward(self, x, training, logits):
+        h = x
+        for layer in self.layers[:-1]:
+            h = layer.forward(h, training=training)
+        last = self.layers[-1]
+        return last.forward(h, training=training, logits=True) if logits else last.forward(h, training=training)
+
+    def _penalty(self, grad):
+        """The regularisation loss; with grad=True its gradient is added to the gradient buffer."""
+        from . import _core
+        total = 0.0
+        for layer in self.layers:
+            for w, g, reg in layer.penalty():
+                w, g = w.reshape(-1), g.reshape(-1)
+                if grad:
+                    total += _core.l2_penalty(g, w, 2 * reg.l2)
+                else:
+                    total += reg.l2 * float(np.dot(w.astype(np.float64), w))
+        return total
+
+    def _accuracy_hits(self, out, y, logits):
+        if self.loss.sparse:
+            return int(np.sum(np.argmax(out.reshape(len(out), -1), axis=1) == y))
+        out = out.reshape(len(out), -1)
+        y = y.reshape(len(y), -1)
+        if out.shape[1] == 1:
+            threshold = 0.0 if logits and self.loss.fused_activation == "sigmoid" else 0.5
+            return int(np.sum((out > threshold) == (y > 0.5)))
+        return int(np.sum(np.argmax(out, axis=1) == np.argmax(y, axis=1)))
+
+    def _train_step(self, x, y):
+        """One gradient step on a batch; returns (loss, accuracy hits)."""
+        fused = self._fused()
+        out = self._forward(x, training=True, logits=fused)
+        value, dout = self.loss(out, y, logits=fused)
+        self._grads.fill(0)
+        value += self._penalty(grad=True)
+        if not np.isfinite(value):
+            raise FloatingPointError(f"the training loss became {value}; the weights are left as they were "
+                                     "before this batch (lower the learning rate or scale the inputs)")
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout = self.layers[i].backward(dout, need_dx=i > 0)
+        self.optimizer.step(self._params, self._grads)
+        hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
+        return value, hits
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
+        self._check_compiled()
+        x, y = self._prepare(x, y)
+        value, hits = self._train_step(x, y)
+        return [value, hits / len(x)] if self.metrics else value
+
+    def test_on_batch(self, x, y):
+        self._check_compiled()
+        x, y = self._prepare(x, y)
+        value, hits = self._evaluate_arrays(x, y, len(x))
+        return [value, hits] if self.metrics else value
+
+    def _evaluate_arrays(self, x, y, batch_size):
+        fused = self._fused()
+        total, hits = 0.0, 0
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            out = self._forward(xb, training=False, logits=fused)
+            value, _ = self.loss(out, yb, logits=fused, grad=False)
+            total += value * len(xb)
+            if self.metrics:
+                hits += self._accuracy_hits(out, yb, fused)
+        return total / len(x) + self._penalty(grad=False), hits / len(x)
+
+    def evaluate(self, x, y, batch_size=None, verbose="auto", return_dict=False):
+        self._check_compiled()
+        x, y = self._prepare(x, y)
+        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        value, acc = self._evaluate_arrays(x, y, batch_size)
+        if return_dict:
+            return {"loss": value, **({self.metrics[0]: acc} if self.metrics else {})}
+        return [value, acc] if self.metrics else value
+
+    def predict(self, x, batch_size=None, verbose="auto"):
+        x, _ = self._prepare(x)
+        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        parts = [self._forward(x[s:s + batch_size], training=False, logits=False).copy()
+                 for s in range(0, len(x), batch_size)]
+        return np.concatenate(parts)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+        """Train for `epochs` epochs; returns a History. validation_split takes the *last* fraction of
+        the samples, before shuffling, as Keras does."""
+        self._check_compiled()
+        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        check_number(epochs, "epochs", low=0, integer=True)
+        check_number(validation_split, "validation_split", low=0, high=1, high_open=True)
+        x, y = self._prepare(x, y)
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            x_val, y_val = self._prepare(*validation_data)
+        elif validation_split:
+            split = int(len(x) * (1 - validation_split))
+            if split in (0, len(x)):
+                raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
+                                 f"validation out of {len(x)}")
+            x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
+        else:
+            x_val = y_val = None
+        verbose = 1 if verbose == "auto" else int(verbose)
+        history = History()
+        steps = -(-len(x) // batch_size)
+        cbs = CallbackList([history] + list(callbacks or []), self,
+                           {"verbose": verbose, "epochs": epochs, "steps": steps})
+        self.stop_training = False
+        cbs.on_train_begin()
+        acc_name = self.metrics[0] if self.metrics else None
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            order = self._rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            seen, total, hits = 0, 0.0, 0
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                cbs.on_train_batch_begin(step)
+                value, h = self._train_step(x[idx], y[idx])
+                seen, total, hits = seen + len(idx), total + value * len(idx), hits + h
+                logs = {"loss": total / seen, **({acc_name: hits / seen} if acc_name else {})}
+                cbs.on_train_batch_end(step, logs)
+            if x_val is not None:
+                val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size)
+                logs["val_loss"] = val_loss
+                if acc_name:
+                    logs["val_" + acc_name] = val_acc
+            cbs.on_epoch_end(epoch, logs)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        return history
+
+    def __repr__(self):
+        return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
