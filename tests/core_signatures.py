@@ -77,7 +77,10 @@ SIGNATURES = [
     Row("binary_cross_entropy_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
     Row("mse_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
     Row("multiclass_hinge_loss", LOSS_DX, Arr("N,K"), Labels("N", "K"), Real(0.0, 2.0), first_optional=3),
-    Row("sgd_step", Arr("P", True), Arr("P", True, True), Arr("P"), Real(0, 1), Real(0, 0.99), Real(0, 1),
+    # without momentum the buffer may be None; with it, it must be there
+    Row("sgd_step", Arr("P", True), Arr("P", True, True), Arr("P"), Real(0, 1), Real(0, 0), Real(0, 1),
+        Real(0, 0.1), Bool(False), Bool(), Int(0, 1)),
+    Row("sgd_step", Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0.01, 0.99), Real(0, 1),
         Real(0, 0.1), Bool(), Bool(), Int(0, 1)),
     Row("adam_step", Arr("P", True), Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0, 0.99),
         Real(0, 0.999), Real(1e-8, 1e-3), Real(0, 0.1), Bool(), Int(1, 10**6), Int(0, 1)),
@@ -148,8 +151,6 @@ def _draw(row, pick, dtype):
             args.append(pick.integer(a.lo, a.hi))
         else:
             args.append(pick.chance(0.5) if a.value is None else a.value)
-    if row.name == "sgd_step" and args[4] != 0 and args[1] is None:
-        args[1] = np.zeros_like(args[0])  # momentum needs its buffer
     return args, sizes
 
 

@@ -28,14 +28,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fuzz(row, examples):
-    """Run `examples` cases of one row; shrinking a seed means nothing, so that phase is off."""
+    """Run `examples` cases of one row and return how many ran; shrinking a seed means nothing, so that
+    phase is off."""
+    seeds = set()
+
     @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(st.integers(0, 2**64 - 1))
     def run(seed):
+        seeds.add(seed)
         fuzz_case(row, RandomPick(np.random.default_rng(seed)))
 
     run()
+    return len(seeds)
 
 
 def test_every_binding_has_a_row():
@@ -53,7 +58,7 @@ def test_valid_calls_work(row, dtype):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_fuzz(row):
-    fuzz(row, EXAMPLES)
+    assert fuzz(row, EXAMPLES) >= 0.95 * EXAMPLES
 
 
 @pytest.mark.slow
@@ -61,7 +66,8 @@ def test_fuzz(row):
 def test_fuzz_long(row, request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("long fuzz run: select it with `pytest -m slow`")
-    fuzz(row, math.ceil(LONG_RUN_CASES / len(SIGNATURES)))
+    cases = math.ceil(LONG_RUN_CASES / len(SIGNATURES))
+    assert fuzz(row, cases) >= cases
 
 
 def run_python(code):
