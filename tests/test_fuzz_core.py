@@ -7,8 +7,7 @@ The calls come from the signature table in core_signatures.py. Hypothesis draws 
 the case is built from it (drawing every choice through Hypothesis costs 4x the time, and a reported
 seed reproduces the case exactly: fuzz_case(row, RandomPick(np.random.default_rng(seed)))).
 CNN_FUZZ_EXAMPLES sets the examples per row of the default run; `pytest -m slow` runs at least
-100,000 cases in all. No torch here: this
-file also runs under AddressSanitizer (tests/sanitize.sh)."""
+100,000 cases in all. No torch here: this file also runs under AddressSanitizer (tests/sanitize.sh)."""
 import math
 import os
 import subprocess

@@ -45,7 +45,9 @@ def _read_exactly(f, size):
     return buf
 
 
-def _parse_idx(f, path):
+def _parse_idx(f, path, file_size=None):
+    """The array in the IDX stream f; file_size (known for an uncompressed file) settles the length
+    before any data is read."""
     def bad(what):
         return ValueError(f"{path}: not a valid IDX file: {what}")
 
@@ -67,6 +69,10 @@ def _parse_idx(f, path):
     expected = dtype.itemsize
     for d in dims:
         expected *= d  # Python ints: no overflow, however large the declared sizes
+    if file_size is not None and file_size != 4 + 4 * ndim + expected:
+        excess = file_size - 4 - 4 * ndim - expected
+        raise bad(f"shape {dims} of {dtype.name} needs {expected} data bytes, the file holds "
+                  f"{abs(excess)} bytes {'too many (trailing bytes)' if excess > 0 else 'too few (truncated?)'}")
     data = _read_exactly(f, expected)
     if len(data) < expected:
         raise bad(f"shape {dims} of {dtype.name} needs {expected} data bytes, the file holds only {len(data)} "
@@ -85,7 +91,10 @@ def load_idx(path):
     with open(path, "rb") as f:
         compressed = f.read(2) == b"\x1f\x8b"
     try:
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
+        if not compressed:
+            with open(path, "rb") as f:
+                return _parse_idx(f, path, os.fstat(f.fileno()).st_size)
+        with gzip.open(path, "rb") as f:
             return _parse_idx(f, path)
     except (OSError, EOFError, zlib.error) as e:
         if not compressed:
