@@ -10,9 +10,9 @@ from .models import Sequential
 
 __version__ = "0.1.0"
 __all__ = ["Sequential", "get_num_threads", "set_num_threads", "layers", "optimizers", "losses",
-           "activations", "utils", "__version__"]
+           "activations", "utils", "datasets", "interop", "__version__"]
 
-_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models"}
+_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "datasets", "interop"}
 
 
 def __getattr__(name):
