@@ -10,9 +10,10 @@ from .models import Sequential
 
 __version__ = "0.1.0"
 __all__ = ["Sequential", "get_num_threads", "set_num_threads", "layers", "optimizers", "losses",
-           "activations", "utils", "__version__"]
+           "activations", "utils", "callbacks", "plot", "regularizers", "initializers", "__version__"]
 
-_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models"}
+_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "callbacks", "plot",
+                 "regularizers", "initializers"}
 
 
 def __getattr__(name):
