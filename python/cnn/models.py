@@ -384,9 +384,8 @@ class Sequential:
             if x_val is not None:
                 cbs.on_test_begin()
                 val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
-                val_logs = self._logs(val_loss, val_acc, "val_")
-                cbs.on_test_end(val_logs)
-                logs.update(val_logs)
+                cbs.on_test_end(self._logs(val_loss, val_acc))
+                logs.update(self._logs(val_loss, val_acc, "val_"))
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
