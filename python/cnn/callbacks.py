@@ -83,6 +83,7 @@ class CallbackList:
         def call(*args, **kwargs):
             for method in methods:
                 method(*args, **kwargs)
+        setattr(self, hook, call)  # resolved once: fit calls the batch hooks every step
         return call
 
 

@@ -12,6 +12,7 @@ works too); a batch whose loss is not finite is not applied (fit raises Floating
 callback such as TerminateOnNaN stops training)."""
 import numpy as np
 
+from . import _core
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import saving, summary as summary_mod
@@ -203,7 +204,6 @@ class Sequential:
 
     def _penalty(self, grad):
         """The regularisation loss; with grad=True its gradient is added to the gradient buffer."""
-        from . import _core
         total = 0.0
         for layer in self.layers:
             for w, g, reg in layer.penalty():
@@ -366,8 +366,10 @@ class Sequential:
                 start, stop = step * batch_size, min((step + 1) * batch_size, n)
                 if shuffle:
                     xb, yb = xbuf[:stop - start], ybuf[:stop - start]
-                    np.take(x, order[start:stop], axis=0, out=xb)
-                    np.take(y, order[start:stop], axis=0, out=yb)
+                    # mode='clip' (the indices are a permutation) lets take write straight into out;
+                    # mode='raise' would gather into a temporary first
+                    x.take(order[start:stop], axis=0, out=xb, mode="clip")
+                    y.take(order[start:stop], axis=0, out=yb, mode="clip")
                 else:
                     xb, yb = x[start:stop], y[start:stop]
                 cbs.on_train_batch_begin(step)

@@ -44,6 +44,7 @@ class Layer:
         self.weights, self.grads = [], []
         self.built = False
         self.model = None
+        self._buffers = {}
 
     @classmethod
     def default_name(cls):
@@ -84,6 +85,17 @@ class Layer:
                                  f"got {new.shape}")
         for cur, new in zip(self.weights, weights):
             cur[...] = new
+
+    def buffer(self, name, shape, dtype):
+        """A scratch or output array reused by later calls with the same shape, so a training step
+        allocates nothing; a layer's outputs are therefore overwritten by its next call (copy to keep)."""
+        key = (name, shape, dtype)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) >= 12:  # a few batch sizes (full, last partial, evaluation) at a time
+                self._buffers.clear()
+            buf = self._buffers[key] = np.empty(shape, dtype)
+        return buf
 
     def get_config(self):
         """The constructor arguments (as given, with defaults filled in) and the current name."""

@@ -35,17 +35,17 @@ class Dense(Layer):
         """logits=True stops before the activation (a fused loss takes the pre-activation)."""
         self.check_input(x)
         rows = x.reshape(-1, self.input_shape[-1])
-        z = np.empty((rows.shape[0], self.units), x.dtype)
+        z = self.buffer("z", (rows.shape[0], self.units), x.dtype)
         _core.dense_forward(z, rows, self.weights[0], self.weights[1] if self.use_bias else None)
-        y = z if logits else self.activation.forward(z)
+        y = z if logits else self.activation.forward(z, out=self.buffer("y", z.shape, z.dtype))
         self._cache = (x.shape, rows, z, y, logits)
         return y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, need_dx=True):
         shape, rows, z, y, logits = self._cache
         dy = np.ascontiguousarray(dy.reshape(z.shape))
-        dz = dy if logits else self.activation.backward(dy, z, y)
-        dx = np.empty_like(rows) if need_dx else None
+        dz = dy if logits else self.activation.backward(dy, z, y, out=self.buffer("dz", z.shape, z.dtype))
+        dx = self.buffer("dx", rows.shape, rows.dtype) if need_dx else None
         _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0])
         return dx.reshape(shape) if need_dx else None
 
