@@ -77,8 +77,14 @@ def test_get_config_is_generic_for_any_layer():
         def forward(self, x, training=False, logits=False):
             return x * self.factor
 
+    class Shift(Scale):
+        def __init__(self, by, **kwargs):
+            super().__init__(factor=1.0, **kwargs)
+            self.by = by
+
     layer = Scale(2.5, name="s")
     assert layer.get_config() == {"factor": 2.5, "offset": (0.0, 1.0), "name": "s"}
+    assert Shift(3, offset=(1, 2)).get_config() == {"by": 3, "offset": (1, 2), "name": None}
     assert Scale.from_config(layer.get_config()).factor == 2.5
     dense = Dense(4, activation=cnn.activations.leaky_relu(0.1), kernel_regularizer=cnn.regularizers.l2(0.02))
     config = dense.get_config()

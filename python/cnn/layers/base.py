@@ -28,9 +28,14 @@ class Layer:
             if type(self).__init__ is recording_init:
                 bound = signature.bind(self, *args, **kw)
                 bound.apply_defaults()
-                self._init_args = {k: v for k, v in list(bound.arguments.items())[1:]
-                                   if signature.parameters[k].kind not in (inspect.Parameter.VAR_POSITIONAL,
-                                                                           inspect.Parameter.VAR_KEYWORD)}
+                config = {}
+                for k, v in list(bound.arguments.items())[1:]:
+                    kind = signature.parameters[k].kind
+                    if kind == inspect.Parameter.VAR_KEYWORD:
+                        config.update(v)
+                    elif kind != inspect.Parameter.VAR_POSITIONAL:
+                        config[k] = v
+                self._init_args = config
             init(self, *args, **kw)
 
         cls.__init__ = recording_init
@@ -44,7 +49,6 @@ class Layer:
         self.weights, self.grads = [], []
         self.built = False
         self.model = None
-        self._buffers = {}
 
     @classmethod
     def default_name(cls):
@@ -85,17 +89,6 @@ class Layer:
                                  f"got {new.shape}")
         for cur, new in zip(self.weights, weights):
             cur[...] = new
-
-    def buffer(self, name, shape, dtype):
-        """A scratch or output array reused by later calls with the same shape, so a training step
-        allocates nothing; a layer's outputs are therefore overwritten by its next call (copy to keep)."""
-        key = (name, shape, dtype)
-        buf = self._buffers.get(key)
-        if buf is None:
-            if len(self._buffers) >= 12:  # a few batch sizes (full, last partial, evaluation) at a time
-                self._buffers.clear()
-            buf = self._buffers[key] = np.empty(shape, dtype)
-        return buf
 
     def get_config(self):
         """The constructor arguments (as given, with defaults filled in) and the current name."""
