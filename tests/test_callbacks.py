@@ -236,3 +236,13 @@ def test_gradient_norms_match_pytorch():
     h = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[GradientNorms()])
     assert rel_err(h.history["grad_norm/dense"], expected["dense"]) < 1e-10
     assert rel_err(h.history["grad_norm/dense_1"], expected["dense_1"]) < 1e-10
+
+
+def test_gradient_norms_show_vanishing_gradients_in_a_deep_sigmoid_net():
+    x, y = data(n=64, d=8)
+    model = cnn.Sequential([Input((8,))] + [Dense(16, activation="sigmoid") for _ in range(6)]
+                           + [Dense(3, activation="softmax")], seed=0)
+    model.compile(cnn.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    h = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[GradientNorms()])
+    norms = [h.history[f"grad_norm/{layer.name}"][-1] for layer in model.layers]
+    assert len(norms) == 7 and norms[0] < norms[3] / 10 < norms[6] / 100  # each sigmoid divides by >= 4

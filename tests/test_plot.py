@@ -33,6 +33,15 @@ def test_history_plots_train_and_validation_curves():
         plot.history({"accuracy": [1]})
 
 
+def test_gradient_norms_one_log_scale_line_per_layer():
+    logs = {"loss": [1, 2], "grad_norm/dense": [1e-4, 2e-4], "grad_norm/dense_1": [0.5, 0.4]}
+    ax = plot.gradient_norms(logs).axes[0]
+    assert ax.get_yscale() == "log" and [l.get_label() for l in ax.lines] == ["dense", "dense_1"]
+    assert tuple(ax.lines[0].get_ydata()) == (1e-4, 2e-4)
+    with pytest.raises(ValueError, match="GradientNorms"):
+        plot.gradient_norms({"loss": [1]})
+
+
 def test_filters_draw_each_kernel_column_as_an_image():
     w = np.random.default_rng(0).standard_normal((784, 12))
     fig = plot.filters(w, (28, 28))

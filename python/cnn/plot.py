@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["history", "filters", "confusion_matrix"]
+__all__ = ["history", "gradient_norms", "filters", "confusion_matrix"]
 
 
 def _pyplot():
@@ -36,6 +36,26 @@ def history(history):
         ax.set_title(title)
         ax.legend()
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_norms(history):
+    """The per-layer gradient norms that cnn.callbacks.GradientNorms logged, one line per layer, log scale:
+    in a deep sigmoid net the first layers' lines sit orders of magnitude below the last ones'."""
+    plt = _pyplot()
+    logs = getattr(history, "history", history)
+    keys = [k for k in logs if k.startswith("grad_norm/")]
+    if not keys:
+        raise ValueError("no 'grad_norm/<layer>' entries: fit with callbacks=[cnn.callbacks.GradientNorms()]")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for key in keys:
+        ax.plot(np.arange(1, len(logs[key]) + 1), logs[key], marker="o", label=key.split("/", 1)[1])
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean gradient norm")
+    ax.legend()
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
