@@ -20,6 +20,7 @@ from ._validation import as_float_array, check_dtype, check_number
 from .callbacks import CallbackList, History
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
+from .progress import ProgbarLogger
 
 __all__ = ["Sequential", "load_model"]
 
@@ -333,7 +334,6 @@ class Sequential:
 
         Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
         metric); epoch logs add 'val_loss' and 'val_<metric>' when validating."""
-        from .progress import ProgbarLogger
         self._check_compiled()
         batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
         check_number(epochs, "epochs", low=0, integer=True)
