@@ -300,3 +300,14 @@ def test_twenty_steps_match_pytorch(opt):
     sizes = np.array([e - s for s, e in batches])
     per_epoch = [np.dot(sizes, theirs[4 * k:4 * k + 4]) / 33 for k in range(5)]
     assert rel_err(h.history["loss"], per_epoch) < 1e-10
+
+
+def test_text_bar_redraws_at_most_ten_times_a_second(capsys, monkeypatch):
+    import time
+    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
+    x, y = data(n=3000)
+    start = time.perf_counter()
+    small_model().fit(x, y, batch_size=1, epochs=1, verbose=1)
+    elapsed = time.perf_counter() - start
+    draws = capsys.readouterr().out.count("\r")
+    assert 1 <= draws <= elapsed * 10 + 2  # 3,000 steps, yet only the interval-limited redraws
