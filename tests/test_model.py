@@ -148,7 +148,7 @@ def test_verbose_1_text_bar_in_keras_format(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert out.startswith("Epoch 1/1\n")
     final = out.split("\r")[-1]
-    assert re.fullmatch(r"3/3 ━{20} \d+s \d+(us|ms)/step - loss: \d\.\d{4} - accuracy: \d\.\d{4}\n", final)
+    assert re.fullmatch(r"3/3 ━{20} \d+s \d+(us|ms)/step - loss: \d\.\d{4} - accuracy: \d\.\d{4} *\n", final)
 
 
 def test_verbose_1_uses_tqdm_when_installed(capsys):

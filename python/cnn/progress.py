@@ -60,6 +60,7 @@ class ProgbarLogger(Callback):
         self._start = self._last = time.perf_counter()
         self._epoch = epoch
         self._logs = {}
+        self._drawn = 0
         if self.verbose == 1:
             print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=self._out(), flush=True)
             if self.use_tqdm:
@@ -92,7 +93,10 @@ class ProgbarLogger(Callback):
             timing = f"{format_time(elapsed / done * (steps - done))}"
         else:
             timing = f"{format_time(elapsed)} {format_per_step(elapsed / steps)}"
-        print(f"\r{done:>{width}}/{steps} {bar} {timing}{format_logs(logs)}", end=end, file=self._out(), flush=True)
+        line = f"{done:>{width}}/{steps} {bar} {timing}{format_logs(logs)}"
+        # pad to the longest line drawn this epoch so a shorter one leaves no stale characters
+        self._drawn = max(self._drawn, len(line))
+        print(f"\r{line:<{self._drawn}}", end=end, file=self._out(), flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or self._logs
