@@ -10,9 +10,11 @@ from .models import Sequential
 
 __version__ = "0.1.0"
 __all__ = ["Sequential", "get_num_threads", "set_num_threads", "layers", "optimizers", "losses",
-           "activations", "utils", "datasets", "interop", "__version__"]
+           "activations", "utils", "callbacks", "plot", "regularizers", "initializers", "datasets", "interop",
+           "__version__"]
 
-_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "datasets", "interop"}
+_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "callbacks", "plot",
+                 "regularizers", "initializers", "datasets", "interop"}
 
 
 def __getattr__(name):

@@ -12,17 +12,18 @@ class ActivationFunction:
     def __init__(self, name, code, alpha=0.0, beta=1.0):
         self.name, self.code, self.alpha, self.beta = name, code, alpha, beta
 
-    def forward(self, x):
+    def forward(self, x, out=None):
+        """f(x), written into `out` when given (a buffer shaped as x)."""
         if self.code == _core.ACT_IDENTITY:
             return x
-        y = np.empty_like(x)
+        y = np.empty_like(x) if out is None else out
         _core.activation_forward(y, x, self.code, self.alpha, self.beta)
         return y
 
-    def backward(self, dy, x, y):
+    def backward(self, dy, x, y, out=None):
         if self.code == _core.ACT_IDENTITY:
             return dy
-        dx = np.empty_like(dy)
+        dx = np.empty_like(dy) if out is None else out
         _core.activation_backward(dx, dy, x, y, self.code, self.alpha, self.beta)
         return dx
 
@@ -37,16 +38,16 @@ class Softmax(ActivationFunction):
         super().__init__(name, None)
         self.log = log
 
-    def forward(self, x):
+    def forward(self, x, out=None):
         rows = x.reshape(-1, x.shape[-1])
-        y = np.empty_like(rows)
+        y = np.empty_like(rows) if out is None else out.reshape(rows.shape)
         (_core.log_softmax_forward if self.log else _core.softmax_forward)(y, rows)
         return y.reshape(x.shape)
 
-    def backward(self, dy, x, y):
+    def backward(self, dy, x, y, out=None):
         shape = dy.shape
         dy, y = dy.reshape(-1, shape[-1]), y.reshape(-1, shape[-1])
-        dx = np.empty_like(dy)
+        dx = np.empty_like(dy) if out is None else out.reshape(dy.shape)
         (_core.log_softmax_backward if self.log else _core.softmax_backward)(dx, dy, y)
         return dx.reshape(shape)
 

@@ -6,17 +6,29 @@ sigmoid) output layer followed by a cross-entropy loss is trained from its logit
 
 Deviations from Keras, on purpose: compile's default optimizer is 'adam' (Keras: 'rmsprop', which cnn
 does not have); images are NCHW (channels first, as PyTorch); weights are initialised from the
-model's own generator, `Sequential(seed=...)`, or from NumPy's global generator when no seed is given."""
+model's own generator, `Sequential(seed=...)`, or from NumPy's global generator when no seed is given;
+`build(input_shape)` takes the shape without the batch (a leading None is dropped, so Keras' (None, 784)
+works too); a batch whose loss is not finite is not applied (fit raises FloatingPointError unless a
+callback such as TerminateOnNaN stops training)."""
 import numpy as np
 
+from . import _core
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
-from ._validation import as_float_array, check_dtype, check_number
+from . import saving, summary as summary_mod
 from ._interrupt import NoCommit, deferring_interrupts
+from ._validation import as_float_array, check_dtype, check_number
 from .callbacks import CallbackList, History
 from .layers.base import Layer
+from .layers.input_layer import InputLayer
+from .progress import ProgbarLogger
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "load_model"]
+
+
+def load_model(path):
+    """A model written by `model.save(path)`, compiled as it was (see cnn.saving)."""
+    return saving.load_model(path)
 
 
 class Sequential:
@@ -27,6 +39,7 @@ class Sequential:
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self.layers = []
+        self._input_layer = None
         self.built = False
         self.optimizer = self.loss = None
         self.metrics = []
@@ -41,6 +54,12 @@ class Sequential:
     def add(self, layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self.layers or self._input_layer is not None:
+                raise ValueError("an Input can only be the first element of a Sequential model")
+            self._input_layer = layer
+            self.built = False
+            return
         names = {l.name for l in self.layers}
         if layer.name is None:
             base, i = layer.default_name(), 0
@@ -81,7 +100,9 @@ class Sequential:
         if not self.layers:
             raise ValueError("the model has no layers; add some before building it")
         if input_shape is None:
-            input_shape = self.layers[0].input_shape
+            input_shape = self.input_shape
+        elif len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = input_shape[1:]
         if input_shape is None:
             raise ValueError("the first layer needs input_shape= or input_dim=, or call "
                              "model.build(input_shape) or fit on data first")
@@ -118,6 +139,8 @@ class Sequential:
 
     @property
     def input_shape(self):
+        if self._input_layer is not None:
+            return self._input_layer.shape
         return self.layers[0].input_shape if self.layers else None
 
     def count_params(self):
@@ -159,11 +182,14 @@ class Sequential:
 
     def _prepare(self, x, y=None):
         """x, y as arrays of the model's dtype, the model built for x's shape, y checked against the output."""
+        if not self.layers:
+            raise ValueError("the model has no layers; add some before using it")
         x = as_float_array(x, "x", self.dtype, min_ndim=2)
         if not self.built:
-            self.build(self.layers[0].input_shape or x.shape[1:])
-        if x.shape[1:] != tuple(self.layers[0].input_shape):
-            raise ValueError(f"x must have shape (None, {', '.join(map(str, self.layers[0].input_shape))}) "
+            self.build(self.input_shape or x.shape[1:])
+        expected = tuple(self.layers[0].input_shape)
+        if x.shape[1:] != expected:
+            raise ValueError(f"x must have shape (None, {', '.join(map(str, expected))}) "
                              f"for layer {self.layers[0].name!r}, got {x.shape}")
         if y is None:
             return x, None
@@ -182,7 +208,6 @@ class Sequential:
 
     def _penalty(self, grad):
         """The regularisation loss; with grad=True its gradient is added to the gradient buffer."""
-        from . import _core
         total = 0.0
         for layer in self.layers:
             for w, g, reg in layer.penalty():
@@ -194,25 +219,23 @@ class Sequential:
         return total
 
     def _accuracy_hits(self, out, y, logits):
-        if self.loss.sparse:
-            return int(np.sum(np.argmax(out.reshape(len(out), -1), axis=1) == y))
         out = out.reshape(len(out), -1)
+        if self.loss.sparse:
+            return int(np.count_nonzero(out.argmax(axis=1) == y))
         y = y.reshape(len(y), -1)
         if out.shape[1] == 1:
             threshold = 0.0 if logits and self.loss.fused_activation == "sigmoid" else 0.5
-            return int(np.sum((out > threshold) == (y > 0.5)))
-        return int(np.sum(np.argmax(out, axis=1) == np.argmax(y, axis=1)))
+            return int(np.count_nonzero((out > threshold) == (y > 0.5)))
+        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
 
-    def _train_step(self, x, y):
-        """One gradient step on a batch; returns (loss, accuracy hits)."""
-        fused = self._fused()
+    def _train_step(self, x, y, fused):
+        """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
         out = self._forward(x, training=True, logits=fused)
         value, dout = self.loss(out, y, logits=fused)
         self._grads.fill(0)
         value += self._penalty(grad=True)
         if not np.isfinite(value):
-            raise FloatingPointError(f"the training loss became {value}; the weights are left as they were "
-                                     "before this batch (lower the learning rate or scale the inputs)")
+            return value, 0
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
         self._commit.begin()  # ended by the caller once the batch is recorded
@@ -220,103 +243,191 @@ class Sequential:
         hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
         return value, hits
 
+    @staticmethod
+    def _check_finite(value):
+        if not np.isfinite(value):
+            raise FloatingPointError(f"the training loss became {value}; the weights are left as they were "
+                                     "before this batch (lower the learning rate or scale the inputs)")
+
     @deferring_interrupts
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
-        value, hits = self._train_step(x, y)
+        value, hits = self._train_step(x, y, self._fused())
         self._commit.end()
+        self._check_finite(value)
         return [value, hits / len(x)] if self.metrics else value
 
     def test_on_batch(self, x, y):
+        """The loss on (x, y) in inference mode, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
-        value, hits = self._evaluate_arrays(x, y, len(x))
-        return [value, hits] if self.metrics else value
+        value, acc = self._evaluate_arrays(x, y, len(x))
+        return [value, acc] if self.metrics else value
 
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, cbs=None):
+        """(mean loss + penalty, accuracy) over all of x in inference mode."""
         fused = self._fused()
         total, hits = 0.0, 0
-        for start in range(0, len(x), batch_size):
+        for step, start in enumerate(range(0, len(x), batch_size)):
+            if cbs is not None:
+                cbs.on_test_batch_begin(step)
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             out = self._forward(xb, training=False, logits=fused)
             value, _ = self.loss(out, yb, logits=fused, grad=False)
             total += value * len(xb)
             if self.metrics:
                 hits += self._accuracy_hits(out, yb, fused)
+            if cbs is not None:
+                cbs.on_test_batch_end(step, {"loss": total / min(start + batch_size, len(x))})
         return total / len(x) + self._penalty(grad=False), hits / len(x)
 
-    def evaluate(self, x, y, batch_size=None, verbose="auto", return_dict=False):
+    def _logs(self, loss, acc, prefix=""):
+        logs = {prefix + "loss": float(loss)}
+        if self.metrics:
+            logs[prefix + self.metrics[0]] = float(acc)
+        return logs
+
+    def evaluate(self, x, y, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
+        """The loss (and accuracy) over (x, y) in inference mode (dropout off)."""
         self._check_compiled()
         x, y = self._prepare(x, y)
         batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
-        value, acc = self._evaluate_arrays(x, y, batch_size)
+        cbs = CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1,
+                                                     "steps": -(-len(x) // batch_size)})
+        cbs.on_test_begin()
+        value, acc = self._evaluate_arrays(x, y, batch_size, cbs)
+        logs = self._logs(value, acc)
+        cbs.on_test_end(logs)
         if return_dict:
-            return {"loss": value, **({self.metrics[0]: acc} if self.metrics else {})}
+            return logs
         return [value, acc] if self.metrics else value
 
-    def predict(self, x, batch_size=None, verbose="auto"):
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+        """The model's outputs (probabilities after a softmax) for x, in inference mode."""
         x, _ = self._prepare(x)
         batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
-        parts = [self._forward(x[s:s + batch_size], training=False, logits=False).copy()
-                 for s in range(0, len(x), batch_size)]
-        return np.concatenate(parts)
+        cbs = CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1,
+                                                     "steps": -(-len(x) // batch_size)})
+        cbs.on_predict_begin()
+        out = np.empty((len(x),) + tuple(self.output_shape), self.dtype)
+        for step, start in enumerate(range(0, len(x), batch_size)):
+            cbs.on_predict_batch_begin(step)
+            out[start:start + batch_size] = self._forward(x[start:start + batch_size], training=False, logits=False)
+            cbs.on_predict_batch_end(step, {"outputs": out[start:start + batch_size]})
+        cbs.on_predict_end()
+        return out
+
+    def _validation_arrays(self, x, y, validation_split, validation_data):
+        """(x, y, x_val, y_val): validation_data as given, else the last fraction of the rows, taken before
+        any shuffling (Keras' train_validation_split)."""
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            return (x, y) + self._prepare(*validation_data)
+        if not validation_split:
+            return x, y, None, None
+        split = int(np.floor(len(x) * (1 - validation_split)))
+        if split in (0, len(x)):
+            raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
+                             f"validation out of {len(x)}")
+        return x[:split], y[:split], x[split:], y[split:]
 
     @deferring_interrupts
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
-        """Train for `epochs` epochs; returns a History. validation_split takes the *last* fraction of
-        the samples, before shuffling, as Keras does."""
+        """Train for epochs initial_epoch..epochs-1; returns a History (also kept as model.history).
+
+        Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
+        metric); epoch logs add 'val_loss' and 'val_<metric>' when validating."""
         self._check_compiled()
         batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
         check_number(epochs, "epochs", low=0, integer=True)
+        check_number(initial_epoch, "initial_epoch", low=0, integer=True)
         check_number(validation_split, "validation_split", low=0, high=1, high_open=True)
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+        verbose = 1 if verbose == "auto" else verbose
         x, y = self._prepare(x, y)
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            x_val, y_val = self._prepare(*validation_data)
-        elif validation_split:
-            split = int(len(x) * (1 - validation_split))
-            if split in (0, len(x)):
-                raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
-                                 f"validation out of {len(x)}")
-            x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
-        else:
-            x_val = y_val = None
-        verbose = 1 if verbose == "auto" else int(verbose)
+        x, y, x_val, y_val = self._validation_arrays(x, y, validation_split, validation_data)
+        n = len(x)
+        steps = -(-n // batch_size)
         history = History()
-        steps = -(-len(x) // batch_size)
-        cbs = CallbackList([history] + list(callbacks or []), self,
+        callbacks = list(callbacks or [])
+        progress = [ProgbarLogger(verbose)] if verbose else []
+        cbs = CallbackList(progress + callbacks + [history], self,
                            {"verbose": verbose, "epochs": epochs, "steps": steps})
+        fused = self._fused()
+        # shuffled batches are gathered into buffers reused across steps
+        xbuf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if shuffle else None
+        ybuf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype) if shuffle else None
         self.stop_training = False
         cbs.on_train_begin()
-        acc_name = self.metrics[0] if self.metrics else None
+        logs = {}
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            order = self._rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            seen, total, hits = 0, 0.0, 0
+            order = self._rng.permutation(n) if shuffle else None
+            total, hits = 0.0, 0
             for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
+                start, stop = step * batch_size, min((step + 1) * batch_size, n)
+                if shuffle:
+                    xb, yb = xbuf[:stop - start], ybuf[:stop - start]
+                    # mode='clip' (the indices are a permutation) lets take write straight into out;
+                    # mode='raise' would gather into a temporary first
+                    x.take(order[start:stop], axis=0, out=xb, mode="clip")
+                    y.take(order[start:stop], axis=0, out=yb, mode="clip")
+                else:
+                    xb, yb = x[start:stop], y[start:stop]
                 cbs.on_train_batch_begin(step)
-                value, h = self._train_step(x[idx], y[idx])
-                seen, total, hits = seen + len(idx), total + value * len(idx), hits + h
-                logs = {"loss": total / seen, **({acc_name: hits / seen} if acc_name else {})}
+                value, h = self._train_step(xb, yb, fused)
+                total, hits = total + value * (stop - start), hits + h
+                logs = self._logs(total / stop, hits / stop)
                 cbs.on_train_batch_end(step, logs)
                 self._commit.end()
+                if not np.isfinite(value):
+                    if self.stop_training:
+                        break
+                    self._check_finite(value)
+                if self.stop_training:
+                    break
             if x_val is not None:
-                val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size)
-                logs["val_loss"] = val_loss
-                if acc_name:
-                    logs["val_" + acc_name] = val_acc
+                cbs.on_test_begin()
+                val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
+                cbs.on_test_end(self._logs(val_loss, val_acc))
+                logs.update(self._logs(val_loss, val_acc, "val_"))
             cbs.on_epoch_end(epoch, logs)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
             if self.stop_training:
                 break
-        cbs.on_train_end()
+        cbs.on_train_end(logs)
+        self.history = history
         return history
+
+    # ---- inspection and persistence ------------------------------------------------------------
+
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes."""
+        summary_mod.print_summary(self, line_length, positions, print_fn)
+
+    def _repr_html_(self):
+        return summary_mod.html_summary(self)
+
+    def save(self, filepath):
+        """Architecture, weights, optimizer state and compile settings in one file (see cnn.saving)."""
+        saving.save_model(self, filepath)
+
+    def get_config(self):
+        return saving.model_payload(self)[0]
+
+    def __getstate__(self):
+        config, arrays = saving.model_payload(self)
+        return {"config": config, "arrays": {k: v.copy() for k, v in arrays.items()}}
+
+    def __setstate__(self, state):
+        model = saving.model_from_payload(state["config"], state["arrays"])
+        self.__dict__.update(model.__dict__)
+        for layer in self.layers:
+            layer.model = self
 
     def __repr__(self):
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"

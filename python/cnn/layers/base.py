@@ -3,13 +3,43 @@
 A layer declares its parameters in `build`; the model then gives it views into one flat parameter
 buffer and one flat gradient buffer, so an optimizer step is one C call over all parameters.
 Every layer defines `forward(x, training=False)`, which keeps what `backward(dy, need_dx=True)` needs; `backward` adds into the gradient views and returns the
-input gradient (or None when need_dx is False, as for the first layer)."""
+input gradient (or None when need_dx is False, as for the first layer).
+
+Every layer remembers the arguments its constructor was called with, so `get_config()` /
+`from_config()` (used by save, load and pickle) work for any subclass without extra code."""
+import functools
+import inspect
 import re
 
 import numpy as np
 
 
 class Layer:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            # only the outermost constructor (the instance's own class) records its arguments
+            if type(self).__init__ is recording_init:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                config = {}
+                for k, v in list(bound.arguments.items())[1:]:
+                    kind = signature.parameters[k].kind
+                    if kind == inspect.Parameter.VAR_KEYWORD:
+                        config.update(v)
+                    elif kind != inspect.Parameter.VAR_POSITIONAL:
+                        config[k] = v
+                self._init_args = config
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
     def __init__(self, name=None, input_shape=None, input_dim=None):
         if input_dim is not None:
             input_shape = (input_dim,)
@@ -59,6 +89,16 @@ class Layer:
                                  f"got {new.shape}")
         for cur, new in zip(self.weights, weights):
             cur[...] = new
+
+    def get_config(self):
+        """The constructor arguments (as given, with defaults filled in) and the current name."""
+        config = dict(getattr(self, "_init_args", {}))
+        config["name"] = self.name
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def check_input(self, x):
         if self.input_shape is not None and x.shape[1:] != self.input_shape:

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _core, activations, initializers, regularizers
 from .._validation import check_number
+from ._buffers import reuse
 from .base import Layer
 
 
@@ -18,6 +19,7 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self._buffers = {}
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -32,20 +34,21 @@ class Dense(Layer):
         return [(self.weights[0], self.grads[0], self.kernel_regularizer)] if self.kernel_regularizer else []
 
     def forward(self, x, training=False, logits=False):
-        """logits=True stops before the activation (a fused loss takes the pre-activation)."""
+        """logits=True stops before the activation (a fused loss takes the pre-activation). The result lives
+        in a buffer that the layer's next call overwrites (copy it to keep it)."""
         self.check_input(x)
         rows = x.reshape(-1, self.input_shape[-1])
-        z = np.empty((rows.shape[0], self.units), x.dtype)
+        z = reuse(self._buffers, "z", (rows.shape[0], self.units), x.dtype)
         _core.dense_forward(z, rows, self.weights[0], self.weights[1] if self.use_bias else None)
-        y = z if logits else self.activation.forward(z)
+        y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
         self._cache = (x.shape, rows, z, y, logits)
         return y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, need_dx=True):
         shape, rows, z, y, logits = self._cache
         dy = np.ascontiguousarray(dy.reshape(z.shape))
-        dz = dy if logits else self.activation.backward(dy, z, y)
-        dx = np.empty_like(rows) if need_dx else None
+        dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
+        dx = reuse(self._buffers, "dx", rows.shape, rows.dtype) if need_dx else None
         _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0])
         return dx.reshape(shape) if need_dx else None
 

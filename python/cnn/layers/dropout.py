@@ -1,0 +1,44 @@
+"""Dropout: inverted dropout, active only while training (fit, train_on_batch)."""
+import numpy as np
+
+from .._validation import check_number
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Zeroes each input with probability `rate` and scales the kept ones by 1/(1 - rate) while training,
+    so inference needs no rescaling; the identity in predict and evaluate.
+
+    The mask is drawn from the model's generator (so `Sequential(seed=...)` makes a fit reproducible),
+    or from the layer's own generator when `seed` is given."""
+
+    def __init__(self, rate, seed=None, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.rate = float(check_number(rate, "rate", low=0, high=1))
+        self.seed = None if seed is None else check_number(seed, "seed", low=0, integer=True)
+        self._rng = None
+        self._mask = None
+
+    def generator(self):
+        if self._rng is None and self.seed is not None:
+            self._rng = np.random.default_rng(self.seed)
+        if self._rng is not None:
+            return self._rng
+        if self.model is None or self.model._rng is None:
+            raise ValueError(f"layer {self.name!r}: Dropout needs seed= or to be part of a built model")
+        return self.model._rng
+
+    def forward(self, x, training=False, logits=False):
+        self.check_input(x)
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = self.generator().random(x.shape, dtype=x.dtype) >= self.rate
+        scale = 0.0 if self.rate == 1 else 1.0 / (1.0 - self.rate)
+        self._mask = keep * x.dtype.type(scale)
+        return x * self._mask
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        return dy if self._mask is None else dy * self._mask
