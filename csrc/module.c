@@ -493,6 +493,294 @@ static PyObject *py_l2_penalty(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(value);
 }
 
+/* ---- conv2d and pooling ---------------------------------------------------------------------- */
+
+/* Pairs and quadruples of geometry arguments, each at least `low`. */
+static int check_ints(const char *fn, const char *name, const int *v, int count, int low)
+{
+    for (int i = 0; i < count; i++)
+        if (v[i] < low) {
+            PyErr_Format(PyExc_ValueError, "%s: every value of '%s' must be >= %d, got %d", fn, name, low, v[i]);
+            return -1;
+        }
+    return 0;
+}
+
+/* out = (in + pad_lo + pad_hi - span)/stride + 1, or -1 with an error when it is below 1. */
+static int out_size(const char *fn, const char *what, int in, int pad_lo, int pad_hi, long long span, int stride)
+{
+    long long room = (long long)in + pad_lo + pad_hi - span;
+    if (room < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: the %s window (%lld cells with dilation) is larger than the padded "
+                     "input (%lld cells): the output would be empty", fn, what, span, (long long)in + pad_lo + pad_hi);
+        return -1;
+    }
+    long long out = room / stride + 1;
+    if (out > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: the output %s is too large", fn, what);
+        return -1;
+    }
+    return (int)out;
+}
+
+/* Fill g from x (N, C, H, W), the kernel shape (OC, C/G, KH, KW) and the hyperparameters; -1 with an error if bad. */
+static int conv_geometry(const char *fn, cnn_conv2d *g, const npy_intp *xd, const npy_intp *wd, const int *stride,
+                         const int *pad, const int *dil, int groups)
+{
+    if (check_ints(fn, "stride", stride, 2, 1) || check_ints(fn, "padding", pad, 4, 0) ||
+        check_ints(fn, "dilation", dil, 2, 1) || check_ints(fn, "groups", &groups, 1, 1))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (xd[i] < 1 || xd[i] > INT_MAX || wd[i] < 1 || wd[i] > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: every dimension of 'x' and 'w' must lie in [1, %d]", fn, INT_MAX);
+            return -1;
+        }
+    *g = (cnn_conv2d){.n = (int)xd[0], .c = (int)xd[1], .h = (int)xd[2], .w = (int)xd[3], .oc = (int)wd[0],
+                      .kh = (int)wd[2], .kw = (int)wd[3], .sh = stride[0], .sw = stride[1], .pt = pad[0],
+                      .pb = pad[1], .pl = pad[2], .pr = pad[3], .dil_h = dil[0], .dil_w = dil[1], .groups = groups};
+    if (g->c % groups || g->oc % groups || wd[1] != g->c / groups) {
+        PyErr_Format(PyExc_ValueError, "%s: with groups=%d, the %d input and %ld output channels must both divide "
+                     "by groups and 'w' must have shape (out, %d, kh, kw), got %ld in its second dimension",
+                     fn, groups, g->c, (long)wd[0], g->c / groups, (long)wd[1]);
+        return -1;
+    }
+    g->oh = out_size(fn, "height", g->h, g->pt, g->pb, (long long)g->dil_h * (g->kh - 1) + 1, g->sh);
+    g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, (long long)g->dil_w * (g->kw - 1) + 1, g->sw);
+    if (g->ow < 0) return -1;
+    if ((long long)g->n * g->oh * g->ow > INT_MAX || (long long)g->c * g->kh * g->kw > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: the batch's output positions or the kernel's window exceed %d", fn, INT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* The scratch argument: None when the geometry needs none, else a 1-D array of exactly that size. */
+static PyArrayObject *scratch_arg(PyObject *o, int *ok, const char *fn, int type, const cnn_conv2d *g)
+{
+    size_t size = conv2d_scratch_size(g);
+    if (size == 0) {
+        if (o != Py_None) {
+            PyErr_Format(PyExc_ValueError, "%s: argument 'scratch' must be None for this geometry (it needs none)", fn);
+            *ok = 0;
+        }
+        return NULL;
+    }
+    if (size > (size_t)INT_MAX * 64) {
+        PyErr_Format(PyExc_ValueError, "%s: the scratch this convolution needs (%zu elements) is too large", fn, size);
+        *ok = 0;
+        return NULL;
+    }
+    PyArrayObject *a = array_arg(o, fn, "scratch", type, 1, (npy_intp[]){(npy_intp)size}, WRITE);
+    if (!a) *ok = 0;
+    return a;
+}
+
+#define CONV_ARGS "(ii)(iiii)(ii)i"
+
+/* conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements */
+static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_scratch_size";
+    npy_intp xd[4], wd[4];
+    int stride[2], pad[4], dil[2], groups;
+    long long xl[4], wl[4];
+    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":conv2d_scratch_size", &xl[0], &xl[1], &xl[2], &xl[3],
+                          &wl[0], &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3],
+                          &dil[0], &dil[1], &groups))
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
+        wd[i] = wl[i] < 0 || wl[i] > INT_MAX ? 0 : (npy_intp)wl[i];
+    }
+    cnn_conv2d g;
+    if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
+    return PyLong_FromSize_t(conv2d_scratch_size(&g));
+}
+
+/* conv2d_forward(y, x, w, b or None, scratch or None, stride, padding, dilation, groups) */
+static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_forward";
+    PyObject *oy, *ox, *ow, *ob, *os;
+    int stride[2], pad[4], dil[2], groups;
+    if (!PyArg_ParseTuple(args, "OOOOO" CONV_ARGS ":conv2d_forward", &oy, &ox, &ow, &ob, &os, &stride[0],
+                          &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+        return NULL;
+    int t = real_type(ox, fn, "x"), ok = 1;
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    PyArrayObject *w = x ? array_arg(ow, fn, "w", t, 4, NULL, READ) : NULL;
+    cnn_conv2d g;
+    if (!w || conv_geometry(fn, &g, PyArray_DIMS(x), PyArray_DIMS(w), stride, pad, dil, groups)) return NULL;
+    PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
+    PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
+    PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE) : NULL;
+    if (!y) return NULL;
+    PyArrayObject *ins[] = {x, w, b, sc};
+    const char *names[] = {"x", "w", "b", "scratch"};
+    for (int i = 0; i < 4; i++)
+        if (check_overlap(fn, "y", y, names[i], ins[i], 0) || (i < 3 && check_overlap(fn, "scratch", sc, names[i], ins[i], 0)))
+            return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, dilation, groups) */
+static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_backward";
+    PyObject *odx, *odw, *odb, *ody, *ox, *ow, *os;
+    int stride[2], pad[4], dil[2], groups;
+    if (!PyArg_ParseTuple(args, "OOOOOOO" CONV_ARGS ":conv2d_backward", &odx, &odw, &odb, &ody, &ox, &ow, &os,
+                          &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+        return NULL;
+    int t = real_type(ox, fn, "x"), ok = 1;
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    PyArrayObject *w = x ? array_arg(ow, fn, "w", t, 4, NULL, READ) : NULL;
+    cnn_conv2d g;
+    if (!w || conv_geometry(fn, &g, PyArray_DIMS(x), PyArray_DIMS(w), stride, pad, dil, groups)) return NULL;
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, READ);
+    PyArrayObject *dw = dy ? like(odw, fn, "dw", w, WRITE) : NULL;
+    if (!dw) return NULL;
+    PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 4, PyArray_DIMS(x), WRITE);
+    PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){g.oc}, WRITE) : NULL;
+    PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
+    if (!ok) return NULL;
+    PyArrayObject *outs[] = {dx, dw, db, sc}, *ins[] = {dy, x, w};
+    const char *on[] = {"dx", "dw", "db", "scratch"}, *inn[] = {"dy", "x", "w"};
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 3; j++)
+            if (check_overlap(fn, on[i], outs[i], inn[j], ins[j], 0)) return NULL;
+        for (int j = i + 1; j < 4; j++)
+            if (check_overlap(fn, on[i], outs[i], on[j], outs[j], 0)) return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* Fill g from x (N, C, H, W) and the pooling hyperparameters. Each pad is at most half its window (as
+ * PyTorch), so every window holds a real cell. */
+static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const int *kernel, const int *stride,
+                         const int *pad)
+{
+    if (check_ints(fn, "kernel_size", kernel, 2, 1) || check_ints(fn, "stride", stride, 2, 1) ||
+        check_ints(fn, "padding", pad, 4, 0))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (pad[i] > kernel[i / 2] / 2) {
+            PyErr_Format(PyExc_ValueError, "%s: each padding must be at most half the window (%d), got %d",
+                         fn, kernel[i / 2] / 2, pad[i]);
+            return -1;
+        }
+    *g = (cnn_pool2d){.n = DIM(x, 0), .c = DIM(x, 1), .h = DIM(x, 2), .w = DIM(x, 3), .kh = kernel[0],
+                      .kw = kernel[1], .sh = stride[0], .sw = stride[1], .pt = pad[0], .pb = pad[1], .pl = pad[2],
+                      .pr = pad[3]};
+    g->oh = out_size(fn, "height", g->h, g->pt, g->pb, g->kh, g->sh);
+    g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, g->kw, g->sw);
+    return g->ow < 0 ? -1 : 0;
+}
+
+#define POOL_ARGS "(ii)(ii)(iiii)"
+
+/* maxpool2d_forward(y, argmax, x, kernel_size, stride, padding) */
+static PyObject *py_maxpool2d_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "maxpool2d_forward";
+    PyObject *oy, *oi, *ox;
+    int k[2], s[2], p[4];
+    if (!PyArg_ParseTuple(args, "OOO" POOL_ARGS ":maxpool2d_forward", &oy, &oi, &ox, &k[0], &k[1], &s[0], &s[1],
+                          &p[0], &p[1], &p[2], &p[3]))
+        return NULL;
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    cnn_pool2d g;
+    if (!x || pool_geometry(fn, &g, x, k, s, p)) return NULL;
+    npy_intp od[] = {g.n, g.c, g.oh, g.ow};
+    PyArrayObject *y = array_arg(oy, fn, "y", t, 4, od, WRITE);
+    PyArrayObject *idx = y ? array_arg(oi, fn, "argmax", NPY_INT64, 4, od, WRITE) : NULL;
+    if (!idx || check_overlap(fn, "y", y, "x", x, 0) || check_overlap(fn, "argmax", idx, "x", x, 0) ||
+        check_overlap(fn, "argmax", idx, "y", y, 0))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, maxpool2d_forward, DATA(y), DATA(idx), DATA(x), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding) */
+static PyObject *py_maxpool2d_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "maxpool2d_backward";
+    PyObject *odx, *ody, *oi;
+    int k[2], s[2], p[4];
+    if (!PyArg_ParseTuple(args, "OOO" POOL_ARGS ":maxpool2d_backward", &odx, &ody, &oi, &k[0], &k[1], &s[0], &s[1],
+                          &p[0], &p[1], &p[2], &p[3]))
+        return NULL;
+    int t = real_type(odx, fn, "dx");
+    PyArrayObject *dx = t < 0 ? NULL : array_arg(odx, fn, "dx", t, 4, NULL, WRITE);
+    cnn_pool2d g;
+    if (!dx || pool_geometry(fn, &g, dx, k, s, p)) return NULL;
+    npy_intp od[] = {g.n, g.c, g.oh, g.ow};
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, od, READ);
+    PyArrayObject *idx = dy ? array_arg(oi, fn, "argmax", NPY_INT64, 4, od, READ) : NULL;
+    if (!idx || check_overlap(fn, "dx", dx, "dy", dy, 0) || check_overlap(fn, "dx", dx, "argmax", idx, 0)) return NULL;
+    const int64_t *iv = PyArray_DATA(idx);
+    int64_t hw = (int64_t)g.h * g.w;
+    for (npy_intp i = 0; i < PyArray_SIZE(idx); i++)
+        if (iv[i] < 0 || iv[i] >= hw)
+            return PyErr_Format(PyExc_ValueError, "%s: argument 'argmax' must hold plane indices in [0, %lld), "
+                                "got %lld at %ld", fn, (long long)hw, (long long)iv[i], (long)i);
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, maxpool2d_backward, DATA(dx), DATA(dy), DATA(idx), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad) */
+static PyObject *py_avgpool2d_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "avgpool2d_forward";
+    PyObject *oy, *ox;
+    int k[2], s[2], p[4], include;
+    if (!PyArg_ParseTuple(args, "OO" POOL_ARGS "p:avgpool2d_forward", &oy, &ox, &k[0], &k[1], &s[0], &s[1], &p[0],
+                          &p[1], &p[2], &p[3], &include))
+        return NULL;
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    cnn_pool2d g;
+    if (!x || pool_geometry(fn, &g, x, k, s, p)) return NULL;
+    PyArrayObject *y = array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.c, g.oh, g.ow}, WRITE);
+    if (!y || check_overlap(fn, "y", y, "x", x, 0)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, avgpool2d_forward, DATA(y), DATA(x), &g, include);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad) */
+static PyObject *py_avgpool2d_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "avgpool2d_backward";
+    PyObject *odx, *ody;
+    int k[2], s[2], p[4], include;
+    if (!PyArg_ParseTuple(args, "OO" POOL_ARGS "p:avgpool2d_backward", &odx, &ody, &k[0], &k[1], &s[0], &s[1], &p[0],
+                          &p[1], &p[2], &p[3], &include))
+        return NULL;
+    int t = real_type(odx, fn, "dx");
+    PyArrayObject *dx = t < 0 ? NULL : array_arg(odx, fn, "dx", t, 4, NULL, WRITE);
+    cnn_pool2d g;
+    if (!dx || pool_geometry(fn, &g, dx, k, s, p)) return NULL;
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, (npy_intp[]){g.n, g.c, g.oh, g.ow}, READ);
+    if (!dy || check_overlap(fn, "dx", dx, "dy", dy, 0)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, avgpool2d_backward, DATA(dx), DATA(dy), &g, include);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- threads --------------------------------------------------------------------------------- */
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
@@ -527,6 +815,15 @@ static PyMethodDef methods[] = {
     METHOD(sgd_step, "sgd_step(p, buf, g, lr, momentum, dampening, weight_decay, nesterov, first, variant)"),
     METHOD(adam_step, "adam_step(p, m, v, g, lr, beta1, beta2, eps, weight_decay, decoupled, t, variant)"),
     METHOD(l2_penalty, "l2_penalty(g, p, lam) -> lam/2·Σp²; g += lam·p"),
+    METHOD(conv2d_scratch_size, "conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements"),
+    METHOD(conv2d_forward, "conv2d_forward(y, x, w, b or None, scratch or None, (sh, sw), (top, bottom, left, right), "
+                           "(dh, dw), groups)"),
+    METHOD(conv2d_backward, "conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, "
+                            "dilation, groups): scratch as the forward left it"),
+    METHOD(maxpool2d_forward, "maxpool2d_forward(y, argmax, x, (kh, kw), (sh, sw), (top, bottom, left, right))"),
+    METHOD(maxpool2d_backward, "maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding)"),
+    METHOD(avgpool2d_forward, "avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad)"),
+    METHOD(avgpool2d_backward, "avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad)"),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
     METHOD(set_num_threads, "set_num_threads(n)"),
     {NULL, NULL, 0, NULL}};
