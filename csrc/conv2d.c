@@ -9,6 +9,23 @@
  *   → y = [[1+5, 2+6], [4+8, 5+9]] = [[6 8], [12 14]]. */
 #ifdef real
 
+/* Row kernels over outputs o in [lo, hi) reading input o·s + off; the s = 1 loops vectorize. */
+static inline void K(row_gather)(real *restrict dst, const real *restrict src, real a, int lo, int hi, int s, int off)
+{
+    if (s == 1)
+        for (int o = lo; o < hi; o++) dst[o] += a * src[o + off];
+    else
+        for (int o = lo; o < hi; o++) dst[o] += a * src[o * s + off];
+}
+
+static inline void K(row_scatter)(real *restrict dst, const real *restrict src, real a, int lo, int hi, int s, int off)
+{
+    if (s == 1)
+        for (int o = lo; o < hi; o++) dst[o + off] += a * src[o];
+    else
+        for (int o = lo; o < hi; o++) dst[o * s + off] += a * src[o];
+}
+
 /* columns (C·KH·KW, N·OH·OW): row (c, i, j), column (n, oh, ow) holds x[n, c, oh·sh - pt + i·dh, ow·sw - pl + j·dw] */
 static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
 {
@@ -29,9 +46,8 @@ static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
                     continue;
                 }
                 const real *row = plane + (size_t)ih * g->w;
-                for (int ow = 0; ow < lo; ow++) out[ow] = 0;
-                for (int ow = lo; ow < hi; ow++) out[ow] = row[ow * g->sw + off_w];
-                for (int ow = hi; ow < g->ow; ow++) out[ow] = 0;
+                for (int ow = 0; ow < g->ow; ow++) out[ow] = 0;
+                K(row_gather)(out, row, 1, lo, hi, g->sw, off_w);
             }
         }
 }
@@ -55,7 +71,7 @@ static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
                     int ih = oh * g->sh + off_h;
                     if (ih < 0 || ih >= g->h) continue;
                     real *row = plane + (size_t)ih * g->w;
-                    for (int ow = lo; ow < hi; ow++) row[ow * g->sw + off_w] += in[ow];
+                    K(row_scatter)(row, in, 1, lo, hi, g->sw, off_w);
                 }
             }
         }
@@ -82,7 +98,7 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
                         if (ih < 0 || ih >= g->h) continue;
                         const real *row = plane + (size_t)ih * g->w;
                         real *orow = out + (size_t)oh * g->ow;
-                        for (int ow = lo; ow < hi; ow++) orow[ow] += wv * row[ow * g->sw + off_w];
+                        K(row_gather)(orow, row, wv, lo, hi, g->sw, off_w);
                     }
                 }
         }
@@ -131,7 +147,7 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
                             if (ih < 0 || ih >= g->h) continue;
                             real *row = plane + (size_t)ih * g->w;
                             const real *grow = grad + (size_t)oh * g->ow;
-                            for (int ow = lo; ow < hi; ow++) row[ow * g->sw + off_w] += wv * grow[ow];
+                            K(row_scatter)(row, grow, wv, lo, hi, g->sw, off_w);
                         }
                     }
             }
@@ -234,7 +250,8 @@ typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } conv_path;
 
 static conv_path conv2d_path(const cnn_conv2d *g)
 {
-    if (g->groups == g->c) return PATH_DEPTHWISE;
+    /* one input channel feeding several outputs is better served by gemm's register tile */
+    if (g->groups == g->c && g->c > 1) return PATH_DEPTHWISE;
     if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 && g->oh == g->h &&
         g->ow == g->w)
         return PATH_POINTWISE;
