@@ -52,6 +52,9 @@ typedef struct {
  * whole batch's im2col columns (c·kh·kw, n·oh·ow) plus the output transposed (oc, n·oh·ow). */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
 
+/* Element loops below this many touched elements run on one thread: waking a team costs more. */
+#define CNN_PARALLEL_WORK 32768
+
 /* Reductions over the batch split into this many fixed chunks, whatever the thread count. */
 #define CNN_REDUCE_CHUNKS 16
 

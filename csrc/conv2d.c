@@ -31,7 +31,7 @@ static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
 {
     int kk = g->kh * g->kw, ohw = g->oh * g->ow;
     size_t np = (size_t)g->n * ohw;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->c * kk * np > CNN_PARALLEL_WORK)
     for (int r = 0; r < g->c * kk; r++)
         for (int n = 0; n < g->n; n++) {
             int c = r / kk, i = r % kk / g->kw, j = r % g->kw;
@@ -46,8 +46,12 @@ static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
                     continue;
                 }
                 const real *row = plane + (size_t)ih * g->w;
-                for (int ow = 0; ow < g->ow; ow++) out[ow] = 0;
-                K(row_gather)(out, row, 1, lo, hi, g->sw, off_w);
+                for (int ow = 0; ow < lo; ow++) out[ow] = 0;
+                if (g->sw == 1)
+                    memcpy(out + lo, row + lo + off_w, (size_t)(hi - lo) * sizeof(real));
+                else
+                    for (int ow = lo; ow < hi; ow++) out[ow] = row[ow * g->sw + off_w];
+                for (int ow = hi; ow < g->ow; ow++) out[ow] = 0;
             }
         }
 }
@@ -57,7 +61,7 @@ static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
 {
     int kk = g->kh * g->kw, ohw = g->oh * g->ow;
     size_t np = (size_t)g->n * ohw;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->c * kk * np > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int c = 0; c < g->c; c++) {
             real *plane = dx + ((size_t)n * g->c + c) * g->h * g->w;
@@ -81,7 +85,7 @@ static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
 static void K(depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->oc; o++) {
             const real *plane = x + ((size_t)n * g->c + o / m) * g->h * g->w;
@@ -110,7 +114,7 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
 {
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
     size_t hw = (size_t)g->h * g->w;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int o = 0; o < g->oc; o++)
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++) {
@@ -130,7 +134,7 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
                 dw[(size_t)o * kk + i * g->kw + j] += acc;
             }
     if (!dx) return;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int c = 0; c < g->c; c++) {
             real *plane = dx + ((size_t)n * g->c + c) * hw;
@@ -163,7 +167,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     }
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow;
     if (path == PATH_POINTWISE) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw * cg > CNN_PARALLEL_WORK)
         for (int n = 0; n < g->n; n++)
             for (int q = 0; q < G; q++) {
                 real *out = y + ((size_t)n * g->oc + (size_t)q * og) * ohw;
@@ -180,7 +184,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     K(im2col)(col, x, g);
     for (int q = 0; q < G; q++)
         K(gemm)(yt + q * og * np, w + (size_t)q * og * ck, col + q * ck * np, og, (int)np, ck, ck, 1, np, 1, np, 0);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->oc; o++) {
             const real *src = yt + o * np + (size_t)n * ohw;
@@ -194,7 +198,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 {
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow;
     if (db) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
         for (int o = 0; o < g->oc; o++) {
             real acc = 0;
             for (int n = 0; n < g->n; n++) {
@@ -216,7 +220,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
                 K(gemm)(dw + (size_t)q * og * cg, dy + ((size_t)n * g->oc + (size_t)q * og) * ohw,
                         x + ((size_t)n * g->c + (size_t)q * cg) * ohw, og, cg, ohw, ohw, 1, 1, ohw, cg, 1);
         if (!dx) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * og > CNN_PARALLEL_WORK)
         for (int n = 0; n < g->n; n++)
             for (int q = 0; q < G; q++)
                 K(gemm)(dx + ((size_t)n * g->c + (size_t)q * cg) * ohw, w + (size_t)q * og * cg,
@@ -226,7 +230,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     int ck = cg * g->kh * g->kw;
     size_t np = (size_t)g->n * ohw;
     real *col = scratch, *dyt = scratch + (size_t)g->c * g->kh * g->kw * np;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->oc; o++) {
             const real *src = dy + ((size_t)n * g->oc + o) * ohw;
@@ -244,6 +248,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 
 #else
 #define TEMPLATE "conv2d.c"
+#include <string.h>
 #include "cnn.h"
 
 typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } conv_path;

@@ -66,7 +66,18 @@ def test_lenet_shapes_and_params():
     assert kernel.shape == (6, 1, 1, 1) and bias.shape == (6,)
 
 
-def test_lenet_trains_like_torch():
+@pytest.fixture
+def one_thread():
+    """Both libraries on one thread: the parity check stays quick on a shared machine."""
+    old = cnn.get_num_threads(), torch.get_num_threads()
+    cnn.set_num_threads(1)
+    torch.set_num_threads(1)
+    yield
+    cnn.set_num_threads(old[0])
+    torch.set_num_threads(old[1])
+
+
+def test_lenet_trains_like_torch(one_thread):
     """100 Adam steps of batch 32 in float32: per-step losses within 1e-4 relative of PyTorch's."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
