@@ -81,6 +81,26 @@ static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
         }
 }
 
+/* One kernel tap (i, j) between an output plane (OH, OW) and an input plane (H, W), over the cells it
+ * reaches inside the input: out += wv·in (forward), in += wv·out (input gradient; in is written only
+ * then), or returns Σ out·in (weight gradient). */
+static inline real K(plane_tap)(real *out, real *in, real wv, const cnn_conv2d *g, int i, int j, tap_mode mode)
+{
+    int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
+    span(g->ow, g->w, g->sw, off_w, &lo, &hi);
+    real acc = 0;
+    for (int oh = 0; oh < g->oh; oh++) {
+        int ih = oh * g->sh + off_h;
+        if (ih < 0 || ih >= g->h) continue;
+        real *row = in + (size_t)ih * g->w, *orow = out + (size_t)oh * g->ow;
+        if (mode == TAP_FORWARD) K(row_gather)(orow, row, wv, lo, hi, g->sw, off_w);
+        else if (mode == TAP_INPUT_GRAD) K(row_scatter)(row, orow, wv, lo, hi, g->sw, off_w);
+        else
+            for (int ow = lo; ow < hi; ow++) acc += orow[ow] * row[ow * g->sw + off_w];
+    }
+    return acc;
+}
+
 /* y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel */
 static void K(depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
@@ -88,23 +108,13 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->oc; o++) {
-            const real *plane = x + ((size_t)n * g->c + o / m) * g->h * g->w;
+            real *plane = (real *)x + ((size_t)n * g->c + o / m) * g->h * g->w;
             real *out = y + ((size_t)n * g->oc + o) * ohw;
             real bias = b ? b[o] : 0;
             for (int p = 0; p < ohw; p++) out[p] = bias;
             for (int i = 0; i < g->kh; i++)
-                for (int j = 0; j < g->kw; j++) {
-                    real wv = w[(size_t)o * kk + i * g->kw + j];
-                    int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
-                    span(g->ow, g->w, g->sw, off_w, &lo, &hi);
-                    for (int oh = 0; oh < g->oh; oh++) {
-                        int ih = oh * g->sh + off_h;
-                        if (ih < 0 || ih >= g->h) continue;
-                        const real *row = plane + (size_t)ih * g->w;
-                        real *orow = out + (size_t)oh * g->ow;
-                        K(row_gather)(orow, row, wv, lo, hi, g->sw, off_w);
-                    }
-                }
+                for (int j = 0; j < g->kw; j++)
+                    K(plane_tap)(out, plane, w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_FORWARD);
         }
 }
 
@@ -118,19 +128,10 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
     for (int o = 0; o < g->oc; o++)
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++) {
-                int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
-                span(g->ow, g->w, g->sw, off_w, &lo, &hi);
                 real acc = 0;
-                for (int n = 0; n < g->n; n++) {
-                    const real *plane = x + ((size_t)n * g->c + o / m) * hw;
-                    const real *grad = dy + ((size_t)n * g->oc + o) * ohw;
-                    for (int oh = 0; oh < g->oh; oh++) {
-                        int ih = oh * g->sh + off_h;
-                        if (ih < 0 || ih >= g->h) continue;
-                        const real *row = plane + (size_t)ih * g->w, *grow = grad + (size_t)oh * g->ow;
-                        for (int ow = lo; ow < hi; ow++) acc += grow[ow] * row[ow * g->sw + off_w];
-                    }
-                }
+                for (int n = 0; n < g->n; n++)
+                    acc += K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw,
+                                        (real *)x + ((size_t)n * g->c + o / m) * hw, 0, g, i, j, TAP_WEIGHT_GRAD);
                 dw[(size_t)o * kk + i * g->kw + j] += acc;
             }
     if (!dx) return;
@@ -139,22 +140,11 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
         for (int c = 0; c < g->c; c++) {
             real *plane = dx + ((size_t)n * g->c + c) * hw;
             for (size_t p = 0; p < hw; p++) plane[p] = 0;
-            for (int o = c * m; o < (c + 1) * m; o++) {
-                const real *grad = dy + ((size_t)n * g->oc + o) * ohw;
+            for (int o = c * m; o < (c + 1) * m; o++)
                 for (int i = 0; i < g->kh; i++)
-                    for (int j = 0; j < g->kw; j++) {
-                        real wv = w[(size_t)o * kk + i * g->kw + j];
-                        int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
-                        span(g->ow, g->w, g->sw, off_w, &lo, &hi);
-                        for (int oh = 0; oh < g->oh; oh++) {
-                            int ih = oh * g->sh + off_h;
-                            if (ih < 0 || ih >= g->h) continue;
-                            real *row = plane + (size_t)ih * g->w;
-                            const real *grow = grad + (size_t)oh * g->ow;
-                            K(row_scatter)(row, grow, wv, lo, hi, g->sw, off_w);
-                        }
-                    }
-            }
+                    for (int j = 0; j < g->kw; j++)
+                        K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw, plane,
+                                     w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_INPUT_GRAD);
         }
 }
 
@@ -252,6 +242,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 #include "cnn.h"
 
 typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } conv_path;
+typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
 
 static conv_path conv2d_path(const cnn_conv2d *g)
 {

@@ -739,47 +739,33 @@ static PyObject *py_maxpool2d_backward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad) */
-static PyObject *py_avgpool2d_forward(PyObject *self, PyObject *args)
+/* avgpool2d_forward(y, x, ...) and avgpool2d_backward(dx, dy, ...): the full-size array is x or dx,
+ * the pooled one y or dy; both take (kernel_size, stride, padding, count_include_pad). */
+static PyObject *avgpool(PyObject *args, const char *fn, int backward)
 {
-    static const char *fn = "avgpool2d_forward";
-    PyObject *oy, *ox;
+    PyObject *oout, *oin;
     int k[2], s[2], p[4], include;
-    if (!PyArg_ParseTuple(args, "OO" POOL_ARGS "p:avgpool2d_forward", &oy, &ox, &k[0], &k[1], &s[0], &s[1], &p[0],
-                          &p[1], &p[2], &p[3], &include))
+    if (!PyArg_ParseTuple(args, "OO" POOL_ARGS "p", &oout, &oin, &k[0], &k[1], &s[0], &s[1], &p[0], &p[1], &p[2],
+                          &p[3], &include))
         return NULL;
-    int t = real_type(ox, fn, "x");
-    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    PyObject *ofull = backward ? oout : oin, *opooled = backward ? oin : oout;
+    const char *full_name = backward ? "dx" : "x", *pooled_name = backward ? "dy" : "y";
+    int t = real_type(ofull, fn, full_name);
+    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, backward ? WRITE : READ);
     cnn_pool2d g;
-    if (!x || pool_geometry(fn, &g, x, k, s, p)) return NULL;
-    PyArrayObject *y = array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.c, g.oh, g.ow}, WRITE);
-    if (!y || check_overlap(fn, "y", y, "x", x, 0)) return NULL;
+    if (!full || pool_geometry(fn, &g, full, k, s, p)) return NULL;
+    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, (npy_intp[]){g.n, g.c, g.oh, g.ow},
+                                      backward ? READ : WRITE);
+    if (!pooled || check_overlap(fn, full_name, full, pooled_name, pooled, 0)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, avgpool2d_forward, DATA(y), DATA(x), &g, include);
+    if (backward) CALL(t, avgpool2d_backward, DATA(full), DATA(pooled), &g, include);
+    else CALL(t, avgpool2d_forward, DATA(pooled), DATA(full), &g, include);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
-/* avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad) */
-static PyObject *py_avgpool2d_backward(PyObject *self, PyObject *args)
-{
-    static const char *fn = "avgpool2d_backward";
-    PyObject *odx, *ody;
-    int k[2], s[2], p[4], include;
-    if (!PyArg_ParseTuple(args, "OO" POOL_ARGS "p:avgpool2d_backward", &odx, &ody, &k[0], &k[1], &s[0], &s[1], &p[0],
-                          &p[1], &p[2], &p[3], &include))
-        return NULL;
-    int t = real_type(odx, fn, "dx");
-    PyArrayObject *dx = t < 0 ? NULL : array_arg(odx, fn, "dx", t, 4, NULL, WRITE);
-    cnn_pool2d g;
-    if (!dx || pool_geometry(fn, &g, dx, k, s, p)) return NULL;
-    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, (npy_intp[]){g.n, g.c, g.oh, g.ow}, READ);
-    if (!dy || check_overlap(fn, "dx", dx, "dy", dy, 0)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    CALL(t, avgpool2d_backward, DATA(dx), DATA(dy), &g, include);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-}
+static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return avgpool(a, "avgpool2d_forward", 0); }
+static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return avgpool(a, "avgpool2d_backward", 1); }
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
