@@ -117,9 +117,14 @@ def test_conv2d_finite_differences(rng, case):
         assert rel_err(grad, num) < 1e-7
 
 
-def test_conv2d_deterministic_across_threads(rng):
-    x, k, b, dy, stride, pad, dil, groups = make(rng, np.float32, (9, 3, 12, 12, 8, 3, 3, (1, 1), (1, 1, 1, 1),
-                                                                   (1, 1), 1))
+@pytest.mark.parametrize("case", [
+    (16, 3, 16, 16, 8, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),    # im2col
+    (16, 8, 16, 16, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 8),   # depthwise
+    (16, 8, 16, 16, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),   # pointwise
+])
+def test_conv2d_deterministic_across_threads(rng, case):
+    """Bitwise the same results for 1, 2 and 3 threads: every reduction has a fixed order."""
+    x, k, b, dy, stride, pad, dil, groups = make(rng, np.float32, case)
     old = _core.get_num_threads()
     try:
         results = []
