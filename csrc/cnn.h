@@ -48,8 +48,9 @@ typedef struct {
     int n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr;
 } cnn_pool2d;
 
-/* Elements of scratch conv2d_forward/backward need: 0 for the 1x1 and depthwise paths, else the
- * whole batch's im2col columns (c·kh·kw, n·oh·ow) plus the output transposed (oc, n·oh·ow). */
+/* Elements of scratch conv2d_forward/backward need: 0 for the 1x1 (stride 1, unpadded) and depthwise
+ * (groups = C > 1) paths, else the whole batch's im2col columns (c·kh·kw, n·oh·ow) plus the output
+ * transposed (oc, n·oh·ow). */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */

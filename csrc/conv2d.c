@@ -1,6 +1,6 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
  * dilation and groups. Three paths, chosen from the geometry alone so forward and backward agree:
- *   depthwise (one input channel per group: groups = C, the lecture's per-channel 1x1 scale included):
+ *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, no scratch;
  *   otherwise im2col of the whole batch into columns (C·KH·KW, N·OH·OW), so each group is ONE gemm
