@@ -685,87 +685,57 @@ static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const 
 
 #define POOL_ARGS "(ii)(ii)(iiii)"
 
-/* maxpool2d_forward(y, argmax, x, kernel_size, stride, padding) */
-static PyObject *py_maxpool2d_forward(PyObject *self, PyObject *args)
+/* The four pooling wrappers, all (kernel_size, stride, padding) after their arrays:
+ *   maxpool2d_forward(y, argmax, x)     maxpool2d_backward(dx, dy, argmax)
+ *   avgpool2d_forward(y, x, include)    avgpool2d_backward(dx, dy, include)   include: count_include_pad
+ * The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads argmax, so its
+ * indices are checked to lie inside a plane. */
+static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
 {
-    static const char *fn = "maxpool2d_forward";
-    PyObject *oy, *oi, *ox;
-    int k[2], s[2], p[4];
-    if (!PyArg_ParseTuple(args, "OOO" POOL_ARGS ":maxpool2d_forward", &oy, &oi, &ox, &k[0], &k[1], &s[0], &s[1],
-                          &p[0], &p[1], &p[2], &p[3]))
-        return NULL;
-    int t = real_type(ox, fn, "x");
-    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
-    cnn_pool2d g;
-    if (!x || pool_geometry(fn, &g, x, k, s, p)) return NULL;
-    npy_intp od[] = {g.n, g.c, g.oh, g.ow};
-    PyArrayObject *y = array_arg(oy, fn, "y", t, 4, od, WRITE);
-    PyArrayObject *idx = y ? array_arg(oi, fn, "argmax", NPY_INT64, 4, od, WRITE) : NULL;
-    if (!idx || check_overlap(fn, "y", y, "x", x, 0) || check_overlap(fn, "argmax", idx, "x", x, 0) ||
-        check_overlap(fn, "argmax", idx, "y", y, 0))
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    CALL(t, maxpool2d_forward, DATA(y), DATA(idx), DATA(x), &g);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-}
-
-/* maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding) */
-static PyObject *py_maxpool2d_backward(PyObject *self, PyObject *args)
-{
-    static const char *fn = "maxpool2d_backward";
-    PyObject *odx, *ody, *oi;
-    int k[2], s[2], p[4];
-    if (!PyArg_ParseTuple(args, "OOO" POOL_ARGS ":maxpool2d_backward", &odx, &ody, &oi, &k[0], &k[1], &s[0], &s[1],
-                          &p[0], &p[1], &p[2], &p[3]))
-        return NULL;
-    int t = real_type(odx, fn, "dx");
-    PyArrayObject *dx = t < 0 ? NULL : array_arg(odx, fn, "dx", t, 4, NULL, WRITE);
-    cnn_pool2d g;
-    if (!dx || pool_geometry(fn, &g, dx, k, s, p)) return NULL;
-    npy_intp od[] = {g.n, g.c, g.oh, g.ow};
-    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, od, READ);
-    PyArrayObject *idx = dy ? array_arg(oi, fn, "argmax", NPY_INT64, 4, od, READ) : NULL;
-    if (!idx || check_overlap(fn, "dx", dx, "dy", dy, 0) || check_overlap(fn, "dx", dx, "argmax", idx, 0)) return NULL;
-    const int64_t *iv = PyArray_DATA(idx);
-    int64_t hw = (int64_t)g.h * g.w;
-    for (npy_intp i = 0; i < PyArray_SIZE(idx); i++)
-        if (iv[i] < 0 || iv[i] >= hw)
-            return PyErr_Format(PyExc_ValueError, "%s: argument 'argmax' must hold plane indices in [0, %lld), "
-                                "got %lld at %ld", fn, (long long)hw, (long long)iv[i], (long)i);
-    Py_BEGIN_ALLOW_THREADS
-    CALL(t, maxpool2d_backward, DATA(dx), DATA(dy), DATA(idx), &g);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-}
-
-/* avgpool2d_forward(y, x, ...) and avgpool2d_backward(dx, dy, ...): the full-size array is x or dx,
- * the pooled one y or dy; both take (kernel_size, stride, padding, count_include_pad). */
-static PyObject *avgpool(PyObject *args, const char *fn, int backward)
-{
-    PyObject *oout, *oin;
-    int k[2], s[2], p[4], include;
-    if (!PyArg_ParseTuple(args, "OO" POOL_ARGS "p", &oout, &oin, &k[0], &k[1], &s[0], &s[1], &p[0], &p[1], &p[2],
-                          &p[3], &include))
-        return NULL;
-    PyObject *ofull = backward ? oout : oin, *opooled = backward ? oin : oout;
+    PyObject *o[3] = {NULL, NULL, NULL};
+    int k[2], s[2], p[4], include = 1;
+    int parsed = max ? PyArg_ParseTuple(args, "OOO" POOL_ARGS, &o[0], &o[1], &o[2], &k[0], &k[1], &s[0], &s[1],
+                                        &p[0], &p[1], &p[2], &p[3])
+                     : PyArg_ParseTuple(args, "OO" POOL_ARGS "p", &o[0], &o[1], &k[0], &k[1], &s[0], &s[1], &p[0],
+                                        &p[1], &p[2], &p[3], &include);
+    if (!parsed) return NULL;
+    PyObject *ofull = backward ? o[0] : o[max ? 2 : 1], *opooled = backward ? o[1] : o[0];
+    PyObject *oidx = max ? o[backward ? 2 : 1] : NULL;
     const char *full_name = backward ? "dx" : "x", *pooled_name = backward ? "dy" : "y";
+    int in = backward ? WRITE : READ, out = backward ? READ : WRITE;
     int t = real_type(ofull, fn, full_name);
-    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, backward ? WRITE : READ);
+    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, in);
     cnn_pool2d g;
     if (!full || pool_geometry(fn, &g, full, k, s, p)) return NULL;
-    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, (npy_intp[]){g.n, g.c, g.oh, g.ow},
-                                      backward ? READ : WRITE);
+    npy_intp od[] = {g.n, g.c, g.oh, g.ow};
+    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, od, out);
     if (!pooled || check_overlap(fn, full_name, full, pooled_name, pooled, 0)) return NULL;
+    PyArrayObject *idx = NULL;
+    if (max) {
+        idx = array_arg(oidx, fn, "argmax", NPY_INT64, 4, od, out);
+        if (!idx || check_overlap(fn, "argmax", idx, full_name, full, 0) ||
+            check_overlap(fn, "argmax", idx, pooled_name, pooled, 0))
+            return NULL;
+        const int64_t *iv = PyArray_DATA(idx);
+        int64_t hw = (int64_t)g.h * g.w;
+        for (npy_intp i = 0; backward && i < PyArray_SIZE(idx); i++)
+            if (iv[i] < 0 || iv[i] >= hw)
+                return PyErr_Format(PyExc_ValueError, "%s: argument 'argmax' must hold plane indices in [0, %lld), "
+                                    "got %lld at %ld", fn, (long long)hw, (long long)iv[i], (long)i);
+    }
     Py_BEGIN_ALLOW_THREADS
-    if (backward) CALL(t, avgpool2d_backward, DATA(full), DATA(pooled), &g, include);
+    if (max && backward) CALL(t, maxpool2d_backward, DATA(full), DATA(pooled), DATA(idx), &g);
+    else if (max) CALL(t, maxpool2d_forward, DATA(pooled), DATA(idx), DATA(full), &g);
+    else if (backward) CALL(t, avgpool2d_backward, DATA(full), DATA(pooled), &g, include);
     else CALL(t, avgpool2d_forward, DATA(pooled), DATA(full), &g, include);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
-static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return avgpool(a, "avgpool2d_forward", 0); }
-static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return avgpool(a, "avgpool2d_backward", 1); }
+static PyObject *py_maxpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "maxpool2d_forward", 1, 0); }
+static PyObject *py_maxpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "maxpool2d_backward", 1, 1); }
+static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_forward", 0, 0); }
+static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_backward", 0, 1); }
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
