@@ -118,6 +118,19 @@ static int check_overlap(const char *fn, const char *out_name, PyArrayObject *ou
     return -1;
 }
 
+/* No output overlaps another output or any input (NULL entries are skipped). */
+static int check_disjoint(const char *fn, PyArrayObject **outs, const char **out_names, int n_out,
+                          PyArrayObject **ins, const char **in_names, int n_in)
+{
+    for (int i = 0; i < n_out; i++) {
+        for (int j = 0; j < n_in; j++)
+            if (check_overlap(fn, out_names[i], outs[i], in_names[j], ins[j], 0)) return -1;
+        for (int j = i + 1; j < n_out; j++)
+            if (check_overlap(fn, out_names[i], outs[i], out_names[j], outs[j], 0)) return -1;
+    }
+    return 0;
+}
+
 /* Class indices must lie in [0, k): the kernels index with them. */
 static int check_labels(const char *fn, PyArrayObject *labels, int k)
 {
@@ -226,12 +239,7 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
     if (!ok) return NULL;
     PyArrayObject *outs[] = {dx, dw, db}, *ins[] = {dy, x, w};
     const char *on[] = {"dx", "dw", "db"}, *inn[] = {"dy", "x", "w"};
-    for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < 3; j++)
-            if (check_overlap(fn, on[i], outs[i], inn[j], ins[j], 0)) return NULL;
-        for (int j = i + 1; j < 3; j++)
-            if (check_overlap(fn, on[i], outs[i], on[j], outs[j], 0)) return NULL;
-    }
+    if (check_disjoint(fn, outs, on, 3, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out);
     Py_END_ALLOW_THREADS
@@ -575,6 +583,17 @@ static PyArrayObject *scratch_arg(PyObject *o, int *ok, const char *fn, int type
     return a;
 }
 
+/* x (N, C, H, W) and w (OC, C/G, KH, KW) of one float type, and their geometry; that type or -1. */
+static int conv_operands(const char *fn, PyObject *ox, PyObject *ow, const int *stride, const int *pad,
+                         const int *dil, int groups, PyArrayObject **x, PyArrayObject **w, cnn_conv2d *g)
+{
+    int t = real_type(ox, fn, "x");
+    *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    *w = *x ? array_arg(ow, fn, "w", t, 4, NULL, READ) : NULL;
+    if (!*w || conv_geometry(fn, g, PyArray_DIMS(*x), PyArray_DIMS(*w), stride, pad, dil, groups)) return -1;
+    return t;
+}
+
 #define CONV_ARGS "(ii)(iiii)(ii)i"
 
 /* conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements */
@@ -606,20 +625,17 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOO" CONV_ARGS ":conv2d_forward", &oy, &ox, &ow, &ob, &os, &stride[0],
                           &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
         return NULL;
-    int t = real_type(ox, fn, "x"), ok = 1;
-    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
-    PyArrayObject *w = x ? array_arg(ow, fn, "w", t, 4, NULL, READ) : NULL;
+    PyArrayObject *x, *w;
     cnn_conv2d g;
-    if (!w || conv_geometry(fn, &g, PyArray_DIMS(x), PyArray_DIMS(w), stride, pad, dil, groups)) return NULL;
+    int t = conv_operands(fn, ox, ow, stride, pad, dil, groups, &x, &w, &g), ok = 1;
+    if (t < 0) return NULL;
     PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
     PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
     PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE) : NULL;
     if (!y) return NULL;
-    PyArrayObject *ins[] = {x, w, b, sc};
-    const char *names[] = {"x", "w", "b", "scratch"};
-    for (int i = 0; i < 4; i++)
-        if (check_overlap(fn, "y", y, names[i], ins[i], 0) || (i < 3 && check_overlap(fn, "scratch", sc, names[i], ins[i], 0)))
-            return NULL;
+    PyArrayObject *outs[] = {y, sc}, *ins[] = {x, w, b};
+    const char *on[] = {"y", "scratch"}, *inn[] = {"x", "w", "b"};
+    if (check_disjoint(fn, outs, on, 2, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
     Py_END_ALLOW_THREADS
@@ -635,11 +651,10 @@ static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOOO" CONV_ARGS ":conv2d_backward", &odx, &odw, &odb, &ody, &ox, &ow, &os,
                           &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
         return NULL;
-    int t = real_type(ox, fn, "x"), ok = 1;
-    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
-    PyArrayObject *w = x ? array_arg(ow, fn, "w", t, 4, NULL, READ) : NULL;
+    PyArrayObject *x, *w;
     cnn_conv2d g;
-    if (!w || conv_geometry(fn, &g, PyArray_DIMS(x), PyArray_DIMS(w), stride, pad, dil, groups)) return NULL;
+    int t = conv_operands(fn, ox, ow, stride, pad, dil, groups, &x, &w, &g), ok = 1;
+    if (t < 0) return NULL;
     PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, READ);
     PyArrayObject *dw = dy ? like(odw, fn, "dw", w, WRITE) : NULL;
     if (!dw) return NULL;
@@ -649,12 +664,7 @@ static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
     if (!ok) return NULL;
     PyArrayObject *outs[] = {dx, dw, db, sc}, *ins[] = {dy, x, w};
     const char *on[] = {"dx", "dw", "db", "scratch"}, *inn[] = {"dy", "x", "w"};
-    for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 3; j++)
-            if (check_overlap(fn, on[i], outs[i], inn[j], ins[j], 0)) return NULL;
-        for (int j = i + 1; j < 4; j++)
-            if (check_overlap(fn, on[i], outs[i], on[j], outs[j], 0)) return NULL;
-    }
+    if (check_disjoint(fn, outs, on, 4, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g);
     Py_END_ALLOW_THREADS
