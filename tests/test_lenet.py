@@ -224,3 +224,15 @@ def test_buffers_kept_across_batches():
     assert conv._buffers["scratch"] is scratch
     model.train_on_batch(x, y)
     assert conv._buffers["scratch"].shape[0] == 40
+
+
+def test_zero_padding_forward_backward():
+    layer = ZeroPadding2D(((1, 2), (0, 3)), input_shape=(2, 3, 4))
+    cnn.Sequential([layer]).build()
+    x = np.random.default_rng(0).standard_normal((5, 2, 3, 4))
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 3))))
+    y2 = layer.forward(x[:2] + 1)  # a shorter batch reuses the buffer; its border stays zero
+    np.testing.assert_array_equal(y2, np.pad(x[:2] + 1, ((0, 0), (0, 0), (1, 2), (0, 3))))
+    dy = np.random.default_rng(1).standard_normal(y2.shape)
+    np.testing.assert_array_equal(layer.backward(dy), dy[:, :, 1:4, 0:4])
