@@ -36,6 +36,26 @@ typedef enum {
     OPT_KERAS = 1  /* Keras/scikit-learn: v = μv - lr·g, eps on the uncorrected sqrt(v), decoupled weight decay */
 } cnn_opt_variant;
 
+/* Convolution geometry, NCHW: x (n, c, h, w), weight (oc, c/groups, kh, kw), y (n, oc, oh, ow) with
+ * oh = (h + pt + pb - dil_h·(kh-1) - 1)/sh + 1 (zero padding top/bottom/left/right, so 'same' with an
+ * even kernel can put the extra cell at the bottom/right as PyTorch and Keras do). */
+typedef struct {
+    int n, c, h, w, oc, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr, dil_h, dil_w, groups;
+} cnn_conv2d;
+
+/* Pooling geometry, NCHW: x (n, c, h, w), y (n, c, oh, ow), oh = (h + pt + pb - kh)/sh + 1. */
+typedef struct {
+    int n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr;
+} cnn_pool2d;
+
+/* Elements of scratch conv2d_forward/backward need: 0 for the 1x1 (stride 1, unpadded) and depthwise
+ * (groups = C > 1) paths, else the whole batch's im2col columns (c·kh·kw, n·oh·ow) plus the output
+ * transposed (oc, n·oh·ow). */
+size_t conv2d_scratch_size(const cnn_conv2d *g);
+
+/* Element loops below this many touched elements run on one thread: waking a team costs more. */
+#define CNN_PARALLEL_WORK 32768
+
 /* Reductions over the batch split into this many fixed chunks, whatever the thread count. */
 #define CNN_REDUCE_CHUNKS 16
 
@@ -110,5 +130,24 @@ void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real l
                   real eps, real weight_decay, int decoupled, long long t, cnn_opt_variant variant);
 /* g (P) += lam·p; returns lam/2·Σp² (in double): an L2 penalty term and its gradient. */
 double K(l2_penalty)(real *g, const real *p, size_t count, real lam);
+
+
+/* ---- conv2d.c ----------------------------------------------------------------------------
+ * x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
+ * backward needs the scratch exactly as the forward on the same x left it (the columns are reused).
+ * dx overwrite (NULL skips it), dw and db (NULL skips) accumulate. */
+void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g);
+void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
+                        const cnn_conv2d *g);
+
+/* ---- pool.c ------------------------------------------------------------------------------
+ * x (N, C, H, W), y and argmax (N, C, OH, OW); argmax holds h·W + w within the plane, as PyTorch's
+ * return_indices: the first maximum in row-major order wins, a NaN wins and propagates.
+ * Average pooling divides by the window clipped at the padded border (count_include_pad = 1, PyTorch's
+ * default) or by the real cells only (0, Keras 'same'). Backward overwrites dx. */
+void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g);
+void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g);
+void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad);
+void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad);
 
 #endif

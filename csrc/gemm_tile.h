@@ -68,8 +68,10 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
                     bk = b + k0 * rsb + j0;
                     ldb = rsb;
                 } else {
-                    for (int j = 0; j < NR; j++)
-                        for (int k = 0; k < kc; k++)
+                    /* k outer: the packed panel is written in order (j outer stored every 64 bytes and
+                     * stalled on 4K aliasing with the loads, 10x slower for NT shapes with a long k) */
+                    for (int k = 0; k < kc; k++)
+                        for (int j = 0; j < NR; j++)
                             bp[k * NR + j] = j < nr ? b[(k0 + k) * rsb + (j0 + j) * csb] : 0;
                 }
                 for (int i = i0; i < i1; i += MR)

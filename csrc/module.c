@@ -118,6 +118,19 @@ static int check_overlap(const char *fn, const char *out_name, PyArrayObject *ou
     return -1;
 }
 
+/* No output overlaps another output or any input (NULL entries are skipped). */
+static int check_disjoint(const char *fn, PyArrayObject **outs, const char **out_names, int n_out,
+                          PyArrayObject **ins, const char **in_names, int n_in)
+{
+    for (int i = 0; i < n_out; i++) {
+        for (int j = 0; j < n_in; j++)
+            if (check_overlap(fn, out_names[i], outs[i], in_names[j], ins[j], 0)) return -1;
+        for (int j = i + 1; j < n_out; j++)
+            if (check_overlap(fn, out_names[i], outs[i], out_names[j], outs[j], 0)) return -1;
+    }
+    return 0;
+}
+
 /* Class indices must lie in [0, k): the kernels index with them. */
 static int check_labels(const char *fn, PyArrayObject *labels, int k)
 {
@@ -226,12 +239,7 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
     if (!ok) return NULL;
     PyArrayObject *outs[] = {dx, dw, db}, *ins[] = {dy, x, w};
     const char *on[] = {"dx", "dw", "db"}, *inn[] = {"dy", "x", "w"};
-    for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < 3; j++)
-            if (check_overlap(fn, on[i], outs[i], inn[j], ins[j], 0)) return NULL;
-        for (int j = i + 1; j < 3; j++)
-            if (check_overlap(fn, on[i], outs[i], on[j], outs[j], 0)) return NULL;
-    }
+    if (check_disjoint(fn, outs, on, 3, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out);
     Py_END_ALLOW_THREADS
@@ -493,6 +501,252 @@ static PyObject *py_l2_penalty(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(value);
 }
 
+/* ---- conv2d and pooling ---------------------------------------------------------------------- */
+
+/* Pairs and quadruples of geometry arguments, each at least `low`. */
+static int check_ints(const char *fn, const char *name, const int *v, int count, int low)
+{
+    for (int i = 0; i < count; i++)
+        if (v[i] < low) {
+            PyErr_Format(PyExc_ValueError, "%s: every value of '%s' must be >= %d, got %d", fn, name, low, v[i]);
+            return -1;
+        }
+    return 0;
+}
+
+/* out = (in + pad_lo + pad_hi - span)/stride + 1, or -1 with an error when it is below 1. */
+static int out_size(const char *fn, const char *what, int in, int pad_lo, int pad_hi, long long span, int stride)
+{
+    long long room = (long long)in + pad_lo + pad_hi - span;
+    if (room < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: the %s window (%lld cells with dilation) is larger than the padded "
+                     "input (%lld cells): the output would be empty", fn, what, span, (long long)in + pad_lo + pad_hi);
+        return -1;
+    }
+    long long out = room / stride + 1;
+    if (out > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: the output %s is too large", fn, what);
+        return -1;
+    }
+    return (int)out;
+}
+
+/* Fill g from x (N, C, H, W), the kernel shape (OC, C/G, KH, KW) and the hyperparameters; -1 with an error if bad. */
+static int conv_geometry(const char *fn, cnn_conv2d *g, const npy_intp *xd, const npy_intp *wd, const int *stride,
+                         const int *pad, const int *dil, int groups)
+{
+    if (check_ints(fn, "stride", stride, 2, 1) || check_ints(fn, "padding", pad, 4, 0) ||
+        check_ints(fn, "dilation", dil, 2, 1) || check_ints(fn, "groups", &groups, 1, 1))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (xd[i] < 1 || xd[i] > INT_MAX || wd[i] < 1 || wd[i] > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: every dimension of 'x' and 'w' must lie in [1, %d]", fn, INT_MAX);
+            return -1;
+        }
+    *g = (cnn_conv2d){.n = (int)xd[0], .c = (int)xd[1], .h = (int)xd[2], .w = (int)xd[3], .oc = (int)wd[0],
+                      .kh = (int)wd[2], .kw = (int)wd[3], .sh = stride[0], .sw = stride[1], .pt = pad[0],
+                      .pb = pad[1], .pl = pad[2], .pr = pad[3], .dil_h = dil[0], .dil_w = dil[1], .groups = groups};
+    if (g->c % groups || g->oc % groups || wd[1] != g->c / groups) {
+        PyErr_Format(PyExc_ValueError, "%s: with groups=%d, the %d input and %ld output channels must both divide "
+                     "by groups and 'w' must have shape (out, %d, kh, kw), got %ld in its second dimension",
+                     fn, groups, g->c, (long)wd[0], g->c / groups, (long)wd[1]);
+        return -1;
+    }
+    g->oh = out_size(fn, "height", g->h, g->pt, g->pb, (long long)g->dil_h * (g->kh - 1) + 1, g->sh);
+    g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, (long long)g->dil_w * (g->kw - 1) + 1, g->sw);
+    if (g->ow < 0) return -1;
+    if ((long long)g->n * g->oh * g->ow > INT_MAX || (long long)g->c * g->kh * g->kw > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: the batch's output positions or the kernel's window exceed %d", fn, INT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* The scratch argument: None when the geometry needs none, else a 1-D array of exactly that size. */
+static PyArrayObject *scratch_arg(PyObject *o, int *ok, const char *fn, int type, const cnn_conv2d *g)
+{
+    size_t size = conv2d_scratch_size(g);
+    if (size == 0) {
+        if (o != Py_None) {
+            PyErr_Format(PyExc_ValueError, "%s: argument 'scratch' must be None for this geometry (it needs none)", fn);
+            *ok = 0;
+        }
+        return NULL;
+    }
+    if (size > (size_t)INT_MAX * 64) {
+        PyErr_Format(PyExc_ValueError, "%s: the scratch this convolution needs (%zu elements) is too large", fn, size);
+        *ok = 0;
+        return NULL;
+    }
+    PyArrayObject *a = array_arg(o, fn, "scratch", type, 1, (npy_intp[]){(npy_intp)size}, WRITE);
+    if (!a) *ok = 0;
+    return a;
+}
+
+/* x (N, C, H, W) and w (OC, C/G, KH, KW) of one float type, and their geometry; that type or -1. */
+static int conv_operands(const char *fn, PyObject *ox, PyObject *ow, const int *stride, const int *pad,
+                         const int *dil, int groups, PyArrayObject **x, PyArrayObject **w, cnn_conv2d *g)
+{
+    int t = real_type(ox, fn, "x");
+    *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    *w = *x ? array_arg(ow, fn, "w", t, 4, NULL, READ) : NULL;
+    if (!*w || conv_geometry(fn, g, PyArray_DIMS(*x), PyArray_DIMS(*w), stride, pad, dil, groups)) return -1;
+    return t;
+}
+
+#define CONV_ARGS "(ii)(iiii)(ii)i"
+
+/* conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements */
+static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_scratch_size";
+    npy_intp xd[4], wd[4];
+    int stride[2], pad[4], dil[2], groups;
+    long long xl[4], wl[4];
+    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":conv2d_scratch_size", &xl[0], &xl[1], &xl[2], &xl[3],
+                          &wl[0], &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3],
+                          &dil[0], &dil[1], &groups))
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
+        wd[i] = wl[i] < 0 || wl[i] > INT_MAX ? 0 : (npy_intp)wl[i];
+    }
+    cnn_conv2d g;
+    if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
+    return PyLong_FromSize_t(conv2d_scratch_size(&g));
+}
+
+/* conv2d_forward(y, x, w, b or None, scratch or None, stride, padding, dilation, groups) */
+static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_forward";
+    PyObject *oy, *ox, *ow, *ob, *os;
+    int stride[2], pad[4], dil[2], groups;
+    if (!PyArg_ParseTuple(args, "OOOOO" CONV_ARGS ":conv2d_forward", &oy, &ox, &ow, &ob, &os, &stride[0],
+                          &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+        return NULL;
+    PyArrayObject *x, *w;
+    cnn_conv2d g;
+    int t = conv_operands(fn, ox, ow, stride, pad, dil, groups, &x, &w, &g), ok = 1;
+    if (t < 0) return NULL;
+    PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
+    PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
+    PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE) : NULL;
+    if (!y) return NULL;
+    PyArrayObject *outs[] = {y, sc}, *ins[] = {x, w, b};
+    const char *on[] = {"y", "scratch"}, *inn[] = {"x", "w", "b"};
+    if (check_disjoint(fn, outs, on, 2, ins, inn, 3)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, dilation, groups) */
+static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_backward";
+    PyObject *odx, *odw, *odb, *ody, *ox, *ow, *os;
+    int stride[2], pad[4], dil[2], groups;
+    if (!PyArg_ParseTuple(args, "OOOOOOO" CONV_ARGS ":conv2d_backward", &odx, &odw, &odb, &ody, &ox, &ow, &os,
+                          &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+        return NULL;
+    PyArrayObject *x, *w;
+    cnn_conv2d g;
+    int t = conv_operands(fn, ox, ow, stride, pad, dil, groups, &x, &w, &g), ok = 1;
+    if (t < 0) return NULL;
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, READ);
+    PyArrayObject *dw = dy ? like(odw, fn, "dw", w, WRITE) : NULL;
+    if (!dw) return NULL;
+    PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 4, PyArray_DIMS(x), WRITE);
+    PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){g.oc}, WRITE) : NULL;
+    PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
+    if (!ok) return NULL;
+    PyArrayObject *outs[] = {dx, dw, db, sc}, *ins[] = {dy, x, w};
+    const char *on[] = {"dx", "dw", "db", "scratch"}, *inn[] = {"dy", "x", "w"};
+    if (check_disjoint(fn, outs, on, 4, ins, inn, 3)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* Fill g from x (N, C, H, W) and the pooling hyperparameters. Each pad is at most half its window (as
+ * PyTorch), so every window holds a real cell. */
+static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const int *kernel, const int *stride,
+                         const int *pad)
+{
+    if (check_ints(fn, "kernel_size", kernel, 2, 1) || check_ints(fn, "stride", stride, 2, 1) ||
+        check_ints(fn, "padding", pad, 4, 0))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (pad[i] > kernel[i / 2] / 2) {
+            PyErr_Format(PyExc_ValueError, "%s: each padding must be at most half the window (%d), got %d",
+                         fn, kernel[i / 2] / 2, pad[i]);
+            return -1;
+        }
+    *g = (cnn_pool2d){.n = DIM(x, 0), .c = DIM(x, 1), .h = DIM(x, 2), .w = DIM(x, 3), .kh = kernel[0],
+                      .kw = kernel[1], .sh = stride[0], .sw = stride[1], .pt = pad[0], .pb = pad[1], .pl = pad[2],
+                      .pr = pad[3]};
+    g->oh = out_size(fn, "height", g->h, g->pt, g->pb, g->kh, g->sh);
+    g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, g->kw, g->sw);
+    return g->ow < 0 ? -1 : 0;
+}
+
+#define POOL_ARGS "(ii)(ii)(iiii)"
+
+/* The four pooling wrappers, all (kernel_size, stride, padding) after their arrays:
+ *   maxpool2d_forward(y, argmax, x)     maxpool2d_backward(dx, dy, argmax)
+ *   avgpool2d_forward(y, x, include)    avgpool2d_backward(dx, dy, include)   include: count_include_pad
+ * The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads argmax, so its
+ * indices are checked to lie inside a plane. */
+static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
+{
+    PyObject *o[3] = {NULL, NULL, NULL};
+    int k[2], s[2], p[4], include = 1;
+    int parsed = max ? PyArg_ParseTuple(args, "OOO" POOL_ARGS, &o[0], &o[1], &o[2], &k[0], &k[1], &s[0], &s[1],
+                                        &p[0], &p[1], &p[2], &p[3])
+                     : PyArg_ParseTuple(args, "OO" POOL_ARGS "p", &o[0], &o[1], &k[0], &k[1], &s[0], &s[1], &p[0],
+                                        &p[1], &p[2], &p[3], &include);
+    if (!parsed) return NULL;
+    PyObject *ofull = backward ? o[0] : o[max ? 2 : 1], *opooled = backward ? o[1] : o[0];
+    PyObject *oidx = max ? o[backward ? 2 : 1] : NULL;
+    const char *full_name = backward ? "dx" : "x", *pooled_name = backward ? "dy" : "y";
+    int in = backward ? WRITE : READ, out = backward ? READ : WRITE;
+    int t = real_type(ofull, fn, full_name);
+    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, in);
+    cnn_pool2d g;
+    if (!full || pool_geometry(fn, &g, full, k, s, p)) return NULL;
+    npy_intp od[] = {g.n, g.c, g.oh, g.ow};
+    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, od, out);
+    if (!pooled || check_overlap(fn, full_name, full, pooled_name, pooled, 0)) return NULL;
+    PyArrayObject *idx = NULL;
+    if (max) {
+        idx = array_arg(oidx, fn, "argmax", NPY_INT64, 4, od, out);
+        if (!idx || check_overlap(fn, "argmax", idx, full_name, full, 0) ||
+            check_overlap(fn, "argmax", idx, pooled_name, pooled, 0))
+            return NULL;
+        const int64_t *iv = PyArray_DATA(idx);
+        int64_t hw = (int64_t)g.h * g.w;
+        for (npy_intp i = 0; backward && i < PyArray_SIZE(idx); i++)
+            if (iv[i] < 0 || iv[i] >= hw)
+                return PyErr_Format(PyExc_ValueError, "%s: argument 'argmax' must hold plane indices in [0, %lld), "
+                                    "got %lld at %ld", fn, (long long)hw, (long long)iv[i], (long)i);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (max && backward) CALL(t, maxpool2d_backward, DATA(full), DATA(pooled), DATA(idx), &g);
+    else if (max) CALL(t, maxpool2d_forward, DATA(pooled), DATA(idx), DATA(full), &g);
+    else if (backward) CALL(t, avgpool2d_backward, DATA(full), DATA(pooled), &g, include);
+    else CALL(t, avgpool2d_forward, DATA(pooled), DATA(full), &g, include);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_maxpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "maxpool2d_forward", 1, 0); }
+static PyObject *py_maxpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "maxpool2d_backward", 1, 1); }
+static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_forward", 0, 0); }
+static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_backward", 0, 1); }
+
 /* ---- threads --------------------------------------------------------------------------------- */
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
@@ -531,6 +785,15 @@ static PyMethodDef methods[] = {
     METHOD(sgd_step, "sgd_step(p, buf, g, lr, momentum, dampening, weight_decay, nesterov, first, variant)"),
     METHOD(adam_step, "adam_step(p, m, v, g, lr, beta1, beta2, eps, weight_decay, decoupled, t, variant)"),
     METHOD(l2_penalty, "l2_penalty(g, p, lam) -> lam/2·Σp²; g += lam·p"),
+    METHOD(conv2d_scratch_size, "conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements"),
+    METHOD(conv2d_forward, "conv2d_forward(y, x, w, b or None, scratch or None, (sh, sw), (top, bottom, left, right), "
+                           "(dh, dw), groups)"),
+    METHOD(conv2d_backward, "conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, "
+                            "dilation, groups): scratch as the forward left it"),
+    METHOD(maxpool2d_forward, "maxpool2d_forward(y, argmax, x, (kh, kw), (sh, sw), (top, bottom, left, right))"),
+    METHOD(maxpool2d_backward, "maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding)"),
+    METHOD(avgpool2d_forward, "avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad)"),
+    METHOD(avgpool2d_backward, "avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad)"),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
     METHOD(set_num_threads, "set_num_threads(n)"),
     {NULL, NULL, 0, NULL}};

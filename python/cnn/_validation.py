@@ -71,3 +71,23 @@ def check_dtype(dtype):
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def check_pair(value, name, low=1):
+    """An int or a pair of ints (height, width), each >= low, as a tuple of two ints."""
+    pair = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    try:
+        pair = tuple(pair)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer or a pair of integers, got {value!r}") from None
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
+    return tuple(int(check_number(v, name, low=low, integer=True)) for v in pair)
+
+
+def check_image_shape(layer, input_shape):
+    """Convolution and pooling layers take (channels, height, width) inputs, batch excluded."""
+    if len(input_shape) != 3:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) expects inputs of shape "
+                         f"(None, channels, height, width), got (None, {', '.join(map(str, input_shape))})")
+    return input_shape

@@ -1,7 +1,11 @@
 """Layers for cnn.Sequential: one small class per kind, all built on the C kernels."""
 from .base import Layer
+from .conv import Conv2D
 from .core import Activation, Dense
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
+from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .reshape import Flatten, ZeroPadding2D
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "Input", "InputLayer"]
+__all__ = ["Layer", "Dense", "Activation", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer"]

@@ -1,0 +1,110 @@
+/* pool.c: max and average pooling over NCHW planes, following PyTorch's CPU kernels
+ * (aten/src/ATen/native/cpu/MaxPoolKernel.cpp, AvgPoolKernel.cpp) so indices and divisors agree.
+ * Each thread owns whole (n, c) planes of its output, so backward scatters need no atomics.
+ * Worked example: the 2x2 plane [[1 3], [3 2]] max-pools to 3 at index 1 (the first 3 in row-major
+ * order) and average-pools to (1+3+3+2)/4 = 2.25. */
+#ifdef real
+
+void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
+    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+        const real *in = x + pl * hw;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                int h0 = oh * g->sh - g->pt, w0 = ow * g->sw - g->pl;
+                int h1 = h0 + g->kh < g->h ? h0 + g->kh : g->h, w1 = w0 + g->kw < g->w ? w0 + g->kw : g->w;
+                if (h0 < 0) h0 = 0;
+                if (w0 < 0) w0 = 0;
+                int64_t best = (int64_t)h0 * g->w + w0;
+                real m = -INFINITY;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) {
+                        real v = in[(size_t)ih * g->w + iw];
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            best = (int64_t)ih * g->w + iw;
+                        }
+                    }
+                size_t o = pl * ohw + (size_t)oh * g->ow + ow;
+                y[o] = m;
+                argmax[o] = best;
+            }
+    }
+}
+
+void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK)
+    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+        real *out = dx + pl * hw;
+        for (size_t p = 0; p < hw; p++) out[p] = 0;
+        for (size_t o = pl * ohw; o < (pl + 1) * ohw; o++) out[argmax[o]] += dy[o];
+    }
+}
+
+/* The window of output (oh, ow) clipped to the input, and its divisor. False when it holds no real cell. */
+static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_include_pad, int *h0, int *h1,
+                                int *w0, int *w1, real *div)
+{
+    *h0 = oh * g->sh - g->pt;
+    *w0 = ow * g->sw - g->pl;
+    *h1 = *h0 + g->kh < g->h + g->pb ? *h0 + g->kh : g->h + g->pb;
+    *w1 = *w0 + g->kw < g->w + g->pr ? *w0 + g->kw : g->w + g->pr;
+    int padded = (*h1 - *h0) * (*w1 - *w0);
+    if (*h0 < 0) *h0 = 0;
+    if (*w0 < 0) *w0 = 0;
+    if (*h1 > g->h) *h1 = g->h;
+    if (*w1 > g->w) *w1 = g->w;
+    if (*h0 >= *h1 || *w0 >= *w1) return 0;
+    *div = (real)(count_include_pad ? padded : (*h1 - *h0) * (*w1 - *w0));
+    return 1;
+}
+
+void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
+    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+        const real *in = x + pl * hw;
+        real *out = y + pl * ohw;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                int h0, h1, w0, w1;
+                real div, sum = 0;
+                if (K(avg_window)(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div)) {
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++) sum += in[(size_t)ih * g->w + iw];
+                    sum /= div;
+                }
+                out[(size_t)oh * g->ow + ow] = sum;
+            }
+    }
+}
+
+void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * (hw + ohw * g->kh * g->kw) > CNN_PARALLEL_WORK)
+    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+        real *out = dx + pl * hw;
+        const real *grad = dy + pl * ohw;
+        for (size_t p = 0; p < hw; p++) out[p] = 0;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                int h0, h1, w0, w1;
+                real div;
+                if (!K(avg_window)(g, oh, ow, count_include_pad, &h0, &h1, &w0, &w1, &div)) continue;
+                real share = grad[(size_t)oh * g->ow + ow] / div;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) out[(size_t)ih * g->w + iw] += share;
+            }
+    }
+}
+
+#else
+#define TEMPLATE "pool.c"
+#include "template.h"
+#endif

@@ -1,0 +1,107 @@
+"""Conv2D: a 2-D convolution over NCHW images, weights (filters, in/groups, kh, kw) as PyTorch."""
+import numpy as np
+
+from .. import _core, activations, initializers, regularizers
+from .._validation import check_image_shape, check_number, check_pair
+from ._buffers import reuse
+from .base import Layer
+
+
+def conv_padding(padding, kernel_size, dilation, strides):
+    """(top, bottom, left, right) for 'valid', 'same', an int or a (height, width) pair.
+
+    'same' keeps the size at stride 1; an even window puts the extra cell at the bottom/right (Keras, PyTorch)."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode != "same":
+            raise ValueError(f"padding must be 'valid', 'same', an integer or a pair of integers, got {padding!r}")
+        if strides != (1, 1):
+            raise ValueError(f"padding='same' is not supported for strided convolutions (strides={strides}); "
+                             "give the padding as integers instead")
+        th, tw = (d * (k - 1) for d, k in zip(dilation, kernel_size))
+        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    ph, pw = check_pair(padding, "padding", low=0)
+    return (ph, ph, pw, pw)
+
+
+class Conv2D(Layer):
+    """y = activation(conv(x, kernel) + bias) for x (N, C, H, W); kernel (filters, C/groups, kh, kw)."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 input_shape=None, name=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.filters = check_number(filters, "filters", low=1, integer=True)
+        self.kernel_size = check_pair(kernel_size, "kernel_size")
+        self.strides = check_pair(strides, "strides")
+        self.dilation_rate = check_pair(dilation_rate, "dilation_rate")
+        self.groups = check_number(groups, "groups", low=1, integer=True)
+        if self.filters % self.groups:
+            raise ValueError(f"filters ({self.filters}) must be divisible by groups ({self.groups})")
+        if self.strides != (1, 1) and self.dilation_rate != (1, 1):
+            raise ValueError(f"strides > 1 together with dilation_rate > 1 is not supported, got strides="
+                             f"{self.strides} and dilation_rate={self.dilation_rate}")
+        self.padding = padding
+        self.pads = conv_padding(padding, self.kernel_size, self.dilation_rate, self.strides)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self._buffers = {}
+
+    def compute_output_shape(self, input_shape):
+        c, h, w = check_image_shape(self, input_shape)
+        if c % self.groups:
+            raise ValueError(f"layer {self.name!r}: input channels ({c}) must be divisible by groups ({self.groups})")
+        out = []
+        for size, k, s, d, lo, hi in zip((h, w), self.kernel_size, self.strides, self.dilation_rate,
+                                          self.pads[0::2], self.pads[1::2]):
+            span = d * (k - 1) + 1
+            if size + lo + hi < span:
+                raise ValueError(f"layer {self.name!r}: the {span}-cell window does not fit the input "
+                                 f"(None, {c}, {h}, {w}) with padding {self.pads}")
+            out.append((size + lo + hi - span) // s + 1)
+        return (self.filters, out[0], out[1])
+
+    def weight_specs(self):
+        specs = [("kernel", (self.filters, self.input_shape[0] // self.groups) + self.kernel_size,
+                  self.kernel_initializer)]
+        if self.use_bias:
+            specs.append(("bias", (self.filters,), self.bias_initializer))
+        return specs
+
+    def penalty(self):
+        return [(self.weights[0], self.grads[0], self.kernel_regularizer)] if self.kernel_regularizer else []
+
+    def _geometry(self):
+        return self.strides, self.pads, self.dilation_rate, self.groups
+
+    def _scratch(self, n, dtype):
+        """The im2col columns for a batch of n, kept across batches (None where the kernel needs none)."""
+        per_sample = _core.conv2d_scratch_size((1,) + self.input_shape, self.weights[0].shape, *self._geometry())
+        return reuse(self._buffers, "scratch", (n, per_sample), dtype).reshape(-1) if per_sample else None
+
+    def forward(self, x, training=False, logits=False):
+        """logits=True stops before the activation (a fused loss takes the pre-activation)."""
+        self.check_input(x)
+        x = np.ascontiguousarray(x)
+        n = x.shape[0]
+        z = reuse(self._buffers, "z", (n,) + self.output_shape, x.dtype)
+        scratch = self._scratch(n, x.dtype)
+        _core.conv2d_forward(z, x, self.weights[0], self.weights[1] if self.use_bias else None, scratch,
+                             *self._geometry())
+        y = z if logits else self.activation.forward(z)
+        self._cache = (x, z, y, logits, scratch)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x, z, y, logits, scratch = self._cache
+        dy = np.ascontiguousarray(dy)
+        dz = dy if logits else np.ascontiguousarray(self.activation.backward(dy, z, y))
+        dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx else None
+        _core.conv2d_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, x, self.weights[0],
+                              scratch, *self._geometry())
+        return dx

@@ -1,0 +1,56 @@
+"""Flatten and ZeroPadding2D: layers that move values without arithmetic."""
+import numpy as np
+
+from .._validation import check_image_shape, check_pair
+from ._buffers import reuse
+from .base import Layer
+
+
+class Flatten(Layer):
+    """(N, C, H, W) → (N, C·H·W) in C, H, W order, as torch.nn.Flatten on NCHW."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._shape) if need_dx else None
+
+
+class ZeroPadding2D(Layer):
+    """Zeros around each image: an int, (height, width) pairs, or ((top, bottom), (left, right)) as Keras."""
+
+    def __init__(self, padding=(1, 1), input_shape=None, name=None):
+        super().__init__(name=name, input_shape=input_shape)
+        if (isinstance(padding, (tuple, list)) and len(padding) == 2
+                and all(isinstance(p, (tuple, list)) for p in padding)):
+            (top, bottom), (left, right) = (check_pair(p, "padding", low=0) for p in padding)
+        else:
+            (top, left) = check_pair(padding, "padding", low=0)
+            bottom, right = top, left
+        self.pads = (top, bottom, left, right)
+        self._buffers = {}
+
+    def compute_output_shape(self, input_shape):
+        c, h, w = check_image_shape(self, input_shape)
+        t, b, l, r = self.pads
+        return (c, h + t + b, w + l + r)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        # the border of a kept buffer stays zero: only the interior is ever written
+        y = reuse(self._buffers, "y", (x.shape[0],) + self.output_shape, x.dtype, zero=True)
+        t, _, l, _ = self.pads
+        y[:, :, t:t + x.shape[2], l:l + x.shape[3]] = x
+        self._shape = x.shape
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        t, _, l, _ = self.pads
+        return np.ascontiguousarray(dy[:, :, t:t + self._shape[2], l:l + self._shape[3]])
