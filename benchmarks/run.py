@@ -85,7 +85,7 @@ def print_rows(rows):
 
 
 def machine(peak):
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "gemm_isa": _core.gemm_isa(),
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "gemm_isa": _core._gemm_isa(),
             "peak_gflops_per_core": peak, "numpy": np.__version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
@@ -123,7 +123,7 @@ def main():
         parser.error(f"unknown workloads {unknown}; valid: {sorted(workloads.WORKLOADS) + ['B7']}")
     os.makedirs(RESULTS, exist_ok=True)
     peak = measure_peak(args.repeats)
-    print(f"gemm isa {_core.gemm_isa()}, measured peak {peak:.1f} GFLOP/s per core; threads {threads}")
+    print(f"gemm isa {_core._gemm_isa()}, measured peak {peak:.1f} GFLOP/s per core; threads {threads}")
     results = {}
     for name in (w for w in only if w in workloads.WORKLOADS):
         rows = []

@@ -13,7 +13,7 @@
 #define NR (VLEN * NV)
 #define KC (1024 / (int)sizeof(real)) /* a kc x NR panel of b is 32 KiB (f32, AVX-512): it stays in L1 */
 #define MC (MR * (96 / MR))                       /* an MC x KC block of a is 96 KiB: it stays in L2 */
-#define NC (8 * NR)
+#define NC 256 /* a KC x NC block of packed b is 256 KiB: it stays in L2, and on the stack */
 
 typedef real G(vec) __attribute__((vector_size(VLEN * sizeof(real))));
 
@@ -130,14 +130,23 @@ static void G(pack_b)(real *restrict bp, const real *b, ptrdiff_t rsb, ptrdiff_t
     }
 }
 
-/* ap (mc/MR panels of kc x MR) = a (mc, kc), zero-padding the last panel to MR rows. */
+/* ap (mc/MR panels of kc x MR) = a (mc, kc), zero-padding the last panel to MR rows. With N large
+ * every column block repacks a, so the common layouts get copy loops without per-element branches. */
 static void G(pack_a)(real *restrict ap, const real *a, ptrdiff_t rsa, ptrdiff_t csa, int mc, int kc)
 {
     for (int i0 = 0; i0 < mc; i0 += MR) {
         int mr = mc - i0 < MR ? mc - i0 : MR;
         real *p = ap + (size_t)i0 * kc;
-        for (int k = 0; k < kc; k++)
-            for (int i = 0; i < MR; i++) p[k * MR + i] = i < mr ? a[(i0 + i) * rsa + k * csa] : 0;
+        const real *src = a + i0 * rsa;
+        if (mr < MR) {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) p[k * MR + i] = i < mr ? src[i * rsa + k * csa] : 0;
+        } else if (rsa == 1) { /* a transposed (TN): each k's MR values are adjacent */
+            for (int k = 0; k < kc; k++) memcpy(p + k * MR, src + k * csa, MR * sizeof(real));
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) p[k * MR + i] = src[i * rsa + k * csa];
+        }
     }
 }
 

@@ -515,15 +515,15 @@ static PyObject *py_gemm_isa(PyObject *self, PyObject *args) { return PyUnicode_
 static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
 {
     const char *name;
-    if (!PyArg_ParseTuple(args, "s:set_gemm_isa", &name)) return NULL;
+    if (!PyArg_ParseTuple(args, "s:_set_gemm_isa", &name)) return NULL;
     for (int i = 0; i < (int)(sizeof isa_names / sizeof *isa_names); i++)
         if (!strcmp(name, isa_names[i])) {
             if (!cnn_gemm_isa_supported(i))
-                return PyErr_Format(PyExc_ValueError, "set_gemm_isa: this CPU does not support '%s'", name);
+                return PyErr_Format(PyExc_ValueError, "_set_gemm_isa: this CPU does not support '%s'", name);
             cnn_set_gemm_isa(i);
             Py_RETURN_NONE;
         }
-    return PyErr_Format(PyExc_ValueError, "set_gemm_isa: argument 'name' must be one of 'auto', 'base', "
+    return PyErr_Format(PyExc_ValueError, "_set_gemm_isa: argument 'name' must be one of 'auto', 'base', "
                         "'avx2', 'avx512', got '%s'", name);
 }
 
@@ -550,8 +550,8 @@ static PyMethodDef methods[] = {
     METHOD(l2_penalty, "l2_penalty(g, p, lam) -> lam/2·Σp²; g += lam·p"),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
     METHOD(set_num_threads, "set_num_threads(n)"),
-    {"gemm_isa", py_gemm_isa, METH_NOARGS, "gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
-    METHOD(set_gemm_isa, "set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"),
+    {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
+    {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C kernels (see csrc/cnn.h)", -1, methods};

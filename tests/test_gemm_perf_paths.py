@@ -12,12 +12,12 @@ from conftest import DTYPES, assert_close
 
 def supported(name):
     try:
-        _core.set_gemm_isa(name)
+        _core._set_gemm_isa(name)
         return True
     except ValueError:
         return False
     finally:
-        _core.set_gemm_isa("auto")
+        _core._set_gemm_isa("auto")
 
 
 ISAS = [name for name in ("base", "avx2", "avx512") if supported(name)]
@@ -31,7 +31,7 @@ SHAPES = [(1, 1, 1), (2, 3, 5), (4, 17, 9), (5, 129, 7), (7, 5, 17), (11, 260, 3
 @pytest.fixture
 def isa():
     yield
-    _core.set_gemm_isa("auto")
+    _core._set_gemm_isa("auto")
 
 
 def operands(rng, m, k, n, ta, tb, dtype):
@@ -43,8 +43,8 @@ def operands(rng, m, k, n, ta, tb, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ta,tb", FORMS)
 def test_every_instance_and_edge(rng, isa, name, dtype, ta, tb):
-    _core.set_gemm_isa(name)
-    assert _core.gemm_isa() == name
+    _core._set_gemm_isa(name)
+    assert _core._gemm_isa() == name
     for m, k, n in SHAPES:
         a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
         c = np.full((m, n), np.nan, dtype)
@@ -79,7 +79,7 @@ def test_layer_shapes_bitwise_across_threads(rng, dtype, m, k, n, ta, tb):
 
 
 def test_set_gemm_isa_rejects_unknown_names():
-    with pytest.raises(ValueError, match="set_gemm_isa: argument 'name' must be one of"):
-        _core.set_gemm_isa("neon")
+    with pytest.raises(ValueError, match="_set_gemm_isa: argument 'name' must be one of"):
+        _core._set_gemm_isa("neon")
     with pytest.raises(TypeError):
-        _core.set_gemm_isa(2)
+        _core._set_gemm_isa(2)
