@@ -47,11 +47,12 @@ G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t
             }
         return;
     }
-    for (int i = 0; i < rows; i++) {
-        real t[NR];
-        memcpy(t, acc[i], nv * sizeof(G(vec)));
-        for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[j] : t[j];
-    }
+    /* constant-trip loops to read acc, so it stays in registers on the full-tile path */
+    real t[MR * NR];
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < nv; v++) G(storeu)(t + i * NR + v * VLEN, acc[i][v]);
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
 }
 
 /* The tile for an mr x nr corner of c: one constant-size instance per row count and width. */
