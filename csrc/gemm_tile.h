@@ -31,6 +31,7 @@ G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t
     G(vec) acc[MR][NV];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = (G(vec)){0};
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         G(vec) bv[NV];
         for (int v = 0; v < nv; v++) bv[v] = G(loadu)(b + k * ldb + v * VLEN);
