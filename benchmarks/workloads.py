@@ -2,7 +2,8 @@
 
 A workload is a function (threads, quick, repeats) -> list of rows, or a string saying why it was skipped.
 Every pair is timed interleaved (cnn, reference, cnn, reference, ...) after one warm-up run of each, in
-this one process and at the same thread count; a row carries the median time of each side."""
+this one process and at the same thread count; a row carries the median time of each side. Time is
+wall-clock, except at one thread where it is the thread's CPU time (see use_clock)."""
 import statistics
 import time
 import warnings
@@ -14,10 +15,21 @@ import cnn
 from cnn import _core
 
 
+# At one thread every side runs in this thread, so its CPU time is the work's time and stays true when
+# other processes take the core (a shared machine's main noise); run.py --wall switches it off.
+CLOCK = {"clock": time.perf_counter}
+
+
+def use_clock(threads, wall):
+    CLOCK["clock"] = time.perf_counter if wall or threads > 1 else time.thread_time
+    return "wall" if CLOCK["clock"] is time.perf_counter else "thread_cpu"
+
+
 def timed(fn):
-    start = time.perf_counter()
+    clock = CLOCK["clock"]
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def interleave(fns, repeats):
