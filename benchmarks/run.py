@@ -12,7 +12,9 @@ of B1 and B2. Each row: median time of >= 5 interleaved runs after a warm-up, GF
 measured here (the best 1-thread sgemm run of cnn and NumPy on an L2-resident product, times the threads),
 speed = reference time / cnn time (> 1: cnn is faster), and the process's peak RSS so far. At one thread
 the time is the thread's CPU time, so other processes taking the core do not count (--wall: wall-clock);
-above one thread it is wall-clock, and on a shared 2-core machine it is as noisy as the machine is busy."""
+above one thread it is wall-clock (after letting the other side's thread pool go idle), and on a shared
+2-core machine it is as noisy as the machine is busy. OMP_WAIT_POLICY is recorded with the results: leave
+it unset (PASSIVE lets a woken worker share the caller's core, and 2 threads then gain nothing)."""
 import argparse
 import json
 import os
@@ -90,7 +92,7 @@ def print_rows(rows):
 def machine(peak):
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "gemm_isa": _core._gemm_isa(),
             "peak_gflops_per_core": peak, "numpy": np.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def speedups(results):

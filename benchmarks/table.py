@@ -13,6 +13,9 @@ def load(folder):
     for path in sorted(glob.glob(os.path.join(folder, "B*.json"))):
         with open(path) as f:
             data = json.load(f)
+        if data.get("quick"):
+            for row in data["rows"]:
+                row["shape"] += " (--quick)"
         out[data["workload"]] = data["rows"]
     return out
 

@@ -17,16 +17,23 @@ from cnn import _core
 
 # At one thread every side runs in this thread, so its CPU time is the work's time and stays true when
 # other processes take the core (a shared machine's main noise); run.py --wall switches it off.
-CLOCK = {"clock": time.perf_counter}
+# Above one thread, each side's pool (OpenBLAS, PyTorch's and cnn's OpenMP) spins for up to ~0.1 s after
+# its call and would take the core the next side needs, so each timed run waits for them to sleep, then
+# runs once untimed so that its own pool is awake (a sleeping worker can wait a whole time slice to run).
+CLOCK = {"clock": time.perf_counter, "settle": 0.0}
 
 
 def use_clock(threads, wall):
     CLOCK["clock"] = time.perf_counter if wall or threads > 1 else time.thread_time
+    CLOCK["settle"] = 0.2 if threads > 1 else 0.0
     return "wall" if CLOCK["clock"] is time.perf_counter else "thread_cpu"
 
 
 def timed(fn):
     clock = CLOCK["clock"]
+    if CLOCK["settle"]:
+        time.sleep(CLOCK["settle"])
+        fn()
     start = clock()
     fn()
     return clock() - start
