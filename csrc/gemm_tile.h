@@ -184,8 +184,8 @@ static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int 
                         int mr = mc - ir < MR ? mc - ir : MR;
                         if (pa)
                             G(tile_any)(cc + ir * ldc, ldc, ap + (size_t)ir * kc, 1, MR, bk, ldb, mr, nr, kc, acc);
-                        else
-                            G(tile_any)(cc + ir * ldc, ldc, ak + ir * rsa, rsa, csa, bk, ldb, mr, nr, kc, acc);
+                        else /* !pa implies csa == 1; a constant frees a register */
+                            G(tile_any)(cc + ir * ldc, ldc, ak + ir * rsa, rsa, 1, bk, ldb, mr, nr, kc, acc);
                     }
                 }
             }
