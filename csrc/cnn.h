@@ -62,6 +62,12 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
 int cnn_num_threads(void);
 void cnn_set_num_threads(int n);
 
+/* gemm's instruction set: AUTO picks the widest the CPU has; tests force the others. */
+typedef enum { CNN_ISA_AUTO = 0, CNN_ISA_BASE = 1, CNN_ISA_AVX2 = 2, CNN_ISA_AVX512 = 3 } cnn_gemm_isa;
+int cnn_gemm_isa_supported(cnn_gemm_isa isa);
+cnn_gemm_isa cnn_get_gemm_isa(void); /* the instance in use, never AUTO */
+void cnn_set_gemm_isa(cnn_gemm_isa isa);
+
 #define real float
 #define K(name) name##_f32
 #include "cnn.h"

@@ -4,9 +4,17 @@
  * AVX-512; the wider registers buy a larger tile. Other architectures get the portable instance. */
 #include <string.h>
 #include "cnn.h"
+#ifdef _OPENMP
+#include <omp.h>
+static inline int team_size(void) { return omp_get_num_threads(); }
+static inline int team_rank(void) { return omp_get_thread_num(); }
+#else
+static inline int team_size(void) { return 1; }
+static inline int team_rank(void) { return 0; }
+#endif
 
 /* Below this many multiply-adds a second thread costs more than it saves. */
-#define CNN_GEMM_SERIAL_WORK (1 << 18)
+#define CNN_GEMM_SERIAL_WORK (1 << 20)
 #define PASTE(a, b) a##b
 #define PASTE2(a, b) PASTE(a, b)
 
@@ -18,6 +26,7 @@
 #define real float
 #define VLEN 16
 #define NV 2
+#define MR 6
 #include "gemm_tile.h"
 #undef real
 #undef VLEN
@@ -29,6 +38,7 @@
 #undef real
 #undef VLEN
 #undef NV
+#undef MR
 #undef G
 #pragma GCC pop_options
 
@@ -38,6 +48,7 @@
 #define real float
 #define VLEN 8
 #define NV 2
+#define MR 6
 #include "gemm_tile.h"
 #undef real
 #undef VLEN
@@ -49,6 +60,7 @@
 #undef real
 #undef VLEN
 #undef NV
+#undef MR
 #undef G
 #pragma GCC pop_options
 #endif
@@ -57,6 +69,7 @@
 #define real float
 #define VLEN 4
 #define NV 2
+#define MR 6
 #include "gemm_tile.h"
 #undef real
 #undef VLEN
@@ -68,18 +81,43 @@
 #undef real
 #undef VLEN
 #undef NV
+#undef MR
 #undef G
 
+/* The instance in use: the widest the CPU supports, unless a test forced a narrower one. */
+static cnn_gemm_isa gemm_isa = CNN_ISA_AUTO;
+
+int cnn_gemm_isa_supported(cnn_gemm_isa isa)
+{
 #ifdef CNN_X86
-#define DISPATCH(S, ...)                                                              \
-    do {                                                                              \
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && \
-            __builtin_cpu_supports("avx512dq"))                                       \
-            gemm_##S##_avx512(__VA_ARGS__);                                           \
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))     \
-            gemm_##S##_avx2(__VA_ARGS__);                                             \
-        else                                                                          \
-            gemm_##S##_base(__VA_ARGS__);                                             \
+    if (isa == CNN_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq");
+    if (isa == CNN_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return isa == CNN_ISA_BASE || isa == CNN_ISA_AUTO;
+}
+
+cnn_gemm_isa cnn_get_gemm_isa(void)
+{
+    if (gemm_isa != CNN_ISA_AUTO) return gemm_isa;
+    if (cnn_gemm_isa_supported(CNN_ISA_AVX512)) return CNN_ISA_AVX512;
+    if (cnn_gemm_isa_supported(CNN_ISA_AVX2)) return CNN_ISA_AVX2;
+    return CNN_ISA_BASE;
+}
+
+void cnn_set_gemm_isa(cnn_gemm_isa isa) { gemm_isa = isa; }
+
+#ifdef CNN_X86
+#define DISPATCH(S, ...)                                  \
+    do {                                                  \
+        cnn_gemm_isa isa = cnn_get_gemm_isa();            \
+        if (isa == CNN_ISA_AVX512)                        \
+            gemm_##S##_avx512(__VA_ARGS__);               \
+        else if (isa == CNN_ISA_AVX2)                     \
+            gemm_##S##_avx2(__VA_ARGS__);                 \
+        else                                              \
+            gemm_##S##_base(__VA_ARGS__);                 \
     } while (0)
 #else
 #define DISPATCH(S, ...) gemm_##S##_base(__VA_ARGS__)

@@ -1,87 +1,220 @@
-/* gemm_tile.h: the register-tiled gemm body, included by gemm.c once per (real type, ISA).
- * Expects: real, VLEN (elements per vector register), NV (vectors per tile row), G(name) (a
- * unique name per instance). The tile is MR x NR = 6 x VLEN·NV: 12 accumulator registers.
+/* gemm_tile.h: the gemm body, included by gemm.c once per (real type, ISA).
+ * Expects: real, VLEN (elements per vector register), NV (vectors per tile row), G(name) (a unique
+ * name per instance). The register tile is MR x NR = 6 x VLEN·NV: 12 accumulators, two b vectors and
+ * one broadcast, which fits the 16 registers of AVX2/SSE2 as well as AVX-512's 32.
  *
- * Loop order: tasks are (MC-row block, NR-column panel) pairs split statically over threads; each
- * task owns its block of c and walks k in order, so every element of c is summed in the same order
- * whatever the thread count. b is read in place when its panel is contiguous (NN, TN), otherwise
- * packed (NT) into a per-task stack buffer of KC x NR. a is read with its strides: a tile touches
- * only MR rows of it, which stay in L1/L2. */
+ * Blocking follows BLIS: a thread owns a rectangle of c; for each NC-column block and KC-deep slice it
+ * packs b into NR-wide panels (kc x NR, contiguous, zero-padded), for each MC-row block it packs a into
+ * MR-row panels (kc x MR), then sweeps the register tile over the block. Packing is skipped where the
+ * operand is already usable in place and little reused (batch-sized shapes): b when its rows are
+ * contiguous and M fits one row block, a when its rows are contiguous and N fits one column block.
+ * Every element of c is summed over k in the same KC slices and the same order whatever the
+ * partition, so results are bitwise identical for any thread count. */
 #define NR (VLEN * NV)
-#define MR 6
-#define KC 256
-#define MC 96
+#define KC (1024 / (int)sizeof(real)) /* a kc x NR panel of b is 32 KiB (f32, AVX-512): it stays in L1 */
+#define MC (MR * (96 / MR))                       /* an MC x KC block of a is 96 KiB: it stays in L2 */
+#define NC 256 /* a KC x NC block of packed b is 256 KiB: it stays in L2, and on the stack */
 
 typedef real G(vec) __attribute__((vector_size(VLEN * sizeof(real))));
 
 static inline G(vec) G(loadu)(const real *p) { G(vec) v; memcpy(&v, p, sizeof v); return v; }
 static inline void G(storeu)(real *p, G(vec) v) { memcpy(p, &v, sizeof v); }
 
-/* c (mr, nr) [+]= a (mr, kc) · b (kc, NR); rows of a past mr repeat row mr-1 and are dropped. */
-static inline void G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t csa,
-                           const real *b, ptrdiff_t ldb, int mr, int nr, int kc, int accumulate)
+/* c (rows, nr) [+]= a (rows, kc) · b (kc, nv·VLEN), with a(i,k) = a[i·rsa + k·csa] and b(k,j) = b[k·ldb + j];
+ * columns of b past nr are padding and are dropped. Always inlined, and called with constant rows and
+ * nv, so edge tiles get their own smaller register tile instead of computing padding, and packed
+ * calls see constant strides. */
+static inline __attribute__((always_inline)) void
+G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t csa, const real *b,
+        ptrdiff_t ldb, const int rows, const int nv, int nr, int kc, int accumulate)
 {
-    const real *ar[MR];
-    for (int i = 0; i < MR; i++) ar[i] = a + (i < mr ? i : mr - 1) * rsa;
     G(vec) acc[MR][NV];
-    for (int i = 0; i < MR; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = (G(vec)){0};
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = (G(vec)){0};
+#pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         G(vec) bv[NV];
-        for (int v = 0; v < NV; v++) bv[v] = G(loadu)(b + k * ldb + v * VLEN);
-        for (int i = 0; i < MR; i++) {
-            real av = ar[i][k * csa];
-            for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
+        for (int v = 0; v < nv; v++) bv[v] = G(loadu)(b + k * ldb + v * VLEN);
+        for (int i = 0; i < rows; i++) {
+            real av = a[i * rsa + k * csa];
+            for (int v = 0; v < nv; v++) acc[i][v] += av * bv[v];
         }
     }
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++)
-            for (int v = 0; v < NV; v++) {
+    if (nr == nv * VLEN) {
+        for (int i = 0; i < rows; i++)
+            for (int v = 0; v < nv; v++) {
                 real *p = c + i * ldc + v * VLEN;
                 G(storeu)(p, accumulate ? G(loadu)(p) + acc[i][v] : acc[i][v]);
             }
         return;
     }
+    /* constant-trip loops to read acc, so it stays in registers on the full-tile path */
     real t[MR * NR];
-    memcpy(t, acc, sizeof t);
-    for (int i = 0; i < mr; i++)
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < nv; v++) G(storeu)(t + i * NR + v * VLEN, acc[i][v]);
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
+}
+
+/* The tile for an mr x nr corner of c: one constant-size instance per row count and width. */
+#define TILE_ROWS(rows)                                                                                   \
+    (nr > VLEN ? G(tile)(c, ldc, a, rsa, csa, b, ldb, rows, NV, nr, kc, accumulate)                       \
+               : G(tile)(c, ldc, a, rsa, csa, b, ldb, rows, 1, nr, kc, accumulate))
+static inline __attribute__((always_inline)) void
+G(tile_any)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t csa, const real *b,
+            ptrdiff_t ldb, int mr, int nr, int kc, int accumulate)
+{
+    switch (mr) {
+    case 1: TILE_ROWS(1); break;
+    case 2: TILE_ROWS(2); break;
+    case 3: TILE_ROWS(3); break;
+    case 4: TILE_ROWS(4); break;
+    case 5: TILE_ROWS(5); break;
+    default: TILE_ROWS(MR); break;
+    }
+}
+#undef TILE_ROWS
+
+typedef real G(vec4) __attribute__((vector_size(4 * sizeof(real))));
+
+/* p (kc x NR panel) = bᵀ for b stored transposed (NT: b(k,j) = b[j·csb + k]), by 4x4 in-register
+ * transposes: one scalar store per element would make packing cost a third of a batch-50 dX gemm. */
+static void G(pack_bt)(real *restrict p, const real *b, ptrdiff_t csb, int kc, int nr)
+{
+    int j = 0;
+    for (; j + 4 <= nr; j += 4) {
+        const real *r0 = b + j * csb, *r1 = r0 + csb, *r2 = r1 + csb, *r3 = r2 + csb;
+        int k = 0;
+        for (; k + 4 <= kc; k += 4) {
+            G(vec4) x0, x1, x2, x3;
+            memcpy(&x0, r0 + k, sizeof x0);
+            memcpy(&x1, r1 + k, sizeof x1);
+            memcpy(&x2, r2 + k, sizeof x2);
+            memcpy(&x3, r3 + k, sizeof x3);
+            G(vec4) t0 = __builtin_shufflevector(x0, x1, 0, 4, 1, 5), t1 = __builtin_shufflevector(x0, x1, 2, 6, 3, 7);
+            G(vec4) t2 = __builtin_shufflevector(x2, x3, 0, 4, 1, 5), t3 = __builtin_shufflevector(x2, x3, 2, 6, 3, 7);
+            G(vec4) y0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5), y1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+            G(vec4) y2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5), y3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+            memcpy(p + (k + 0) * NR + j, &y0, sizeof y0);
+            memcpy(p + (k + 1) * NR + j, &y1, sizeof y1);
+            memcpy(p + (k + 2) * NR + j, &y2, sizeof y2);
+            memcpy(p + (k + 3) * NR + j, &y3, sizeof y3);
+        }
+        for (; k < kc; k++) {
+            p[k * NR + j] = r0[k];
+            p[k * NR + j + 1] = r1[k];
+            p[k * NR + j + 2] = r2[k];
+            p[k * NR + j + 3] = r3[k];
+        }
+    }
+    for (; j < nr; j++)
+        for (int k = 0; k < kc; k++) p[k * NR + j] = b[j * csb + k];
+}
+
+/* bp (nc/NR panels of kc x NR) = b (kc, nc), zero-padding the last panel to NR columns. */
+static void G(pack_b)(real *restrict bp, const real *b, ptrdiff_t rsb, ptrdiff_t csb, int kc, int nc)
+{
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        int nr = nc - j0 < NR ? nc - j0 : NR;
+        real *p = bp + (size_t)j0 * kc;
+        if (csb == 1) {
+            for (int k = 0; k < kc; k++)
+                for (int j = 0; j < NR; j++) p[k * NR + j] = j < nr ? b[k * rsb + j0 + j] : 0;
+            continue;
+        }
+        if (nr < NR) memset(p, 0, (size_t)kc * NR * sizeof(real));
+        if (rsb == 1) {
+            G(pack_bt)(p, b + j0 * csb, csb, kc, nr);
+            continue;
+        }
         for (int j = 0; j < nr; j++)
-            c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * NR + j] : t[i * NR + j];
+            for (int k = 0; k < kc; k++) p[k * NR + j] = b[k * rsb + (j0 + j) * csb];
+    }
+}
+
+/* ap (mc/MR panels of kc x MR) = a (mc, kc), zero-padding the last panel to MR rows. With N large
+ * every column block repacks a, so the common layouts get copy loops without per-element branches. */
+static void G(pack_a)(real *restrict ap, const real *a, ptrdiff_t rsa, ptrdiff_t csa, int mc, int kc)
+{
+    for (int i0 = 0; i0 < mc; i0 += MR) {
+        int mr = mc - i0 < MR ? mc - i0 : MR;
+        real *p = ap + (size_t)i0 * kc;
+        const real *src = a + i0 * rsa;
+        if (mr < MR) {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) p[k * MR + i] = i < mr ? src[i * rsa + k * csa] : 0;
+        } else if (rsa == 1) { /* a transposed (TN): each k's MR values are adjacent */
+            for (int k = 0; k < kc; k++) memcpy(p + k * MR, src + k * csa, MR * sizeof(real));
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) p[k * MR + i] = src[i * rsa + k * csa];
+        }
+    }
+}
+
+/* c[i0:i1, j0:j1] [+]= a[i0:i1, :] · b[:, j0:j1]: one thread's rectangle. */
+static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int j0, int j1, int KD,
+                     ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc,
+                     int accumulate, int pa, int pb)
+{
+    real ap[MC * KC] __attribute__((aligned(64)));
+    real bp[KC * NC] __attribute__((aligned(64)));
+    for (int jc = j0; jc < j1; jc += NC) {
+        int nc = j1 - jc < NC ? j1 - jc : NC;
+        for (int k0 = 0; k0 < KD; k0 += KC) {
+            int kc = KD - k0 < KC ? KD - k0 : KC, acc = accumulate || k0 > 0;
+            if (pb) G(pack_b)(bp, b + k0 * rsb + jc * csb, rsb, csb, kc, nc);
+            for (int ic = i0; ic < i1; ic += MC) {
+                int mc = i1 - ic < MC ? i1 - ic : MC;
+                const real *ak = a + ic * rsa + k0 * csa;
+                if (pa) G(pack_a)(ap, ak, rsa, csa, mc, kc);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const real *bk = bp + (size_t)jr * kc;
+                    ptrdiff_t ldb = NR;
+                    if (!pb && nr == NR) {
+                        bk = b + k0 * rsb + jc + jr;
+                        ldb = rsb;
+                    } else if (!pb) {
+                        G(pack_b)(bp, b + k0 * rsb + jc + jr, rsb, 1, kc, nr);
+                        bk = bp;
+                    }
+                    real *cc = c + ic * ldc + jc + jr;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        if (pa)
+                            G(tile_any)(cc + ir * ldc, ldc, ap + (size_t)ir * kc, 1, MR, bk, ldb, mr, nr, kc, acc);
+                        else /* !pa implies csa == 1; a constant frees a register */
+                            G(tile_any)(cc + ir * ldc, ldc, ak + ir * rsa, rsa, 1, bk, ldb, mr, nr, kc, acc);
+                    }
+                }
+            }
+        }
+    }
 }
 
 static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
                     ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
-    int nb = (N + NR - 1) / NR, mb = (M + MC - 1) / MC;
-    double work = (double)M * N * KD;
-#pragma omp parallel for collapse(2) schedule(static) if (work > CNN_GEMM_SERIAL_WORK)
-    for (int ib = 0; ib < mb; ib++)
-        for (int jb = 0; jb < nb; jb++) {
-            real bp[KC * NR] __attribute__((aligned(64)));
-            int i0 = ib * MC, i1 = i0 + MC < M ? i0 + MC : M;
-            int j0 = jb * NR, nr = N - j0 < NR ? N - j0 : NR;
-            for (int k0 = 0; k0 < KD; k0 += KC) {
-                int kc = KD - k0 < KC ? KD - k0 : KC;
-                const real *bk = bp;
-                ptrdiff_t ldb = NR;
-                if (csb == 1 && nr == NR) {
-                    bk = b + k0 * rsb + j0;
-                    ldb = rsb;
-                } else {
-                    /* k outer: the packed panel is written in order (j outer stored every 64 bytes and
-                     * stalled on 4K aliasing with the loads, 10x slower for NT shapes with a long k) */
-                    for (int k = 0; k < kc; k++)
-                        for (int j = 0; j < NR; j++)
-                            bp[k * NR + j] = j < nr ? b[(k0 + k) * rsb + (j0 + j) * csb] : 0;
-                }
-                for (int i = i0; i < i1; i += MR)
-                    G(tile)(c + i * ldc + j0, ldc, a + i * rsa + k0 * csa, rsa, csa, bk, ldb,
-                            i1 - i < MR ? i1 - i : MR, nr, kc, accumulate || k0 > 0);
-            }
+    int pa = csa != 1 || N > NC, pb = csb != 1 || M > MC;
+    int mt = (M + MR - 1) / MR, nt = (N + NR - 1) / NR;
+#pragma omp parallel if ((double)M * N * KD > CNN_GEMM_SERIAL_WORK)
+    {
+        /* split over column panels first (each thread then packs only its own b), rows if too few */
+        int nth = team_size(), t = team_rank();
+        int tn = nt < nth ? nt : nth, tm = nth / tn, q = t % tn, r = t / tn;
+        if (r < tm) {
+            int i0 = (int)((long long)mt * r / tm) * MR, i1 = (int)((long long)mt * (r + 1) / tm) * MR;
+            int j0 = (int)((long long)nt * q / tn) * NR, j1 = (int)((long long)nt * (q + 1) / tn) * NR;
+            i1 = i1 < M ? i1 : M;
+            j1 = j1 < N ? j1 : N;
+            if (i0 < i1 && j0 < j1)
+                G(block)(c, a, b, i0, i1, j0, j1, KD, rsa, csa, rsb, csb, ldc, accumulate, pa, pb);
         }
+    }
 }
 
 #undef NR
-#undef MR
 #undef KC
 #undef MC
+#undef NC

@@ -764,6 +764,27 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- gemm instruction set (for tests and benchmarks) ---------------------------------------- */
+
+static const char *const isa_names[] = {"auto", "base", "avx2", "avx512"};
+
+static PyObject *py_gemm_isa(PyObject *self, PyObject *args) { return PyUnicode_FromString(isa_names[cnn_get_gemm_isa()]); }
+
+static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
+{
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s:_set_gemm_isa", &name)) return NULL;
+    for (int i = 0; i < (int)(sizeof isa_names / sizeof *isa_names); i++)
+        if (!strcmp(name, isa_names[i])) {
+            if (!cnn_gemm_isa_supported(i))
+                return PyErr_Format(PyExc_ValueError, "_set_gemm_isa: this CPU does not support '%s'", name);
+            cnn_set_gemm_isa(i);
+            Py_RETURN_NONE;
+        }
+    return PyErr_Format(PyExc_ValueError, "_set_gemm_isa: argument 'name' must be one of 'auto', 'base', "
+                        "'avx2', 'avx512', got '%s'", name);
+}
+
 /* ---- module ---------------------------------------------------------------------------------- */
 
 #define METHOD(name, doc) {#name, py_##name, METH_VARARGS, doc}
@@ -796,6 +817,8 @@ static PyMethodDef methods[] = {
     METHOD(avgpool2d_backward, "avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad)"),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
     METHOD(set_num_threads, "set_num_threads(n)"),
+    {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
+    {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C kernels (see csrc/cnn.h)", -1, methods};

@@ -1,0 +1,297 @@
+"""The benchmark workloads B1-B6: each returns rows comparing cnn with its reference on the same work.
+
+A workload is a function (threads, quick, repeats) -> list of rows, or a string saying why it was skipped.
+Every pair is timed interleaved (cnn, reference, cnn, reference, ...) after one warm-up run of each, in
+this one process and at the same thread count; a row carries the median time of each side. Time is
+wall-clock, except at one thread where it is the thread's CPU time (see use_clock)."""
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import cnn
+from cnn import _core
+
+
+# At one thread every side runs in this thread, so its CPU time is the work's time and stays true when
+# other processes take the core (a shared machine's main noise); run.py --wall switches it off.
+# Above one thread, each side's pool (OpenBLAS, PyTorch's and cnn's OpenMP) spins for up to ~0.1 s after
+# its call and would take the core the next side needs, so each timed run waits for them to sleep, then
+# runs once untimed so that its own pool is awake (a sleeping worker can wait a whole time slice to run).
+CLOCK = {"clock": time.perf_counter, "settle": 0.0}
+
+
+def use_clock(threads, wall):
+    CLOCK["clock"] = time.perf_counter if wall or threads > 1 else time.thread_time
+    CLOCK["settle"] = 0.2 if threads > 1 else 0.0
+    return "wall" if CLOCK["clock"] is time.perf_counter else "thread_cpu"
+
+
+def timed(fn):
+    clock = CLOCK["clock"]
+    if CLOCK["settle"]:
+        time.sleep(CLOCK["settle"])
+        fn()
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def interleave(fns, repeats):
+    """Median seconds of each of fns, run in turn repeats times after one warm-up each."""
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for t, fn in zip(times, fns):
+            t.append(timed(fn))
+    return [statistics.median(t) for t in times]
+
+
+def flops_per_sample(macs):
+    """Forward, weight gradients and input gradients (none for the first layer): 2 FLOP per multiply-add."""
+    return 2 * (3 * sum(macs) - macs[0])
+
+
+def pair(workload, shape, ref_name, t_cnn, t_ref, flop, extra=None):
+    rows = []
+    for impl, t in (("cnn", t_cnn), (ref_name, t_ref)):
+        if t is not None:
+            rows.append({"workload": workload, "shape": shape, "impl": impl, "time_s": t, "flop": flop, **(extra or {})})
+    return rows
+
+
+# ---- B1: MLP 784-500-500-10, SGD Nesterov, batch 50, one epoch of 6,000 -------------------------
+
+def torch_epoch(model, opt, loss_fn, x, y, batch, gen):
+    """What Keras' fit does per epoch: shuffle, then one step per batch, tracking the loss."""
+    order = torch.randperm(len(x), generator=gen)
+    total = 0.0
+    for start in range(0, len(x), batch):
+        idx = order[start:start + batch]
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    return total
+
+
+def b1_mlp(threads, quick, repeats):
+    n, sizes, batch = (2000 if quick else 6000), [784, 500, 500, 10], 50
+    rng = np.random.default_rng(0)
+    x, y = rng.random((n, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], n)
+    model = cnn.Sequential([cnn.layers.Dense(sizes[1], activation="relu", input_dim=sizes[0]),
+                            cnn.layers.Dense(sizes[2], activation="relu"),
+                            cnn.layers.Dense(sizes[3], activation="softmax")], seed=0)
+    model.compile(optimizer=cnn.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+                  loss="sparse_categorical_crossentropy")
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(784, 500), torch.nn.ReLU(), torch.nn.Linear(500, 500),
+                             torch.nn.ReLU(), torch.nn.Linear(500, 10))
+    topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    t_cnn, t_ref = interleave([lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+                               lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen)], repeats)
+    macs = [a * b for a, b in zip(sizes, sizes[1:])]
+    return pair("B1", f"MLP 784-500-500-10 SGD-Nesterov b50, epoch of {n}", "torch", t_cnn, t_ref,
+                n * flops_per_sample(macs))
+
+
+# ---- B2: LeNet-5 (the lecture's variant), Adam, batch 32 --------------------------------------
+
+class ScaledTanh(torch.nn.Module):
+    def forward(self, x):
+        return 1.7159 * torch.tanh(x)
+
+
+def lenet_torch():
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.AvgPool2d(2), nn.Conv2d(6, 6, 1, groups=6), ScaledTanh(),
+                         nn.Conv2d(6, 16, 5), nn.AvgPool2d(2), nn.Conv2d(16, 16, 1, groups=16), ScaledTanh(),
+                         nn.Conv2d(16, 120, 5), nn.Flatten(), nn.Linear(120, 84), ScaledTanh(), nn.Linear(84, 10))
+
+
+def lenet_cnn():
+    L = cnn.layers
+    return cnn.Sequential([
+        L.Conv2D(6, 5, input_shape=(1, 32, 32)), L.AveragePooling2D(2), L.Conv2D(6, 1, groups=6),
+        L.Activation("scaled_tanh"), L.Conv2D(16, 5), L.AveragePooling2D(2), L.Conv2D(16, 1, groups=16),
+        L.Activation("scaled_tanh"), L.Conv2D(120, 5), L.Flatten(), L.Dense(84, activation="scaled_tanh"),
+        L.Dense(10, activation="softmax")], seed=0)
+
+
+# multiply-adds per sample, first layer first (its input gradient is never computed)
+LENET_MACS = [6 * 28 * 28 * 25, 6 * 14 * 14, 16 * 10 * 10 * 150, 16 * 5 * 5, 120 * 400, 120 * 84, 84 * 10]
+
+
+def b2_lenet(threads, quick, repeats):
+    if not hasattr(cnn.layers, "Conv2D"):
+        return "cnn.layers has no Conv2D yet"
+    n, batch = (1600 if quick else 6400), 32
+    rng = np.random.default_rng(0)
+    x, y = rng.random((n, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, n)
+    model = lenet_cnn()
+    model.compile(optimizer=cnn.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy")
+    torch.manual_seed(0)
+    tm = lenet_torch()
+    topt = torch.optim.Adam(tm.parameters(), lr=0.001)
+    xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    t_cnn, t_ref = interleave([lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+                               lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen)], repeats)
+    return pair("B2", f"LeNet-5 Adam b32, {n} of 60,000 samples ({n / 60000:.3g} epoch)", "torch", t_cnn, t_ref,
+                n * flops_per_sample(LENET_MACS))
+
+
+# ---- B3: MLPClassifier((100,), adam), one epoch of 60,000 x 784 ---------------------------------
+
+def sklearn_mlp(cls, **params):
+    return cls(hidden_layer_sizes=params.pop("hidden", (100,)), solver="adam", max_iter=1, shuffle=True,
+               random_state=0, **params)
+
+
+def fit_quietly(est, x, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one epoch never converges: ConvergenceWarning is expected
+        est.fit(x, y)
+
+
+def b3_mlp_classifier(threads, quick, repeats):
+    try:
+        ours = cnn.MLPClassifier
+    except AttributeError:
+        return "cnn.MLPClassifier is not there yet"
+    from sklearn.neural_network import MLPClassifier
+    n = 10000 if quick else 60000
+    rng = np.random.default_rng(0)
+    x, y = rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
+    t_cnn, t_ref = interleave([lambda: fit_quietly(sklearn_mlp(ours), x, y),
+                               lambda: fit_quietly(sklearn_mlp(MLPClassifier), x, y)], repeats)
+    return pair("B3", f"MLPClassifier((100,), adam) b200, epoch of {n}x784", "sklearn", t_cnn, t_ref,
+                n * flops_per_sample([784 * 100, 100 * 10]))
+
+
+# ---- B4: the 40-point toy, 2-(10,10)-1 tanh, Adam, one full-batch step --------------------------
+
+def b4_toy(threads, quick, repeats):
+    from sklearn.neural_network import MLPClassifier
+    steps = 100 if quick else 500
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    seq = cnn.Sequential([cnn.layers.Dense(10, activation="tanh", input_dim=2),
+                          cnn.layers.Dense(10, activation="tanh"),
+                          cnn.layers.Dense(1, activation="sigmoid")], seed=0)
+    seq.compile(optimizer=cnn.optimizers.Adam(0.01), loss="binary_crossentropy")
+    yf = y.astype(np.float32)[:, None]
+    tm = torch.nn.Sequential(torch.nn.Linear(2, 10), torch.nn.Tanh(), torch.nn.Linear(10, 10), torch.nn.Tanh(),
+                             torch.nn.Linear(10, 1))
+    topt = torch.optim.Adam(tm.parameters(), lr=0.01)
+    xt, yt, loss_fn = torch.from_numpy(x), torch.from_numpy(yf), torch.nn.BCEWithLogitsLoss()
+
+    def seq_steps():
+        for _ in range(steps):
+            seq.train_on_batch(x, yf)
+
+    def torch_steps():
+        for _ in range(steps):
+            topt.zero_grad(set_to_none=False)
+            loss_fn(tm(xt), yt).backward()
+            topt.step()
+
+    def sk_steps(cls):
+        est = sklearn_mlp(cls, hidden=(10, 10), activation="tanh", batch_size=40, learning_rate_init=0.01)
+        est.set_params(max_iter=steps, tol=0.0, n_iter_no_change=steps + 1)
+        return lambda: fit_quietly(est, x, y)
+
+    fns = [seq_steps, torch_steps, sk_steps(MLPClassifier)]
+    try:
+        fns.append(sk_steps(cnn.MLPClassifier))
+    except AttributeError:
+        pass
+    times = [t / steps for t in interleave(fns, repeats)]
+    flop = flops_per_sample([2 * 10, 10 * 10, 10]) * 40
+    rows = pair("B4", "toy 2-(10,10)-1 tanh Adam, 40 points, one step (Sequential)", "torch", times[0],
+                times[1], flop)
+    shape = "toy 2-(10,10)-1 tanh Adam, 40 points, one step (MLPClassifier)"
+    rows += pair("B4", shape, "sklearn", times[3] if len(times) > 3 else None, times[2], flop)
+    return rows
+
+
+# ---- B5: GEMM --------------------------------------------------------------------------------
+
+GEMM_SHAPES = [  # (M, K, N, trans_a, trans_b, role)
+    (50, 784, 500, False, False, "MLP forward b50"), (784, 50, 500, True, False, "MLP dW b50"),
+    (50, 500, 784, False, True, "MLP dX b50"), (50, 500, 500, False, False, "MLP hidden b50"),
+    (50, 500, 10, False, False, "MLP output b50"), (25088, 25, 6, False, False, "LeNet conv1 im2col b32"),
+    (3200, 150, 16, False, False, "LeNet conv3 im2col b32"), (1024, 1024, 1024, False, False, "square"),
+]
+
+
+def b5_gemm(threads, quick, repeats):
+    rng = np.random.default_rng(0)
+    rows = []
+    for m, k, n, ta, tb, role in GEMM_SHAPES:
+        a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
+        c = np.empty((m, n), np.float32)
+        av, bv = (a.T if ta else a), (b.T if tb else b)
+        reps = max(1, int((2e7 if quick else 1e8) / (2 * m * n * k)))  # about 10-50 ms per timed run
+
+        def ours():
+            for _ in range(reps):
+                _core.gemm(c, a, b, ta, tb)
+
+        def ref():
+            for _ in range(reps):
+                np.matmul(av, bv, out=c)
+
+        t_cnn, t_ref = interleave([ours, ref], repeats)
+        form = ("T" if ta else "N") + ("T" if tb else "N")
+        rows += pair("B5", f"{m}x{k}x{n} {form} ({role})", "numpy", t_cnn / reps, t_ref / reps, 2 * m * n * k)
+    return rows
+
+
+# ---- B6: convolution layers, forward + backward, LeNet shapes at batch 32 -----------------------
+
+CONV_SHAPES = [(1, 32, 6, 5, "conv1"), (6, 14, 16, 5, "conv3"), (16, 5, 120, 5, "conv5")]  # C_in, H, C_out, k
+
+
+def b6_conv(threads, quick, repeats):
+    if not hasattr(cnn.layers, "Conv2D"):
+        return "cnn.layers has no Conv2D yet"
+    rng = np.random.default_rng(0)
+    rows, batch = [], 32
+    for cin, h, cout, k, role in CONV_SHAPES:
+        model = cnn.Sequential([cnn.layers.Conv2D(cout, k, input_shape=(cin, h, h))], seed=0)
+        model.build()
+        layer = model.layers[0]
+        x = rng.random((batch, cin, h, h), dtype=np.float32)
+        ho = h - k + 1
+        dy = rng.random((batch, cout, ho, ho), dtype=np.float32)
+        conv = torch.nn.Conv2d(cin, cout, k)
+        xt, dyt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dy)
+        reps = 3 if quick else 10
+
+        def ours():
+            for _ in range(reps):
+                layer.forward(x, training=True)
+                layer.backward(dy, need_dx=True)
+
+        def ref():
+            for _ in range(reps):
+                conv.zero_grad(set_to_none=False)
+                conv(xt).backward(dyt)
+
+        t_cnn, t_ref = interleave([ours, ref], repeats)
+        macs = batch * cout * ho * ho * cin * k * k
+        rows += pair("B6", f"{role} {cin}->{cout} {k}x{k} on {h}x{h}, b32, fwd+bwd", "torch", t_cnn / reps,
+                     t_ref / reps, 2 * 3 * macs)
+    return rows
+
+
+WORKLOADS = {"B1": b1_mlp, "B2": b2_lenet, "B3": b3_mlp_classifier, "B4": b4_toy, "B5": b5_gemm, "B6": b6_conv}

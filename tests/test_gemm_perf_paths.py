@@ -1,0 +1,85 @@
+"""gemm's performance paths against NumPy (float64 products): every instruction-set instance this CPU
+runs, edge tiles in both directions, the in-place and packed paths, several KC slices, NN/NT/TN/TT,
+accumulate, and bitwise-identical results for 1, 2 and 16 threads."""
+import numpy as np
+import pytest
+
+import cnn
+from cnn import _core
+from conftest import DTYPES, assert_close
+
+
+
+def supported(name):
+    try:
+        _core._set_gemm_isa(name)
+        return True
+    except ValueError:
+        return False
+    finally:
+        _core._set_gemm_isa("auto")
+
+
+ISAS = [name for name in ("base", "avx2", "avx512") if supported(name)]
+FORMS = [(False, False), (True, False), (False, True), (True, True)]
+# rows 1-13 hit every edge-tile height (MR = 6); columns straddle one and two vectors of every width;
+# k > 256 crosses a KC slice (f32: 256, f64: 128); M > 96 and N > 8 panels take the packed path
+SHAPES = [(1, 1, 1), (2, 3, 5), (4, 17, 9), (5, 129, 7), (7, 5, 17), (11, 260, 33), (13, 40, 65),
+          (50, 130, 10), (97, 31, 41), (103, 300, 140), (130, 70, 300), (31, 513, 270)]
+
+
+@pytest.fixture
+def isa():
+    yield
+    _core._set_gemm_isa("auto")
+
+
+def operands(rng, m, k, n, ta, tb, dtype):
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    return a, b, np.ascontiguousarray(a.T if ta else a, dtype), np.ascontiguousarray(b.T if tb else b, dtype)
+
+
+@pytest.mark.parametrize("name", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", FORMS)
+def test_every_instance_and_edge(rng, isa, name, dtype, ta, tb):
+    _core._set_gemm_isa(name)
+    assert _core._gemm_isa() == name
+    for m, k, n in SHAPES:
+        a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
+        c = np.full((m, n), np.nan, dtype)
+        _core.gemm(c, a_arg, b_arg, ta, tb)
+        assert_close(c, a @ b, dtype)
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        c = c0.copy()
+        _core.gemm(c, a_arg, b_arg, ta, tb, True)
+        assert_close(c, c0.astype(np.float64) + a @ b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(50, 784, 500), (784, 50, 500), (50, 500, 784), (300, 300, 300),
+                                   (2000, 25, 6), (40, 150, 16), (1, 400, 120)])
+@pytest.mark.parametrize("ta,tb", FORMS)
+def test_layer_shapes_bitwise_across_threads(rng, dtype, m, k, n, ta, tb):
+    a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    saved = cnn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 16):
+            cnn.set_num_threads(threads)
+            c = c0.copy()
+            _core.gemm(c, a_arg, b_arg, ta, tb, True)
+            results.append(c)
+    finally:
+        cnn.set_num_threads(saved)
+    assert_close(results[0], c0.astype(np.float64) + a @ b, dtype)
+    for c in results[1:]:
+        assert np.array_equal(c, results[0])
+
+
+def test_set_gemm_isa_rejects_unknown_names():
+    with pytest.raises(ValueError, match="_set_gemm_isa: argument 'name' must be one of"):
+        _core._set_gemm_isa("neon")
+    with pytest.raises(TypeError):
+        _core._set_gemm_isa(2)

@@ -1,0 +1,93 @@
+"""The OpenMP thread count: OMP_NUM_THREADS at start, set/get, threadpoolctl, and kernels whose results
+do not depend on it (each output summed in the same order whatever the thread count)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnn
+from cnn import _core
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+@pytest.fixture
+def restore_threads():
+    saved = cnn.get_num_threads()
+    yield
+    cnn.set_num_threads(saved)
+
+
+def test_omp_num_threads_is_honoured_at_start():
+    env = dict(os.environ, OMP_NUM_THREADS="3", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", "import cnn; print(cnn.get_num_threads())"], env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3"
+
+
+def test_set_and_get(restore_threads):
+    cnn.set_num_threads(1)
+    assert cnn.get_num_threads() == 1
+    cnn.set_num_threads(5)
+    assert cnn.get_num_threads() == 5
+
+
+def test_set_rejects_bad_counts():
+    with pytest.raises(ValueError, match=r"set_num_threads: argument 'n' must lie in \[1, 1024\], got 0"):
+        cnn.set_num_threads(0)
+    with pytest.raises(TypeError):
+        cnn.set_num_threads(2.5)
+
+
+def test_threadpoolctl_sees_and_limits_our_openmp(restore_threads):
+    cnn.set_num_threads(2)
+    openmp = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "openmp"]
+    assert any("gomp" in p["prefix"] for p in openmp), openmp
+    with threadpoolctl.threadpool_limits(1):
+        assert cnn.get_num_threads() == 1
+    assert cnn.get_num_threads() == 2
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        assert cnn.get_num_threads() == 1
+
+
+def run_at(threads, fn):
+    saved = cnn.get_num_threads()
+    try:
+        cnn.set_num_threads(threads)
+        return fn()
+    finally:
+        cnn.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,i,o", [(50, 784, 500), (50, 500, 10), (1, 300, 200), (2000, 30, 7)])
+def test_dense_bitwise_identical_across_thread_counts(rng, dtype, n, i, o):
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((n, i), (i, o), (o,)))
+    dy = rng.standard_normal((n, o)).astype(dtype)
+
+    def step():
+        y, dx = np.empty((n, o), dtype), np.empty((n, i), dtype)
+        dw, db = np.ones((i, o), dtype), np.ones(o, dtype)
+        _core.dense_forward(y, x, w, b)
+        _core.dense_backward(dx, dw, db, dy, x, w)
+        return y, dx, dw, db
+
+    one = run_at(1, step)
+    for threads in (2, 16):
+        for got, ref in zip(run_at(threads, step), one):
+            assert np.array_equal(got, ref)
+
+
+def test_gemm_bitwise_identical_across_thread_counts(rng):
+    a, b = rng.standard_normal((300, 700)).astype(np.float32), rng.standard_normal((700, 260)).astype(np.float32)
+
+    def product():
+        c = np.empty((300, 260), np.float32)
+        _core.gemm(c, a, b)
+        return c
+
+    one = run_at(1, product)
+    assert np.array_equal(run_at(2, product), one)
+    assert np.array_equal(run_at(16, product), one)
