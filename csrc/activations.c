@@ -41,17 +41,20 @@ void K(activation_backward)(real *dinp, const real *dout, const real *inp, const
     case ACT_IDENTITY:
         if (dinp != dout) memcpy(dinp, dout, count * sizeof(real));
         break;
+    /* Derivatives from the output y, in double: 1 - y² cancels at saturation, and in float it would
+     * turn y's last-bit rounding into a large relative error of the gradient. */
     case ACT_SIGMOID:
         ELEMENTWISE_PARALLEL
-        for (size_t i = 0; i < count; i++) dinp[i] = dout[i] * out[i] * (1 - out[i]);
+        for (size_t i = 0; i < count; i++) dinp[i] = (real)((double)dout[i] * out[i] * (1 - (double)out[i]));
         break;
     case ACT_TANH:
         ELEMENTWISE_PARALLEL
-        for (size_t i = 0; i < count; i++) dinp[i] = dout[i] * (1 - out[i] * out[i]);
+        for (size_t i = 0; i < count; i++) dinp[i] = (real)((double)dout[i] * (1 - (double)out[i] * out[i]));
         break;
     case ACT_SCALED_TANH: /* y = a·tanh(s·x) → dy/dx = a·s·(1 - tanh²) = s·(a - y²/a); module.c keeps a ≠ 0 */
         ELEMENTWISE_PARALLEL
-        for (size_t i = 0; i < count; i++) dinp[i] = dout[i] * beta * (alpha - out[i] * out[i] / alpha);
+        for (size_t i = 0; i < count; i++)
+            dinp[i] = (real)((double)dout[i] * beta * (alpha - (double)out[i] * out[i] / alpha));
         break;
     case ACT_RELU:
         ELEMENTWISE_PARALLEL
@@ -66,14 +69,13 @@ void K(activation_backward)(real *dinp, const real *dout, const real *inp, const
     }
 }
 
-/* Row maximum first, so exp never overflows: logits of ±1e4 stay finite. */
-static inline real K(row_log_sum_exp)(const real *x, int k)
+/* Row maximum first, so exp never overflows: logits of ±1e4 stay finite. Same formulas as PyTorch:
+ * softmax = e^(x-m) / Σ e^(x-m), log-softmax = (x - m) - log Σ e^(x-m). */
+static inline real K(row_max)(const real *x, int k)
 {
     real m = x[0];
     for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
-    real s = 0;
-    for (int j = 0; j < k; j++) s += exp(x[j] - m);
-    return m + log(s);
+    return m;
 }
 
 void K(softmax_forward)(real *out, const real *inp, int n, int k)
@@ -81,8 +83,9 @@ void K(softmax_forward)(real *out, const real *inp, int n, int k)
 #pragma omp parallel for schedule(static) if ((size_t)n * k > 32768)
     for (int i = 0; i < n; i++) {
         const real *x = inp + (size_t)i * k;
-        real lse = K(row_log_sum_exp)(x, k), *y = out + (size_t)i * k;
-        for (int j = 0; j < k; j++) y[j] = exp(x[j] - lse);
+        real m = K(row_max)(x, k), s = 0, *y = out + (size_t)i * k;
+        for (int j = 0; j < k; j++) s += y[j] = exp(x[j] - m);
+        for (int j = 0; j < k; j++) y[j] /= s;
     }
 }
 
@@ -91,8 +94,10 @@ void K(log_softmax_forward)(real *out, const real *inp, int n, int k)
 #pragma omp parallel for schedule(static) if ((size_t)n * k > 32768)
     for (int i = 0; i < n; i++) {
         const real *x = inp + (size_t)i * k;
-        real lse = K(row_log_sum_exp)(x, k), *y = out + (size_t)i * k;
-        for (int j = 0; j < k; j++) y[j] = x[j] - lse;
+        real m = K(row_max)(x, k), s = 0, *y = out + (size_t)i * k;
+        for (int j = 0; j < k; j++) s += exp(x[j] - m);
+        real ls = log(s);
+        for (int j = 0; j < k; j++) y[j] = (x[j] - m) - ls;
     }
 }
 

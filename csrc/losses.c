@@ -22,13 +22,16 @@
     } while (0)
 #define ADD(v) s_ += (v)
 
-static inline real K(lse)(const real *x, int k)
+/* log Σ exp(x) = m + log Σ exp(x - m) with m the row maximum, returned as (m, log Σ exp(x - m)):
+ * the loss m - x_y + log s keeps its precision when x_y is the maximum, as PyTorch's log-softmax does. */
+static inline real K(row_max_log_sum)(const real *x, int k, real *log_sum)
 {
     real m = x[0];
     for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
     real s = 0;
     for (int j = 0; j < k; j++) s += exp(x[j] - m);
-    return m + log(s);
+    *log_sum = log(s);
+    return m;
 }
 
 double K(sparse_cross_entropy_loss)(real *dinp, const real *logits, const int64_t *labels, int n, int k)
@@ -37,11 +40,11 @@ double K(sparse_cross_entropy_loss)(real *dinp, const real *logits, const int64_
     real inv_n = (real)1 / n;
     CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
         const real *x = logits + (size_t)i * k;
-        real lse = K(lse)(x, k);
-        ADD(lse - x[labels[i]]);
+        real ls, m = K(row_max_log_sum)(x, k, &ls);
+        ADD((m - x[labels[i]]) + ls);
         if (dinp) {
             real *dx = dinp + (size_t)i * k;
-            for (int j = 0; j < k; j++) dx[j] = exp(x[j] - lse) * inv_n;
+            for (int j = 0; j < k; j++) dx[j] = exp((x[j] - m) - ls) * inv_n;
             dx[labels[i]] -= inv_n;
         }
     });
@@ -54,16 +57,16 @@ double K(cross_entropy_loss)(real *dinp, const real *logits, const real *target,
     real inv_n = (real)1 / n;
     CHUNKED_ROW_SUM(total, n, (size_t)n * k, {
         const real *x = logits + (size_t)i * k, *t = target + (size_t)i * k;
-        real lse = K(lse)(x, k), tsum = 0;
+        real ls, m = K(row_max_log_sum)(x, k, &ls), tsum = 0;
         double l = 0;
         for (int j = 0; j < k; j++) {
-            l += (double)t[j] * (lse - x[j]);
+            l += (double)t[j] * ((m - x[j]) + ls);
             tsum += t[j];
         }
         ADD(l);
         if (dinp) {
             real *dx = dinp + (size_t)i * k;
-            for (int j = 0; j < k; j++) dx[j] = (exp(x[j] - lse) * tsum - t[j]) * inv_n;
+            for (int j = 0; j < k; j++) dx[j] = (exp((x[j] - m) - ls) * tsum - t[j]) * inv_n;
         }
     });
     return total / n;

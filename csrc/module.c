@@ -248,7 +248,7 @@ static int check_activation(const char *fn, int act, double alpha)
         return -1;
     }
     if (act == ACT_SCALED_TANH && (alpha == 0 || !isfinite(alpha))) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'alpha' (the scale a of a·tanh(s·x)) must be finite and "
+        PyErr_Format(PyExc_ValueError, "%s: argument 'alpha' (the scale a of a*tanh(s*x)) must be finite and "
                      "non-zero, got %s", fn, num(alpha).s);
         return -1;
     }

@@ -1,0 +1,23 @@
+"""Shared test helpers: the parity measure and its tolerances."""
+import numpy as np
+import pytest
+
+# relative error = ||got - ref|| / ||ref||; float32 kernels accumulate in float32 like PyTorch's
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+DTYPES = [np.float32, np.float64]
+
+
+def rel_err(got, ref):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    denom = np.linalg.norm(ref)
+    return float(np.linalg.norm(got - ref) / (denom if denom > 0 else 1.0))
+
+
+def assert_close(got, ref, dtype, factor=1.0):
+    err = rel_err(got, ref)
+    assert err <= TOL[dtype] * factor, f"relative error {err:.3e} > {TOL[dtype] * factor:.1e}"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -1,0 +1,101 @@
+"""Activation kernels against torch, forward and backward, including ±1e4 logits."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnn import _core
+from conftest import DTYPES, assert_close
+
+A = 1.7159
+aten = torch.ops.aten
+# name: (code, alpha, beta, torch forward, torch backward(dy, x, y)). The references run in float64 on
+# the very inputs the kernel gets: float32 results are then held to the exact answer, not to another
+# float32 implementation whose tanh differs by an ulp (which 1 - y² at saturation would magnify).
+CASES = {
+    "identity": (_core.ACT_IDENTITY, 0.0, 1.0, lambda t: t * 1, lambda dy, x, y, r: dy),
+    "sigmoid": (_core.ACT_SIGMOID, 0.0, 1.0, torch.sigmoid, lambda dy, x, y, r: aten.sigmoid_backward(dy, y)),
+    "tanh": (_core.ACT_TANH, 0.0, 1.0, torch.tanh, lambda dy, x, y, r: aten.tanh_backward(dy, y)),
+    # the float32 kernel holds a and s in float32: r(v) rounds a constant as the kernel does
+    "scaled_tanh": (_core.ACT_SCALED_TANH, A, 1.0, lambda t: A * torch.tanh(t),
+                    lambda dy, x, y, r: aten.tanh_backward(dy * r(A), y / r(A))),
+    "scaled_tanh_s": (_core.ACT_SCALED_TANH, -0.5, 2 / 3, lambda t: -0.5 * torch.tanh(2 / 3 * t),
+                      lambda dy, x, y, r: aten.tanh_backward(dy * -0.5 * r(2 / 3), y / -0.5)),
+    "relu": (_core.ACT_RELU, 0.0, 1.0, torch.relu, lambda dy, x, y, r: aten.threshold_backward(dy, y, 0)),
+    "leaky_relu": (_core.ACT_LEAKY_RELU, 0.01, 1.0, lambda t: F.leaky_relu(t, 0.01),
+                   lambda dy, x, y, r: aten.leaky_relu_backward(dy, x, 0.01, False)),
+    "leaky_relu_neg": (_core.ACT_LEAKY_RELU, -0.3, 1.0, lambda t: F.leaky_relu(t, -0.3),
+                       lambda dy, x, y, r: aten.leaky_relu_backward(dy, x, -0.3, False)),
+}
+SHAPES = [(1,), (1, 1), (7,), (3, 5), (2, 3, 4, 5), (129, 257)]
+
+
+def f64(a):
+    return torch.tensor(np.asarray(a, np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_activation_matches_torch(rng, dtype, shape, name):
+    code, alpha, beta, forward, backward = CASES[name]
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    y = np.empty_like(x)
+    _core.activation_forward(y, x, code, alpha, beta)
+    assert_close(y, forward(f64(x)).numpy(), dtype)
+    dx = np.empty_like(x)
+    _core.activation_backward(dx, dy, x, y, code, alpha, beta)
+    assert_close(dx, backward(f64(dy), f64(x), f64(y), lambda v: float(dtype(v))).numpy(), dtype)
+
+
+def test_activation_backward_is_autograd(rng):
+    # the backward formulas above are torch's autograd: checked once end to end in float64
+    for name, (code, alpha, beta, forward, _) in CASES.items():
+        x, dy = rng.standard_normal((5, 4)) * 3, rng.standard_normal((5, 4))
+        xt = torch.tensor(x, requires_grad=True)
+        forward(xt).backward(torch.tensor(dy))
+        y, dx = np.empty_like(x), np.empty_like(x)
+        _core.activation_forward(y, x, code, alpha, beta)
+        _core.activation_backward(dx, dy, x, y, code, alpha, beta)
+        assert_close(dx, xt.grad.numpy(), np.float64)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "scaled_tanh"])
+def test_activation_in_place(rng, name):
+    code, alpha, beta, fn, _ = CASES[name]
+    x = rng.standard_normal((4, 6))
+    ref = fn(torch.tensor(x)).numpy()
+    _core.activation_forward(x, x, code, alpha, beta)
+    assert_close(x, ref, np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k", [(1, 1), (1, 10), (7, 3), (33, 257)])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_matches_torch(rng, dtype, n, k, log):
+    x = (rng.standard_normal((n, k)) * 5).astype(dtype)
+    x[0, 0] = 1e4  # stable for huge logits
+    if k > 1:
+        x[-1, -1] = -1e4
+    dy = rng.standard_normal((n, k)).astype(dtype)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    (_core.log_softmax_forward if log else _core.softmax_forward)(y, x)
+    assert np.all(np.isfinite(y))
+    assert_close(y, (F.log_softmax if log else F.softmax)(f64(x), dim=1).numpy(), dtype)
+    (_core.log_softmax_backward if log else _core.softmax_backward)(dx, dy, y)
+    ref = (aten._log_softmax_backward_data if log else aten._softmax_backward_data)(
+        f64(dy), f64(y), 1, torch.float64)
+    assert_close(dx, ref.numpy(), dtype)
+    if dtype == np.float64:  # and those backward ops are autograd's
+        xt = torch.tensor(x, requires_grad=True)
+        (F.log_softmax if log else F.softmax)(xt, dim=1).backward(torch.tensor(dy))
+        assert_close(dx, xt.grad.numpy(), dtype)
+
+
+def test_activation_rejects_bad_codes():
+    x = np.ones(3)
+    with pytest.raises(ValueError, match="activation code"):
+        _core.activation_forward(np.empty(3), x, 99)
+    with pytest.raises(ValueError, match="non-zero"):
+        _core.activation_backward(np.empty(3), x, x, x, _core.ACT_SCALED_TANH, 0.0, 1.0)

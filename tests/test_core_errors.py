@@ -1,0 +1,121 @@
+"""Bad input to every binding raises TypeError/ValueError naming the argument; nothing crashes."""
+import numpy as np
+import pytest
+
+from cnn import _core
+
+F64 = np.float64
+
+
+def good_calls():
+    """name -> (function, a valid argument tuple, index of a float array argument to corrupt)."""
+    x, w, b = np.ones((4, 3)), np.ones((3, 2)), np.ones(2)
+    y, labels, p = np.ones((4, 2)), np.array([0, 1, 1, 0]), np.ones(5)
+    return {
+        "gemm": (_core.gemm, (np.empty((4, 2)), x, w), 1),
+        "dense_forward": (_core.dense_forward, (np.empty((4, 2)), x, w, b), 1),
+        "dense_backward": (_core.dense_backward, (np.empty((4, 3)), np.zeros((3, 2)), np.zeros(2), y, x, w), 3),
+        "activation_forward": (_core.activation_forward, (np.empty((4, 3)), x, _core.ACT_TANH), 1),
+        "activation_backward": (_core.activation_backward, (np.empty((4, 3)), x, x, x, _core.ACT_TANH), 1),
+        "softmax_forward": (_core.softmax_forward, (np.empty((4, 3)), x), 1),
+        "log_softmax_forward": (_core.log_softmax_forward, (np.empty((4, 3)), x), 1),
+        "softmax_backward": (_core.softmax_backward, (np.empty((4, 3)), x, x), 1),
+        "log_softmax_backward": (_core.log_softmax_backward, (np.empty((4, 3)), x, x), 1),
+        "sparse_cross_entropy_loss": (_core.sparse_cross_entropy_loss, (np.empty((4, 2)), y, labels), 1),
+        "cross_entropy_loss": (_core.cross_entropy_loss, (np.empty((4, 2)), y, y), 1),
+        "binary_cross_entropy_loss": (_core.binary_cross_entropy_loss, (np.empty((4, 2)), y, y * 0.5), 1),
+        "mse_loss": (_core.mse_loss, (np.empty((4, 2)), y, y), 1),
+        "multiclass_hinge_loss": (_core.multiclass_hinge_loss, (np.empty((4, 2)), y, labels), 1),
+        "sgd_step": (_core.sgd_step, (p.copy(), np.zeros(5), p, 0.1, 0.9, 0.0, 0.0, True, True, 0), 2),
+        "adam_step": (_core.adam_step, (p.copy(), np.zeros(5), np.zeros(5), p, 0.1, 0.9, 0.999, 1e-8, 0.0,
+                                        False, 1, 0), 3),
+        "l2_penalty": (_core.l2_penalty, (np.zeros(5), p, 0.1), 1),
+    }
+
+
+CALLS = good_calls()
+
+
+def test_every_binding_is_covered():
+    public = {n for n in dir(_core) if callable(getattr(_core, n)) and not n.startswith("_")}
+    assert public - {"get_num_threads", "set_num_threads"} == set(CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_valid_call_works(name):
+    fn, args, _ = CALLS[name]
+    fn(*args)
+
+
+def corrupt(args, i, value):
+    args = list(args)
+    args[i] = value
+    return tuple(args)
+
+
+BAD_ARRAYS = {
+    "wrong dtype": (lambda a: a.astype(np.int64), TypeError),
+    "float16": (lambda a: a.astype(np.float16), TypeError),
+    "complex": (lambda a: a.astype(np.complex128), TypeError),
+    "object": (lambda a: a.astype(object), TypeError),
+    "a list": (lambda a: a.tolist(), TypeError),
+    "None": (lambda a: None, TypeError),
+    "wrong rank": (lambda a: a.reshape(a.shape + (1,)), ValueError),
+    "rank 0": (lambda a: np.array(1.0), ValueError),
+    "mismatched shape": (lambda a: np.ones(tuple(d + 1 for d in a.shape)), ValueError),
+    "non-contiguous": (lambda a: np.repeat(a, 2, axis=-1)[..., ::2], ValueError),
+    "empty": (lambda a: np.ones((0,) + a.shape[1:]), ValueError),
+    "misaligned": (lambda a: np.frombuffer(b"\0" + np.ascontiguousarray(a).tobytes(), F64, a.size, 1).reshape(a.shape),
+                   ValueError),
+}
+
+
+@pytest.mark.parametrize("how", sorted(BAD_ARRAYS))
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_bad_array_raises(name, how):
+    fn, args, i = CALLS[name]
+    make, error = BAD_ARRAYS[how]
+    bad = make(args[i])
+    if how == "non-contiguous" and bad.flags.c_contiguous:
+        pytest.skip("a 1-element axis stays contiguous when strided")
+    with pytest.raises((TypeError, ValueError)) as info:
+        fn(*corrupt(args, i, bad))
+    assert name in str(info.value) or how in ("wrong rank",)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_read_only_output_raises(name):
+    fn, args, _ = CALLS[name]
+    out = args[0]
+    if out is None or not isinstance(out, np.ndarray):
+        pytest.skip("no output array")
+    ro = out.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        fn(*corrupt(args, 0, ro))
+
+
+def test_overlapping_output_raises():
+    x, w = np.ones((4, 4)), np.ones((4, 4))
+    with pytest.raises(ValueError, match="must not overlap"):
+        _core.dense_forward(x, x, w, None)
+    with pytest.raises(ValueError, match="must not overlap"):
+        _core.gemm(w, x, w)
+
+
+def test_bad_scalars_raise():
+    p = np.ones(3)
+    with pytest.raises(ValueError, match="'lr'"):
+        _core.sgd_step(p, None, p.copy(), float("nan"), 0.0, 0.0, 0.0, False, True, 0)
+    with pytest.raises(ValueError, match="'buf'"):
+        _core.sgd_step(p, None, p.copy(), 0.1, 0.9, 0.0, 0.0, False, True, 0)
+    with pytest.raises(ValueError, match="'variant'"):
+        _core.sgd_step(p, None, p.copy(), 0.1, 0.0, 0.0, 0.0, False, True, 7)
+    with pytest.raises(ValueError, match="'t'"):
+        _core.adam_step(p, p * 0, p * 0, p.copy(), 0.1, 0.9, 0.999, 1e-8, 0.0, False, 0, 0)
+    with pytest.raises(ValueError, match="beta"):
+        _core.adam_step(p, p * 0, p * 0, p.copy(), 0.1, 1.0, 0.999, 1e-8, 0.0, False, 1, 0)
+    with pytest.raises(ValueError, match="'n'"):
+        _core.set_num_threads(0)
+    with pytest.raises(TypeError):
+        _core.dense_forward(1, 2)
