@@ -8,6 +8,7 @@
 
 Both libraries get the same thread count (cnn.set_num_threads, threadpoolctl for sklearn's BLAS).
     PYTHONPATH=python python3 benchmarks/sklearn_grid.py [--threads 1] [--repeats 1] [--mnist-epochs 5]
+        [--no-grid] [--fashion-dir /usr/share/datasets/fashion-mnist]
 """
 import argparse
 import gzip
@@ -82,11 +83,11 @@ def grid(repeats):
           f"sklearn/cnn = {totals['sklearn'] / totals['cnn']:.1f}x")
 
 
-def fashion(epochs, repeats):
-    X = read_idx(os.path.join(FASHION, "train-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0
-    y = read_idx(os.path.join(FASHION, "train-labels-idx1-ubyte.gz"))
-    Xt = read_idx(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0
-    yt = read_idx(os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz"))
+def fashion(folder, epochs, repeats):
+    X = read_idx(os.path.join(folder, "train-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0
+    y = read_idx(os.path.join(folder, "train-labels-idx1-ubyte.gz"))
+    Xt = read_idx(os.path.join(folder, "t10k-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0
+    yt = read_idx(os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
     kw = dict(hidden_layer_sizes=(100,), solver="adam", max_iter=epochs, random_state=0)
     per_epoch, acc = {"cnn": [], "sklearn": []}, {}
     for r in range(repeats):
@@ -106,6 +107,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="fits per configuration (median taken)")
     parser.add_argument("--mnist-epochs", type=int, default=5, help="0 skips the Fashion-MNIST run")
     parser.add_argument("--no-grid", action="store_true")
+    parser.add_argument("--fashion-dir", default=FASHION, help="folder of the four Fashion-MNIST IDX .gz files")
     args = parser.parse_args()
     cnn.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
@@ -113,7 +115,7 @@ def main():
         if not args.no_grid:
             grid(args.repeats)
         if args.mnist_epochs:
-            fashion(args.mnist_epochs, max(args.repeats, 3))
+            fashion(args.fashion_dir, args.mnist_epochs, max(args.repeats, 3))
 
 
 if __name__ == "__main__":
