@@ -218,6 +218,7 @@ def test_clone_pipeline_and_pickle(data3, tmp_path):
     assert pipe.score(X, y) == ref.score(X, y) > 0.8
     model = pipe[-1]
     restored = pickle.loads(pickle.dumps(model))
+    assert all(c.base is restored._params for c in restored.coefs_ + restored.intercepts_)
     np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
     # a restored model keeps training where it stopped, as the original does
     for m in (model, restored):
@@ -250,7 +251,8 @@ def test_decision_boundary_display(data3):
 
 def test_ctrl_c_stops_between_batches_and_keeps_the_model():
     X, y = make_classification(4000, 50, n_classes=3, n_informative=10, random_state=0)
-    clf = MLPClassifier(hidden_layer_sizes=(256, 256), batch_size=20, max_iter=10000, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(256, 256), batch_size=20, max_iter=10000, tol=0.0,
+                        n_iter_no_change=10**6, random_state=0)  # cannot finish before the signal
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:

@@ -139,6 +139,11 @@ class _BaseMLP(BaseEstimator):
             return params
         return _pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "coefs_"):  # pickling copies every view on its own: make them views of one vector again
+            self._bind(self._flat_params(), self._units())
+
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
