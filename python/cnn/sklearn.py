@@ -6,8 +6,6 @@ scikit-learn's to rounding. A whole run of minibatches (forward, backward, updat
 with the GIL released; the Python side keeps sklearn's epoch logic (schedules, stopping rules).
 """
 import warnings
-from itertools import pairwise
-
 import numpy as np
 import scipy
 import scipy.optimize
@@ -130,7 +128,7 @@ class _BaseMLP(BaseEstimator):
     def _bind(self, params, units):
         """Make coefs_ and intercepts_ views of the flat vector the C kernels train in place."""
         self._params, coefs, intercepts, at = params, [], [], 0
-        for fan_in, fan_out in pairwise(units):
+        for fan_in, fan_out in zip(units, units[1:]):
             coefs.append(params[at:at + fan_in * fan_out].reshape(fan_in, fan_out))
             at += fan_in * fan_out
         for fan_out in units[1:]:
@@ -177,7 +175,7 @@ class _BaseMLP(BaseEstimator):
         # Glorot uniform for weights and biases, layer by layer in sklearn's draw order
         factor = 2.0 if self.activation == "logistic" else 6.0
         coefs, intercepts = [], []
-        for fan_in, fan_out in pairwise(layer_units):
+        for fan_in, fan_out in zip(layer_units, layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)))
             intercepts.append(self._random_state.uniform(-bound, bound, fan_out))
