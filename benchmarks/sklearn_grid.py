@@ -8,7 +8,7 @@
 
 Both libraries get the same thread count (cnn.set_num_threads, threadpoolctl for sklearn's BLAS).
     PYTHONPATH=python python3 benchmarks/sklearn_grid.py [--threads 1] [--repeats 1] [--mnist-epochs 5]
-        [--no-grid] [--fashion-dir /usr/share/datasets/fashion-mnist]
+        [--no-grid] [--widths 10,100,1000] [--fashion-dir /usr/share/datasets/fashion-mnist]
 """
 import argparse
 import gzip
@@ -54,12 +54,12 @@ def timed_fit(cls, X, y, **kw):
         return model, time.perf_counter() - t0
 
 
-def grid(repeats):
+def grid(repeats, widths):
     X, y = moon_and_sun()
     totals = {"cnn": 0.0, "sklearn": 0.0}
     print(f"{'hidden':>12} {'solver':>6} {'activation':>10} | {'n_iter cnn/skl':>15} {'acc cnn/skl':>13} |"
           f" {'cnn s':>8} {'sklearn s':>9} {'ratio':>6}")
-    for hidden in [(10, 10), (100, 100), (1000, 1000)]:
+    for hidden in [(w, w) for w in widths]:
         for solver in ["sgd", "adam"]:
             for activation in ["logistic", "tanh", "relu"]:
                 kw = dict(hidden_layer_sizes=hidden, activation=activation, solver=solver, max_iter=5000,
@@ -107,13 +107,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="fits per configuration (median taken)")
     parser.add_argument("--mnist-epochs", type=int, default=5, help="0 skips the Fashion-MNIST run")
     parser.add_argument("--no-grid", action="store_true")
+    parser.add_argument("--widths", default="10,100,1000", help="hidden widths w of the grid's (w, w) networks")
     parser.add_argument("--fashion-dir", default=FASHION, help="folder of the four Fashion-MNIST IDX .gz files")
     args = parser.parse_args()
     cnn.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         print(f"threads: {args.threads} (cnn and sklearn's BLAS)")
         if not args.no_grid:
-            grid(args.repeats)
+            grid(args.repeats, [int(w) for w in args.widths.split(",")])
         if args.mnist_epochs:
             fashion(args.fashion_dir, args.mnist_epochs, max(args.repeats, 3))
 
