@@ -700,11 +700,15 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
 
+#define MAX_THREADS 1024
+
 static PyObject *py_set_num_threads(PyObject *self, PyObject *args)
 {
     int n;
     if (!PyArg_ParseTuple(args, "i:set_num_threads", &n)) return NULL;
-    if (n < 1) return PyErr_Format(PyExc_ValueError, "set_num_threads: argument 'n' must be >= 1, got %d", n);
+    /* libgomp aborts the process when it cannot create the threads asked for, so absurd counts stop here */
+    if (n < 1 || n > MAX_THREADS)
+        return PyErr_Format(PyExc_ValueError, "set_num_threads: argument 'n' must lie in [1, %d], got %d", MAX_THREADS, n);
     cnn_set_num_threads(n);
     Py_RETURN_NONE;
 }

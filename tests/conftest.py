@@ -13,9 +13,21 @@ def rel_err(got, ref):
     return float(np.linalg.norm(got - ref) / (denom if denom > 0 else 1.0))
 
 
+# the largest relative error each dtype showed in this run, reported at the end of the session
+LARGEST = {}
+
+
 def assert_close(got, ref, dtype, factor=1.0):
     err = rel_err(got, ref)
+    name = np.dtype(dtype).name
+    LARGEST[name] = max(LARGEST.get(name, 0.0), err)
     assert err <= TOL[dtype] * factor, f"relative error {err:.3e} > {TOL[dtype] * factor:.1e}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if LARGEST:
+        terminalreporter.write_line("largest parity error (relative): " + ", ".join(
+            f"{name} {err:.2e}" for name, err in sorted(LARGEST.items())))
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from ._core import get_num_threads, set_num_threads
 from .models import Sequential
 
 __version__ = "0.1.0"
-__all__ = ["Sequential", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads", "layers", "optimizers", "losses",
-           "activations", "utils", "__version__"]
+__all__ = ["Sequential", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads", "layers",
+           "optimizers", "losses", "activations", "utils", "datasets", "interop", "__version__"]
 
-_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models"}
+_LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "datasets", "interop"}
 _LAZY_NAMES = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}  # scikit-learn loads only when asked for
 
 

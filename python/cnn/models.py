@@ -12,6 +12,7 @@ import numpy as np
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._validation import as_float_array, check_dtype, check_number
+from ._interrupt import NoCommit, deferring_interrupts
 from .callbacks import CallbackList, History
 from .layers.base import Layer
 
@@ -19,6 +20,8 @@ __all__ = ["Sequential"]
 
 
 class Sequential:
+    _commit = NoCommit()  # a Commit while fit or train_on_batch runs: SIGINT waits out the optimizer step
+
     def __init__(self, layers=None, name=None, seed=None, dtype="float32"):
         self.name = name or "sequential"
         self.dtype = check_dtype(dtype)
@@ -212,15 +215,18 @@ class Sequential:
                                      "before this batch (lower the learning rate or scale the inputs)")
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
+        self._commit.begin()  # ended by the caller once the batch is recorded
         self.optimizer.step(self._params, self._grads)
         hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
         return value, hits
 
+    @deferring_interrupts
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
         value, hits = self._train_step(x, y)
+        self._commit.end()
         return [value, hits / len(x)] if self.metrics else value
 
     def test_on_batch(self, x, y):
@@ -257,6 +263,7 @@ class Sequential:
                  for s in range(0, len(x), batch_size)]
         return np.concatenate(parts)
 
+    @deferring_interrupts
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
         """Train for `epochs` epochs; returns a History. validation_split takes the *last* fraction of
@@ -297,6 +304,7 @@ class Sequential:
                 seen, total, hits = seen + len(idx), total + value * len(idx), hits + h
                 logs = {"loss": total / seen, **({acc_name: hits / seen} if acc_name else {})}
                 cbs.on_train_batch_end(step, logs)
+                self._commit.end()
             if x_val is not None:
                 val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size)
                 logs["val_loss"] = val_loss

@@ -21,6 +21,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _core
+from ._interrupt import NoCommit, deferring_interrupts
 from ._validation import check_choice, check_number
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -85,6 +86,8 @@ class _Optimizer:
 
 class _BaseMLP(BaseEstimator):
     """What MLPClassifier and MLPRegressor share: parameters, initialisation, the solvers, the forward pass."""
+
+    _commit = NoCommit()  # fit/partial_fit put a Commit here: a Ctrl-C never splits a C call from its bookkeeping
 
     def _store_params(self, arguments):
         """__init__ only stores: each constructor argument under its own name."""
@@ -284,9 +287,11 @@ class _BaseMLP(BaseEstimator):
                 accumulated_loss = 0.0
                 for begin in range(0, n_batches, per_call):
                     end = min(begin + per_call, n_batches)
+                    self._commit.begin()
                     loss_sum, opt.t = _core.mlp_epoch(params, opt.state, grad, work, X, y, order, units, hidden,
                                                       output, alpha, batch_size, begin, end, opt.args())
                     accumulated_loss += loss_sum
+                    self._commit.end()
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
@@ -333,6 +338,7 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
+    @deferring_interrupts
     def fit(self, X, y):
         """Fit the model to data matrix X and targets y; returns self."""
         return self._fit(X, y, incremental=False)
@@ -397,6 +403,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._score_with_function(X, y, accuracy_score)
 
     @available_if(lambda est: est._check_solver())
+    @deferring_interrupts
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y); `classes` (all labels) is required on the first call."""
         first_call = not hasattr(self, "classes_")
@@ -465,6 +472,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._score_with_function(X, y, r2_score)
 
     @available_if(lambda est: est._check_solver())
+    @deferring_interrupts
     def partial_fit(self, X, y):
         """One epoch over (X, y)."""
         return self._fit(X, y, incremental=True)

@@ -1,0 +1,61 @@
+"""Ctrl-C during training without a half-applied batch.
+
+A SIGINT that lands between the optimizer's C call and the end of the batch (the step counter, the
+callbacks) would leave weights that no callback saw and, for Adam, a step count that disagrees with
+the moments. While a model trains in the main thread, SIGINT is caught here: outside a batch's commit
+it raises KeyboardInterrupt at once, as Python does; inside it waits for the commit to end."""
+import functools
+import signal
+import threading
+
+
+class Commit:
+    """begin() before the optimizer step, end() once the batch is fully recorded."""
+
+    def __init__(self):
+        self.active = self.pending = False
+
+    def begin(self):
+        self.active = True
+
+    def end(self):
+        self.active = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def on_sigint(self, signum, frame):
+        if not self.active:
+            raise KeyboardInterrupt
+        self.pending = True
+
+
+def deferring_interrupts(method):
+    """Run a training method with the model's SIGINT handling in place (main thread, default handler only)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if isinstance(self._commit, Commit):  # nested: the outer call owns the handler
+            return method(self, *args, **kwargs)
+        commit = Commit()
+        previous = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous = signal.signal(signal.SIGINT, commit.on_sigint)
+        self._commit = commit
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            del self._commit
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+    return wrapper
+
+
+class NoCommit:
+    """Outside the training methods, begin/end do nothing."""
+
+    def begin(self):
+        pass
+
+    def end(self):
+        pass

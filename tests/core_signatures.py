@@ -1,0 +1,360 @@
+"""The signature of every cnn._core binding as data, and argument lists built from it.
+
+SIGNATURES has one row per way of calling a binding: covering a new binding is one new row. The
+fuzz, memory and sanitizer tests all draw their calls from here. Nothing in this file imports torch,
+so it also runs under AddressSanitizer.
+
+Row arguments:
+  Arr("N,K", write=False, optional=False)  float array of the call's dtype; sizes are symbols shared by the
+                                           row ("*" = one shared element-wise shape of rank 1 to 4)
+  Labels("N", "K")                         int64 class indices, shape N, values in [0, K)
+  Real(lo, hi)                             a float in [lo, hi]
+  Int(lo, hi)                              an int (or enum code) in [lo, hi]
+  Bool(value=None)                         a flag (value fixes it: the shapes of the row depend on it)
+  Units("IN,H,K")                          int64 array of the sizes of those symbols (an MLP's layer widths)
+  Tup(spec, ...)                           a tuple of the specs' values
+Arguments from `first_optional` on may be left out. `derive` names sizes computed from drawn ones
+(an MLP's parameter count), as {symbol: function of the sizes dict}."""
+import numpy as np
+
+from cnn import _core
+
+ALLOWED_ERRORS = (TypeError, ValueError, MemoryError, OverflowError)
+INT_MAX = 2**31 - 1
+
+
+class Arr:
+    def __init__(self, shape, write=False, optional=False):
+        self.shape, self.write, self.optional = shape, write, optional
+
+
+class Labels:
+    def __init__(self, shape, classes):
+        self.shape, self.classes = shape, classes
+
+
+class Real:
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+
+class Int:
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+
+class Bool:
+    def __init__(self, value=None):
+        self.value = value
+
+
+class Units:
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class Tup:
+    def __init__(self, *specs):
+        self.specs = specs
+
+
+class Row:
+    def __init__(self, name, *args, first_optional=None, derive=None):
+        self.name, self.args, self.derive = name, args, derive or {}
+        self.first_optional = len(args) if first_optional is None else first_optional
+
+    def __repr__(self):
+        return f"Row({self.name})"
+
+
+def _act(*arrays):
+    """activation_forward/backward: arrays, then the code (enum in [0, ACT_COUNT)), alpha, beta."""
+    return (*arrays, Int(0, 5), Real(0.5, 2.0), Real(-2.0, 2.0))
+
+
+def _mlp_rows():
+    """A 2-layer MLP: widths IN, H, K; P parameters; W reals of training scratch for N rows (batch 1)."""
+    derive = {"P": lambda s: (s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"],
+              "W": lambda s: s["N"] * (2 * (s["H"] + s["K"]) + s["IN"] + s["K"]),
+              "P2": lambda s: 2 * ((s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"])}
+    net = (Units("IN,H,K"), Int(0, 2), Int(0, 3))
+    return [
+        Row("mlp_workspace_size", Units("IN,H,K"), Int(1, 100), Bool(), derive=derive),
+        Row("mlp_forward", Arr("N,K", True), Arr("W", True), Arr("P"), Arr("N,IN"), *net, derive=derive),
+        Row("mlp_loss_grad", Arr("P", True), Arr("W", True), Arr("P"), Arr("N,IN"), Arr("N,K"), *net,
+            Real(0, 1), derive=derive),
+        Row("mlp_epoch", Arr("P", True), Arr("P2", True), Arr("P", True), Arr("W", True), Arr("N,IN"), Arr("N,K"),
+            Labels("N", "N"), *net, Real(0, 1), Int(1, 1), Int(0, 0), Int(0, 1),
+            Tup(Bool(True), Real(1e-4, 1), Real(0, 1), Bool(), Real(0, 0.99), Real(0, 0.999), Real(1e-8, 1e-3),
+                Int(0, 10**6)), derive=derive),
+    ]
+
+
+LOSS_DX = Arr("N,K", write=True, optional=True)
+SIGNATURES = [
+    Row("gemm", Arr("M,N", True), Arr("M,KD"), Arr("KD,N"), Bool(False), Bool(False), Bool(), first_optional=3),
+    Row("gemm", Arr("M,N", True), Arr("KD,M"), Arr("N,KD"), Bool(True), Bool(True), Bool()),
+    Row("dense_forward", Arr("N,OUT", True), Arr("N,IN"), Arr("IN,OUT"), Arr("OUT", optional=True)),
+    Row("dense_backward", Arr("N,IN", True, True), Arr("IN,OUT", True), Arr("OUT", True, True), Arr("N,OUT"),
+        Arr("N,IN"), Arr("IN,OUT")),
+    Row("activation_forward", *_act(Arr("*", True), Arr("*")), first_optional=3),
+    Row("activation_backward", *_act(Arr("*", True), Arr("*"), Arr("*"), Arr("*")), first_optional=5),
+    Row("softmax_forward", Arr("N,K", True), Arr("N,K")),
+    Row("log_softmax_forward", Arr("N,K", True), Arr("N,K")),
+    Row("softmax_backward", Arr("N,K", True), Arr("N,K"), Arr("N,K")),
+    Row("log_softmax_backward", Arr("N,K", True), Arr("N,K"), Arr("N,K")),
+    Row("sparse_cross_entropy_loss", LOSS_DX, Arr("N,K"), Labels("N", "K")),
+    Row("cross_entropy_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
+    Row("binary_cross_entropy_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
+    Row("mse_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
+    Row("multiclass_hinge_loss", LOSS_DX, Arr("N,K"), Labels("N", "K"), Real(0.0, 2.0), first_optional=3),
+    # without momentum the buffer may be None; with it, it must be there
+    Row("sgd_step", Arr("P", True), Arr("P", True, True), Arr("P"), Real(0, 1), Real(0, 0), Real(0, 1),
+        Real(0, 0.1), Bool(False), Bool(), Int(0, 1)),
+    Row("sgd_step", Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0.01, 0.99), Real(0, 1),
+        Real(0, 0.1), Bool(), Bool(), Int(0, 1)),
+    Row("adam_step", Arr("P", True), Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0, 0.99),
+        Real(0, 0.999), Real(1e-8, 1e-3), Real(0, 0.1), Bool(), Int(1, 10**6), Int(0, 1)),
+    Row("l2_penalty", Arr("P", True), Arr("P"), Real(0, 1)),
+    *_mlp_rows(),
+    Row("get_num_threads"),
+    Row("set_num_threads", Int(1, 4)),
+]
+
+
+def bindings():
+    """The callables of cnn._core (its constants excluded)."""
+    return sorted(n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n)))
+
+
+# ---- drawing ------------------------------------------------------------------------------------------
+
+
+class RandomPick:
+    """Every choice of a case comes from one NumPy generator, so a case is known by its seed."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def choice(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def integer(self, lo, hi):
+        return int(self.rng.integers(lo, hi + 1))
+
+    def chance(self, p):
+        return bool(self.rng.random() < p)
+
+    def real(self, lo, hi):
+        return float(self.rng.uniform(lo, hi))
+
+
+def _values(pick, shape, dtype):
+    rng = np.random.default_rng(pick.integer(0, 2**32 - 1))
+    return (rng.standard_normal(shape) * pick.choice([1.0, 1e-3, 30.0])).astype(dtype)
+
+
+def _draw(row, pick, dtype):
+    """(arguments the binding must accept, the sizes drawn for the row's symbols)."""
+    sizes = {}
+
+    def dims(spec):
+        if spec == "*":
+            if "*" not in sizes:
+                sizes["*"] = tuple(pick.integer(1, 5) for _ in range(pick.integer(1, 4)))
+            return sizes["*"]
+        out = []
+        for sym in spec.split(","):
+            if sym in row.derive:
+                for dep in "IN,H,K,N".split(","):  # what derived sizes are made of comes first
+                    dims(dep)
+                sizes[sym] = row.derive[sym](sizes)
+            if sym not in sizes:
+                sizes[sym] = pick.integer(1, 9)
+            out.append(sizes[sym])
+        return tuple(out)
+
+    def value(a):
+        if isinstance(a, Real):
+            return pick.real(a.lo, a.hi)
+        if isinstance(a, Int):
+            return pick.integer(a.lo, a.hi)
+        if isinstance(a, Tup):
+            return tuple(value(s) for s in a.specs)
+        return pick.chance(0.5) if a.value is None else a.value
+
+    args = []
+    for a in row.args:
+        if isinstance(a, Units):
+            args.append(np.array(dims(a.shape), np.int64))
+        elif isinstance(a, Arr):
+            args.append(None if a.optional and pick.chance(0.25) else _values(pick, dims(a.shape), dtype))
+        elif isinstance(a, Labels):
+            shape, k = dims(a.shape), dims(a.classes)[0]
+            args.append(np.array([pick.integer(0, k - 1) for _ in range(int(np.prod(shape)))], np.int64).reshape(shape))
+        else:
+            args.append(value(a))
+    return args, sizes
+
+
+def valid_call(row, pick, dtype):
+    """A list of arguments that the binding must accept."""
+    return _draw(row, pick, dtype)[0]
+
+
+# ---- breaking ------------------------------------------------------------------------------------------
+
+
+def misaligned(arr):
+    """The same values, at an address one byte off the dtype's alignment."""
+    buf = bytearray(arr.nbytes + 1)
+    out = np.frombuffer(buf, arr.dtype, arr.size, offset=1).reshape(arr.shape)
+    out[...] = arr
+    return out
+
+
+class Subclass(np.ndarray):
+    pass
+
+
+def _bad_array(pick, arr, dtype):
+    kind = pick.choice(["none", "object", "dtype", "rank", "zero", "shape", "strided", "fortran", "readonly",
+                        "misaligned", "nonfinite", "huge", "list", "scalar", "subclass"])
+    if kind == "none":
+        return None
+    if kind == "object":
+        return pick.choice([1.0, "x", b"\0" * 8, object(), np.float64(1.0)])
+    if kind == "list":
+        return arr.tolist()
+    if kind == "scalar":
+        return np.array(1.0, dtype)
+    if kind == "dtype":
+        bad = pick.choice([np.int32, np.int64, np.float16, np.complex64, np.complex128, object, bool, np.uint8,
+                           np.float32, np.float64, np.longdouble])
+        return arr.astype(bad)
+    if kind == "rank":
+        return np.ones(tuple(pick.integer(1, 4) for _ in range(pick.integer(0, 5))), arr.dtype)
+    if kind == "zero":
+        shape = list(arr.shape) or [1]
+        shape[pick.integer(0, len(shape) - 1)] = 0
+        return np.zeros(shape, arr.dtype)
+    if kind == "shape":
+        shape = list(arr.shape) or [1]
+        i = pick.integer(0, len(shape) - 1)
+        shape[i] = max(1, shape[i] + pick.choice([-1, 1, 2]))
+        return np.ones(shape, arr.dtype)
+    if kind == "strided":
+        wide = np.repeat(arr[..., None], 2, axis=-1).reshape(arr.shape[:-1] + (2 * arr.shape[-1],)) if arr.ndim else arr
+        return wide[..., ::2] if arr.ndim else arr
+    if kind == "fortran":
+        return np.asfortranarray(arr.T.copy()).T if arr.ndim >= 2 else np.asfortranarray(arr)
+    if kind == "readonly":
+        out = arr.copy()
+        out.setflags(write=False)
+        return out
+    if kind == "misaligned":
+        return misaligned(arr)
+    if kind == "nonfinite":
+        out = arr.astype(arr.dtype if arr.dtype.kind == "f" else dtype, copy=True)
+        out.reshape(-1)[pick.integer(0, out.size - 1)] = pick.choice([np.nan, np.inf, -np.inf])
+        if pick.chance(0.3):
+            out[...] = pick.choice([np.nan, np.inf, -np.inf, np.finfo(out.dtype).max])
+        return out
+    if kind == "huge":
+        shape = list(arr.shape) or [1]
+        shape[pick.integer(0, len(shape) - 1)] = pick.choice([2**31, 2**31 - 1, 2**40])
+        return np.broadcast_to(np.zeros(1, arr.dtype), shape)  # stride 0: no memory behind the size
+    return arr.copy().view(Subclass)
+
+
+def _bad_labels(pick, labels, k):
+    kind = pick.choice(["range", "dtype", "shape", "array"])
+    out = labels.copy()
+    if kind == "range":
+        out.reshape(-1)[pick.integer(0, out.size - 1)] = pick.choice([-1, k, k + 1, 2**62, -2**63])
+        return out
+    if kind == "dtype":
+        return out.astype(pick.choice([np.int32, np.float64, np.uint64, np.int8]))
+    if kind == "shape":
+        return np.zeros(out.size + pick.choice([-1, 1]), np.int64)
+    return _bad_array(pick, out, np.float64)
+
+
+def _bad_scalar(pick, spec):
+    if isinstance(spec, Real):
+        return pick.choice([np.nan, np.inf, -np.inf, -1.0, -1e-300, 1e308, 2.0, "1.0", None, 1j, np.float32(0.5),
+                            [0.5], np.array([0.5, 0.5])])
+    if isinstance(spec, Int):
+        return pick.choice([spec.lo - 1, spec.hi + 1, INT_MAX, -INT_MAX - 1, 2**31, -2**31 - 1, 2**63, -2**64,
+                            1.5, None, "1", np.int64(1), True, [1]])
+    return pick.choice([None, 2, "", np.array([1, 2]), np.nan, object()])
+
+
+def _alias(pick, args):
+    """Two same-sized arrays of the call made to share memory: the very same array, or shifted by one element."""
+    arrays = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    pairs = [(i, j) for i in arrays for j in arrays if i < j and args[i].shape == args[j].shape]
+    if not pairs:
+        return
+    i, j = pick.choice(pairs)
+    if pick.chance(0.5):
+        args[i] = args[j]
+        return
+    buf = np.concatenate([args[i].reshape(-1), args[j].reshape(-1)[-1:]])
+    args[i], args[j] = buf[:-1].reshape(args[i].shape), buf[1:].reshape(args[j].shape)
+
+
+def broken_call(row, pick, dtype):
+    """A valid call with one or more arguments spoiled (or the argument count changed)."""
+    valid, sizes = _draw(row, pick, dtype)
+    args = list(valid)
+    if not args or pick.chance(0.05):
+        cut = pick.integer(0, len(args) + 2)
+        return args[:cut] if cut <= len(args) else args + [None] * (cut - len(args))
+    for _ in range(pick.choice([1, 1, 1, 2, 3])):
+        if pick.chance(0.1):
+            _alias(pick, args)
+            continue
+        i = pick.integer(0, len(args) - 1)
+        spec = row.args[i]
+        if isinstance(spec, Labels):
+            args[i] = _bad_labels(pick, valid[i], sizes[spec.classes])
+        elif isinstance(spec, Units):
+            args[i] = _bad_labels(pick, valid[i], 1)  # zero or negative widths, other dtypes and shapes
+        elif isinstance(spec, Arr):
+            base = valid[i] if valid[i] is not None else _values(pick, (2, 3), dtype)
+            args[i] = _bad_array(pick, base, dtype)
+        else:
+            args[i] = _bad_scalar(pick, spec)
+    if pick.chance(0.1) and len(args) > row.first_optional:
+        args = args[:pick.integer(row.first_optional, len(args))]
+    return args
+
+
+def call(row, args):
+    """Call the binding; the threads setting is put back so fuzzing leaves no trace."""
+    threads = _core.get_num_threads()
+    try:
+        return getattr(_core, row.name)(*args)
+    finally:
+        _core.set_num_threads(threads)
+
+
+def fuzz_case(row, pick):
+    """One random call: a valid one must succeed; a broken one may only raise the allowed errors."""
+    dtype = pick.choice([np.float32, np.float64])
+    if pick.chance(0.15):
+        call(row, valid_call(row, pick, dtype))
+        return
+    try:
+        call(row, broken_call(row, pick, dtype))
+    except ALLOWED_ERRORS:
+        pass
+
+
+def crash_run(cases, seed):
+    """Many fuzz cases over every row (run in a subprocess: a crash shows as its exit status)."""
+    pick = RandomPick(np.random.default_rng(seed))
+    for i in range(cases):
+        fuzz_case(SIGNATURES[i % len(SIGNATURES)], pick)
+    print(f"{cases} cases, no crash")

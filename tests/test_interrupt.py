@@ -1,0 +1,85 @@
+"""Ctrl-C during Sequential.fit: control comes back at once, the model is left as after the last
+completed batch (weights and optimizer step count agree), and it keeps working."""
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cnn
+from cnn.callbacks import Callback
+from cnn.layers import Dense
+
+
+class Recorder(Callback):
+    """The weights and optimizer step count at the end of every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches, self.weights, self.iterations = 0, None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        self.weights = self.model.get_weights()
+        self.iterations = self.model.optimizer.iterations
+
+
+def make_model(optimizer):
+    model = cnn.Sequential([Dense(64, activation="relu", input_dim=32), Dense(10, activation="softmax")], seed=0)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def data(n=2048):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 32)).astype(np.float32), rng.integers(0, 10, n)
+
+
+def interrupted_fit(model, delay):
+    """fit for far too many epochs, stopped by SIGINT after `delay` s; returns (recorder, seconds to return)."""
+    x, y = data()
+    recorder = Recorder()
+    sent = []
+    timer = threading.Timer(delay, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(x, y, batch_size=16, epochs=10_000, verbose=0, callbacks=[recorder])
+        returned = time.perf_counter()
+    finally:
+        timer.cancel()
+    return recorder, returned - sent[0]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", cnn.optimizers.SGD(0.01, momentum=0.9, variant="torch")])
+@pytest.mark.parametrize("delay", [0.05, 0.13, 0.31])
+def test_interrupt_leaves_the_last_completed_batch(optimizer, delay):
+    model = make_model(optimizer)
+    recorder, latency = interrupted_fit(model, delay)
+    assert latency < 1.0
+    assert recorder.batches > 0
+    for got, want in zip(model.get_weights(), recorder.weights):
+        np.testing.assert_array_equal(got, want)
+    assert model.optimizer.iterations == recorder.iterations == recorder.batches
+
+
+def test_model_works_after_an_interrupt():
+    model = make_model("adam")
+    recorder, _ = interrupted_fit(model, 0.1)
+    x, y = data(256)
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.all(np.isfinite(history.history["loss"]))
+    assert model.optimizer.iterations == recorder.batches + 2 * 8
+    p = model.predict(x)
+    assert p.shape == (256, 10) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+def test_interrupt_handler_is_restored():
+    model = make_model("sgd")
+    before = signal.getsignal(signal.SIGINT)
+    interrupted_fit(model, 0.05)
+    x, y = data(64)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert signal.getsignal(signal.SIGINT) is before
