@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cnn.sklearn import MLPClassifier, MLPRegressor
 
+SANITIZED = os.environ.get("CNN_SANITIZE") == "1"  # tests/sanitize.sh
 RTOL = 1e-6  # float64 runs agree with scikit-learn to rounding (~1e-15); this leaves room for BLAS differences
 
 
@@ -226,6 +227,7 @@ def test_clone_pipeline_and_pickle(data3, tmp_path):
     np.testing.assert_array_equal(restored.coefs_[0], model.coefs_[0])
 
 
+@pytest.mark.skipif(SANITIZED, reason="loky's worker processes inherit the ASan preload and abort in C++ code")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_grid_search_in_two_processes(data3):
     X, y = data3
@@ -236,6 +238,7 @@ def test_grid_search_in_two_processes(data3):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.skipif(SANITIZED, reason="matplotlib's C++ extensions throw, which the ASan runtime cannot intercept")
 def test_decision_boundary_display(data3):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
