@@ -55,6 +55,28 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */
 #define CNN_PARALLEL_WORK 32768
+/* scikit-learn's MLP (mlp.c): units[0..n_layers] are the layer widths, input first. Parameters lie
+ * in one flat vector packed as sklearn's _pack: every coefs_[i] (units[i], units[i+1]) row-major,
+ * then every intercepts_[i] (units[i+1]). */
+typedef enum { MLP_OUT_IDENTITY = 0, MLP_OUT_LOGISTIC = 1, MLP_OUT_SOFTMAX = 2, MLP_OUT_EXP = 3, MLP_OUT_COUNT } cnn_mlp_output;
+typedef struct {
+    int n_layers;          /* weight layers L: units has L + 1 entries */
+    const int *units;
+    cnn_activation hidden; /* identity, sigmoid, tanh or relu */
+    cnn_mlp_output output; /* identity: squared error; logistic: binary log loss; softmax: log loss; exp: Poisson */
+    double alpha;          /* L2 strength: loss += alpha/2·Σ‖W‖²/n (weights only) */
+} cnn_mlp;
+typedef struct {
+    int adam;              /* 0: SGD with momentum (keras velocity form); 1: Adam (keras epsilon form) */
+    double lr, momentum;
+    int nesterov;
+    double beta1, beta2, eps;
+    long long t;           /* Adam steps taken so far; an epoch advances it */
+} cnn_mlp_optim;
+size_t cnn_mlp_param_count(const cnn_mlp *net);
+/* Reals of scratch for n rows: hidden activations only (forward), or with the output, every delta and
+ * room to gather a shuffled batch (training). */
+size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training);
 
 /* Reductions over the batch split into this many fixed chunks, whatever the thread count. */
 #define CNN_REDUCE_CHUNKS 16
@@ -155,5 +177,19 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g);
 void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad);
 void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad);
+/* ---- mlp.c -------------------------------------------------------------------------------
+ * params (P) as cnn_mlp says; x (N, units[0]); y (N, units[L]) targets (0/1 for the classifiers).
+ * mlp_forward: out (N, units[L]) = the network's output; work (cnn_mlp_workspace_size(net, N, 0)). */
+void K(mlp_forward)(real *out, real *work, const real *params, const real *x, int n, const cnn_mlp *net);
+/* mlp_loss_grad: returns sklearn's batch loss (data loss + L2 term) and OVERWRITES grad (P) with its
+ * gradient: the whole gradient is divided by the batch size, so it cannot accumulate.
+ * work (cnn_mlp_workspace_size(net, N, 1)). */
+double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
+                        const cnn_mlp *net);
+/* mlp_epoch: batches [b0, b1) of size `batch` (the last one may be shorter) over the N rows, taken in
+ * the order `order` (N) when given, else in place; each is a loss_grad and an optimizer step on params.
+ * state: SGD velocity (P) or Adam moments m, v (2P). Returns Σ batch loss·batch rows. */
+double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
+                    const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt);
 
 #endif

@@ -747,6 +747,196 @@ static PyObject *py_maxpool2d_backward(PyObject *s, PyObject *a) { return pool(a
 static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_forward", 0, 0); }
 static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_backward", 0, 1); }
 
+/* ---- mlp --------------------------------------------------------------------------------------- */
+
+enum { MLP_MAX_UNITS = 257 }; /* up to 256 weight layers */
+
+/* The network description: units (L + 1,) int64 widths, hidden activation code, output kind, alpha. */
+static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output, double alpha, cnn_mlp *net,
+                       int *units)
+{
+    PyArrayObject *u = array_arg(ounits, fn, "units", NPY_INT64, 1, NULL, READ);
+    if (!u) return -1;
+    npy_intp len = PyArray_DIM(u, 0);
+    if (len < 2 || len > MLP_MAX_UNITS) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'units' must hold 2 to %d layer widths, got %ld", fn,
+                     MLP_MAX_UNITS, (long)len);
+        return -1;
+    }
+    const int64_t *v = PyArray_DATA(u);
+    for (npy_intp i = 0; i < len; i++) {
+        if (v[i] < 1 || v[i] > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: argument 'units' must hold widths in [1, %d], got %lld at %ld", fn,
+                         INT_MAX, (long long)v[i], (long)i);
+            return -1;
+        }
+        units[i] = (int)v[i];
+    }
+    if (hidden != ACT_IDENTITY && hidden != ACT_SIGMOID && hidden != ACT_TANH && hidden != ACT_RELU) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'hidden' must be ACT_IDENTITY, ACT_SIGMOID, ACT_TANH or "
+                     "ACT_RELU, got %d", fn, hidden);
+        return -1;
+    }
+    if (output < 0 || output >= MLP_OUT_COUNT) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'output' must be an MLP_OUT_* code in [0, %d), got %d", fn,
+                     MLP_OUT_COUNT, output);
+        return -1;
+    }
+    if (check_positive_finite(fn, "alpha", alpha, 1)) return -1;
+    *net = (cnn_mlp){(int)len - 1, units, (cnn_activation)hidden, (cnn_mlp_output)output, alpha};
+    return 0;
+}
+
+/* A 1-D scratch or parameter vector of at least `count` elements (scratch may be longer). */
+static PyArrayObject *vector_arg(PyObject *o, const char *fn, const char *name, int t, size_t count, int exact)
+{
+    PyArrayObject *a = array_arg(o, fn, name, t, 1, exact ? (npy_intp[]){(npy_intp)count} : NULL, WRITE);
+    if (a && (size_t)PyArray_DIM(a, 0) < count) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must have at least %zu elements, got %ld", fn, name, count,
+                     (long)PyArray_DIM(a, 0));
+        return NULL;
+    }
+    return a;
+}
+
+/* mlp_workspace_size(units, n, training) -> reals of scratch that mlp_forward / mlp_loss_grad / mlp_epoch need */
+static PyObject *py_mlp_workspace_size(PyObject *self, PyObject *args)
+{
+    static const char *fn = "mlp_workspace_size";
+    PyObject *ou;
+    int n, training, units[MLP_MAX_UNITS];
+    cnn_mlp net;
+    if (!PyArg_ParseTuple(args, "Oip:mlp_workspace_size", &ou, &n, &training)) return NULL;
+    if (mlp_net_arg(fn, ou, ACT_IDENTITY, MLP_OUT_IDENTITY, 0, &net, units)) return NULL;
+    if (n < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 'n' must be >= 1, got %d", fn, n);
+    return PyLong_FromSize_t(cnn_mlp_workspace_size(&net, n, training));
+}
+
+/* mlp_forward(out, work, params, x, units, hidden, output) */
+static PyObject *py_mlp_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "mlp_forward";
+    PyObject *oout, *owork, *op, *ox, *ou;
+    int hidden, output, units[MLP_MAX_UNITS];
+    cnn_mlp net;
+    if (!PyArg_ParseTuple(args, "OOOOOii:mlp_forward", &oout, &owork, &op, &ox, &ou, &hidden, &output)) return NULL;
+    if (mlp_net_arg(fn, ou, hidden, output, 0, &net, units)) return NULL;
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 2, (npy_intp[]){ANY, units[0]}, READ);
+    if (!x) return NULL;
+    int n = DIM(x, 0);
+    PyArrayObject *p = array_arg(op, fn, "params", t, 1, (npy_intp[]){(npy_intp)cnn_mlp_param_count(&net)}, READ);
+    PyArrayObject *out = p ? array_arg(oout, fn, "out", t, 2, (npy_intp[]){n, units[net.n_layers]}, WRITE) : NULL;
+    PyArrayObject *work = out ? vector_arg(owork, fn, "work", t, cnn_mlp_workspace_size(&net, n, 0), 0) : NULL;
+    if (!work) return NULL;
+    PyArrayObject *outs[] = {out, work}, *ins[] = {p, x};
+    if (check_disjoint(fn, outs, (const char *[]){"out", "work"}, 2, ins, (const char *[]){"params", "x"}, 2))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, mlp_forward, DATA(out), DATA(work), DATA(p), DATA(x), n, &net);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* The arrays shared by mlp_loss_grad and mlp_epoch: x (N, units[0]), y (N, units[L]), params (P), grad (P),
+ * work (at least the training workspace for `rows` rows). */
+typedef struct { PyArrayObject *x, *y, *p, *grad, *work; int t, n; } mlp_arrays;
+
+static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject *oy, PyObject *op, PyObject *og,
+                          PyObject *owork, const cnn_mlp *net, int param_access, int batch)
+{
+    a->t = real_type(ox, fn, "x");
+    a->x = a->t < 0 ? NULL : array_arg(ox, fn, "x", a->t, 2, (npy_intp[]){ANY, net->units[0]}, READ);
+    if (!a->x) return -1;
+    a->n = DIM(a->x, 0);
+    size_t count = cnn_mlp_param_count(net);
+    a->y = array_arg(oy, fn, "y", a->t, 2, (npy_intp[]){a->n, net->units[net->n_layers]}, READ);
+    a->p = a->y ? array_arg(op, fn, "params", a->t, 1, (npy_intp[]){(npy_intp)count}, param_access) : NULL;
+    a->grad = a->p ? vector_arg(og, fn, "grad", a->t, count, 1) : NULL;
+    if (a->grad && batch > a->n) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'batch' must lie in [1, %d], got %d", fn, a->n, batch);
+        return -1;
+    }
+    a->work = a->grad ? vector_arg(owork, fn, "work", a->t, cnn_mlp_workspace_size(net, batch ? batch : a->n, 1), 0)
+                      : NULL;
+    return a->work ? 0 : -1;
+}
+
+/* mlp_loss_grad(grad, work, params, x, y, units, hidden, output, alpha) -> loss */
+static PyObject *py_mlp_loss_grad(PyObject *self, PyObject *args)
+{
+    static const char *fn = "mlp_loss_grad";
+    PyObject *og, *owork, *op, *ox, *oy, *ou;
+    int hidden, output, units[MLP_MAX_UNITS];
+    double alpha, loss;
+    cnn_mlp net;
+    mlp_arrays a;
+    if (!PyArg_ParseTuple(args, "OOOOOOiid:mlp_loss_grad", &og, &owork, &op, &ox, &oy, &ou, &hidden, &output, &alpha))
+        return NULL;
+    if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
+        mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, READ, 0))
+        return NULL;
+    PyArrayObject *outs[] = {a.grad, a.work}, *ins[] = {a.p, a.x, a.y};
+    if (check_disjoint(fn, outs, (const char *[]){"grad", "work"}, 2, ins, (const char *[]){"params", "x", "y"}, 3))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    loss = CALL(a.t, mlp_loss_grad, DATA(a.grad), DATA(a.work), DATA(a.p), DATA(a.x), DATA(a.y), a.n, &net);
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(loss);
+}
+
+/* mlp_epoch(params, state, grad, work, x, y, order or None, units, hidden, output, alpha, batch, begin, end,
+ *           (adam, lr, momentum, nesterov, beta1, beta2, eps, t)) -> (Σ batch loss·rows, t) */
+static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
+{
+    static const char *fn = "mlp_epoch";
+    PyObject *op, *ostate, *og, *owork, *ox, *oy, *oorder, *ou;
+    int hidden, output, batch, b0, b1, adam, nesterov, units[MLP_MAX_UNITS], ok = 1;
+    double alpha, total;
+    cnn_mlp net;
+    cnn_mlp_optim opt;
+    mlp_arrays a;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiidiii(pddpdddL):mlp_epoch", &op, &ostate, &og, &owork, &ox, &oy, &oorder,
+                          &ou, &hidden, &output, &alpha, &batch, &b0, &b1, &adam, &opt.lr, &opt.momentum, &nesterov,
+                          &opt.beta1, &opt.beta2, &opt.eps, &opt.t))
+        return NULL;
+    opt.adam = adam;
+    opt.nesterov = nesterov;
+    if (batch < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 'batch' must be >= 1, got %d", fn, batch);
+    if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
+        mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, WRITE, batch))
+        return NULL;
+    size_t count = cnn_mlp_param_count(&net);
+    PyArrayObject *state = vector_arg(ostate, fn, "state", a.t, adam ? 2 * count : count, 1);
+    PyArrayObject *order = state ? optional_arg(oorder, &ok, fn, "order", NPY_INT64, 1, (npy_intp[]){a.n}, READ) : NULL;
+    if (!state || !ok) return NULL;
+    int n_batches = (a.n + batch - 1) / batch;
+    if (b0 < 0 || b0 > b1 || b1 > n_batches)
+        return PyErr_Format(PyExc_ValueError, "%s: arguments 'begin', 'end' must satisfy 0 <= begin <= end <= %d "
+                            "batches, got %d and %d", fn, n_batches, b0, b1);
+    if (check_positive_finite(fn, "lr", opt.lr, 0) || check_positive_finite(fn, "eps", opt.eps, 0))
+        return NULL;
+    if (!(opt.momentum >= 0 && opt.momentum <= 1) || !(opt.beta1 >= 0 && opt.beta1 < 1) ||
+        !(opt.beta2 >= 0 && opt.beta2 < 1))
+        return PyErr_Format(PyExc_ValueError, "%s: 'momentum' must lie in [0, 1] and 'beta1', 'beta2' in [0, 1), "
+                            "got %s, %s and %s", fn, num(opt.momentum).s, num(opt.beta1).s, num(opt.beta2).s);
+    if (opt.t < 0) return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must be >= 0, got %lld", fn, opt.t);
+    const int64_t *idx = DATA(order);
+    for (int i = 0; order && i < a.n; i++)
+        if (idx[i] < 0 || idx[i] >= a.n)
+            return PyErr_Format(PyExc_ValueError, "%s: argument 'order' must hold row indices in [0, %d), got %lld "
+                                "at %d", fn, a.n, (long long)idx[i], i);
+    PyArrayObject *outs[] = {a.p, state, a.grad, a.work}, *ins[] = {a.x, a.y, order};
+    if (check_disjoint(fn, outs, (const char *[]){"params", "state", "grad", "work"}, 4, ins,
+                       (const char *[]){"x", "y", "order"}, 3))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), DATA(a.x), DATA(a.y),
+                 DATA(order), a.n, batch, b0, b1, &net, &opt);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("dL", total, opt.t);
+}
+
 /* ---- threads --------------------------------------------------------------------------------- */
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
@@ -815,6 +1005,11 @@ static PyMethodDef methods[] = {
     METHOD(maxpool2d_backward, "maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding)"),
     METHOD(avgpool2d_forward, "avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad)"),
     METHOD(avgpool2d_backward, "avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad)"),
+    METHOD(mlp_workspace_size, "mlp_workspace_size(units, n, training) -> reals of scratch for n rows"),
+    METHOD(mlp_forward, "mlp_forward(out, work, params, x, units, hidden, output)"),
+    METHOD(mlp_loss_grad, "mlp_loss_grad(grad, work, params, x, y, units, hidden, output, alpha) -> loss"),
+    METHOD(mlp_epoch, "mlp_epoch(params, state, grad, work, x, y, order or None, units, hidden, output, alpha, "
+                      "batch, begin, end, (adam, lr, momentum, nesterov, beta1, beta2, eps, t)) -> (loss·rows, t)"),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
     METHOD(set_num_threads, "set_num_threads(n)"),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
@@ -832,6 +1027,8 @@ PyMODINIT_FUNC PyInit__core(void)
         {"ACT_IDENTITY", ACT_IDENTITY}, {"ACT_SIGMOID", ACT_SIGMOID}, {"ACT_TANH", ACT_TANH},
         {"ACT_SCALED_TANH", ACT_SCALED_TANH}, {"ACT_RELU", ACT_RELU}, {"ACT_LEAKY_RELU", ACT_LEAKY_RELU},
         {"OPT_TORCH", OPT_TORCH}, {"OPT_KERAS", OPT_KERAS},
+        {"MLP_OUT_IDENTITY", MLP_OUT_IDENTITY}, {"MLP_OUT_LOGISTIC", MLP_OUT_LOGISTIC},
+        {"MLP_OUT_SOFTMAX", MLP_OUT_SOFTMAX}, {"MLP_OUT_EXP", MLP_OUT_EXP},
 #ifdef _OPENMP
         {"HAVE_OPENMP", 1},
 #else

@@ -11,7 +11,10 @@ Row arguments:
   Real(lo, hi)                             a float in [lo, hi]
   Int(lo, hi)                              an int (or enum code) in [lo, hi]
   Bool(value=None)                         a flag (value fixes it: the shapes of the row depend on it)
-Arguments from `first_optional` on may be left out."""
+  Units("IN,H,K")                          int64 array of the sizes of those symbols (an MLP's layer widths)
+  Tup(spec, ...)                           a tuple of the specs' values
+Arguments from `first_optional` on may be left out. `derive` names sizes computed from drawn ones
+(an MLP's parameter count), as {symbol: function of the sizes dict}."""
 import numpy as np
 
 from cnn import _core
@@ -45,9 +48,19 @@ class Bool:
         self.value = value
 
 
+class Units:
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class Tup:
+    def __init__(self, *specs):
+        self.specs = specs
+
+
 class Row:
-    def __init__(self, name, *args, first_optional=None):
-        self.name, self.args = name, args
+    def __init__(self, name, *args, first_optional=None, derive=None):
+        self.name, self.args, self.derive = name, args, derive or {}
         self.first_optional = len(args) if first_optional is None else first_optional
 
     def __repr__(self):
@@ -57,6 +70,24 @@ class Row:
 def _act(*arrays):
     """activation_forward/backward: arrays, then the code (enum in [0, ACT_COUNT)), alpha, beta."""
     return (*arrays, Int(0, 5), Real(0.5, 2.0), Real(-2.0, 2.0))
+
+
+def _mlp_rows():
+    """A 2-layer MLP: widths IN, H, K; P parameters; W reals of training scratch for N rows (batch 1)."""
+    derive = {"P": lambda s: (s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"],
+              "W": lambda s: s["N"] * (2 * (s["H"] + s["K"]) + s["IN"] + s["K"]),
+              "P2": lambda s: 2 * ((s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"])}
+    net = (Units("IN,H,K"), Int(0, 2), Int(0, 3))
+    return [
+        Row("mlp_workspace_size", Units("IN,H,K"), Int(1, 100), Bool(), derive=derive),
+        Row("mlp_forward", Arr("N,K", True), Arr("W", True), Arr("P"), Arr("N,IN"), *net, derive=derive),
+        Row("mlp_loss_grad", Arr("P", True), Arr("W", True), Arr("P"), Arr("N,IN"), Arr("N,K"), *net,
+            Real(0, 1), derive=derive),
+        Row("mlp_epoch", Arr("P", True), Arr("P2", True), Arr("P", True), Arr("W", True), Arr("N,IN"), Arr("N,K"),
+            Labels("N", "N"), *net, Real(0, 1), Int(1, 1), Int(0, 0), Int(0, 1),
+            Tup(Bool(True), Real(1e-4, 1), Real(0, 1), Bool(), Real(0, 0.99), Real(0, 0.999), Real(1e-8, 1e-3),
+                Int(0, 10**6)), derive=derive),
+    ]
 
 
 LOSS_DX = Arr("N,K", write=True, optional=True)
@@ -85,6 +116,7 @@ SIGNATURES = [
     Row("adam_step", Arr("P", True), Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0, 0.99),
         Real(0, 0.999), Real(1e-8, 1e-3), Real(0, 0.1), Bool(), Int(1, 10**6), Int(0, 1)),
     Row("l2_penalty", Arr("P", True), Arr("P"), Real(0, 1)),
+    *_mlp_rows(),
     Row("get_num_threads"),
     Row("set_num_threads", Int(1, 4)),
 ]
@@ -133,24 +165,35 @@ def _draw(row, pick, dtype):
             return sizes["*"]
         out = []
         for sym in spec.split(","):
+            if sym in row.derive:
+                for dep in "IN,H,K,N".split(","):  # what derived sizes are made of comes first
+                    dims(dep)
+                sizes[sym] = row.derive[sym](sizes)
             if sym not in sizes:
                 sizes[sym] = pick.integer(1, 9)
             out.append(sizes[sym])
         return tuple(out)
 
+    def value(a):
+        if isinstance(a, Real):
+            return pick.real(a.lo, a.hi)
+        if isinstance(a, Int):
+            return pick.integer(a.lo, a.hi)
+        if isinstance(a, Tup):
+            return tuple(value(s) for s in a.specs)
+        return pick.chance(0.5) if a.value is None else a.value
+
     args = []
     for a in row.args:
-        if isinstance(a, Arr):
+        if isinstance(a, Units):
+            args.append(np.array(dims(a.shape), np.int64))
+        elif isinstance(a, Arr):
             args.append(None if a.optional and pick.chance(0.25) else _values(pick, dims(a.shape), dtype))
         elif isinstance(a, Labels):
             shape, k = dims(a.shape), dims(a.classes)[0]
             args.append(np.array([pick.integer(0, k - 1) for _ in range(int(np.prod(shape)))], np.int64).reshape(shape))
-        elif isinstance(a, Real):
-            args.append(pick.real(a.lo, a.hi))
-        elif isinstance(a, Int):
-            args.append(pick.integer(a.lo, a.hi))
         else:
-            args.append(pick.chance(0.5) if a.value is None else a.value)
+            args.append(value(a))
     return args, sizes
 
 
@@ -276,6 +319,8 @@ def broken_call(row, pick, dtype):
         spec = row.args[i]
         if isinstance(spec, Labels):
             args[i] = _bad_labels(pick, valid[i], sizes[spec.classes])
+        elif isinstance(spec, Units):
+            args[i] = _bad_labels(pick, valid[i], 1)  # zero or negative widths, other dtypes and shapes
         elif isinstance(spec, Arr):
             base = valid[i] if valid[i] is not None else _values(pick, (2, 3), dtype)
             args[i] = _bad_array(pick, base, dtype)

@@ -31,6 +31,21 @@ def good_calls():
         "adam_step": (_core.adam_step, (p.copy(), np.zeros(5), np.zeros(5), p, 0.1, 0.9, 0.999, 1e-8, 0.0,
                                         False, 1, 0), 3),
         "l2_penalty": (_core.l2_penalty, (np.zeros(5), p, 0.1), 1),
+        **mlp_calls(),
+    }
+
+
+def mlp_calls():
+    """A 3-4-2 network on 4 rows; its arrays are fresh so a corrupted copy never aliases another's."""
+    units, x, y = np.array([3, 4, 2]), np.ones((4, 3)), np.zeros((4, 2))
+    count, work = 4 * 4 + 5 * 2, np.zeros(_core.mlp_workspace_size(units, 4, True))
+    net = (units, _core.ACT_TANH, _core.MLP_OUT_SOFTMAX)
+    return {
+        "mlp_forward": (_core.mlp_forward, (np.empty((4, 2)), work.copy(), np.ones(count), x, *net), 3),
+        "mlp_loss_grad": (_core.mlp_loss_grad, (np.empty(count), work.copy(), np.ones(count), x, y, *net, 1e-4), 3),
+        "mlp_epoch": (_core.mlp_epoch, (np.ones(count), np.zeros(count), np.empty(count), work.copy(), x, y,
+                                        np.arange(4), *net, 1e-4, 4, 0, 1,
+                                        (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0)), 4),
     }
 
 

@@ -9,15 +9,18 @@ from ._core import get_num_threads, set_num_threads
 from .models import Sequential
 
 __version__ = "0.1.0"
-__all__ = ["Sequential", "get_num_threads", "set_num_threads", "layers", "optimizers", "losses",
-           "activations", "utils", "callbacks", "plot", "regularizers", "initializers", "datasets", "interop",
-           "__version__"]
+__all__ = ["Sequential", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads", "layers",
+           "optimizers", "losses", "activations", "utils", "callbacks", "plot", "regularizers", "initializers",
+           "datasets", "interop", "__version__"]
 
 _LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "callbacks", "plot",
                  "regularizers", "initializers", "datasets", "interop"}
+_LAZY_NAMES = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}  # scikit-learn loads only when asked for
 
 
 def __getattr__(name):
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'cnn' has no attribute {name!r}")

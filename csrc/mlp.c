@@ -1,0 +1,162 @@
+/* mlp.c: scikit-learn's MLPClassifier/MLPRegressor training, a whole run of minibatches per call.
+ * The step is sklearn's _backprop + optimizer update built from the shared kernels (dense, activation,
+ * l2_penalty, sgd_step/adam_step in their keras forms), so a tiny network pays no per-step Python cost.
+ * Losses are computed from the output probabilities as sklearn does, clipped to [eps, 1 - eps], so
+ * loss_curve_ matches sklearn's even where a logit-based loss would differ.
+ * Worked example (binary log loss): p = 0.8 for target 1 and 0.25 for target 0 over n = 2 rows →
+ * loss = -(ln 0.8 + ln 0.75)/2 = 0.2554, output deltas (p - y)/n = [-0.1, 0.125]. */
+#ifdef real
+
+/* Layer pointers into work: act[0] = x, act[1..L] the layer outputs, delta[1..L] their gradients. */
+static void K(mlp_layout)(const real **act, real **delta, real *work, const real *x, int n, const cnn_mlp *net,
+                          int training)
+{
+    int L = net->n_layers;
+    act[0] = x;
+    for (int i = 1; i <= L - !training; i++) {
+        act[i] = work;
+        work += (size_t)n * net->units[i];
+    }
+    for (int i = 1; training && i <= L; i++) {
+        delta[i] = work;
+        work += (size_t)n * net->units[i];
+    }
+}
+
+/* act[1..L] from act[0]; the output layer gets the output activation, the others the hidden one. */
+static void K(mlp_run)(real *const *act, const real *params, int n, const cnn_mlp *net)
+{
+    int L = net->n_layers;
+    const real *w = params, *b = params;
+    for (int i = 0; i < L; i++) b += (size_t)net->units[i] * net->units[i + 1];
+    for (int i = 0; i < L; i++) {
+        int in = net->units[i], out = net->units[i + 1];
+        size_t count = (size_t)n * out;
+        K(dense_forward)(act[i + 1], act[i], w, b, n, in, out);
+        w += (size_t)in * out;
+        b += out;
+        if (i < L - 1) {
+            K(activation_forward)(act[i + 1], act[i + 1], count, net->hidden, 0, 1);
+            continue;
+        }
+        if (net->output == MLP_OUT_LOGISTIC) K(activation_forward)(act[L], act[L], count, ACT_SIGMOID, 0, 1);
+        else if (net->output == MLP_OUT_SOFTMAX) K(softmax_forward)(act[L], act[L], n, out);
+        else if (net->output == MLP_OUT_EXP)
+            for (size_t j = 0; j < count; j++) act[L][j] = exp(act[L][j]);
+    }
+}
+
+void K(mlp_forward)(real *out, real *work, const real *params, const real *x, int n, const cnn_mlp *net)
+{
+    const real *act[net->n_layers + 1];
+    K(mlp_layout)(act, NULL, work, x, n, net, 0);
+    act[net->n_layers] = out;
+    K(mlp_run)((real *const *)act, params, n, net);
+}
+
+/* sklearn's data loss of the output p against y (_base.LOSS_FUNCTIONS, summed over the outputs), and
+ * delta = (p - y)/n: the output gradient for each of the four link/loss pairs. Serial: n·k is a
+ * minibatch of outputs, too small to share. */
+static double K(mlp_output_loss)(real *delta, const real *p, const real *y, size_t n, size_t k, cnn_mlp_output kind)
+{
+    const real eps = sizeof(real) == sizeof(float) ? FLT_EPSILON : DBL_EPSILON, inv_n = (real)1 / n;
+    double s = 0;
+    for (size_t i = 0; i < n * k; i++) {
+        real pi = p[i], yi = y[i], pc = pi < eps ? eps : pi > 1 - eps ? 1 - eps : pi;
+        switch (kind) {
+        case MLP_OUT_IDENTITY: s += (double)(yi - pi) * (yi - pi); break;
+        case MLP_OUT_SOFTMAX: if (yi != 0) s -= (double)yi * log(pc); break;
+        case MLP_OUT_LOGISTIC:
+            if (yi != 0) s -= (double)yi * log(pc);
+            if (yi != 1) s -= (double)(1 - yi) * log(1 - pc);
+            break;
+        default: s += (yi != 0 ? (double)yi * log(yi / pi) : 0) - yi + pi; break;
+        }
+        delta[i] = (pi - yi) * inv_n;
+    }
+    /* squared error is halved and averaged over all n·k outputs; the others are summed over outputs */
+    return kind == MLP_OUT_IDENTITY ? 0.5 * s / ((double)n * k) : s / n;
+}
+
+double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
+                        const cnn_mlp *net)
+{
+    int L = net->n_layers;
+    const real *act[L + 1];
+    real *delta[L + 1];
+    K(mlp_layout)(act, delta, work, x, n, net, 1);
+    K(mlp_run)((real *const *)act, params, n, net);
+    double loss = K(mlp_output_loss)(delta[L], act[L], y, n, net->units[L], net->output);
+
+    size_t nw = 0, offset_w[L], offset_b[L];
+    for (int i = 0; i < L; i++) {
+        offset_w[i] = nw;
+        nw += (size_t)net->units[i] * net->units[i + 1];
+    }
+    for (int i = 0, ob = 0; i < L; i++) {
+        offset_b[i] = nw + ob;
+        ob += net->units[i + 1];
+    }
+    memset(grad, 0, cnn_mlp_param_count(net) * sizeof(real));
+    for (int i = L - 1; i >= 0; i--) {
+        int in = net->units[i], out = net->units[i + 1];
+        K(dense_backward)(i ? delta[i] : NULL, grad + offset_w[i], grad + offset_b[i], delta[i + 1], act[i],
+                          params + offset_w[i], n, in, out);
+        if (i) K(activation_backward)(delta[i], delta[i], NULL, act[i], (size_t)n * in, net->hidden, 0, 1);
+    }
+    /* deltas already carry 1/n, so the L2 term of the batch is (alpha/n)/2·Σ‖W‖² with gradient (alpha/n)·W */
+    return loss + K(l2_penalty)(grad, params, nw, (real)(net->alpha / n));
+}
+
+double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
+                    const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt)
+{
+    int in = net->units[0], k = net->units[net->n_layers];
+    size_t count = cnn_mlp_param_count(net);
+    real *xb = work + cnn_mlp_workspace_size(net, batch, 1) - (size_t)batch * (in + k), *yb = xb + (size_t)batch * in;
+    double total = 0;
+    for (int bi = b0; bi < b1; bi++) {
+        int start = bi * batch, m = n - start < batch ? n - start : batch;
+        const real *xs = x + (size_t)start * in, *ys = y + (size_t)start * k;
+        if (order) { /* sklearn copies the shuffled rows too (_safe_indexing) */
+            for (int r = 0; r < m; r++) {
+                memcpy(xb + (size_t)r * in, x + (size_t)order[start + r] * in, in * sizeof(real));
+                memcpy(yb + (size_t)r * k, y + (size_t)order[start + r] * k, k * sizeof(real));
+            }
+            xs = xb;
+            ys = yb;
+        }
+        total += K(mlp_loss_grad)(grad, work, params, xs, ys, m, net) * m;
+        if (opt->adam)
+            K(adam_step)(params, state, state + count, grad, count, opt->lr, opt->beta1, opt->beta2, opt->eps, 0, 0,
+                         ++opt->t, OPT_KERAS);
+        else
+            K(sgd_step)(params, state, grad, count, opt->lr, opt->momentum, 0, 0, opt->nesterov, 0, OPT_KERAS);
+    }
+    return total;
+}
+
+#else
+#include <float.h>
+#include <string.h>
+#include "cnn.h"
+
+size_t cnn_mlp_param_count(const cnn_mlp *net)
+{
+    size_t p = 0;
+    for (int i = 0; i < net->n_layers; i++) p += (size_t)(net->units[i] + 1) * net->units[i + 1];
+    return p;
+}
+
+size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training)
+{
+    int L = net->n_layers;
+    size_t rows = 0;
+    for (int i = 1; i < L; i++) rows += net->units[i];
+    if (training) rows = 2 * (rows + net->units[L]) + net->units[0] + net->units[L];
+    return rows * n;
+}
+
+#define TEMPLATE "mlp.c"
+#include "template.h"
+#endif

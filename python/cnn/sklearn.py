@@ -1,0 +1,478 @@
+"""scikit-learn compatible MLPClassifier and MLPRegressor whose training runs in C (csrc/mlp.c).
+
+Same parameters, defaults, fitted attributes, messages and random-number order as
+sklearn.neural_network (1.9), so with a fixed random_state the loss curves agree with
+scikit-learn's to rounding. A whole run of minibatches (forward, backward, update) is one C call
+with the GIL released; the Python side keeps sklearn's epoch logic (schedules, stopping rules).
+"""
+import warnings
+import numpy as np
+import scipy
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from . import _core
+from ._interrupt import NoCommit, deferring_interrupts
+from ._validation import check_choice, check_number
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_HIDDEN = {"identity": _core.ACT_IDENTITY, "logistic": _core.ACT_SIGMOID, "tanh": _core.ACT_TANH,
+           "relu": _core.ACT_RELU}
+_OUTPUT = {"identity": _core.MLP_OUT_IDENTITY, "logistic": _core.MLP_OUT_LOGISTIC,
+           "softmax": _core.MLP_OUT_SOFTMAX, "exp": _core.MLP_OUT_EXP}
+_SOLVERS = {"lbfgs", "sgd", "adam"}
+_STOCHASTIC = {"sgd", "adam"}
+# Multiply-adds per C call: Python sees a Ctrl-C only between calls, so this bounds the wait (~10 ms).
+_WORK_PER_CALL = 1 << 25
+# scipy 1.15 dropped L-BFGS-B's iprint option (sklearn.utils.fixes does the same test).
+_LBFGS_IPRINT = tuple(int(v) for v in scipy.__version__.split(".")[:2]) < (1, 15)
+
+
+def _pack(coefs, intercepts, dtype):
+    """One flat vector in sklearn's _pack order: every coefficient matrix, then every intercept."""
+    return np.concatenate([np.ravel(a) for a in list(coefs) + list(intercepts)]).astype(dtype, copy=False)
+
+
+class _Optimizer:
+    """sklearn's SGDOptimizer / AdamOptimizer bookkeeping over the flat parameter vector.
+
+    The update rule runs in C (sgd_step / adam_step, keras variants); this keeps the learning-rate
+    schedule, the step count and the flat state (SGD velocity, or Adam's m then v)."""
+
+    def __init__(self, est, count, dtype):
+        self.adam = est.solver == "adam"
+        self.learning_rate_init = est.learning_rate_init
+        self.learning_rate = float(est.learning_rate_init)
+        self.lr_schedule = est.learning_rate if not self.adam else None
+        self.power_t = est.power_t
+        self.settings = (float(est.momentum), bool(est.nesterovs_momentum), float(est.beta_1),
+                         float(est.beta_2), float(est.epsilon))
+        self.state = np.zeros(2 * count if self.adam else count, dtype=dtype)
+        self.t = 0
+
+    def args(self):
+        momentum, nesterov, beta_1, beta_2, epsilon = self.settings
+        lr = self.learning_rate_init if self.adam else self.learning_rate
+        return (self.adam, lr, momentum, nesterov, beta_1, beta_2, epsilon, self.t)
+
+    def iteration_ends(self, time_step):
+        if self.lr_schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+class _BaseMLP(BaseEstimator):
+    """What MLPClassifier and MLPRegressor share: parameters, initialisation, the solvers, the forward pass."""
+
+    _commit = NoCommit()  # fit/partial_fit put a Commit here: a Ctrl-C never splits a C call from its bookkeeping
+
+    def _store_params(self, arguments):
+        """__init__ only stores: each constructor argument under its own name."""
+        for name, value in arguments.items():
+            if name != "self":
+                setattr(self, name, value)
+
+    def _check_params(self):
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        for s in sizes:
+            check_number(s, "hidden_layer_sizes", low=1, integer=True)
+        check_choice(self.activation, "activation", set(_HIDDEN))
+        check_choice(self.solver, "solver", _SOLVERS)
+        check_number(self.alpha, "alpha", low=0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            check_number(self.batch_size, "batch_size ('auto' or an integer)", low=1, integer=True)
+        check_choice(self.learning_rate, "learning_rate", {"constant", "invscaling", "adaptive"})
+        check_number(self.learning_rate_init, "learning_rate_init", low=0, low_open=True)
+        check_number(self.power_t, "power_t", low=0)
+        check_number(self.max_iter, "max_iter", low=1, integer=True)
+        check_number(self.tol, "tol", low=0)
+        check_number(self.momentum, "momentum", low=0, high=1)
+        check_number(self.validation_fraction, "validation_fraction", low=0, high=1, high_open=True)
+        check_number(self.beta_1, "beta_1", low=0, high=1, high_open=True)
+        check_number(self.beta_2, "beta_2", low=0, high=1, high_open=True)
+        check_number(self.epsilon, "epsilon", low=0, low_open=True)
+        if self.n_iter_no_change != np.inf:
+            check_number(self.n_iter_no_change, "n_iter_no_change (an integer or np.inf)", low=1, integer=True)
+        check_number(self.max_fun, "max_fun", low=1, integer=True)
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        return [int(s) for s in sizes]
+
+    # ---- the network in C -------------------------------------------------------------------------
+
+    def _units(self):
+        return np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_], dtype=np.int64)
+
+    def _bind(self, params, units):
+        """Make coefs_ and intercepts_ views of the flat vector the C kernels train in place."""
+        self._params, coefs, intercepts, at = params, [], [], 0
+        for fan_in, fan_out in zip(units, units[1:]):
+            coefs.append(params[at:at + fan_in * fan_out].reshape(fan_in, fan_out))
+            at += fan_in * fan_out
+        for fan_out in units[1:]:
+            intercepts.append(params[at:at + fan_out])
+            at += fan_out
+        self.coefs_, self.intercepts_ = coefs, intercepts
+
+    def _flat_params(self):
+        """The flat vector behind coefs_/intercepts_, packed anew if they were replaced or unpickled."""
+        params = getattr(self, "_params", None)
+        if params is not None and all(a.base is params for a in self.coefs_ + self.intercepts_):
+            return params
+        return _pack(self.coefs_, self.intercepts_, self.coefs_[0].dtype)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "coefs_"):  # pickling copies every view on its own: make them views of one vector again
+            self._bind(self._flat_params(), self._units())
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        params = self._flat_params()
+        X = np.ascontiguousarray(X, dtype=params.dtype)
+        units = self._units()
+        out = np.empty((X.shape[0], units[-1]), dtype=params.dtype)
+        work = np.empty(max(1, _core.mlp_workspace_size(units, X.shape[0], False)), dtype=params.dtype)
+        _core.mlp_forward(out, work, params, X, units, _HIDDEN[self.activation], _OUTPUT[self.out_activation_])
+        return out
+
+    # ---- fitting -------------------------------------------------------------------------------------
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+        # Glorot uniform for weights and biases, layer by layer in sklearn's draw order
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in zip(layer_units, layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(self._random_state.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(self._random_state.uniform(-bound, bound, fan_out))
+        self._bind(_pack(coefs, intercepts, dtype), layer_units)
+        self._best_params = self._params.copy()
+        if self.solver in _STOCHASTIC:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _fit(self, X, y, incremental=False):
+        hidden = self._check_params()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        else:
+            self._bind(self._flat_params(), self._units())
+        if self.solver in _STOCHASTIC:
+            self._fit_stochastic(X, y, incremental)
+        else:
+            self._fit_lbfgs(X, y)
+        if not np.isfinite(self._params).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
+                             "values and need to be preprocessed.")
+        return self
+
+    def _net_args(self):
+        return self._units(), _HIDDEN[self.activation], _OUTPUT[self.out_activation_], float(self.alpha)
+
+    def _fit_lbfgs(self, X, y):
+        params = self._params
+        X = np.ascontiguousarray(X, dtype=params.dtype)
+        y = np.ascontiguousarray(y, dtype=params.dtype)
+        units, hidden, output, alpha = self._net_args()
+        work = np.empty(_core.mlp_workspace_size(units, X.shape[0], True), dtype=params.dtype)
+        grad = np.empty_like(params)
+
+        def loss_grad(p):
+            params[...] = p
+            loss = _core.mlp_loss_grad(grad, work, params, X, y, units, hidden, output, alpha)
+            return loss, grad.astype(np.float64)  # a copy: scipy may keep the gradient it was given
+
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if _LBFGS_IPRINT:
+            options["iprint"] = 1 if self.verbose is True or self.verbose >= 1 else -1
+        res = scipy.optimize.minimize(loss_grad, params.astype(np.float64), method="L-BFGS-B", jac=True,
+                                      options=options)
+        self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
+        self.loss_ = res.fun
+        params[...] = res.x
+
+    def _fit_stochastic(self, X, y, incremental):
+        params = self._params
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = _Optimizer(self, params.size, params.dtype)
+        opt = self._optimizer
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        X_val = y_val = None
+        if early_stopping:
+            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+            X, X_val, y, y_val = train_test_split(X, y, random_state=self._random_state,
+                                                  test_size=self.validation_fraction, stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
+                                 "of your dataset.")
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        X = np.ascontiguousarray(X, dtype=params.dtype)
+        y = np.ascontiguousarray(y, dtype=params.dtype)
+        n_samples = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        units, hidden, output, alpha = self._net_args()
+        work = np.empty(_core.mlp_workspace_size(units, batch_size, True), dtype=params.dtype)
+        grad = np.empty_like(params)
+        n_batches = -(-n_samples // batch_size)
+        per_call = max(1, _WORK_PER_CALL // (3 * batch_size * params.size))
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                order = None
+                if self.shuffle:  # sklearn.utils.shuffle(sample_idx, random_state): one RandomState.shuffle
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = order = sample_idx[perm]
+                accumulated_loss = 0.0
+                for begin in range(0, n_batches, per_call):
+                    end = min(begin + per_call, n_batches)
+                    self._commit.begin()
+                    loss_sum, opt.t = _core.mlp_epoch(params, opt.state, grad, work, X, y, order, units, hidden,
+                                                      output, alpha, batch_size, begin, end, opt.args())
+                    accumulated_loss += loss_sum
+                    self._commit.end()
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                opt.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
+                        what, self.tol, self.n_iter_no_change)
+                    if opt.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
+                                  "hasn't converged yet." % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            params[...] = self._best_params
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+        if early_stopping:
+            score = self._score(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self._params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    @deferring_interrupts
+    def fit(self, X, y):
+        """Fit the model to data matrix X and targets y; returns self."""
+        return self._fit(X, y, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. %s is not stochastic."
+                                 % self.solver)
+        return True
+
+    def _score_with_function(self, X, y, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred)
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's MLPClassifier, trained in C.
+
+    Log loss with a softmax output (multiclass) or logistic outputs (binary, multilabel); solvers
+    'lbfgs', 'sgd' and 'adam'. Parameters and fitted attributes are scikit-learn's."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+        self._store_params(locals())
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes as in the "
+                                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                                 f"'y' has {classes}.")
+        return X, self._label_binarizer.transform(y).astype(bool)
+
+    def predict(self, X):
+        """Predicted class labels of X."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y):
+        return self._score_with_function(X, y, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    @deferring_interrupts
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y); `classes` (all labels) is required on the first call."""
+        first_call = not hasattr(self, "classes_")
+        if first_call and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is not None and not first_call and not np.array_equal(self.classes_, unique_labels(classes)):
+            raise ValueError("`classes=%r` is not the same as on last call to partial_fit, was: %r"
+                             % (classes, self.classes_))
+        if first_call:
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else classes)
+        return self._fit(X, y, incremental=True)
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Class probabilities of X, columns in the order of classes_."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return np.vstack([1 - y_pred, y_pred]).T if y_pred.ndim == 1 else y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: scikit-learn's MLPRegressor, trained in C.
+
+    Half squared error with an identity output, or half Poisson deviance with an exp output."""
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+        self._store_params(locals())
+
+    def _check_params(self):
+        check_choice(self.loss, "loss", {"squared_error", "poisson"})
+        return super()._check_params()
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
+                             reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def predict(self, X):
+        """Predicted values of X: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
+
+    def _score(self, X, y):
+        return self._score_with_function(X, y, r2_score)
+
+    @available_if(lambda est: est._check_solver())
+    @deferring_interrupts
+    def partial_fit(self, X, y):
+        """One epoch over (X, y)."""
+        return self._fit(X, y, incremental=True)
