@@ -82,8 +82,8 @@ test_loss, test_acc = model.evaluate(x_test, y_test)
 
 # %%
 print(f"{'quantity':<28} {'lecture':>24} {'cnn':>24}")
-print(f"{'H = max(0, W1 x + b1)':<28} {'[0, 8.3, 174.3, 152.5]':>24} {str(list(np.round(H[0], 2))):>24}")
-print(f"{'scores':<28} {'[188.97, 211.97, -84.12]':>24} {str(list(np.round(scores[0], 2))):>24}")
+print(f"{'H = max(0, W1 x + b1)':<28} {'[0, 8.3, 174.3, 152.5]':>24} {str(np.round(H[0], 2).tolist()):>24}")
+print(f"{'scores':<28} {'[188.97, 211.97, -84.12]':>24} {str(np.round(scores[0], 2).tolist()):>24}")
 print(f"{'predicted class':<28} {'2 (dog)':>24} {str(int(np.argmax(scores)) + 1) + ' (dog)':>24}")
 print(f"{'final training loss':<28} {'(curve on the slide)':>24} {losses[-1]:>24.4f}")
 print(f"{'test accuracy (' + DATA + ')':<28} {'-':>24} {test_acc:>24.4f}")
