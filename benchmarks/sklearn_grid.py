@@ -8,11 +8,9 @@
 
 Both libraries get the same thread count (cnn.set_num_threads, threadpoolctl for sklearn's BLAS).
     PYTHONPATH=python python3 benchmarks/sklearn_grid.py [--threads 1] [--repeats 1] [--mnist-epochs 5]
-        [--no-grid] [--widths 10,100,1000] [--fashion-dir /usr/share/datasets/fashion-mnist]
+        [--no-grid] [--widths 10,100,1000] [--fashion-dir DIR]
 """
 import argparse
-import gzip
-import os
 import time
 import warnings
 
@@ -22,29 +20,8 @@ from sklearn.neural_network import MLPClassifier as SkMLP
 from threadpoolctl import threadpool_limits
 
 import cnn
+from cnn.datasets import load_fashion_mnist, moon_and_sun
 from cnn.sklearn import MLPClassifier as CnnMLP
-
-FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-def moon_and_sun():
-    """The lecture's data: an arc of radius 10 (class 0) above a blob near the origin (class 1)."""
-    np.random.seed(100)
-    R, n = 10, 20
-    angle = np.random.uniform(np.pi / 10, 7 * np.pi / 10, n)
-    arc = np.c_[R * np.cos(angle) + np.random.randn(n), R * np.sin(angle) + np.random.randn(n)]
-    blob = np.c_[np.random.uniform(0, 3, n), np.random.normal(2, 2, n)]
-    return np.r_[arc, blob], np.r_[np.zeros(n), np.ones(n)]
-
-
-def read_idx(path):
-    """An IDX file (optionally gzipped) as a NumPy array: magic 0x0000 08 <rank>, big-endian dims, uint8 data."""
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        raw = f.read()
-    rank = raw[3]
-    dims = np.frombuffer(raw, ">u4", rank, 4).astype(int)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
-
 
 def timed_fit(cls, X, y, **kw):
     with warnings.catch_warnings():
@@ -84,10 +61,8 @@ def grid(repeats, widths):
 
 
 def fashion(folder, epochs, repeats):
-    X = read_idx(os.path.join(folder, "train-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0
-    y = read_idx(os.path.join(folder, "train-labels-idx1-ubyte.gz"))
-    Xt = read_idx(os.path.join(folder, "t10k-images-idx3-ubyte.gz")).reshape(-1, 784) / 255.0
-    yt = read_idx(os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
+    (X, y), (Xt, yt) = load_fashion_mnist(folder)
+    X, Xt = X.reshape(-1, 784) / 255.0, Xt.reshape(-1, 784) / 255.0
     kw = dict(hidden_layer_sizes=(100,), solver="adam", max_iter=epochs, random_state=0)
     per_epoch, acc = {"cnn": [], "sklearn": []}, {}
     for r in range(repeats):
@@ -108,7 +83,8 @@ def main():
     parser.add_argument("--mnist-epochs", type=int, default=5, help="0 skips the Fashion-MNIST run")
     parser.add_argument("--no-grid", action="store_true")
     parser.add_argument("--widths", default="10,100,1000", help="hidden widths w of the grid's (w, w) networks")
-    parser.add_argument("--fashion-dir", default=FASHION, help="folder of the four Fashion-MNIST IDX .gz files")
+    parser.add_argument("--fashion-dir", default=None, help="folder of the four Fashion-MNIST IDX files "
+                        "(default: cnn.datasets.load_fashion_mnist's)")
     args = parser.parse_args()
     cnn.set_num_threads(args.threads)
     with threadpool_limits(args.threads):

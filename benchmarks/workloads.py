@@ -13,6 +13,7 @@ import torch
 
 import cnn
 from cnn import _core
+from cnn.applications import lenet5, lenet5_torch
 
 
 # At one thread every side runs in this thread, so its CPU time is the work's time and stays true when
@@ -103,27 +104,6 @@ def b1_mlp(threads, quick, repeats):
 
 # ---- B2: LeNet-5 (the lecture's variant), Adam, batch 32 --------------------------------------
 
-class ScaledTanh(torch.nn.Module):
-    def forward(self, x):
-        return 1.7159 * torch.tanh(x)
-
-
-def lenet_torch():
-    nn = torch.nn
-    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.AvgPool2d(2), nn.Conv2d(6, 6, 1, groups=6), ScaledTanh(),
-                         nn.Conv2d(6, 16, 5), nn.AvgPool2d(2), nn.Conv2d(16, 16, 1, groups=16), ScaledTanh(),
-                         nn.Conv2d(16, 120, 5), nn.Flatten(), nn.Linear(120, 84), ScaledTanh(), nn.Linear(84, 10))
-
-
-def lenet_cnn():
-    L = cnn.layers
-    return cnn.Sequential([
-        L.Conv2D(6, 5, input_shape=(1, 32, 32)), L.AveragePooling2D(2), L.Conv2D(6, 1, groups=6),
-        L.Activation("scaled_tanh"), L.Conv2D(16, 5), L.AveragePooling2D(2), L.Conv2D(16, 1, groups=16),
-        L.Activation("scaled_tanh"), L.Conv2D(120, 5), L.Flatten(), L.Dense(84, activation="scaled_tanh"),
-        L.Dense(10, activation="softmax")], seed=0)
-
-
 # multiply-adds per sample, first layer first (its input gradient is never computed)
 LENET_MACS = [6 * 28 * 28 * 25, 6 * 14 * 14, 16 * 10 * 10 * 150, 16 * 5 * 5, 120 * 400, 120 * 84, 84 * 10]
 
@@ -134,10 +114,10 @@ def b2_lenet(threads, quick, repeats):
     n, batch = (1600 if quick else 6400), 32
     rng = np.random.default_rng(0)
     x, y = rng.random((n, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, n)
-    model = lenet_cnn()
+    model = lenet5(seed=0)
     model.compile(optimizer=cnn.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy")
     torch.manual_seed(0)
-    tm = lenet_torch()
+    tm = lenet5_torch()
     topt = torch.optim.Adam(tm.parameters(), lr=0.001)
     xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -258,18 +238,16 @@ def b5_gemm(threads, quick, repeats):
 
 # ---- B6: convolution layers, forward + backward, LeNet shapes at batch 32 -----------------------
 
-CONV_SHAPES = [(1, 32, 6, 5, "conv1"), (6, 14, 16, 5, "conv3"), (16, 5, 120, 5, "conv5")]  # C_in, H, C_out, k
-
-
 def b6_conv(threads, quick, repeats):
     if not hasattr(cnn.layers, "Conv2D"):
         return "cnn.layers has no Conv2D yet"
     rng = np.random.default_rng(0)
     rows, batch = [], 32
-    for cin, h, cout, k, role in CONV_SHAPES:
-        model = cnn.Sequential([cnn.layers.Conv2D(cout, k, input_shape=(cin, h, h))], seed=0)
-        model.build()
-        layer = model.layers[0]
+    model = lenet5(seed=0)
+    model.build()
+    convs = [l for l in model.layers if isinstance(l, cnn.layers.Conv2D) and l.kernel_size == (5, 5)]
+    for role, layer in zip(("conv1", "conv3", "conv5"), convs):
+        (cin, h, _), cout, k = layer.input_shape, layer.filters, layer.kernel_size[0]
         x = rng.random((batch, cin, h, h), dtype=np.float32)
         ho = h - k + 1
         dy = rng.random((batch, cout, ho, ho), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""The lecture's LeNet-5 in cnn.Sequential against the same network in torch.nn, from identical weights.
+"""The lecture's LeNet-5 (cnn.applications) in cnn.Sequential against torch.nn, from identical weights.
 
 Also the convolution/pooling layers' shape inference, names, weights layout and errors."""
 import numpy as np
@@ -6,63 +6,16 @@ import pytest
 import torch
 
 import cnn
-from cnn.layers import (Activation, AveragePooling2D, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D,
-                        ZeroPadding2D)
+from cnn.applications import lenet5, lenet5_inputs, lenet5_torch
+from cnn.interop import to_torch
+from cnn.layers import AveragePooling2D, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ZeroPadding2D
 
 
-class ScaledTanh(torch.nn.Module):
-    def forward(self, x):
-        return 1.7159 * torch.tanh(x)
-
-
-def lenet_cnn(seed=0):
-    """Input 1x28x28 padded to 32x32; each subsampling is average pooling then a per-channel a·x + b."""
-    return cnn.Sequential([
-        ZeroPadding2D(2, input_shape=(1, 28, 28)),
-        Conv2D(6, 5),
-        AveragePooling2D(2),
-        Conv2D(6, 1, groups=6),
-        Activation("scaled_tanh"),
-        Conv2D(16, 5),
-        AveragePooling2D(2),
-        Conv2D(16, 1, groups=16),
-        Activation("scaled_tanh"),
-        Conv2D(120, 5),
-        Flatten(),
-        Dense(84, activation="scaled_tanh"),
-        Dense(10, activation="softmax"),
-    ], seed=seed)
-
-
-def lenet_torch():
-    nn = torch.nn
-    return nn.Sequential(
-        nn.ZeroPad2d(2), nn.Conv2d(1, 6, 5), nn.AvgPool2d(2), nn.Conv2d(6, 6, 1, groups=6), ScaledTanh(),
-        nn.Conv2d(6, 16, 5), nn.AvgPool2d(2), nn.Conv2d(16, 16, 1, groups=16), ScaledTanh(),
-        nn.Conv2d(16, 120, 5), nn.Flatten(), nn.Linear(120, 84), ScaledTanh(), nn.Linear(84, 10))
-
-
-def copy_weights(model, net):
-    """Conv weights share PyTorch's layout; a Dense kernel is a Linear weight transposed."""
-    params = [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    layers = [l for l in model.layers if l.weights]
-    assert len(params) == len(layers)
-    with torch.no_grad():
-        for layer, mod in zip(layers, params):
-            kernel, bias = layer.get_weights()
-            mod.weight.copy_(torch.from_numpy(kernel.T.copy() if isinstance(layer, Dense) else kernel))
-            mod.bias.copy_(torch.from_numpy(bias))
-
-
-def test_lenet_shapes_and_params():
-    model = lenet_cnn()
+def test_lenet_names_and_grouped_weights():
+    model = lenet5(seed=0)
     model.build()
-    shapes = [l.output_shape for l in model.layers]
-    assert shapes == [(1, 32, 32), (6, 28, 28), (6, 14, 14), (6, 14, 14), (6, 14, 14), (16, 10, 10), (16, 5, 5),
-                      (16, 5, 5), (16, 5, 5), (120, 1, 1), (120,), (84,), (10,)]
-    assert model.count_params() == sum(p.numel() for p in lenet_torch().parameters())
-    assert [l.name for l in model.layers[:4]] == ["zero_padding2d", "conv2d", "average_pooling2d", "conv2d_1"]
-    kernel, bias = model.layers[3].get_weights()
+    assert [l.name for l in model.layers[:3]] == ["conv2d", "average_pooling2d", "conv2d_1"]
+    kernel, bias = model.layers[2].get_weights()
     assert kernel.shape == (6, 1, 1, 1) and bias.shape == (6,)
 
 
@@ -81,18 +34,16 @@ def test_lenet_trains_like_torch(one_thread):
     """100 Adam steps of batch 32 in float32: per-step losses within 1e-4 relative of PyTorch's."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = lenet_cnn(seed=1)
+    model = lenet5(seed=1)
     model.compile(optimizer=cnn.optimizers.Adam(5e-4, variant="torch"), loss="sparse_categorical_crossentropy")
-    model.build()
-    net = lenet_torch()
-    copy_weights(model, net)
+    net = to_torch(model, lenet5_torch())
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
     # images with a learnable signal: the class shifts a blob, so the loss falls noticeably in 100 steps
     labels = rng.integers(0, 10, 3200)
-    x = rng.uniform(0, 1, (3200, 1, 28, 28)).astype(np.float32) * 0.3
+    images = rng.integers(0, 77, (3200, 28, 28), dtype=np.uint8)
     for i, c in enumerate(labels):
-        x[i, 0, 2 * c:2 * c + 8, 4:24] += 0.7
-    x = (1.175 - 1.275 * x).astype(np.float32)
+        images[i, 2 * c:2 * c + 8, 4:24] += 178
+    x = lenet5_inputs(images)
     ours, theirs = [], []
     for step in range(100):
         xb, yb = x[32 * step:32 * (step + 1)], labels[32 * step:32 * (step + 1)]
@@ -135,7 +86,7 @@ def test_conv_pool_model_gradients_match_torch(dtype):
         torch.nn.ZeroPad2d((0, 1, 0, 1)), torch.nn.AvgPool2d(2, 1, count_include_pad=False),
         torch.nn.Conv2d(6, 6, 2, dilation=2, padding=1, groups=6),
         torch.nn.Flatten(), torch.nn.Linear(6 * 3 * 3, 3)).to(torch.float64 if dtype == np.float64 else torch.float32)
-    copy_weights(model, net)
+    to_torch(model, net)
     # positive inputs and a positive first kernel make the max pool's zero padding never win, and the
     # avg pool after 'same' padding divides by real cells: correct the torch side by the padded count
     x = rng.uniform(0.5, 1, (5, 2, 9, 8)).astype(dtype)
@@ -213,11 +164,11 @@ def test_layer_errors():
 
 def test_buffers_kept_across_batches():
     """A short batch reuses the buffers of a long one; a longer one grows them once."""
-    model = lenet_cnn()
+    model = lenet5(seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    x = np.random.default_rng(0).standard_normal((40, 1, 28, 28)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((40, 1, 32, 32)).astype(np.float32)
     y = np.arange(40) % 10
-    conv = model.layers[1]
+    conv = model.layers[0]
     model.train_on_batch(x[:32], y[:32])
     scratch = conv._buffers["scratch"]
     model.train_on_batch(x[:8], y[:8])

@@ -1,0 +1,81 @@
+"""cnn.applications: LeNet-5's layers, shapes and parameter count, its torch twin and its input mapping."""
+import numpy as np
+import pytest
+import torch
+
+import cnn
+from cnn.applications import lenet5, lenet5_inputs, lenet5_torch
+from cnn.interop import from_torch, to_torch
+
+# parameters per trainable layer, the lecture's table: conv1 6·25+6, 1x1 6+6, conv3 16·6·25+16, 1x1 16+16,
+# conv5 120·16·25+120, dense 120·84+84, dense 84·10+10
+LECTURE_PARAMS = [156, 12, 2416, 32, 48120, 10164, 850]
+
+
+def test_lenet5_shapes_and_parameter_count():
+    model = lenet5(seed=0)
+    model.build()
+    assert [l.output_shape for l in model.layers] == [
+        (6, 28, 28), (6, 14, 14), (6, 14, 14), (6, 14, 14), (16, 10, 10), (16, 5, 5), (16, 5, 5), (16, 5, 5),
+        (120, 1, 1), (120,), (84,), (10,)]
+    assert [sum(w.size for w in l.weights) for l in model.layers if l.weights] == LECTURE_PARAMS
+    assert model.count_params() == 61750 == sum(p.numel() for p in lenet5_torch().parameters())
+    assert model.predict(np.zeros((3, 1, 32, 32), np.float32)).shape == (3, 10)
+
+
+def test_lenet5_starts_subsampling_as_plain_average():
+    model = lenet5(seed=0)
+    model.build()
+    for layer in (model.layers[2], model.layers[6]):
+        kernel, bias = layer.get_weights()
+        assert layer.groups == layer.filters and np.all(kernel == 1) and np.all(bias == 0)
+
+
+def test_lenet5_seed_and_dtype():
+    a, b, c = lenet5(seed=3), lenet5(seed=3), lenet5(seed=4, dtype="float64")
+    for m in (a, b, c):
+        m.build()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert c.get_weights()[0].dtype == np.float64
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+
+
+@pytest.mark.parametrize("dtype,tdtype,tol", [("float64", torch.float64, 1e-12), ("float32", torch.float32, 1e-5)])
+def test_round_trip_with_torch_gives_equal_outputs(dtype, tdtype, tol):
+    """lenet5 → lenet5_torch → a fresh lenet5: all three give the same class probabilities."""
+    x = lenet5_inputs(np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)).astype(dtype)
+    model = lenet5(seed=1, dtype=dtype)
+    net = to_torch(model, lenet5_torch().to(tdtype))
+    back = from_torch(lenet5(seed=2, dtype=dtype), net)
+    want = model.predict(x)
+    with torch.no_grad():
+        theirs = torch.softmax(net(torch.from_numpy(x)), 1).numpy()
+    assert np.linalg.norm(theirs - want) <= tol * np.linalg.norm(want)
+    for a, b in zip(model.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.predict(x), want)
+
+
+def test_lenet5_inputs_mapping():
+    # worked example: background 0 → 1.175, full ink 255 → 1.175 - 1.275 = -0.1, 51 (x = 0.2) → 0.92
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[0, 0, 0], images[1, 27, 27], images[1, 10, 5] = 255, 51, 1
+    x = lenet5_inputs(images)
+    assert x.dtype == np.float32 and x.shape == (2, 1, 32, 32) and x.flags.c_contiguous
+    np.testing.assert_allclose([x[0, 0, 2, 2], x[1, 0, 29, 29], x[1, 0, 0, 0]], [-0.1, 0.92, 1.175], rtol=1e-6)
+    background = np.ones((32, 32), bool)
+    background[2, 2] = False
+    np.testing.assert_array_equal(x[0, 0][background], np.float32(1.175))
+    np.testing.assert_allclose(x[1, 0, 12, 7], 1.175 - 1.275 / 255, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 28, 28)), np.zeros((28, 28), np.uint8), np.zeros((2, 32, 32), np.uint8),
+                                 np.zeros((2, 1, 28, 28), np.uint8)])
+def test_lenet5_inputs_rejects_other_images(bad):
+    with pytest.raises(ValueError, match=r"lenet5_inputs: expected uint8 images of shape \(N, 28, 28\)"):
+        lenet5_inputs(bad)
+
+
+def test_applications_loads_lazily():
+    assert cnn.applications.lenet5 is lenet5
