@@ -51,7 +51,7 @@ plt.show()
 # %%
 (x_train, y_train), (x_test, y_test), DATA = cnn.datasets.load_mnist_or_fashion(MNIST_DIR)
 if QUICK:
-    x_train, y_train, x_test, y_test = x_train[:6000], y_train[:6000], x_test[:2000], y_test[:2000]
+    x_train, y_train, x_test, y_test = x_train[:3000], y_train[:3000], x_test[:1000], y_test[:1000]
 flat_train = x_train.reshape(len(x_train), -1).astype(np.float32) / 255
 flat_test = x_test.reshape(len(x_test), -1).astype(np.float32) / 255
 mlp = cnn.MLPClassifier(solver="adam", hidden_layer_sizes=(100), activation="relu", tol=0.05, verbose=True,
@@ -133,7 +133,7 @@ rows = [
     ("XOR, lbfgs MLPClassifier score", "1.0", f"{xor_score:.3f}", "-"),
     ("XOR, gradient descent on MSE, outputs", "[0 1 1 0]", str(np.round(gd_out).astype(int)), "-"),
     (f"MLPClassifier(100, adam, tol=0.05) test score ({DATA})", "0.958 (MNIST)", f"{mlp_score:.4f}", "-"),
-    (f"LeNet-5 test accuracy after {EPOCHS} epochs ({DATA})", "0.97-0.98 (MNIST)", f"{accuracy['cnn']:.4f}",
+    (f"LeNet-5 test accuracy, {EPOCHS} epoch(s) ({DATA})", "0.97-0.98 (MNIST)", f"{accuracy['cnn']:.4f}",
      f"{accuracy.get('PyTorch', float('nan')):.4f}"),
     (f"LeNet-5 training time, s ({cnn.get_num_threads()} threads)", "-", f"{times['cnn']:.1f}",
      f"{times.get('PyTorch', float('nan')):.1f}"),
