@@ -23,9 +23,15 @@ def test_lenet5_shapes_and_parameter_count():
     assert model.predict(np.zeros((3, 1, 32, 32), np.float32)).shape == (3, 10)
 
 
-def test_lenet5_starts_subsampling_as_plain_average():
-    model = lenet5(seed=0)
+def test_lenet5_initialisation():
+    """5x5 filters sum to 0 (a constant background gives 0) at He's scale; subsampling starts as a plain average."""
+    model = lenet5(seed=0, dtype="float64")
     model.build()
+    for layer in (model.layers[0], model.layers[4], model.layers[8]):
+        kernel, bias = layer.get_weights()
+        fan_in = kernel[0].size
+        np.testing.assert_allclose(kernel.sum(axis=(1, 2, 3)), 0, atol=1e-12)
+        assert 0.8 < kernel.std() * np.sqrt(fan_in / 2) < 1.2 and np.all(bias == 0)
     for layer in (model.layers[2], model.layers[6]):
         kernel, bias = layer.get_weights()
         assert layer.groups == layer.filters and np.all(kernel == 1) and np.all(bias == 0)
