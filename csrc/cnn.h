@@ -55,6 +55,17 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */
 #define CNN_PARALLEL_WORK 32768
+/* for (type i = 0; i < n; i++) { body }, split statically over the team when `parallel` holds, else a
+ * plain loop: entering an OpenMP region costs ~0.6 µs even when an if() clause keeps it on one thread,
+ * and a small training step crosses some twenty of them. */
+#define CNN_FOR(parallel, type, i, n, ...)                                                        \
+    do {                                                                                          \
+        if (parallel) {                                                                           \
+            _Pragma("omp parallel for schedule(static)") for (type i = 0; i < (n); i++) { __VA_ARGS__ } \
+        } else {                                                                                  \
+            for (type i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
+        }                                                                                         \
+    } while (0)
 /* scikit-learn's MLP (mlp.c): units[0..n_layers] are the layer widths, input first. Parameters lie
  * in one flat vector packed as sklearn's _pack: every coefs_[i] (units[i], units[i+1]) row-major,
  * then every intercepts_[i] (units[i+1]). */

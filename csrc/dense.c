@@ -6,11 +6,10 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
 {
     K(gemm)(out, inp, w, n, out_dim, in, in, 1, out_dim, 1, out_dim, 0);
     if (!b) return;
-#pragma omp parallel for schedule(static) if ((size_t)n * out_dim > 65536)
-    for (int i = 0; i < n; i++) {
+    CNN_FOR((size_t)n * out_dim > 65536, int, i, n, {
         real *row = out + (size_t)i * out_dim;
         for (int j = 0; j < out_dim; j++) row[j] += b[j];
-    }
+    });
 }
 
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
@@ -22,14 +21,13 @@ void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const r
     /* each thread owns a slice of columns and sums its rows in order: no reduction across threads */
     enum { COLS = 64 };
     int blocks = (out_dim + COLS - 1) / COLS;
-#pragma omp parallel for schedule(static) if ((size_t)n * out_dim > 65536)
-    for (int cb = 0; cb < blocks; cb++) {
+    CNN_FOR((size_t)n * out_dim > 65536, int, cb, blocks, {
         int j0 = cb * COLS, j1 = j0 + COLS < out_dim ? j0 + COLS : out_dim;
         for (int i = 0; i < n; i++) {
             const real *row = dout + (size_t)i * out_dim;
             for (int j = j0; j < j1; j++) db[j] += row[j];
         }
-    }
+    });
 }
 
 #else

@@ -197,8 +197,12 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
                     ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
     int pa = csa != 1 || N > NC, pb = csb != 1 || M > MC;
+    if ((double)M * N * KD <= CNN_GEMM_SERIAL_WORK) { /* the one-thread partition, without entering a region */
+        G(block)(c, a, b, 0, M, 0, N, KD, rsa, csa, rsb, csb, ldc, accumulate, pa, pb);
+        return;
+    }
     int mt = (M + MR - 1) / MR, nt = (N + NR - 1) / NR;
-#pragma omp parallel if ((double)M * N * KD > CNN_GEMM_SERIAL_WORK)
+#pragma omp parallel
     {
         /* split over column panels first (each thread then packs only its own b), rows if too few */
         int nth = team_size(), t = team_rank();

@@ -78,8 +78,9 @@ static double K(mlp_output_loss)(real *delta, const real *p, const real *y, size
     return kind == MLP_OUT_IDENTITY ? 0.5 * s / ((double)n * k) : s / n;
 }
 
-double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
-                        const cnn_mlp *net)
+/* The data loss of the batch, and grad (P) overwritten with its gradient without the L2 term. */
+static double K(mlp_backprop)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
+                              const cnn_mlp *net)
 {
     int L = net->n_layers;
     const real *act[L + 1];
@@ -104,15 +105,51 @@ double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *
                           params + offset_w[i], n, in, out);
         if (i) K(activation_backward)(delta[i], delta[i], NULL, act[i], (size_t)n * in, net->hidden, 0, 1);
     }
-    /* deltas already carry 1/n, so the L2 term of the batch is (alpha/n)/2·Σ‖W‖² with gradient (alpha/n)·W */
-    return loss + K(l2_penalty)(grad, params, nw, (real)(net->alpha / n));
+    return loss;
+}
+
+/* deltas already carry 1/n, so the L2 term of the batch is (alpha/n)/2·Σ‖W‖² with gradient (alpha/n)·W */
+double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
+                        const cnn_mlp *net)
+{
+    double loss = K(mlp_backprop)(grad, work, params, x, y, n, net);
+    return loss + K(l2_penalty)(grad, params, mlp_weight_count(net), (real)(net->alpha / n));
+}
+
+/* The L2 term (returned) and gradient of the first nw parameters, then the optimizer update, piece by
+ * piece so each piece of g and p is still in cache for the update: on a wide net these are memory-bound
+ * passes over millions of parameters. Big vectors sum the penalty in CNN_REDUCE_CHUNKS fixed chunks,
+ * so it does not depend on the thread count. */
+static double K(mlp_step)(real *p, real *state, real *g, size_t count, size_t nw, real lam, cnn_mlp_optim *opt)
+{
+    enum { PIECE = 4096 };
+    int chunks = count > CNN_PARALLEL_WORK ? CNN_REDUCE_CHUNKS : 1;
+    long long t = opt->adam ? ++opt->t : 0;
+    double part[CNN_REDUCE_CHUNKS];
+    CNN_FOR(chunks > 1, int, c, chunks, {
+        size_t i1 = count * (c + 1) / chunks;
+        double s = 0;
+        for (size_t i = count * c / chunks; i < i1; i += PIECE) {
+            size_t len = i1 - i < PIECE ? i1 - i : PIECE, lw = i >= nw ? 0 : nw - i < len ? nw - i : len;
+            if (lw) s += K(l2_penalty)(g + i, p + i, lw, lam);
+            if (opt->adam)
+                K(adam_step)(p + i, state + i, state + count + i, g + i, len, opt->lr, opt->beta1, opt->beta2,
+                             opt->eps, 0, 0, t, OPT_KERAS);
+            else
+                K(sgd_step)(p + i, state + i, g + i, len, opt->lr, opt->momentum, 0, 0, opt->nesterov, 0, OPT_KERAS);
+        }
+        part[c] = s;
+    });
+    double total = 0;
+    for (int c = 0; c < chunks; c++) total += part[c];
+    return total;
 }
 
 double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
                     const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt)
 {
     int in = net->units[0], k = net->units[net->n_layers];
-    size_t count = cnn_mlp_param_count(net);
+    size_t count = cnn_mlp_param_count(net), nw = mlp_weight_count(net);
     real *xb = work + cnn_mlp_workspace_size(net, batch, 1) - (size_t)batch * (in + k), *yb = xb + (size_t)batch * in;
     double total = 0;
     for (int bi = b0; bi < b1; bi++) {
@@ -126,12 +163,8 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
             xs = xb;
             ys = yb;
         }
-        total += K(mlp_loss_grad)(grad, work, params, xs, ys, m, net) * m;
-        if (opt->adam)
-            K(adam_step)(params, state, state + count, grad, count, opt->lr, opt->beta1, opt->beta2, opt->eps, 0, 0,
-                         ++opt->t, OPT_KERAS);
-        else
-            K(sgd_step)(params, state, grad, count, opt->lr, opt->momentum, 0, 0, opt->nesterov, 0, OPT_KERAS);
+        double loss = K(mlp_backprop)(grad, work, params, xs, ys, m, net);
+        total += (loss + K(mlp_step)(params, state, grad, count, nw, (real)(net->alpha / m), opt)) * m;
     }
     return total;
 }
@@ -146,6 +179,14 @@ size_t cnn_mlp_param_count(const cnn_mlp *net)
     size_t p = 0;
     for (int i = 0; i < net->n_layers; i++) p += (size_t)(net->units[i] + 1) * net->units[i + 1];
     return p;
+}
+
+/* Parameters that are weights (the L2 penalty's): they come first in the flat vector. */
+static size_t mlp_weight_count(const cnn_mlp *net)
+{
+    size_t nw = 0;
+    for (int i = 0; i < net->n_layers; i++) nw += (size_t)net->units[i] * net->units[i + 1];
+    return nw;
 }
 
 size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training)

@@ -1,15 +1,15 @@
 /* optim.c: one flat pass over all parameters per step (one buffer holds every parameter). */
 #ifdef real
 
-#define ELEMENTWISE_PARALLEL _Pragma("omp parallel for schedule(static) if (count > 32768)")
+/* Element loops: one thread below CNN_PARALLEL_WORK elements, and no OpenMP region at all there. */
+#define EACH(...) CNN_FOR(count > CNN_PARALLEL_WORK, size_t, i, count, __VA_ARGS__)
 
 void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real momentum, real dampening,
                  real weight_decay, int nesterov, int first, cnn_opt_variant variant)
 {
     if (variant == OPT_KERAS) {
         real keep = 1 - lr * weight_decay;
-        ELEMENTWISE_PARALLEL
-        for (size_t i = 0; i < count; i++) {
+        EACH({
             real w = p[i] * keep;
             if (momentum == 0) {
                 p[i] = w - lr * g[i];
@@ -18,11 +18,10 @@ void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real 
             real v = momentum * buf[i] - lr * g[i];
             buf[i] = v;
             p[i] = nesterov ? w + momentum * v - lr * g[i] : w + v;
-        }
+        });
         return;
     }
-    ELEMENTWISE_PARALLEL
-    for (size_t i = 0; i < count; i++) {
+    EACH({
         real d = g[i] + weight_decay * p[i];
         if (momentum != 0) {
             real b = first ? d : momentum * buf[i] + (1 - dampening) * d;
@@ -30,7 +29,7 @@ void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real 
             d = nesterov ? d + momentum * b : b;
         }
         p[i] -= lr * d;
-    }
+    });
 }
 
 void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2,
@@ -42,8 +41,7 @@ void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real l
     real coupled = decoupled || variant == OPT_KERAS ? 0 : weight_decay;
     real step = variant == OPT_KERAS ? (real)(lr * sqrt(bc2) / bc1) : (real)(lr / bc1);
     real bc2_sqrt = (real)sqrt(bc2);
-    ELEMENTWISE_PARALLEL
-    for (size_t i = 0; i < count; i++) {
+    EACH({
         real w = p[i] * keep, gi = g[i] + coupled * w;
         real mi = m[i] + (gi - m[i]) * (1 - beta1);
         real vi = beta2 * v[i] + (1 - beta2) * gi * gi;
@@ -51,14 +49,13 @@ void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real l
         v[i] = vi;
         real denom = variant == OPT_KERAS ? sqrt(vi) + eps : sqrt(vi) / bc2_sqrt + eps;
         p[i] = w - step * mi / denom;
-    }
+    });
 }
 
 double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
 {
     double part[CNN_REDUCE_CHUNKS];
-#pragma omp parallel for schedule(static) if (count > 32768)
-    for (int c = 0; c < CNN_REDUCE_CHUNKS; c++) {
+    CNN_FOR(count > CNN_PARALLEL_WORK, int, c, CNN_REDUCE_CHUNKS, {
         size_t i0 = count * c / CNN_REDUCE_CHUNKS, i1 = count * (c + 1) / CNN_REDUCE_CHUNKS;
         double s = 0;
         for (size_t i = i0; i < i1; i++) {
@@ -66,13 +63,13 @@ double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
             g[i] += lam * p[i];
         }
         part[c] = s;
-    }
+    });
     double total = 0;
     for (int c = 0; c < CNN_REDUCE_CHUNKS; c++) total += part[c];
     return 0.5 * lam * total;
 }
 
-#undef ELEMENTWISE_PARALLEL
+#undef EACH
 #else
 #define TEMPLATE "optim.c"
 #include "template.h"

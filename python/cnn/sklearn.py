@@ -281,9 +281,9 @@ class _BaseMLP(BaseEstimator):
             for _ in range(self.max_iter):
                 order = None
                 if self.shuffle:  # sklearn.utils.shuffle(sample_idx, random_state): one RandomState.shuffle
-                    perm = np.arange(n_samples)
-                    self._random_state.shuffle(perm)
-                    sample_idx = order = sample_idx[perm]
+                    # of an arange, then sample_idx[perm]; shuffling sample_idx in place makes the same swaps
+                    self._random_state.shuffle(sample_idx)
+                    order = sample_idx
                 accumulated_loss = 0.0
                 for begin in range(0, n_batches, per_call):
                     end = min(begin + per_call, n_batches)
