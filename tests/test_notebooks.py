@@ -34,7 +34,12 @@ def test_every_source_has_its_notebook_and_they_agree():
 
 def run(path, quick):
     nb = nbformat.read(path, as_version=4)
-    env = {"CNN_QUICK": "1" if quick else "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    import cnn
+
+    # the kernel imports the same cnn as this process (an installed one, or python/ on PYTHONPATH)
+    here = str(pathlib.Path(cnn.__file__).resolve().parent.parent)
+    env = {"CNN_QUICK": "1" if quick else "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+           "PYTHONPATH": os.pathsep.join([here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     os.environ.update(env)
     client = nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})
