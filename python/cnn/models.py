@@ -15,7 +15,6 @@ import numpy as np
 from . import _core
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
-from . import saving, summary as summary_mod
 from ._interrupt import NoCommit, deferring_interrupts
 from ._validation import as_float_array, check_dtype, check_number
 from .callbacks import CallbackList, History
@@ -28,6 +27,8 @@ __all__ = ["Sequential", "load_model"]
 
 def load_model(path):
     """A model written by `model.save(path)`, compiled as it was (see cnn.saving)."""
+    from . import saving  # zipfile, tempfile, json: loaded only when a model is saved or loaded
+
     return saving.load_model(path)
 
 
@@ -407,23 +408,35 @@ class Sequential:
 
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes."""
+        from . import summary as summary_mod
+
         summary_mod.print_summary(self, line_length, positions, print_fn)
 
     def _repr_html_(self):
+        from . import summary as summary_mod
+
         return summary_mod.html_summary(self)
 
     def save(self, filepath):
         """Architecture, weights, optimizer state and compile settings in one file (see cnn.saving)."""
+        from . import saving
+
         saving.save_model(self, filepath)
 
     def get_config(self):
+        from . import saving
+
         return saving.model_payload(self)[0]
 
     def __getstate__(self):
+        from . import saving
+
         config, arrays = saving.model_payload(self)
         return {"config": config, "arrays": {k: v.copy() for k, v in arrays.items()}}
 
     def __setstate__(self, state):
+        from . import saving
+
         model = saving.model_from_payload(state["config"], state["arrays"])
         self.__dict__.update(model.__dict__)
         for layer in self.layers:
