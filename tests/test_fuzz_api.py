@@ -4,6 +4,7 @@ previously fitted model exactly as it was (weights, predictions, optimizer step,
 (Ctrl-C is test_interrupt.py's; a loss that turns NaN is test_numerical_guards.py's.)"""
 import gzip
 import io
+import os
 import struct
 
 import numpy as np
@@ -19,7 +20,7 @@ from cnn.models import load_model
 from cnn.sklearn import MLPClassifier, MLPRegressor
 
 ERRORS = (TypeError, ValueError)
-FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=int(os.environ.get("CNN_API_FUZZ_EXAMPLES", "60")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
 JUNK = st.sampled_from([None, -1, 0, 2**40, 1.5, np.nan, np.inf, "x", "", b"\0", [], (), (0, 0), (3, -1),
                         (1, 2, 3), {"a": 1}, object(), True, 1j, np.array([[1, 2]])])
 
@@ -138,8 +139,11 @@ def test_failed_sequential_fit_leaves_the_model_unchanged(case):
     model.fit(x, y, epochs=1, verbose=0)  # and it still trains
 
 
+SMALL_JUNK = JUNK.filter(lambda v: not isinstance(v, int) or v < 100)  # 2**40 epochs would train for ever
+
+
 @FUZZ
-@given(junk=JUNK, where=st.sampled_from(["x", "y", "batch_size", "epochs", "validation_split", "shuffle"]))
+@given(junk=SMALL_JUNK, where=st.sampled_from(["x", "y", "batch_size", "epochs", "validation_split", "shuffle"]))
 def test_sequential_fit_with_junk(junk, where):
     model, x, y = FITTED
     before = snapshot(model, x)
@@ -232,7 +236,7 @@ def test_failed_first_mlp_fit_leaves_nothing_fitted():
 
 
 @FUZZ
-@given(junk=JUNK.filter(lambda v: not isinstance(v, int) or v < 100),  # a huge max_iter would train for ever
+@given(junk=SMALL_JUNK,
        where=st.sampled_from(["hidden_layer_sizes", "alpha", "batch_size", "learning_rate_init", "max_iter",
                               "momentum", "beta_1", "epsilon", "activation", "solver"]))
 def test_mlp_hyperparameter_junk_is_refused_by_name(junk, where):

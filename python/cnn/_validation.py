@@ -62,7 +62,11 @@ def check_number(value, name, low=None, high=None, low_open=False, high_open=Fal
 
 
 def check_choice(value, name, choices):
-    if value not in choices:
+    try:
+        known = value in choices
+    except TypeError:  # unhashable: a list or a dict is no choice's name
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
 
