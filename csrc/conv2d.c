@@ -266,10 +266,10 @@ size_t conv2d_scratch_size(const cnn_conv2d *g)
 /* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */
 static inline void span(int out, int in, int s, int off, int *lo, int *hi)
 {
-    int a = off >= 0 ? 0 : (-off + s - 1) / s;
-    int b = in - off <= 0 ? 0 : (in - off + s - 1) / s;
-    *lo = a < out ? a : out;
-    *hi = b < out ? b : out;
+    long long a = off >= 0 ? 0 : (-(long long)off + s - 1) / s;  /* s up to INT_MAX: sums in long long */
+    long long b = (long long)in - off <= 0 ? 0 : ((long long)in - off + s - 1) / s;
+    *lo = a < out ? (int)a : out;
+    *hi = b < out ? (int)b : out;
     if (*hi < *lo) *hi = *lo;
 }
 

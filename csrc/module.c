@@ -518,6 +518,11 @@ static int check_ints(const char *fn, const char *name, const int *v, int count,
 static int out_size(const char *fn, const char *what, int in, int pad_lo, int pad_hi, long long span, int stride)
 {
     long long room = (long long)in + pad_lo + pad_hi - span;
+    if ((long long)in + pad_lo + pad_hi > INT_MAX) {  /* the kernels index the padded input with ints */
+        PyErr_Format(PyExc_ValueError, "%s: the padded input %s (%lld cells) exceeds %d", fn, what,
+                     (long long)in + pad_lo + pad_hi, INT_MAX);
+        return -1;
+    }
     if (room < 0) {
         PyErr_Format(PyExc_ValueError, "%s: the %s window (%lld cells with dilation) is larger than the padded "
                      "input (%lld cells): the output would be empty", fn, what, span, (long long)in + pad_lo + pad_hi);

@@ -7,14 +7,17 @@ so it also runs under AddressSanitizer.
 Row arguments:
   Arr("N,K", write=False, optional=False)  float array of the call's dtype; sizes are symbols shared by the
                                            row ("*" = one shared element-wise shape of rank 1 to 4)
-  Labels("N", "K")                         int64 class indices, shape N, values in [0, K)
+  Labels("N", "K", write=False)            int64 class indices, shape N, values in [0, K) (write: an output)
   Real(lo, hi)                             a float in [lo, hi]
   Int(lo, hi)                              an int (or enum code) in [lo, hi]
   Bool(value=None)                         a flag (value fixes it: the shapes of the row depend on it)
   Units("IN,H,K")                          int64 array of the sizes of those symbols (an MLP's layer widths)
+  Size("SH")                               an int equal to that symbol's size (a stride, a pad, a group count)
   Tup(spec, ...)                           a tuple of the specs' values
-Arguments from `first_optional` on may be left out. `derive` names sizes computed from drawn ones
-(an MLP's parameter count), as {symbol: function of the sizes dict}."""
+Arguments from `first_optional` on may be left out. A symbol is drawn from `ranges` ({symbol: (lo, hi)},
+default (1, 9)) when first needed, unless `derive` computes it from others ({symbol: function of the
+sizes mapping}: an MLP's parameter count, a convolution's output height). An array whose derived size
+is 0 is passed as None (a convolution's scratch on the paths that need none)."""
 import numpy as np
 
 from cnn import _core
@@ -29,8 +32,8 @@ class Arr:
 
 
 class Labels:
-    def __init__(self, shape, classes):
-        self.shape, self.classes = shape, classes
+    def __init__(self, shape, classes, write=False):
+        self.shape, self.classes, self.write = shape, classes, write
 
 
 class Real:
@@ -53,14 +56,19 @@ class Units:
         self.shape = shape
 
 
+class Size:
+    def __init__(self, symbol):
+        self.symbol = symbol
+
+
 class Tup:
     def __init__(self, *specs):
         self.specs = specs
 
 
 class Row:
-    def __init__(self, name, *args, first_optional=None, derive=None):
-        self.name, self.args, self.derive = name, args, derive or {}
+    def __init__(self, name, *args, first_optional=None, derive=None, ranges=None):
+        self.name, self.args, self.derive, self.ranges = name, args, derive or {}, ranges or {}
         self.first_optional = len(args) if first_optional is None else first_optional
 
     def __repr__(self):
@@ -87,6 +95,60 @@ def _mlp_rows():
             Labels("N", "N"), *net, Real(0, 1), Int(1, 1), Int(0, 0), Int(0, 1),
             Tup(Bool(True), Real(1e-4, 1), Real(0, 1), Bool(), Real(0, 0.99), Real(0, 0.999), Real(1e-8, 1e-3),
                 Int(0, 10**6)), derive=derive),
+    ]
+
+
+def _fits(size, k, d, lo, hi):
+    """An input size that leaves the (dilated) window room in the padded input: at least one output."""
+    return lambda s: max(1, s[d] * (s[k] - 1) + 1 + s[size + "X"] - s[lo] - s[hi])
+
+
+def _out(size, k, d, lo, hi, stride):
+    return lambda s: (s[size] + s[lo] + s[hi] - s[d] * (s[k] - 1) - 1) // s[stride] + 1
+
+
+GEOMETRY = {"H": _fits("H", "KH", "DH", "PT", "PB"), "W": _fits("W", "KW", "DW", "PL", "PR"),
+            "OH": _out("H", "KH", "DH", "PT", "PB", "SH"), "OW": _out("W", "KW", "DW", "PL", "PR", "SW")}
+WINDOW = {"N": (1, 3), "KH": (1, 4), "KW": (1, 4), "SH": (1, 3), "SW": (1, 3), "HX": (0, 5), "WX": (0, 5),
+          "PT": (0, 2), "PB": (0, 2), "PL": (0, 2), "PR": (0, 2), "DH": (1, 2), "DW": (1, 2)}
+
+
+def _conv_rows():
+    """Three geometries, one per kernel path: im2col (any), 1x1 stride 1 unpadded, depthwise (groups = C > 1)."""
+    derive = {**GEOMETRY, "C": lambda s: s["G"] * s["CG"], "OC": lambda s: s["G"] * s["OCG"],
+              "S": lambda s: _core.conv2d_scratch_size(*[tuple(s[k] for k in ks.split(",")) for ks in
+                                                        ("N,C,H,W", "OC,CG,KH,KW", "SH,SW", "PT,PB,PL,PR", "DH,DW")],
+                                                       s["G"])}
+    general = {**WINDOW, "G": (1, 3), "CG": (1, 3), "OCG": (1, 3)}
+    pointwise = {**general, **{k: (1, 1) for k in ("KH", "KW", "SH", "SW", "DH", "DW")},
+                 **{k: (0, 0) for k in ("PT", "PB", "PL", "PR")}}
+    depthwise = {**general, "G": (2, 4), "CG": (1, 1)}
+    sizes = lambda spec: Tup(*map(Size, spec.split(",")))  # noqa: E731
+    geometry = (sizes("SH,SW"), sizes("PT,PB,PL,PR"), sizes("DH,DW"), Size("G"))
+    x, w, y = "N,C,H,W", "OC,CG,KH,KW", "N,OC,OH,OW"
+    return [row for ranges in (general, pointwise, depthwise) for row in (
+        Row("conv2d_scratch_size", sizes(x), sizes(w), *geometry, derive=derive, ranges=ranges),
+        Row("conv2d_forward", Arr(y, True), Arr(x), Arr(w), Arr("OC", optional=True), Arr("S", True), *geometry,
+            derive=derive, ranges=ranges),
+        Row("conv2d_backward", Arr(x, True, True), Arr(w, True), Arr("OC", True, True), Arr(y), Arr(x), Arr(w),
+            Arr("S", True), *geometry, derive=derive, ranges=ranges))]
+
+
+def _pool_rows():
+    """Pads at most half the window (the binding's rule); argmax indices lie in an input plane (H·W)."""
+    derive = {**GEOMETRY, "HW": lambda s: s["H"] * s["W"],
+              **{p: (lambda p, k: lambda s: min(s[p + "0"], s[k] // 2))(p, k)
+                 for p, k in (("PT", "KH"), ("PB", "KH"), ("PL", "KW"), ("PR", "KW"))}}
+    ranges = {**WINDOW, "C": (1, 3), "DH": (1, 1), "DW": (1, 1), "PT0": (0, 2), "PB0": (0, 2), "PL0": (0, 2),
+              "PR0": (0, 2)}
+    window = (Tup(Size("KH"), Size("KW")), Tup(Size("SH"), Size("SW")), Tup(*map(Size, ("PT", "PB", "PL", "PR"))))
+    x, y = "N,C,H,W", "N,C,OH,OW"
+    return [
+        Row("maxpool2d_forward", Arr(y, True), Labels(y, "HW", write=True), Arr(x), *window, derive=derive,
+            ranges=ranges),
+        Row("maxpool2d_backward", Arr(x, True), Arr(y), Labels(y, "HW"), *window, derive=derive, ranges=ranges),
+        Row("avgpool2d_forward", Arr(y, True), Arr(x), *window, Bool(), derive=derive, ranges=ranges),
+        Row("avgpool2d_backward", Arr(x, True), Arr(y), *window, Bool(), derive=derive, ranges=ranges),
     ]
 
 
@@ -117,6 +179,8 @@ SIGNATURES = [
         Real(0, 0.999), Real(1e-8, 1e-3), Real(0, 0.1), Bool(), Int(1, 10**6), Int(0, 1)),
     Row("l2_penalty", Arr("P", True), Arr("P"), Real(0, 1)),
     *_mlp_rows(),
+    *_conv_rows(),
+    *_pool_rows(),
     Row("get_num_threads"),
     Row("set_num_threads", Int(1, 4)),
 ]
@@ -154,31 +218,38 @@ def _values(pick, shape, dtype):
     return (rng.standard_normal(shape) * pick.choice([1.0, 1e-3, 30.0])).astype(dtype)
 
 
+class _Sizes(dict):
+    """The sizes of a row's symbols, each drawn from the row's ranges (or derived) when first asked for."""
+
+    def __init__(self, row, pick):
+        super().__init__()
+        self.row, self.pick = row, pick
+
+    def __missing__(self, sym):
+        if sym == "*":
+            value = tuple(self.pick.integer(1, 5) for _ in range(self.pick.integer(1, 4)))
+        elif sym in self.row.derive:
+            value = self.row.derive[sym](self)
+        else:
+            value = self.pick.integer(*self.row.ranges.get(sym, (1, 9)))
+        self[sym] = value
+        return value
+
+
 def _draw(row, pick, dtype):
     """(arguments the binding must accept, the sizes drawn for the row's symbols)."""
-    sizes = {}
+    sizes = _Sizes(row, pick)
 
     def dims(spec):
-        if spec == "*":
-            if "*" not in sizes:
-                sizes["*"] = tuple(pick.integer(1, 5) for _ in range(pick.integer(1, 4)))
-            return sizes["*"]
-        out = []
-        for sym in spec.split(","):
-            if sym in row.derive:
-                for dep in "IN,H,K,N".split(","):  # what derived sizes are made of comes first
-                    dims(dep)
-                sizes[sym] = row.derive[sym](sizes)
-            if sym not in sizes:
-                sizes[sym] = pick.integer(1, 9)
-            out.append(sizes[sym])
-        return tuple(out)
+        return sizes["*"] if spec == "*" else tuple(sizes[sym] for sym in spec.split(","))
 
     def value(a):
         if isinstance(a, Real):
             return pick.real(a.lo, a.hi)
         if isinstance(a, Int):
             return pick.integer(a.lo, a.hi)
+        if isinstance(a, Size):
+            return sizes[a.symbol]
         if isinstance(a, Tup):
             return tuple(value(s) for s in a.specs)
         return pick.chance(0.5) if a.value is None else a.value
@@ -188,13 +259,20 @@ def _draw(row, pick, dtype):
         if isinstance(a, Units):
             args.append(np.array(dims(a.shape), np.int64))
         elif isinstance(a, Arr):
-            args.append(None if a.optional and pick.chance(0.25) else _values(pick, dims(a.shape), dtype))
+            shape = dims(a.shape)
+            empty = 0 in shape or (a.optional and pick.chance(0.25))
+            args.append(None if empty else _values(pick, shape, dtype))
         elif isinstance(a, Labels):
             shape, k = dims(a.shape), dims(a.classes)[0]
-            args.append(np.array([pick.integer(0, k - 1) for _ in range(int(np.prod(shape)))], np.int64).reshape(shape))
+            args.append(_labels(pick, shape, k))
         else:
             args.append(value(a))
     return args, sizes
+
+
+def _labels(pick, shape, k):
+    rng = np.random.default_rng(pick.integer(0, 2**32 - 1))
+    return rng.integers(0, k, shape, dtype=np.int64)
 
 
 def valid_call(row, pick, dtype):
@@ -280,7 +358,16 @@ def _bad_labels(pick, labels, k):
     return _bad_array(pick, out, np.float64)
 
 
-def _bad_scalar(pick, spec):
+def _bad_scalar(pick, spec, valid=None):
+    if isinstance(spec, Size):
+        spec = Int(0, 1)  # 0 and -1 break every stride, pad, dilation and group count; 2 breaks some
+    if isinstance(spec, Tup) and pick.chance(0.7):
+        out = list(valid)
+        if pick.chance(0.2):
+            return tuple(out[:-1]) if pick.chance(0.5) else tuple(out + [1])
+        i = pick.integer(0, len(out) - 1)
+        out[i] = _bad_scalar(pick, spec.specs[i], out[i])
+        return tuple(out)
     if isinstance(spec, Real):
         return pick.choice([np.nan, np.inf, -np.inf, -1.0, -1e-300, 1e308, 2.0, "1.0", None, 1j, np.float32(0.5),
                             [0.5], np.array([0.5, 0.5])])
@@ -325,7 +412,7 @@ def broken_call(row, pick, dtype):
             base = valid[i] if valid[i] is not None else _values(pick, (2, 3), dtype)
             args[i] = _bad_array(pick, base, dtype)
         else:
-            args[i] = _bad_scalar(pick, spec)
+            args[i] = _bad_scalar(pick, spec, valid[i])
     if pick.chance(0.1) and len(args) > row.first_optional:
         args = args[:pick.integer(row.first_optional, len(args))]
     return args

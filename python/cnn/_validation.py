@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.float32, np.float64)
+INT_MAX = 2**31 - 1  # every size the C kernels take is an int
 
 
 def as_float_array(x, name, dtype, ndim=None, min_ndim=None):
@@ -61,7 +62,11 @@ def check_number(value, name, low=None, high=None, low_open=False, high_open=Fal
 
 
 def check_choice(value, name, choices):
-    if value not in choices:
+    try:
+        known = value in choices
+    except TypeError:  # unhashable: a list or a dict is no choice's name
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
 
@@ -82,7 +87,18 @@ def check_pair(value, name, low=1):
         raise TypeError(f"{name} must be an integer or a pair of integers, got {value!r}") from None
     if len(pair) != 2:
         raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
-    return tuple(int(check_number(v, name, low=low, integer=True)) for v in pair)
+    return tuple(int(check_number(v, name, low=low, high=INT_MAX, integer=True)) for v in pair)
+
+
+def check_shape(value, name):
+    """A shape without the batch: a sequence of ints in [1, INT_MAX], as a tuple."""
+    try:
+        dims = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of positive integers, got {value!r}") from None
+    if not dims:
+        raise ValueError(f"{name} must have at least one dimension, got {value!r}")
+    return tuple(int(check_number(d, name, low=1, high=INT_MAX, integer=True)) for d in dims)
 
 
 def check_image_shape(layer, input_shape):

@@ -74,6 +74,8 @@ def get(name):
     """An activation by name (None means linear), or an ActivationFunction passed through."""
     if isinstance(name, ActivationFunction):
         return name
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"activation must be a name or an ActivationFunction, got {name!r}")
     key = _ALIASES.get(name, name)
     if key not in _REGISTRY:
         raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(names())}")

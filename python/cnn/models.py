@@ -181,8 +181,15 @@ class Sequential:
         if self.loss is None:
             raise RuntimeError("You must call compile() before using the model for training or evaluation.")
 
-    def _prepare(self, x, y=None):
+    def _prepare(self, x, y):
         """x, y as arrays of the model's dtype, the model built for x's shape, y checked against the output."""
+        x = self._prepare_inputs(x)
+        if y is None:
+            raise ValueError("y (the targets) is required to train or evaluate the model")
+        return x, self.loss.targets(y, (x.shape[0],) + tuple(self.output_shape), self.dtype)
+
+    def _prepare_inputs(self, x):
+        """x as an array of the model's dtype, the model built for x's shape."""
         if not self.layers:
             raise ValueError("the model has no layers; add some before using it")
         x = as_float_array(x, "x", self.dtype, min_ndim=2)
@@ -192,9 +199,7 @@ class Sequential:
         if x.shape[1:] != expected:
             raise ValueError(f"x must have shape (None, {', '.join(map(str, expected))}) "
                              f"for layer {self.layers[0].name!r}, got {x.shape}")
-        if y is None:
-            return x, None
-        return x, self.loss.targets(y, (x.shape[0],) + tuple(self.output_shape), self.dtype)
+        return x
 
     def _fused(self):
         act = getattr(self.layers[-1], "activation", None)
@@ -307,7 +312,7 @@ class Sequential:
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """The model's outputs (probabilities after a softmax) for x, in inference mode."""
-        x, _ = self._prepare(x)
+        x = self._prepare_inputs(x)
         batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
         cbs = CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1,
                                                      "steps": -(-len(x) // batch_size)})

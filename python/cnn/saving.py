@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
 
 import numpy as np
@@ -130,11 +131,11 @@ def model_from_payload(config, arrays):
                              "import the module that defines it before loading")
         model.add(classes[entry["class_name"]].from_config({k: _decode(v) for k, v in entry["config"].items()}))
     if config["built"]:
-        model.build(tuple(config["input_shape"]))
-        params = arrays["params"]
-        if params.shape != model._params.shape or params.dtype != model._params.dtype:
+        params, needed = arrays["params"], _parameter_count(model, tuple(config["input_shape"]))
+        if params.shape != (needed,) or params.dtype != model.dtype:  # checked before build allocates `needed`
             raise ValueError(f"the model file's parameters have shape {params.shape} and dtype {params.dtype}; "
-                             f"the architecture needs {model._params.shape} of {model._params.dtype}")
+                             f"the architecture needs ({needed},) of {model.dtype}")
+        model.build(tuple(config["input_shape"]))
         model._params[...] = params
     if config["rng"] is not None:
         model._rng = np.random.default_rng()
@@ -151,6 +152,29 @@ def model_from_payload(config, arrays):
         for name in compiled["optimizer_state"]:
             setattr(model.optimizer, name, np.array(arrays[f"optimizer{name}"]))
     return model
+
+
+def _parameter_count(model, input_shape):
+    """The size of the flat parameter buffer model.build(input_shape) would allocate, found without allocating."""
+    shape, total = input_shape, 0
+    for layer in model.layers:
+        shape = layer.build(shape)
+        total += sum(int(np.prod(s, dtype=object)) for _, s, _ in layer.weight_specs())
+    return total
+
+
+def _check_declared_sizes(archive, file_size):
+    """cnn writes uncompressed archives, so no array is larger than the file: a header declaring more is
+    refused before NumPy allocates what it declares."""
+    for info in archive.infolist():
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if nbytes > file_size:
+            raise ValueError(f"entry {info.filename!r} declares {nbytes} bytes of data, more than the whole file "
+                             f"({file_size} bytes)")
 
 
 def save_model(model, path):
@@ -178,9 +202,13 @@ def load_model(path):
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ValueError(f"{path!r} is not a cnn model file (not an .npz archive, or truncated)")
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _check_declared_sizes(archive, len(data))
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
         config = json.loads(str(arrays.pop("config")[()]))
         return model_from_payload(config, arrays)
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    # a file is data: whatever a malformed one makes fail (a list where a dict belongs, a missing key) is its fault
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, OSError, zipfile.BadZipFile, EOFError,
+            RecursionError, SyntaxError, tokenize.TokenError) as e:  # the last two: a garbled .npy header
         raise ValueError(f"{path!r} is not a readable cnn model file: {e}") from None

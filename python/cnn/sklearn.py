@@ -5,7 +5,9 @@ sklearn.neural_network (1.9), so with a fixed random_state the loss curves agree
 scikit-learn's to rounding. A whole run of minibatches (forward, backward, update) is one C call
 with the GIL released; the Python side keeps sklearn's epoch logic (schedules, stopping rules).
 """
+import copy
 import warnings
+
 import numpy as np
 import scipy
 import scipy.optimize
@@ -197,6 +199,22 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = None
 
     def _fit(self, X, y, incremental=False):
+        """All or nothing: a fit that raises (bad data, a validation set too small, non-finite weights) leaves
+        the estimator as it was. Ctrl-C is no error: it keeps the last completed batch (see _commit)."""
+        params = self.get_params(deep=False)
+        saved = {k: copy.deepcopy(v) if isinstance(v, (np.ndarray, list, _Optimizer)) else v
+                 for k, v in vars(self).items() if k not in params}
+        try:
+            return self._fit_or_raise(X, y, incremental)
+        except Exception:
+            for k in [k for k in vars(self) if k not in params]:
+                delattr(self, k)
+            vars(self).update(saved)
+            if hasattr(self, "coefs_"):  # the copies are no longer views of one vector
+                self._bind(self._flat_params(), self._units())
+            raise
+
+    def _fit_or_raise(self, X, y, incremental):
         hidden = self._check_params()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)

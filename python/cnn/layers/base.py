@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from .._validation import check_shape
+
 
 class Layer:
     def __init_subclass__(cls, **kwargs):
@@ -44,7 +46,7 @@ class Layer:
         if input_dim is not None:
             input_shape = (input_dim,)
         self.name = name
-        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.input_shape = None if input_shape is None else check_shape(input_shape, "input_shape")
         self.output_shape = None
         self.weights, self.grads = [], []
         self.built = False

@@ -1,4 +1,5 @@
 """Input(shape): declares a Sequential's input shape (batch excluded), as keras.Input does."""
+from .._validation import check_shape
 from .base import Layer
 
 
@@ -6,11 +7,7 @@ class InputLayer(Layer):
     """Holds the input shape; a Sequential keeps it apart, so model.layers omits it as in Keras."""
 
     def __init__(self, shape, name=None):
-        if shape is None or len(tuple(shape)) == 0:
-            raise ValueError(f"Input needs a shape such as (784,) (batch excluded), got {shape!r}")
-        if any(int(d) < 1 for d in shape):
-            raise ValueError(f"Input shape dimensions must be positive, got {tuple(shape)}")
-        super().__init__(name=name, input_shape=shape)
+        super().__init__(name=name, input_shape=check_shape(shape, "shape (batch excluded, such as (784,))"))
         self.shape = self.input_shape
 
 
