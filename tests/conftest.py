@@ -33,3 +33,17 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# Hypothesis draws the same examples every run (no example database): the default suite and CI are
+# deterministic, and a failure found once is found again. HYPOTHESIS_RANDOM=1 explores new examples.
+try:
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("deterministic", derandomize=True, database=None)
+    settings.register_profile("random", database=None)
+    settings.load_profile("random" if os.environ.get("HYPOTHESIS_RANDOM") == "1" else "deterministic")
+except ImportError:
+    pass
