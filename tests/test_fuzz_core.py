@@ -70,8 +70,11 @@ def test_fuzz_long(row, request):
 
 
 def run_python(code):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.path.join(os.path.dirname(HERE), "python")]
-                                                      + sys.path))
+    # the child imports the very cnn this process tests (installed, or python/ on PYTHONPATH)
+    import cnn
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(cnn.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, here] + sys.path))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
 
 
