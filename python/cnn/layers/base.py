@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from .. import activations, initializers, regularizers
 from .._validation import check_shape
 
 
@@ -51,6 +52,15 @@ class Layer:
         self.weights, self.grads = [], []
         self.built = False
         self.model = None
+
+    def _init_weights_config(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer):
+        """The settings every kernel-and-bias layer (Dense, Conv2D) shares, resolved from their names."""
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self._buffers = {}
 
     @classmethod
     def default_name(cls):

@@ -1,7 +1,7 @@
 """Conv2D: a 2-D convolution over NCHW images, weights (filters, in/groups, kh, kw) as PyTorch."""
 import numpy as np
 
-from .. import _core, activations, initializers, regularizers
+from .. import _core
 from .._validation import check_image_shape, check_number, check_pair
 from ._buffers import reuse
 from .base import Layer
@@ -45,12 +45,7 @@ class Conv2D(Layer):
                              f"{self.strides} and dilation_rate={self.dilation_rate}")
         self.padding = padding
         self.pads = conv_padding(padding, self.kernel_size, self.dilation_rate, self.strides)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self._buffers = {}
+        self._init_weights_config(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         c, h, w = check_image_shape(self, input_shape)

@@ -1,7 +1,7 @@
 """Dense and Activation layers."""
 import numpy as np
 
-from .. import _core, activations, initializers, regularizers
+from .. import _core, activations
 from .._validation import check_number
 from ._buffers import reuse
 from .base import Layer
@@ -14,12 +14,7 @@ class Dense(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, name=None):
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         self.units = check_number(units, "units", low=1, integer=True)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self._buffers = {}
+        self._init_weights_config(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
