@@ -87,8 +87,8 @@ def test_bad_array_raises(name, how):
     fn, args, i = CALLS[name]
     make, error = BAD_ARRAYS[how]
     bad = make(args[i])
-    if how == "non-contiguous" and bad.flags.c_contiguous:
-        pytest.skip("a 1-element axis stays contiguous when strided")
+    if how == "non-contiguous":
+        assert not bad.flags.c_contiguous  # every case's array is wide enough for a strided view
     with pytest.raises((TypeError, ValueError)) as info:
         fn(*corrupt(args, i, bad))
     assert name in str(info.value) or how in ("wrong rank",)
@@ -98,8 +98,7 @@ def test_bad_array_raises(name, how):
 def test_read_only_output_raises(name):
     fn, args, _ = CALLS[name]
     out = args[0]
-    if out is None or not isinstance(out, np.ndarray):
-        pytest.skip("no output array")
+    assert isinstance(out, np.ndarray)  # every binding listed here writes its first argument
     ro = out.copy()
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
