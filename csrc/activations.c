@@ -1,29 +1,61 @@
 /* activations.c: element-wise activations, softmax and log-softmax along the last axis. */
 #ifdef real
 
-/* Element loops: one thread below CNN_PARALLEL_WORK elements, and no OpenMP region at all there. */
-#define EACH(...) CNN_FOR(count > CNN_PARALLEL_WORK, size_t, i, count, __VA_ARGS__)
+CNN_VECTOR_CLONES static void K(forward_span)(real *out, const real *inp, size_t count,
+                                              cnn_activation act, real alpha, real beta)
+{
+    switch (act) {
+    case ACT_SIGMOID:
+        IVDEP for (size_t i = 0; i < count; i++) out[i] = (real)cnn_sigmoid(inp[i]);
+        break;
+    case ACT_TANH:
+        IVDEP for (size_t i = 0; i < count; i++) out[i] = (real)cnn_tanh(inp[i]);
+        break;
+    case ACT_SCALED_TANH:
+        IVDEP for (size_t i = 0; i < count; i++) out[i] = alpha * (real)cnn_tanh(beta * inp[i]);
+        break;
+    case ACT_RELU:
+        IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+        break;
+    case ACT_LEAKY_RELU:
+        IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] > 0 ? inp[i] : alpha * inp[i];
+        break;
+    default:
+        break;
+    }
+}
 
 void K(activation_forward)(real *out, const real *inp, size_t count, cnn_activation act, real alpha, real beta)
 {
-    switch (act) {
-    case ACT_IDENTITY:
+    if (act == ACT_IDENTITY) {
         if (out != inp) memcpy(out, inp, count * sizeof(real));
-        break;
+        return;
+    }
+    SPANS(K(forward_span), out + lo, inp + lo, len, act, alpha, beta);
+}
+
+CNN_VECTOR_CLONES static void K(backward_span)(real *dinp, const real *dout, const real *inp,
+                                               const real *out, size_t count, cnn_activation act, real alpha,
+                                               real beta)
+{
+    switch (act) {
+    /* Derivatives from the output y, in double: 1 - y² cancels at saturation, and in float it would
+     * turn y's last-bit rounding into a large relative error of the gradient. */
     case ACT_SIGMOID:
-        EACH(out[i] = (real)cnn_sigmoid(inp[i]););
+        IVDEP for (size_t i = 0; i < count; i++) dinp[i] = (real)((double)dout[i] * out[i] * (1 - (double)out[i]));
         break;
     case ACT_TANH:
-        EACH(out[i] = (real)cnn_tanh(inp[i]););
+        IVDEP for (size_t i = 0; i < count; i++) dinp[i] = (real)((double)dout[i] * (1 - (double)out[i] * out[i]));
         break;
-    case ACT_SCALED_TANH:
-        EACH(out[i] = alpha * (real)cnn_tanh(beta * inp[i]););
+    case ACT_SCALED_TANH: /* y = a·tanh(s·x) → dy/dx = a·s·(1 - tanh²) = s·(a - y²/a); module.c keeps a ≠ 0 */
+        IVDEP for (size_t i = 0; i < count; i++)
+            dinp[i] = (real)((double)dout[i] * beta * (alpha - (double)out[i] * out[i] / alpha));
         break;
     case ACT_RELU:
-        EACH(out[i] = inp[i] > 0 ? inp[i] : 0;);
+        IVDEP for (size_t i = 0; i < count; i++) dinp[i] = out[i] > 0 ? dout[i] : 0;
         break;
-    case ACT_LEAKY_RELU:
-        EACH(out[i] = inp[i] > 0 ? inp[i] : alpha * inp[i];);
+    case ACT_LEAKY_RELU: /* from the input, as PyTorch: the output's sign flips for a negative slope */
+        IVDEP for (size_t i = 0; i < count; i++) dinp[i] = inp[i] > 0 ? dout[i] : alpha * dout[i];
         break;
     default:
         break;
@@ -33,30 +65,11 @@ void K(activation_forward)(real *out, const real *inp, size_t count, cnn_activat
 void K(activation_backward)(real *dinp, const real *dout, const real *inp, const real *out, size_t count,
                             cnn_activation act, real alpha, real beta)
 {
-    switch (act) {
-    case ACT_IDENTITY:
+    if (act == ACT_IDENTITY) {
         if (dinp != dout) memcpy(dinp, dout, count * sizeof(real));
-        break;
-    /* Derivatives from the output y, in double: 1 - y² cancels at saturation, and in float it would
-     * turn y's last-bit rounding into a large relative error of the gradient. */
-    case ACT_SIGMOID:
-        EACH(dinp[i] = (real)((double)dout[i] * out[i] * (1 - (double)out[i])););
-        break;
-    case ACT_TANH:
-        EACH(dinp[i] = (real)((double)dout[i] * (1 - (double)out[i] * out[i])););
-        break;
-    case ACT_SCALED_TANH: /* y = a·tanh(s·x) → dy/dx = a·s·(1 - tanh²) = s·(a - y²/a); module.c keeps a ≠ 0 */
-        EACH(dinp[i] = (real)((double)dout[i] * beta * (alpha - (double)out[i] * out[i] / alpha)););
-        break;
-    case ACT_RELU:
-        EACH(dinp[i] = out[i] > 0 ? dout[i] : 0;);
-        break;
-    case ACT_LEAKY_RELU: /* from the input, as PyTorch: the output's sign flips for a negative slope */
-        EACH(dinp[i] = inp[i] > 0 ? dout[i] : alpha * dout[i];);
-        break;
-    default:
-        break;
+        return;
     }
+    SPANS(K(backward_span), dinp + lo, dout + lo, inp ? inp + lo : NULL, out + lo, len, act, alpha, beta);
 }
 
 /* Row maximum first, so exp never overflows: logits of ±1e4 stay finite. Same formulas as PyTorch:
@@ -109,7 +122,6 @@ void K(log_softmax_backward)(real *dinp, const real *dout, const real *out, int 
     });
 }
 
-#undef EACH
 #else
 #include <stdint.h>
 #include <string.h>
@@ -151,6 +163,19 @@ static inline double cnn_tanh(double x)
 }
 
 static inline double cnn_sigmoid(double x) { return 1 / (1 + cnn_exp(-x)); }
+
+/* The element loops run over spans of SPAN elements, one thread below CNN_PARALLEL_WORK elements (no
+ * OpenMP region at all there). Each span is a function of its own so that it can be compiled twice
+ * (CNN_VECTOR_CLONES): the branch-free tanh and logistic only vectorize profitably with AVX2. */
+#define SPAN 4096
+/* out may be inp (in place): element i reads only index i, so there is no dependence across elements,
+ * and gcc need not version the loop for aliasing (whose fallback is scalar) */
+#define IVDEP _Pragma("GCC ivdep")
+#define SPANS(fn, ...)                                                                                \
+    CNN_FOR(count > CNN_PARALLEL_WORK, size_t, s, (count + SPAN - 1) / SPAN, {                        \
+        size_t lo = s * SPAN, len = count - lo < SPAN ? count - lo : SPAN;                            \
+        fn(__VA_ARGS__);                                                                              \
+    })
 
 #define TEMPLATE "activations.c"
 #include "template.h"

@@ -48,10 +48,20 @@ typedef struct {
     int n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr;
 } cnn_pool2d;
 
-/* Elements of scratch conv2d_forward/backward need: 0 for the 1x1 (stride 1, unpadded) and depthwise
- * (groups = C > 1) paths, else the whole batch's im2col columns (c·kh·kw, n·oh·ow) plus the output
- * transposed (oc, n·oh·ow). */
+/* Elements of scratch conv2d_forward/backward need: 0 for the depthwise (groups = C > 1) and dense
+ * (window = whole unpadded input) paths; else each sample's im2col columns (c·kh·kw, oh·ow), none for
+ * the 1x1 (stride 1, unpadded) path, then min(n, CNN_REDUCE_CHUNKS) partial weight gradients. */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
+
+/* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does
+ * not vectorize profitably at all; im2col/col2im rows) are compiled twice on x86-64, for x86-64-v3 (AVX2,
+ * FMA) and for the baseline, and the loader picks one: a wheel stays portable. Such a function must not
+ * hold an OpenMP region: its outlined body would not be cloned. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(CNN_NO_CLONES)
+#define CNN_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CNN_VECTOR_CLONES
+#endif
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */
 #define CNN_PARALLEL_WORK 32768

@@ -1,10 +1,12 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
- * dilation and groups. Three paths, chosen from the geometry alone so forward and backward agree:
+ * dilation and groups. Four paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
- *   1x1, stride 1, no padding: a gemm per sample on x as it lies, no scratch;
- *   otherwise im2col of the whole batch into columns (C·KH·KW, N·OH·OW), so each group is ONE gemm
- *     whose K (backward: dw) runs over the whole batch: deterministic for any thread count.
+ *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
+ *   1x1, stride 1, no padding: a gemm per sample on x as it lies;
+ *   otherwise im2col of each sample into its own columns (C·KH·KW, OH·OW) and a gemm per sample and group.
+ * Threads take whole samples; the weight gradient sums over the batch in a fixed number of chunks, so
+ * results are bitwise identical for any thread count.
  * Worked example: x = [[1 2 3], [4 5 6], [7 8 9]] (1x1x3x3), w = [[1 0], [0 1]] (1x1x2x2), no bias
  *   → y = [[1+5, 2+6], [4+8, 5+9]] = [[6 8], [12 14]]. */
 #ifdef real
@@ -29,59 +31,56 @@ static inline void K(row_scatter)(real *restrict dst, const real *restrict src, 
         for (int o = lo; o < hi; o++) dst[o * s + off] += a * src[o];
 }
 
-/* columns (C·KH·KW, N·OH·OW): row (c, i, j), column (n, oh, ow) holds x[n, c, oh·sh - pt + i·dh, ow·sw - pl + j·dw] */
-static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
+/* columns of one sample (C·KH·KW, OH·OW): row (c, i, j), column (oh, ow) holds x[c, oh·sh - pt + i·dh, ow·sw - pl + j·dw] */
+CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
 {
-    int kk = g->kh * g->kw, ohw = g->oh * g->ow;
-    size_t np = (size_t)g->n * ohw;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->c * kk * np > CNN_PARALLEL_WORK)
-    for (int r = 0; r < g->c * kk; r++)
-        for (int n = 0; n < g->n; n++) {
-            int c = r / kk, i = r % kk / g->kw, j = r % g->kw;
-            int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
-            span(g->ow, g->w, g->sw, off_w, &lo, &hi);
-            const real *plane = x + ((size_t)n * g->c + c) * g->h * g->w;
-            real *out = col + r * np + (size_t)n * ohw;
-            for (int oh = 0; oh < g->oh; oh++, out += g->ow) {
-                int ih = oh * g->sh + off_h;
-                if (ih < 0 || ih >= g->h || lo >= hi) {
-                    for (int ow = 0; ow < g->ow; ow++) out[ow] = 0;
-                    continue;
-                }
-                const real *row = plane + (size_t)ih * g->w;
-                for (int ow = 0; ow < lo; ow++) out[ow] = 0;
-                if (g->sw == 1)
-                    memcpy(out + lo, row + lo + off_w, (size_t)(hi - lo) * sizeof(real));
-                else
-                    for (int ow = lo; ow < hi; ow++) out[ow] = row[ow * g->sw + off_w];
-                for (int ow = hi; ow < g->ow; ow++) out[ow] = 0;
+    int kk = g->kh * g->kw;
+    for (int r = 0; r < g->c * kk; r++) {
+        int c = r / kk, i = r % kk / g->kw, j = r % g->kw;
+        int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
+        span(g->ow, g->w, g->sw, off_w, &lo, &hi);
+        const real *plane = x + (size_t)c * g->h * g->w;
+        real *out = col + (size_t)r * g->oh * g->ow;
+        for (int oh = 0; oh < g->oh; oh++, out += g->ow) {
+            int ih = oh * g->sh + off_h;
+            if (ih < 0 || ih >= g->h || lo >= hi) {
+                for (int ow = 0; ow < g->ow; ow++) out[ow] = 0;
+                continue;
             }
+            const real *row = plane + (size_t)ih * g->w;
+            for (int ow = 0; ow < lo; ow++) out[ow] = 0;
+            if (g->sw == 1)
+                memcpy(out + lo, row + lo + off_w, (size_t)(hi - lo) * sizeof(real));
+            else
+                for (int ow = lo; ow < hi; ow++) out[ow] = row[ow * g->sw + off_w];
+            for (int ow = hi; ow < g->ow; ow++) out[ow] = 0;
         }
+    }
 }
 
-/* dx (N, C, H, W) = the sum of every column entry back onto the pixel it was copied from; each thread owns planes */
-static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
+/* dx (C, H, W) of one sample = the sum of every column entry back onto the pixel it was copied from.
+ * Kernel columns j run outermost: rows for neighbouring j overlap shifted by one cell, and a vector load
+ * that partly overlaps a store still in flight waits for it (store-to-load forwarding fails); with j
+ * outermost, a row is read back only at the alignment it was just stored at. */
+CNN_VECTOR_CLONES static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
 {
-    int kk = g->kh * g->kw, ohw = g->oh * g->ow;
-    size_t np = (size_t)g->n * ohw;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->c * kk * np > CNN_PARALLEL_WORK)
-    for (int n = 0; n < g->n; n++)
-        for (int c = 0; c < g->c; c++) {
-            real *plane = dx + ((size_t)n * g->c + c) * g->h * g->w;
-            for (size_t p = 0; p < (size_t)g->h * g->w; p++) plane[p] = 0;
-            for (int r = c * kk; r < (c + 1) * kk; r++) {
-                int i = r % kk / g->kw, j = r % g->kw;
-                int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
-                span(g->ow, g->w, g->sw, off_w, &lo, &hi);
-                const real *in = col + r * np + (size_t)n * ohw;
+    int kk = g->kh * g->kw;
+    memset(dx, 0, (size_t)g->c * g->h * g->w * sizeof(real));
+    for (int j = 0; j < g->kw; j++) {
+        int off_w = j * g->dil_w - g->pl, lo, hi;
+        span(g->ow, g->w, g->sw, off_w, &lo, &hi);
+        for (int c = 0; c < g->c; c++)
+            for (int i = 0; i < g->kh; i++) {
+                int off_h = i * g->dil_h - g->pt;
+                real *plane = dx + (size_t)c * g->h * g->w;
+                const real *in = col + (size_t)(c * kk + i * g->kw + j) * g->oh * g->ow;
                 for (int oh = 0; oh < g->oh; oh++, in += g->ow) {
                     int ih = oh * g->sh + off_h;
                     if (ih < 0 || ih >= g->h) continue;
-                    real *row = plane + (size_t)ih * g->w;
-                    K(row_scatter)(row, in, 1, lo, hi, g->sw, off_w);
+                    K(row_scatter)(plane + (size_t)ih * g->w, in, 1, lo, hi, g->sw, off_w);
                 }
             }
-        }
+    }
 }
 
 /* One kernel tap (i, j) between an output plane (OH, OW) and an input plane (H, W), over the cells it
@@ -105,8 +104,57 @@ static inline real K(plane_tap)(real *out, real *in, real wv, const cnn_conv2d *
 }
 
 /* y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel */
+/* The 1x1 depthwise case (the lecture's per-channel a·x + b) as whole-plane loops that vectorize. */
+static void K(scale_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
+{
+    int m = g->oc / g->c;
+    size_t hw = (size_t)g->h * g->w;
+    CNN_FOR((size_t)g->n * g->oc * hw > CNN_PARALLEL_WORK, int, n, g->n, {
+        for (int o = 0; o < g->oc; o++) {
+            const real *in = x + ((size_t)n * g->c + o / m) * hw;
+            real *out = y + ((size_t)n * g->oc + o) * hw, a = w[o], bias = b ? b[o] : 0;
+            for (size_t p = 0; p < hw; p++) out[p] = bias + a * in[p];
+        }
+    });
+}
+
+static void K(scale_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g)
+{
+    int m = g->oc / g->c;
+    size_t hw = (size_t)g->h * g->w;
+    /* dw[o] sums each plane's products, then the planes in batch order, inside one thread */
+    CNN_FOR((size_t)g->n * g->oc * hw > CNN_PARALLEL_WORK, int, o, g->oc, {
+        real acc = 0;
+        for (int n = 0; n < g->n; n++) {
+            const real *grad = dy + ((size_t)n * g->oc + o) * hw, *in = x + ((size_t)n * g->c + o / m) * hw;
+            real dot = 0;
+            for (size_t p = 0; p < hw; p++) dot += grad[p] * in[p];
+            acc += dot;
+        }
+        dw[o] += acc;
+    });
+    if (!dx) return;
+    CNN_FOR((size_t)g->n * g->oc * hw > CNN_PARALLEL_WORK, int, n, g->n, {
+        for (int c = 0; c < g->c; c++) {
+            real *out = dx + ((size_t)n * g->c + c) * hw;
+            for (int o = c * m; o < (c + 1) * m; o++) {
+                const real *grad = dy + ((size_t)n * g->oc + o) * hw;
+                real a = w[o];
+                if (o == c * m)
+                    for (size_t p = 0; p < hw; p++) out[p] = a * grad[p];
+                else
+                    for (size_t p = 0; p < hw; p++) out[p] += a * grad[p];
+            }
+        }
+    });
+}
+
 static void K(depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
+    if (is_scale(g)) {
+        K(scale_forward)(y, x, w, b, g);
+        return;
+    }
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
@@ -125,6 +173,10 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
 static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w,
                                   const cnn_conv2d *g)
 {
+    if (is_scale(g)) {
+        K(scale_backward)(dx, dw, dy, x, w, g);
+        return;
+    }
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
     size_t hw = (size_t)g->h * g->w;
 #pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
@@ -151,51 +203,64 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
         }
 }
 
+/* y (N, OC) += the bias, per channel plane of OH·OW */
+static void K(add_bias)(real *y, const real *b, const cnn_conv2d *g)
+{
+    int ohw = g->oh * g->ow;
+    CNN_FOR((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK, int, n, g->n, {
+        real *out = y + (size_t)n * g->oc * ohw;
+        for (int o = 0; o < g->oc; o++, out += ohw)
+            for (int p = 0; p < ohw; p++) out[p] += b[o];
+    });
+}
+
+/* Worth a second thread: below this many multiply-adds per call the fork costs more than it saves. */
+static inline int K(parallel)(const cnn_conv2d *g)
+{
+    return g->n > 1 && (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
+}
+
 void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
+    int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
+    size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
     if (path == PATH_DEPTHWISE) {
         K(depthwise_forward)(y, x, w, b, g);
         return;
     }
-    int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow;
-    if (path == PATH_POINTWISE) {
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw * cg > CNN_PARALLEL_WORK)
-        for (int n = 0; n < g->n; n++)
-            for (int q = 0; q < G; q++) {
-                real *out = y + ((size_t)n * g->oc + (size_t)q * og) * ohw;
-                K(gemm)(out, w + (size_t)q * og * cg, x + ((size_t)n * g->c + (size_t)q * cg) * ohw, og, ohw, cg,
-                        cg, 1, ohw, 1, ohw, 0);
-                for (int o = 0; b && o < og; o++)
-                    for (int p = 0; p < ohw; p++) out[(size_t)o * ohw + p] += b[q * og + o];
+    if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
+        K(gemm)(y, x, w, g->n, g->oc, ck, ck, 1, 1, ck, g->oc, 0);
+    } else {
+        /* Samples are independent: each thread takes whole samples, and each sample is one gemm per group
+         * on its own columns (POINTWISE: on x as it lies), written straight into y's NCHW layout. */
+#pragma omp parallel for schedule(static) if (K(parallel)(g))
+        for (int n = 0; n < g->n; n++) {
+            const real *cols = x + n * xs;
+            if (path == PATH_IM2COL) {
+                real *col = scratch + (size_t)n * g->c * g->kh * g->kw * ohw;
+                K(im2col)(col, cols, g);
+                cols = col;
             }
-        return;
-    }
-    int ck = cg * g->kh * g->kw;
-    size_t np = (size_t)g->n * ohw;
-    real *col = scratch, *yt = scratch + (size_t)g->c * g->kh * g->kw * np;
-    K(im2col)(col, x, g);
-    for (int q = 0; q < G; q++)
-        K(gemm)(yt + q * og * np, w + (size_t)q * og * ck, col + q * ck * np, og, (int)np, ck, ck, 1, np, 1, np, 0);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->oc; o++) {
-            const real *src = yt + o * np + (size_t)n * ohw;
-            real *out = y + ((size_t)n * g->oc + o) * ohw, bias = b ? b[o] : 0;
-            for (int p = 0; p < ohw; p++) out[p] = src[p] + bias;
+            for (int q = 0; q < G; q++)
+                K(gemm)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw,
+                        og, ohw, ck, ck, 1, ohw, 1, ohw, 0);
         }
+    }
+    if (b) K(add_bias)(y, b, g);
 }
 
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
                         const cnn_conv2d *g)
 {
-    int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow;
+    int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
+    size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
     if (db) {
 #pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
         for (int o = 0; o < g->oc; o++) {
             real acc = 0;
             for (int n = 0; n < g->n; n++) {
-                const real *grad = dy + ((size_t)n * g->oc + o) * ohw;
+                const real *grad = dy + n * ys + (size_t)o * ohw;
                 for (int p = 0; p < ohw; p++) acc += grad[p];
             }
             db[o] += acc;
@@ -206,37 +271,40 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         K(depthwise_backward)(dx, dw, dy, x, w, g);
         return;
     }
-    if (path == PATH_POINTWISE) {
-        /* dw: samples in order, each gemm deterministic on its own */
-        for (int n = 0; n < g->n; n++)
-            for (int q = 0; q < G; q++)
-                K(gemm)(dw + (size_t)q * og * cg, dy + ((size_t)n * g->oc + (size_t)q * og) * ohw,
-                        x + ((size_t)n * g->c + (size_t)q * cg) * ohw, og, cg, ohw, ohw, 1, 1, ohw, cg, 1);
-        if (!dx) return;
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * og > CNN_PARALLEL_WORK)
-        for (int n = 0; n < g->n; n++)
-            for (int q = 0; q < G; q++)
-                K(gemm)(dx + ((size_t)n * g->c + (size_t)q * cg) * ohw, w + (size_t)q * og * cg,
-                        dy + ((size_t)n * g->oc + (size_t)q * og) * ohw, cg, ohw, og, 1, cg, ohw, 1, ohw, 0);
+    if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */
+        K(gemm)(dw, dy, x, g->oc, ck, g->n, 1, g->oc, ck, 1, ck, 1);
+        if (dx) K(gemm)(dx, dy, w, g->n, ck, g->oc, g->oc, 1, ck, 1, ck, 0);
         return;
     }
-    int ck = cg * g->kh * g->kw;
-    size_t np = (size_t)g->n * ohw;
-    real *col = scratch, *dyt = scratch + (size_t)g->c * g->kh * g->kw * np;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->oc; o++) {
-            const real *src = dy + ((size_t)n * g->oc + o) * ohw;
-            real *dst = dyt + o * np + (size_t)n * ohw;
-            for (int p = 0; p < ohw; p++) dst[p] = src[p];
+    /* dw sums over the batch in R chunks of consecutive samples fixed by N alone: each chunk's sum goes
+     * to its own slice of scratch, and the slices are added in chunk order, so any thread count gives
+     * the same bits. Each sample's columns become its column gradient once its dw part is taken. */
+    int R = g->n < CNN_REDUCE_CHUNKS ? g->n : CNN_REDUCE_CHUNKS;
+    size_t wsize = (size_t)g->oc * ck;
+    real *part = scratch + conv2d_columns_size(g);
+#pragma omp parallel for schedule(static) if (K(parallel)(g))
+    for (int r = 0; r < R; r++) {
+        int lo = (int)((long long)r * g->n / R), hi = (int)((long long)(r + 1) * g->n / R);
+        for (int n = lo; n < hi; n++) {
+            const real *grad = dy + n * ys;
+            real *col = path == PATH_IM2COL ? scratch + (size_t)n * g->c * g->kh * g->kw * ohw : NULL;
+            const real *cols = col ? col : x + n * xs;
+            for (int q = 0; q < G; q++)
+                K(gemm)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw,
+                        cols + (size_t)q * ck * ohw, og, ck, ohw, ohw, 1, 1, ohw, ck, n > lo);
+            if (!dx) continue;
+            real *dcol = col ? col : dx + n * xs; /* POINTWISE: the column gradient is dx itself */
+            for (int q = 0; q < G; q++)
+                K(gemm)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck, ohw,
+                        og, 1, ck, ohw, 1, ohw, 0);
+            if (col) K(col2im)(dx + n * xs, col, g);
         }
-    for (int q = 0; q < G; q++)
-        K(gemm)(dw + (size_t)q * og * ck, dyt + q * og * np, col + q * ck * np, og, ck, (int)np, np, 1, 1, np, ck, 1);
-    if (!dx) return;
-    /* the columns are spent: reuse them for their gradient */
-    for (int q = 0; q < G; q++)
-        K(gemm)(col + q * ck * np, w + (size_t)q * og * ck, dyt + q * og * np, ck, (int)np, og, 1, ck, np, 1, np, 0);
-    K(col2im)(dx, col, g);
+    }
+    CNN_FOR(wsize * R > CNN_PARALLEL_WORK, size_t, e, wsize, {
+        real acc = part[e];
+        for (int r = 1; r < R; r++) acc += part[r * wsize + e];
+        dw[e] += acc;
+    });
 }
 
 #else
@@ -244,7 +312,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 #include <string.h>
 #include "cnn.h"
 
-typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } conv_path;
+typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE } conv_path;
 typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
 
 static conv_path conv2d_path(const cnn_conv2d *g)
@@ -254,13 +322,31 @@ static conv_path conv2d_path(const cnn_conv2d *g)
     if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 && g->oh == g->h &&
         g->ow == g->w)
         return PATH_POINTWISE;
+    /* the window covers the whole unpadded input once (LeNet's C5): each sample's columns are x itself */
+    if (g->groups == 1 && g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1 && g->pt == 0 && g->pl == 0 &&
+        g->dil_h == 1 && g->dil_w == 1)
+        return PATH_DENSE;
     return PATH_IM2COL;
+}
+
+/* a depthwise 1x1 convolution at stride 1 without padding: y = w[o]·x[o/m] + b[o], plane by plane */
+static int is_scale(const cnn_conv2d *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
+}
+
+/* every sample's columns (C·KH·KW, OH·OW), then (POINTWISE too) the R chunk sums of dw (OC, C/G·KH·KW) */
+static size_t conv2d_columns_size(const cnn_conv2d *g)
+{
+    return conv2d_path(g) == PATH_IM2COL ? (size_t)g->n * g->c * g->kh * g->kw * g->oh * g->ow : 0;
 }
 
 size_t conv2d_scratch_size(const cnn_conv2d *g)
 {
-    if (conv2d_path(g) != PATH_IM2COL) return 0;
-    return ((size_t)g->c * g->kh * g->kw + (size_t)g->oc) * g->n * g->oh * g->ow;
+    conv_path path = conv2d_path(g);
+    if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
+    size_t chunks = g->n < CNN_REDUCE_CHUNKS ? (size_t)g->n : CNN_REDUCE_CHUNKS;
+    return conv2d_columns_size(g) + chunks * g->oc * (g->c / g->groups) * g->kh * g->kw;
 }
 
 /* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */

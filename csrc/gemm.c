@@ -13,6 +13,15 @@ static inline int team_size(void) { return 1; }
 static inline int team_rank(void) { return 0; }
 #endif
 
+/* The widest of `parts` slices of `panels` panels of `unit` (the last one cut to `total`), as gemm splits
+ * them: slice q takes panels [panels·q/parts, panels·(q+1)/parts). */
+static inline int widest(int panels, int parts, int unit, int total)
+{
+    int interior = parts > 1 ? (panels + parts - 1) / parts * unit : 0;
+    int last = total - (int)((long long)panels * (parts - 1) / parts) * unit;
+    return interior > last ? interior : last;
+}
+
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define CNN_GEMM_SERIAL_WORK (1 << 20)
 #define PASTE(a, b) a##b

@@ -204,9 +204,17 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
     int mt = (M + MR - 1) / MR, nt = (N + NR - 1) / NR;
 #pragma omp parallel
     {
-        /* split over column panels first (each thread then packs only its own b), rows if too few */
-        int nth = team_size(), t = team_rank();
-        int tn = nt < nth ? nt : nth, tm = nth / tn, q = t % tn, r = t / tn;
+        /* the grid of tm x tn rectangles whose largest is smallest (16 threads on N = 100, 7 panels of 16,
+         * leave 2 idle in a column split); on a tie the most column splits, so that each thread packs only
+         * its own part of b */
+        int nth = team_size(), t = team_rank(), tn = 1;
+        double best = -1;
+        for (int cols = 1; cols <= nth && cols <= nt; cols++) {
+            int rows = nth / cols < mt ? nth / cols : mt;
+            double area = (double)widest(nt, cols, NR, N) * widest(mt, rows, MR, M);
+            if (best < 0 || area <= best) best = area, tn = cols;
+        }
+        int tm = nth / tn < mt ? nth / tn : mt, q = t % tn, r = t / tn;
         if (r < tm) {
             int i0 = (int)((long long)mt * r / tm) * MR, i1 = (int)((long long)mt * (r + 1) / tm) * MR;
             int j0 = (int)((long long)nt * q / tn) * NR, j1 = (int)((long long)nt * (q + 1) / tn) * NR;

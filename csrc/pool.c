@@ -63,8 +63,43 @@ static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_i
     return 1;
 }
 
+static void K(avgpool2x2_forward)(real *y, const real *x, const cnn_pool2d *g)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    CNN_FOR((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
+        for (int oh = 0; oh < g->oh; oh++) {
+            const real *r0 = x + pl * hw + (size_t)2 * oh * g->w, *r1 = r0 + g->w;
+            real *out = y + pl * ohw + (size_t)oh * g->ow;
+            for (int ow = 0; ow < g->ow; ow++)
+                out[ow] = (r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow] + r1[2 * ow + 1]) / (real)4;
+        }
+    });
+}
+
+static void K(avgpool2x2_backward)(real *dx, const real *dy, const cnn_pool2d *g)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    CNN_FOR((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
+        real *plane = dx + pl * hw;
+        for (int oh = 0; oh < g->oh; oh++) {
+            const real *grad = dy + pl * ohw + (size_t)oh * g->ow;
+            real *r0 = plane + (size_t)2 * oh * g->w, *r1 = r0 + g->w;
+            for (int ow = 0; ow < g->ow; ow++) {
+                real share = grad[ow] / (real)4;
+                r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = share;
+            }
+            for (int iw = 2 * g->ow; iw < g->w; iw++) r0[iw] = r1[iw] = 0; /* an odd width's last column */
+        }
+        for (size_t p = (size_t)2 * g->oh * g->w; p < hw; p++) plane[p] = 0; /* an odd height's last row */
+    });
+}
+
 void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad)
 {
+    if (avg_2x2(g)) {
+        K(avgpool2x2_forward)(y, x, g);
+        return;
+    }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
 #pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
     for (long pl = 0; pl < (long)g->n * g->c; pl++) {
@@ -86,6 +121,10 @@ void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count
 
 void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad)
 {
+    if (avg_2x2(g)) {
+        K(avgpool2x2_backward)(dx, dy, g);
+        return;
+    }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
 #pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * (hw + ohw * g->kh * g->kw) > CNN_PARALLEL_WORK)
     for (long pl = 0; pl < (long)g->n * g->c; pl++) {
@@ -105,6 +144,15 @@ void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int co
 }
 
 #else
+#include "cnn.h"
+
+/* LeNet's subsampling, 2x2 windows at stride 2 without padding: every window is whole, the divisor is 4,
+ * and the sums run in the general loop's order (row by row), so the results are the same bits. */
+static inline int avg_2x2(const cnn_pool2d *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->pt && !g->pb && !g->pl && !g->pr;
+}
+
 #define TEMPLATE "pool.c"
 #include "template.h"
 #endif

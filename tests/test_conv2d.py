@@ -20,6 +20,9 @@ CASES = [
     (4, 16, 5, 5, 120, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1), # LeNet conv5: one output pixel
     (2, 3, 10, 9, 3, 4, 6, (3, 2), (1, 2, 2, 3), (1, 1), 1),   # even kernels, asymmetric 'same'-style pads
     (1, 2, 13, 13, 2, 7, 7, (1, 1), (3, 3, 3, 3), (2, 1), 2),
+    (3, 4, 5, 7, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),    # per-channel 1x1 scale, multiplier 2
+    (1, 3, 4, 6, 5, 4, 6, (2, 3), (0, 0, 0, 0), (1, 1), 1),    # window = whole input, batch 1: the dense path
+    (19, 2, 6, 5, 3, 3, 2, (1, 1), (1, 0, 0, 1), (1, 1), 1),   # 19 samples: dw in 16 uneven chunks
 ]
 
 
@@ -120,15 +123,18 @@ def test_conv2d_finite_differences(rng, case):
 @pytest.mark.parametrize("case", [
     (16, 3, 16, 16, 8, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),    # im2col
     (16, 8, 16, 16, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 8),   # depthwise
+    (16, 8, 16, 16, 16, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 8),   # per-channel 1x1 scale
     (16, 8, 16, 16, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),   # pointwise
+    (37, 16, 5, 5, 120, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # dense (LeNet's C5)
+    (37, 6, 14, 14, 16, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # LeNet's C3, dw over 16 uneven chunks
 ])
 def test_conv2d_deterministic_across_threads(rng, case):
-    """Bitwise the same results for 1, 2 and 3 threads: every reduction has a fixed order."""
+    """Bitwise the same results for 1, 2, 3 and 16 threads: every reduction has a fixed order."""
     x, k, b, dy, stride, pad, dil, groups = make(rng, np.float32, case)
     old = _core.get_num_threads()
     try:
         results = []
-        for threads in (1, 2, 3):
+        for threads in (1, 2, 3, 16):
             _core.set_num_threads(threads)
             results.append(run_conv(x, k, b, stride, pad, dil, groups, dy))
     finally:
@@ -168,7 +174,7 @@ def test_conv2d_bad_buffers(rng):
     w = rng.standard_normal((4, 3, 3, 3))
     geo = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
     size = _core.conv2d_scratch_size(x.shape, w.shape, *geo)
-    assert size == (3 * 9 + 4) * 2 * 9
+    assert size == 2 * (3 * 9) * 9 + 2 * 4 * (3 * 9)  # each sample's columns, then one dw per chunk (2 samples)
     y, sc = np.empty((2, 4, 3, 3)), np.empty(size)
     with pytest.raises(ValueError, match="scratch"):
         _core.conv2d_forward(y, x, w, None, np.empty(size - 1), *geo)

@@ -75,9 +75,10 @@ class Conv2D(Layer):
         return self.strides, self.pads, self.dilation_rate, self.groups
 
     def _scratch(self, n, dtype):
-        """The im2col columns for a batch of n, kept across batches (None where the kernel needs none)."""
-        per_sample = _core.conv2d_scratch_size((1,) + self.input_shape, self.weights[0].shape, *self._geometry())
-        return reuse(self._buffers, "scratch", (n, per_sample), dtype).reshape(-1) if per_sample else None
+        """The kernel's workspace for a batch of n (the columns, the weight-gradient chunk sums), kept across
+        batches; None where the kernel needs none."""
+        size = _core.conv2d_scratch_size((n,) + self.input_shape, self.weights[0].shape, *self._geometry())
+        return reuse(self._buffers, "scratch", (size,), dtype) if size else None
 
     def forward(self, x, training=False, logits=False):
         """logits=True stops before the activation (a fused loss takes the pre-activation)."""
