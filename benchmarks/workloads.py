@@ -1,4 +1,4 @@
-"""The benchmark workloads B1-B6: each returns rows comparing cnn with its reference on the same work.
+"""The benchmark workloads B1-B6 (and B7, the thread scaling of B1 and B2): each returns rows comparing cnn with its reference on the same work.
 
 A workload is a function (threads, quick, repeats) -> list of rows, or a string saying why it was skipped.
 Every pair is timed interleaved (cnn, reference, cnn, reference, ...) after one warm-up run of each, in
@@ -80,7 +80,8 @@ def torch_epoch(model, opt, loss_fn, x, y, batch, gen):
     return total
 
 
-def b1_mlp(threads, quick, repeats):
+def b1_setup(quick):
+    """(cnn's epoch, torch's epoch, label, FLOP per epoch) of B1."""
     n, sizes, batch = (2000 if quick else 6000), [784, 500, 500, 10], 50
     rng = np.random.default_rng(0)
     x, y = rng.random((n, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], n)
@@ -95,11 +96,15 @@ def b1_mlp(threads, quick, repeats):
     topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
     loss_fn = torch.nn.CrossEntropyLoss()
-    t_cnn, t_ref = interleave([lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-                               lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen)], repeats)
     macs = [a * b for a, b in zip(sizes, sizes[1:])]
-    return pair("B1", f"MLP 784-500-500-10 SGD-Nesterov b50, epoch of {n}", "torch", t_cnn, t_ref,
-                n * flops_per_sample(macs))
+    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+            lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen),
+            f"MLP 784-500-500-10 SGD-Nesterov b50, epoch of {n}", n * flops_per_sample(macs))
+
+
+def b1_mlp(threads, quick, repeats):
+    ours, ref, label, flop = b1_setup(quick)
+    return pair("B1", label, "torch", *interleave([ours, ref], repeats), flop)
 
 
 # ---- B2: LeNet-5 (the lecture's variant), Adam, batch 32 --------------------------------------
@@ -108,9 +113,8 @@ def b1_mlp(threads, quick, repeats):
 LENET_MACS = [6 * 28 * 28 * 25, 6 * 14 * 14, 16 * 10 * 10 * 150, 16 * 5 * 5, 120 * 400, 120 * 84, 84 * 10]
 
 
-def b2_lenet(threads, quick, repeats):
-    if not hasattr(cnn.layers, "Conv2D"):
-        return "cnn.layers has no Conv2D yet"
+def b2_setup(quick):
+    """(cnn's run, torch's run, label, FLOP per run) of B2."""
     n, batch = (1600 if quick else 6400), 32
     rng = np.random.default_rng(0)
     x, y = rng.random((n, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, n)
@@ -121,10 +125,14 @@ def b2_lenet(threads, quick, repeats):
     topt = torch.optim.Adam(tm.parameters(), lr=0.001)
     xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
     loss_fn = torch.nn.CrossEntropyLoss()
-    t_cnn, t_ref = interleave([lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-                               lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen)], repeats)
-    return pair("B2", f"LeNet-5 Adam b32, {n} of 60,000 samples ({n / 60000:.3g} epoch)", "torch", t_cnn, t_ref,
-                n * flops_per_sample(LENET_MACS))
+    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+            lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen),
+            f"LeNet-5 Adam b32, {n} of 60,000 samples ({n / 60000:.3g} epoch)", n * flops_per_sample(LENET_MACS))
+
+
+def b2_lenet(threads, quick, repeats):
+    ours, ref, label, flop = b2_setup(quick)
+    return pair("B2", label, "torch", *interleave([ours, ref], repeats), flop)
 
 
 # ---- B3: MLPClassifier((100,), adam), one epoch of 60,000 x 784 ---------------------------------
@@ -269,6 +277,32 @@ def b6_conv(threads, quick, repeats):
         macs = batch * cout * ho * ho * cin * k * k
         rows += pair("B6", f"{role} {cin}->{cout} {k}x{k} on {h}x{h}, b32, fwd+bwd", "torch", t_cnn / reps,
                      t_ref / reps, 2 * 3 * macs)
+    return rows
+
+
+# ---- B7: the 2-thread / 1-thread speed-up of B1 and B2 ------------------------------------------
+
+def b7_scaling(quick, repeats):
+    """Each side of B1 and B2 timed at 1 and at 2 threads in turn, wall-clock at both: a ratio of the
+    1-thread CPU time the other rows use to a 2-thread wall time would charge the machine's stolen time
+    to the 2-thread side only. Returns rows {of, impl, shape, speedup, time_1, time_2}."""
+    rows = []
+    for name, setup in (("B1", b1_setup), ("B2", b2_setup)):
+        ours, ref, label, _ = setup(quick)
+        for impl, fn in (("cnn", ours), ("torch", ref)):
+            times = {1: [], 2: []}
+            for _ in range(repeats):
+                for n in times:
+                    cnn.set_num_threads(n)
+                    torch.set_num_threads(n)
+                    time.sleep(0.2)  # the other side's spinning pool goes to sleep
+                    fn()  # and this side's pool is awake
+                    start = time.perf_counter()
+                    fn()
+                    times[n].append(time.perf_counter() - start)
+            t1, t2 = statistics.median(times[1]), statistics.median(times[2])
+            rows.append({"workload": "B7", "of": name, "impl": impl, "shape": label, "speedup": t1 / t2,
+                         "time_1": t1, "time_2": t2})
     return rows
 
 

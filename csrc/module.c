@@ -926,8 +926,10 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
         return PyErr_Format(PyExc_ValueError, "%s: 'momentum' must lie in [0, 1] and 'beta1', 'beta2' in [0, 1), "
                             "got %s, %s and %s", fn, num(opt.momentum).s, num(opt.beta1).s, num(opt.beta2).s);
     if (opt.t < 0) return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must be >= 0, got %lld", fn, opt.t);
+    /* only the rows of the batches run: a call per batch must not pay for checking the whole epoch's order */
     const int64_t *idx = DATA(order);
-    for (int i = 0; order && i < a.n; i++)
+    long long first = (long long)b0 * batch, last = (long long)b1 * batch < a.n ? (long long)b1 * batch : a.n;
+    for (int i = (int)first; order && i < last; i++)
         if (idx[i] < 0 || idx[i] >= a.n)
             return PyErr_Format(PyExc_ValueError, "%s: argument 'order' must hold row indices in [0, %d), got %lld "
                                 "at %d", fn, a.n, (long long)idx[i], i);
