@@ -134,9 +134,10 @@ void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
 /* ---- dense.c -----------------------------------------------------------------------------
  * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */
 void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim);
-/* dinp (N, IN) = dout·wᵀ (overwrite; NULL skips it), dw (IN, OUT) += inpᵀ·dout, db (OUT) += Σ_n dout (NULL skips) */
+/* dinp (N, IN) = dout·wᵀ (overwrite; NULL skips it), dw (IN, OUT) += inpᵀ·dout, db (OUT) += Σ_n dout (NULL
+ * skips); accumulate = 0 overwrites dw and db instead (mlp.c: no zeroed gradient to read back) */
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
-                       int n, int in, int out_dim);
+                       int n, int in, int out_dim, int accumulate);
 
 /* ---- activations.c -----------------------------------------------------------------------
  * inp, out (count): out may equal inp (in place). */

@@ -13,16 +13,17 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
 }
 
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
-                       int n, int in, int out_dim)
+                       int n, int in, int out_dim, int accumulate)
 {
     if (dinp) K(gemm)(dinp, dout, w, n, in, out_dim, out_dim, 1, 1, out_dim, in, 0);
-    K(gemm)(dw, inp, dout, in, out_dim, n, 1, in, out_dim, 1, out_dim, 1);
+    K(gemm)(dw, inp, dout, in, out_dim, n, 1, in, out_dim, 1, out_dim, accumulate);
     if (!db) return;
     /* each thread owns a slice of columns and sums its rows in order: no reduction across threads */
     enum { COLS = 64 };
     int blocks = (out_dim + COLS - 1) / COLS;
     CNN_FOR((size_t)n * out_dim > 65536, int, cb, blocks, {
         int j0 = cb * COLS, j1 = j0 + COLS < out_dim ? j0 + COLS : out_dim;
+        for (int j = j0; !accumulate && j < j1; j++) db[j] = 0;
         for (int i = 0; i < n; i++) {
             const real *row = dout + (size_t)i * out_dim;
             for (int j = j0; j < j1; j++) db[j] += row[j];

@@ -98,11 +98,11 @@ static double K(mlp_backprop)(real *grad, real *work, const real *params, const 
         offset_b[i] = nw + ob;
         ob += net->units[i + 1];
     }
-    memset(grad, 0, cnn_mlp_param_count(net) * sizeof(real));
+    /* every gradient is written once, so it is overwritten rather than zeroed and added to */
     for (int i = L - 1; i >= 0; i--) {
         int in = net->units[i], out = net->units[i + 1];
         K(dense_backward)(i ? delta[i] : NULL, grad + offset_w[i], grad + offset_b[i], delta[i + 1], act[i],
-                          params + offset_w[i], n, in, out);
+                          params + offset_w[i], n, in, out, 0);
         if (i) K(activation_backward)(delta[i], delta[i], NULL, act[i], (size_t)n * in, net->hidden, 0, 1);
     }
     return loss;

@@ -241,7 +241,7 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
     const char *on[] = {"dx", "dw", "db"}, *inn[] = {"dy", "x", "w"};
     if (check_disjoint(fn, outs, on, 3, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out);
+    CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out, 1);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }

@@ -52,17 +52,25 @@ void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real l
     });
 }
 
+/* Σp² in LANES running sums, element i in lane i mod LANES: one sum would wait out an add's latency per
+ * element; the lanes vectorize, and their order is fixed, so the total is the same for any thread count. */
+#define LANES 8
 double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
 {
     double part[CNN_REDUCE_CHUNKS];
     CNN_FOR(count > CNN_PARALLEL_WORK, int, c, CNN_REDUCE_CHUNKS, {
-        size_t i0 = count * c / CNN_REDUCE_CHUNKS, i1 = count * (c + 1) / CNN_REDUCE_CHUNKS;
-        double s = 0;
-        for (size_t i = i0; i < i1; i++) {
-            s += (double)p[i] * p[i];
+        size_t i0 = count * c / CNN_REDUCE_CHUNKS, i1 = count * (c + 1) / CNN_REDUCE_CHUNKS, i = i0;
+        double s[LANES] = {0};
+        for (; i + LANES <= i1; i += LANES)
+            for (int l = 0; l < LANES; l++) {
+                s[l] += (double)p[i + l] * p[i + l];
+                g[i + l] += lam * p[i + l];
+            }
+        for (int l = 0; i < i1; i++, l++) {
+            s[l] += (double)p[i] * p[i];
             g[i] += lam * p[i];
         }
-        part[c] = s;
+        part[c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     });
     double total = 0;
     for (int c = 0; c < CNN_REDUCE_CHUNKS; c++) total += part[c];
@@ -70,6 +78,7 @@ double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
 }
 
 #undef EACH
+#undef LANES
 #else
 #define TEMPLATE "optim.c"
 #include "template.h"
