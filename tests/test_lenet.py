@@ -54,7 +54,9 @@ def test_lenet_trains_like_torch(one_thread):
         opt.step()
         theirs.append(loss.item())
     ours, theirs = np.array(ours), np.array(theirs)
-    assert np.max(np.abs(ours - theirs) / theirs) < 1e-4
+    worst = np.max(np.abs(ours - theirs) / theirs)
+    print(f"LeNet-5, 100 Adam steps: largest per-step loss difference from PyTorch {worst:.2e} (relative)")
+    assert worst < 1e-4
     assert theirs[-10:].mean() < 0.8 * theirs[:10].mean()
     for layer, mod in zip([l for l in model.layers if l.weights],
                           [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]):
