@@ -24,7 +24,7 @@ def as_float_array(x, name, dtype, ndim=None, min_ndim=None):
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():  # the method: np.all() costs 3 µs more per call, twice a train_on_batch
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 

@@ -10,6 +10,8 @@ model's own generator, `Sequential(seed=...)`, or from NumPy's global generator 
 `build(input_shape)` takes the shape without the batch (a leading None is dropped, so Keras' (None, 784)
 works too); a batch whose loss is not finite is not applied (fit raises FloatingPointError unless a
 callback such as TerminateOnNaN stops training)."""
+import math
+
 import numpy as np
 
 from . import _core
@@ -240,7 +242,7 @@ class Sequential:
         value, dout = self.loss(out, y, logits=fused)
         self._grads.fill(0)
         value += self._penalty(grad=True)
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             return value, 0
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
@@ -251,7 +253,7 @@ class Sequential:
 
     @staticmethod
     def _check_finite(value):
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise FloatingPointError(f"the training loss became {value}; the weights are left as they were "
                                      "before this batch (lower the learning rate or scale the inputs)")
 
@@ -391,7 +393,7 @@ class Sequential:
                 logs = self._logs(total / stop, hits / stop)
                 cbs.on_train_batch_end(step, logs)
                 self._commit.end()
-                if not np.isfinite(value):
+                if not math.isfinite(value):
                     if self.stop_training:
                         break
                     self._check_finite(value)
