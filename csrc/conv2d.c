@@ -203,14 +203,11 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
         }
 }
 
-/* y (N, OC) += the bias, per channel plane of OH·OW */
+/* y (N, OC) += b: the dense path's bias (OH·OW = 1) */
 static void K(add_bias)(real *y, const real *b, const cnn_conv2d *g)
 {
-    int ohw = g->oh * g->ow;
-    CNN_FOR((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK, int, n, g->n, {
-        real *out = y + (size_t)n * g->oc * ohw;
-        for (int o = 0; o < g->oc; o++, out += ohw)
-            for (int p = 0; p < ohw; p++) out[p] += b[o];
+    CNN_FOR((size_t)g->n * g->oc > CNN_PARALLEL_WORK, int, n, g->n, {
+        for (int o = 0; o < g->oc; o++) y[(size_t)n * g->oc + o] += b[o];
     });
 }
 
@@ -231,23 +228,27 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     }
     if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
         K(gemm)(y, x, w, g->n, g->oc, ck, ck, 1, 1, ck, g->oc, 0);
-    } else {
-        /* Samples are independent: each thread takes whole samples, and each sample is one gemm per group
-         * on its own columns (POINTWISE: on x as it lies), written straight into y's NCHW layout. */
+        if (b) K(add_bias)(y, b, g);
+        return;
+    }
+    /* Samples are independent: each thread takes whole samples, and each sample is one gemm per group
+     * on its own columns (POINTWISE: on x as it lies), written straight into y's NCHW layout. */
 #pragma omp parallel for schedule(static) if (K(parallel)(g))
-        for (int n = 0; n < g->n; n++) {
-            const real *cols = x + n * xs;
-            if (path == PATH_IM2COL) {
-                real *col = scratch + (size_t)n * g->c * g->kh * g->kw * ohw;
-                K(im2col)(col, cols, g);
-                cols = col;
-            }
-            for (int q = 0; q < G; q++)
-                K(gemm)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw,
-                        og, ohw, ck, ck, 1, ohw, 1, ohw, 0);
+    for (int n = 0; n < g->n; n++) {
+        const real *cols = x + n * xs;
+        if (path == PATH_IM2COL) {
+            real *col = scratch + (size_t)n * g->c * g->kh * g->kw * ohw;
+            K(im2col)(col, cols, g);
+            cols = col;
+        }
+        for (int q = 0; q < G; q++)
+            K(gemm)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og,
+                    ohw, ck, ck, 1, ohw, 1, ohw, 0);
+        for (int o = 0; b && o < g->oc; o++) { /* while the sample's output is still in cache */
+            real *out = y + n * ys + (size_t)o * ohw;
+            for (int p = 0; p < ohw; p++) out[p] += b[o];
         }
     }
-    if (b) K(add_bias)(y, b, g);
 }
 
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
