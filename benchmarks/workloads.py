@@ -80,6 +80,14 @@ def torch_epoch(model, opt, loss_fn, x, y, batch, gen):
     return total
 
 
+def epoch_pair(model, tm, topt, x, y, batch):
+    """(cnn's epoch, torch's epoch) on the same data: Sequential.fit and torch_epoch with cross-entropy."""
+    xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+            lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen))
+
+
 def b1_setup(quick):
     """(cnn's epoch, torch's epoch, label, FLOP per epoch) of B1."""
     n, sizes, batch = (2000 if quick else 6000), [784, 500, 500, 10], 50
@@ -94,12 +102,9 @@ def b1_setup(quick):
     tm = torch.nn.Sequential(torch.nn.Linear(784, 500), torch.nn.ReLU(), torch.nn.Linear(500, 500),
                              torch.nn.ReLU(), torch.nn.Linear(500, 10))
     topt = torch.optim.SGD(tm.parameters(), lr=0.1, momentum=0.9, nesterov=True)
-    xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
-    loss_fn = torch.nn.CrossEntropyLoss()
     macs = [a * b for a, b in zip(sizes, sizes[1:])]
-    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-            lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen),
-            f"MLP 784-500-500-10 SGD-Nesterov b50, epoch of {n}", n * flops_per_sample(macs))
+    return epoch_pair(model, tm, topt, x, y, batch) + (f"MLP 784-500-500-10 SGD-Nesterov b50, epoch of {n}",
+                                                        n * flops_per_sample(macs))
 
 
 def b1_mlp(threads, quick, repeats):
@@ -123,11 +128,8 @@ def b2_setup(quick):
     torch.manual_seed(0)
     tm = lenet5_torch()
     topt = torch.optim.Adam(tm.parameters(), lr=0.001)
-    xt, yt, gen = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(0)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    return (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-            lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen),
-            f"LeNet-5 Adam b32, {n} of 60,000 samples ({n / 60000:.3g} epoch)", n * flops_per_sample(LENET_MACS))
+    return epoch_pair(model, tm, topt, x, y, batch) + (f"LeNet-5 Adam b32, {n} of 60,000 samples "
+                                                        f"({n / 60000:.3g} epoch)", n * flops_per_sample(LENET_MACS))
 
 
 def b2_lenet(threads, quick, repeats):

@@ -103,7 +103,6 @@ static inline real K(plane_tap)(real *out, real *in, real wv, const cnn_conv2d *
     return acc;
 }
 
-/* y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel */
 /* The 1x1 depthwise case (the lecture's per-channel a·x + b) as whole-plane loops that vectorize. */
 static void K(scale_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
@@ -149,6 +148,7 @@ static void K(scale_backward)(real *dx, real *dw, const real *dy, const real *x,
     });
 }
 
+/* y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel */
 static void K(depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
     if (is_scale(g)) {
@@ -336,7 +336,7 @@ static int is_scale(const cnn_conv2d *g)
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
 }
 
-/* every sample's columns (C·KH·KW, OH·OW), then (POINTWISE too) the R chunk sums of dw (OC, C/G·KH·KW) */
+/* every sample's im2col columns (C·KH·KW, OH·OW); in scratch the R chunk sums of dw follow them */
 static size_t conv2d_columns_size(const cnn_conv2d *g)
 {
     return conv2d_path(g) == PATH_IM2COL ? (size_t)g->n * g->c * g->kh * g->kw * g->oh * g->ow : 0;
