@@ -4,9 +4,11 @@ initial weights.
 Inputs are cnn.applications.lenet5_inputs of the images (padded to 32x32, mapped to 1.175 - 1.275·x);
 cross-entropy, Adam 5e-4, batch 32. Both see the same batches, reshuffled each epoch; epochs are
 interleaved so machine noise hits both alike. --cnn-only trains cnn alone (faster when only its accuracy matters).
+--seeds 0,1,2,3,4 repeats the run for each seed (initial weights and batch order) and ends with the final
+test accuracy of each and their mean: one run's accuracy moves by about ±0.5% with the seed.
 
     python benchmarks/lenet5.py --epochs 5 --threads 1 [--train-limit 6000] [--data fashion|mnist|DIR]
-        [--cnn-only] [--profile]
+        [--seeds 0,1,2] [--cnn-only] [--profile]
 """
 import argparse
 import os
@@ -78,7 +80,7 @@ def main():
     ap.add_argument("--train-limit", type=int, default=None, help="train on the first N samples only")
     ap.add_argument("--data", default="fashion", help="fashion, mnist, or a directory of IDX files")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds, one run each (default 0)")
     ap.add_argument("--cnn-only", action="store_true", help="train cnn alone, no PyTorch run")
     ap.add_argument("--profile", action="store_true", help="print per-layer times of cnn and stop")
     args = ap.parse_args()
@@ -88,23 +90,32 @@ def main():
     x_train, y_train, x_test, y_test = load(args.data)
     if args.train_limit:
         x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    finals = [train(args, seed, x_train, y_train, x_test, y_test) for seed in seeds]
+    if len(seeds) > 1 and None not in finals:
+        print(f"cnn test accuracy after epoch {args.epochs}, seeds {args.seeds}: "
+              f"{', '.join(f'{100 * a:.2f}' for a in finals)}% (mean {100 * np.mean(finals):.2f}%, "
+              f"min {100 * min(finals):.2f}%, max {100 * max(finals):.2f}%)")
 
-    model = lenet5(seed=args.seed)
+
+def train(args, seed, x_train, y_train, x_test, y_test):
+    """One run from seed's initial weights and batch order; returns cnn's final test accuracy."""
+    model = lenet5(seed=seed)
     model.compile(optimizer=cnn.optimizers.Adam(5e-4, variant="torch"), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.build()
     if args.profile:
         profile_layers(model, x_train, y_train)
-        return
+        return None
     net = to_torch(model, lenet5_torch())
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
 
     print(f"LeNet-5 on {args.data}: {len(x_train)} train / {len(x_test)} test, batch {args.batch_size}, "
-          f"{args.threads} thread(s); cnn {cnn.__version__}, torch {torch.__version__}")
+          f"{args.threads} thread(s), seed {seed}; cnn {cnn.__version__}, torch {torch.__version__}")
     print(f"{'epoch':>5s} | {'cnn loss':>9s} {'acc':>7s} {'time s':>7s} | {'torch loss':>10s} {'acc':>7s} "
           f"{'time s':>7s} | {'cnn/torch':>9s}")
-    ratios = []
+    ratios, acc_cnn = [], None
     for epoch in range(1, args.epochs + 1):
         perm = rng.permutation(len(x_train))
         xe, ye = x_train[perm], y_train[perm]
@@ -124,6 +135,7 @@ def main():
         print(f"{row} | {loss_torch:10.4f} {acc_torch:7.4f} {t_torch:7.2f} | {t_cnn / t_torch:9.2f}", flush=True)
     if ratios:
         print(f"median time ratio cnn/torch: {np.median(ratios):.2f}")
+    return acc_cnn
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
  *   - Buffers are C-contiguous, aligned, non-overlapping unless a kernel says otherwise.
  *   - Sizes are int in layout order; offsets are computed in size_t/ptrdiff_t.
  *   - Kernels never allocate, print or validate. Scratch is passed in.
- *   - Parameter gradients (dw, db) ACCUMULATE (+=): the caller zeroes them once per step, so a
- *     shared weight needs no special code. Input gradients (dinp) OVERWRITE.
+ *   - Parameter gradients (dw, db) ACCUMULATE (+=), so a shared weight needs no special code, unless
+ *     the kernel's accumulate flag is 0: then they OVERWRITE and the caller need not zero them first
+ *     (Sequential's Dense and Conv2D). Input gradients (dinp) OVERWRITE.
  *   - Parallel loops split over output rows/columns with static schedules; reductions over the
  *     batch use a fixed number of chunks, so results are bitwise identical for any thread count.
  *
@@ -64,7 +65,7 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
 #endif
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */
-#define CNN_PARALLEL_WORK 32768
+#define CNN_PARALLEL_WORK 8192
 /* for (type i = 0; i < n; i++) { body }, split statically over the team when `parallel` holds, else a
  * plain loop: entering an OpenMP region costs ~0.6 µs even when an if() clause keeps it on one thread,
  * and a small training step crosses some twenty of them. */
@@ -135,7 +136,7 @@ void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
  * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */
 void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim);
 /* dinp (N, IN) = dout·wᵀ (overwrite; NULL skips it), dw (IN, OUT) += inpᵀ·dout, db (OUT) += Σ_n dout (NULL
- * skips); accumulate = 0 overwrites dw and db instead (mlp.c: no zeroed gradient to read back) */
+ * skips); accumulate = 0 overwrites dw and db instead (mlp.c, Dense: no zeroed gradient to read back) */
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                        int n, int in, int out_dim, int accumulate);
 
@@ -185,10 +186,10 @@ double K(l2_penalty)(real *g, const real *p, size_t count, real lam);
 /* ---- conv2d.c ----------------------------------------------------------------------------
  * x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
  * backward needs the scratch exactly as the forward on the same x left it (the columns are reused).
- * dx overwrite (NULL skips it), dw and db (NULL skips) accumulate. */
+ * dx overwrite (NULL skips it), dw and db (NULL skips) accumulate, or overwrite when accumulate = 0. */
 void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g);
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
-                        const cnn_conv2d *g);
+                        const cnn_conv2d *g, int accumulate);
 
 /* ---- pool.c ------------------------------------------------------------------------------
  * x (N, C, H, W), y and argmax (N, C, OH, OW); argmax holds h·W + w within the plane, as PyTorch's

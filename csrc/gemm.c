@@ -23,7 +23,7 @@ static inline int widest(int panels, int parts, int unit, int total)
 }
 
 /* Below this many multiply-adds a second thread costs more than it saves. */
-#define CNN_GEMM_SERIAL_WORK (1 << 20)
+#define CNN_GEMM_SERIAL_WORK (1 << 18)
 #define PASTE(a, b) a##b
 #define PASTE2(a, b) PASTE(a, b)
 

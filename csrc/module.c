@@ -222,7 +222,8 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
 {
     static const char *fn = "dense_backward";
     PyObject *odx, *odw, *odb, *ody, *ox, *ow;
-    if (!PyArg_ParseTuple(args, "OOOOOO:dense_backward", &odx, &odw, &odb, &ody, &ox, &ow)) return NULL;
+    int accumulate = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOO|p:dense_backward", &odx, &odw, &odb, &ody, &ox, &ow, &accumulate)) return NULL;
     int t = real_type(ox, fn, "x"), ok = 1;
     if (t < 0) return NULL;
     PyArrayObject *x = array_arg(ox, fn, "x", t, 2, NULL, READ);
@@ -241,7 +242,7 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
     const char *on[] = {"dx", "dw", "db"}, *inn[] = {"dy", "x", "w"};
     if (check_disjoint(fn, outs, on, 3, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out, 1);
+    CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out, accumulate);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -647,14 +648,16 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, dilation, groups) */
+/* conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, dilation, groups,
+ *                 accumulate=True) */
 static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
 {
     static const char *fn = "conv2d_backward";
     PyObject *odx, *odw, *odb, *ody, *ox, *ow, *os;
-    int stride[2], pad[4], dil[2], groups;
-    if (!PyArg_ParseTuple(args, "OOOOOOO" CONV_ARGS ":conv2d_backward", &odx, &odw, &odb, &ody, &ox, &ow, &os,
-                          &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+    int stride[2], pad[4], dil[2], groups, accumulate = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOO" CONV_ARGS "|p:conv2d_backward", &odx, &odw, &odb, &ody, &ox, &ow, &os,
+                          &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups,
+                          &accumulate))
         return NULL;
     PyArrayObject *x, *w;
     cnn_conv2d g;
@@ -671,7 +674,7 @@ static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
     const char *on[] = {"dx", "dw", "db", "scratch"}, *inn[] = {"dy", "x", "w"};
     if (check_disjoint(fn, outs, on, 4, ins, inn, 3)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g);
+    CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g, accumulate);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -988,7 +991,8 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     METHOD(gemm, "gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False): c [+]= op(a)·op(b)"),
     METHOD(dense_forward, "dense_forward(y, x, w, b or None): y = x·w + b"),
-    METHOD(dense_backward, "dense_backward(dx or None, dw, db or None, dy, x, w): dx = dy·wᵀ, dw += xᵀ·dy, db += Σdy"),
+    METHOD(dense_backward, "dense_backward(dx or None, dw, db or None, dy, x, w, accumulate=True): dx = dy·wᵀ, "
+                           "dw += xᵀ·dy, db += Σdy (= when accumulate is false)"),
     METHOD(activation_forward, "activation_forward(y, x, act, alpha=0, beta=1)"),
     METHOD(activation_backward, "activation_backward(dx, dy, x, y, act, alpha=0, beta=1)"),
     METHOD(softmax_forward, "softmax_forward(y, x): along the last axis of x (N, K)"),
@@ -1007,7 +1011,8 @@ static PyMethodDef methods[] = {
     METHOD(conv2d_forward, "conv2d_forward(y, x, w, b or None, scratch or None, (sh, sw), (top, bottom, left, right), "
                            "(dh, dw), groups)"),
     METHOD(conv2d_backward, "conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, "
-                            "dilation, groups): scratch as the forward left it"),
+                            "dilation, groups, accumulate=True): scratch as the forward left it; dw and db += "
+                            "(= when accumulate is false)"),
     METHOD(maxpool2d_forward, "maxpool2d_forward(y, argmax, x, (kh, kw), (sh, sw), (top, bottom, left, right))"),
     METHOD(maxpool2d_backward, "maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding)"),
     METHOD(avgpool2d_forward, "avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad)"),

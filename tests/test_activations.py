@@ -99,3 +99,19 @@ def test_activation_rejects_bad_codes():
         _core.activation_forward(np.empty(3), x, 99)
     with pytest.raises(ValueError, match="non-zero"):
         _core.activation_backward(np.empty(3), x, x, x, _core.ACT_SCALED_TANH, 0.0, 1.0)
+
+
+def test_float32_tanh_accuracy_and_special_values():
+    """The float kernel's own tanh (Cephes' tanhf): within 2e-7 relative of the exact value on a fine grid
+    across both branches (|x| < 0.625 and the exp form) and on tiny inputs; -0, ±inf and NaN as libm."""
+    grid = np.concatenate([np.linspace(-12, 12, 400001), np.geomspace(1e-30, 1, 1001)]).astype(np.float32)
+    y = np.empty_like(grid)
+    _core.activation_forward(y, grid, _core.ACT_TANH, 0.0, 1.0)
+    exact = np.tanh(grid.astype(np.float64))
+    nonzero = exact != 0
+    assert np.max(np.abs(y[nonzero] - exact[nonzero]) / np.abs(exact[nonzero])) < 2e-7
+    special = np.array([-0.0, 0.0, np.inf, -np.inf, np.nan], np.float32)
+    out = np.empty_like(special)
+    _core.activation_forward(out, special, _core.ACT_TANH, 0.0, 1.0)
+    np.testing.assert_array_equal(out, np.tanh(special))
+    assert list(np.signbit(out[:2])) == [True, False]

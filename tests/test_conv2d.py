@@ -87,6 +87,20 @@ def test_conv2d_accumulates_and_skips(rng, case):
     assert_close(dw2, 2 * dw, np.float64)
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_conv2d_backward_overwrites_when_asked(rng, case):
+    """accumulate=False: dw and db come out as the gradient whatever they held (every path: NaN garbage in)."""
+    x, k, b, dy, stride, pad, dil, groups = make(rng, np.float64, case)
+    _, _, dw, db = run_conv(x, k, b, stride, pad, dil, groups, dy)
+    size = _core.conv2d_scratch_size(x.shape, k.shape, stride, pad, dil, groups)
+    scratch = np.empty(size) if size else None
+    _core.conv2d_forward(np.empty((x.shape[0], k.shape[0]) + dy.shape[2:]), x, k, b, scratch, stride, pad, dil, groups)
+    dw2, db2 = np.full_like(dw, np.nan), np.full_like(db, np.nan)
+    _core.conv2d_backward(None, dw2, db2, dy, x, k, scratch, stride, pad, dil, groups, False)
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+
+
 def test_conv2d_worked_example():
     # [[1 2 3], [4 5 6], [7 8 9]] ⋆ [[1 0], [0 1]] = [[1+5, 2+6], [4+8, 5+9]]
     x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)

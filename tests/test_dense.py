@@ -42,6 +42,13 @@ def test_dense_matches_torch(rng, dtype, n, i, o):
     assert_close(db, 2 * bt.grad.numpy(), dtype)
     assert_close(dx, xt.grad.numpy(), dtype)
 
+    # accumulate=False overwrites them instead
+    dw.fill(np.nan)
+    db.fill(np.nan)
+    _core.dense_backward(None, dw, db, dy, x, w, False)
+    assert_close(dw, wt.grad.numpy(), dtype)
+    assert_close(db, bt.grad.numpy(), dtype)
+
 
 def test_dense_optional_bias_and_dx(rng):
     x, w = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))

@@ -108,3 +108,25 @@ def test_rss_flat_over_repeated_fits():
     fits(200)
     grown = rss_bytes() - start
     assert grown < 4 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 200 fits"
+
+
+def test_training_step_allocates_no_activation_sized_arrays():
+    """After the first batch, a LeNet-5 step reuses every layer's buffers: what it allocates stays below the
+    smallest feature map (16·5·5·16 floats), so no layer sizes a buffer per batch."""
+    import tracemalloc
+
+    from cnn.applications import lenet5
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, 16)
+    model = lenet5(seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(x, y)
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 5 * 5 * 16 * 4, f"a training step allocated up to {peak} bytes at once"

@@ -128,6 +128,8 @@ class Sequential:
             layer.weights.append(self._params[offset:offset + size].reshape(wshape))
             layer.grads.append(self._grads[offset:offset + size].reshape(wshape))
             offset += size
+        # gradients that a layer adds into rather than overwrites, zeroed before each step
+        self._accumulated_grads = [g for layer in self.layers if not layer.overwrites_grads for g in layer.grads]
         for layer in self.layers:
             saved = old[id(layer)]
             if saved is not None and [w.shape for w in saved] == [w.shape for w in layer.weights]:
@@ -240,12 +242,15 @@ class Sequential:
         """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
         out = self._forward(x, training=True, logits=fused)
         value, dout = self.loss(out, y, logits=fused)
-        self._grads.fill(0)
-        value += self._penalty(grad=True)
         if not math.isfinite(value):
             return value, 0
+        for g in self._accumulated_grads:
+            g.fill(0)
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
+        value += self._penalty(grad=True)  # after backward: Dense and Conv2D overwrite their gradients
+        if not math.isfinite(value):
+            return value, 0
         self._commit.begin()  # ended by the caller once the batch is recorded
         self.optimizer.step(self._params, self._grads)
         hits = self._accuracy_hits(out, y, fused) if self.metrics else 0

@@ -8,6 +8,8 @@ import numpy as np
 def reuse(store, key, shape, dtype, zero=False):
     """store[key] viewed as `shape` (leading dimension <= the kept one); zero=True zeroes a new buffer only."""
     buf = store.get(key)
+    if buf is not None and buf.shape == shape and buf.dtype is dtype:  # the steady state: same batch size
+        return buf
     if buf is None or buf.dtype != dtype or buf.shape[1:] != tuple(shape[1:]) or buf.shape[0] < shape[0]:
         buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
         store[key] = buf

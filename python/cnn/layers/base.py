@@ -2,8 +2,10 @@
 
 A layer declares its parameters in `build`; the model then gives it views into one flat parameter
 buffer and one flat gradient buffer, so an optimizer step is one C call over all parameters.
-Every layer defines `forward(x, training=False)`, which keeps what `backward(dy, need_dx=True)` needs; `backward` adds into the gradient views and returns the
-input gradient (or None when need_dx is False, as for the first layer).
+Every layer defines `forward(x, training=False)`, which keeps what `backward(dy, need_dx=True)` needs;
+`backward` returns the input gradient (or None when need_dx is False, as for the first layer) and adds
+into the gradient views, or, for a layer whose `overwrites_grads` is True (Dense, Conv2D), overwrites
+them: the model then need not zero them before each step, a pass over every gradient saved.
 
 Every layer remembers the arguments its constructor was called with, so `get_config()` /
 `from_config()` (used by save, load and pickle) work for any subclass without extra code."""
@@ -18,6 +20,8 @@ from .._validation import check_shape
 
 
 class Layer:
+    overwrites_grads = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")

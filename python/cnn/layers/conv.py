@@ -29,6 +29,8 @@ def conv_padding(padding, kernel_size, dilation, strides):
 class Conv2D(Layer):
     """y = activation(conv(x, kernel) + bias) for x (N, C, H, W); kernel (filters, C/groups, kh, kw)."""
 
+    overwrites_grads = True
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1, activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
                  input_shape=None, name=None):
@@ -77,8 +79,10 @@ class Conv2D(Layer):
     def _scratch(self, n, dtype):
         """The kernel's workspace for a batch of n (the columns, the weight-gradient chunk sums), kept across
         batches; None where the kernel needs none."""
-        size = _core.conv2d_scratch_size((n,) + self.input_shape, self.weights[0].shape, *self._geometry())
-        return reuse(self._buffers, "scratch", (size,), dtype) if size else None
+        sizes, shape = self._buffers.setdefault("scratch sizes", {}), (n,) + self.input_shape
+        if shape not in sizes:
+            sizes[shape] = _core.conv2d_scratch_size(shape, self.weights[0].shape, *self._geometry())
+        return reuse(self._buffers, "scratch", (sizes[shape],), dtype) if sizes[shape] else None
 
     def forward(self, x, training=False, logits=False):
         """logits=True stops before the activation (a fused loss takes the pre-activation)."""
@@ -89,15 +93,15 @@ class Conv2D(Layer):
         scratch = self._scratch(n, x.dtype)
         _core.conv2d_forward(z, x, self.weights[0], self.weights[1] if self.use_bias else None, scratch,
                              *self._geometry())
-        y = z if logits else self.activation.forward(z)
+        y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
         self._cache = (x, z, y, logits, scratch)
         return y
 
     def backward(self, dy, need_dx=True):
         x, z, y, logits, scratch = self._cache
         dy = np.ascontiguousarray(dy)
-        dz = dy if logits else np.ascontiguousarray(self.activation.backward(dy, z, y))
+        dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
         dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx else None
         _core.conv2d_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, x, self.weights[0],
-                              scratch, *self._geometry())
+                              scratch, *self._geometry(), False)
         return dx

@@ -10,6 +10,8 @@ from .base import Layer
 class Dense(Layer):
     """y = activation(x·kernel + bias), kernel (in, units) as in Keras; inputs of rank > 2 contract the last axis."""
 
+    overwrites_grads = True
+
     def __init__(self, units, activation=None, use_bias=True, input_dim=None, input_shape=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, name=None):
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
@@ -44,20 +46,25 @@ class Dense(Layer):
         dy = np.ascontiguousarray(dy.reshape(z.shape))
         dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
         dx = reuse(self._buffers, "dx", rows.shape, rows.dtype) if need_dx else None
-        _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0])
+        _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0],
+                             False)
         return dx.reshape(shape) if need_dx else None
 
 
 class Activation(Layer):
-    """Applies a named activation ('relu', 'softmax', 'scaled_tanh', ...) or an ActivationFunction."""
+    """Applies a named activation ('relu', 'softmax', 'scaled_tanh', ...) or an ActivationFunction.
+
+    forward and backward write into buffers the layer keeps and its next call overwrites."""
 
     def __init__(self, activation, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self.activation = activations.get(activation)
+        self._buffers = {}
 
     def forward(self, x, training=False, logits=False):
         self.check_input(x)
-        y = x if logits else self.activation.forward(x)
+        x = np.ascontiguousarray(x)
+        y = x if logits else self.activation.forward(x, out=reuse(self._buffers, "y", x.shape, x.dtype))
         self._cache = (x, y, logits)
         return y
 
@@ -65,4 +72,6 @@ class Activation(Layer):
         x, y, logits = self._cache
         if not need_dx:
             return None
-        return dy if logits else self.activation.backward(np.ascontiguousarray(dy), x, y)
+        if logits:
+            return dy
+        return self.activation.backward(np.ascontiguousarray(dy), x, y, out=reuse(self._buffers, "dx", x.shape, x.dtype))

@@ -53,4 +53,6 @@ class ZeroPadding2D(Layer):
         if not need_dx:
             return None
         t, _, l, _ = self.pads
-        return np.ascontiguousarray(dy[:, :, t:t + self._shape[2], l:l + self._shape[3]])
+        dx = reuse(self._buffers, "dx", self._shape, dy.dtype)
+        np.copyto(dx, dy[:, :, t:t + self._shape[2], l:l + self._shape[3]])
+        return dx
