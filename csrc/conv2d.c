@@ -280,7 +280,11 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 {
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
-    if (db) {
+    if (db && ohw == 1) { /* one pixel per plane (the dense path): rows of dy summed in batch order, as vectors */
+        for (int o = 0; o < g->oc; o++) db[o] = accumulate ? db[o] : 0;
+        for (int n = 0; n < g->n; n++)
+            for (int o = 0; o < g->oc; o++) db[o] += dy[n * ys + o];
+    } else if (db) {
 #pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
         for (int o = 0; o < g->oc; o++) {
             real acc = 0;
