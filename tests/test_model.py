@@ -311,3 +311,36 @@ def test_text_bar_redraws_at_most_ten_times_a_second(capsys, monkeypatch):
     elapsed = time.perf_counter() - start
     draws = capsys.readouterr().out.count("\r")
     assert 1 <= draws <= elapsed * 10 + 2  # 3,000 steps, yet only the interval-limited redraws
+
+
+def test_a_layer_that_adds_into_its_gradients_gets_them_zeroed_each_step():
+    """Dense and Conv2D overwrite their gradient views; a layer keeping the Layer default (overwrites_grads
+    False) adds into them, so the model must zero its views before every step, and only those."""
+    from cnn.layers.base import Layer
+
+    class Scale(Layer):  # y = x·s per feature
+        def weight_specs(self):
+            return [("scale", self.input_shape, lambda shape, rng, dtype: np.ones(shape, dtype))]
+
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.weights[0]
+
+        def backward(self, dy, need_dx=True):
+            self.grads[0] += (dy * self._x).sum(axis=0)
+            return dy * self.weights[0] if need_dx else None
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    model = cnn.Sequential([Scale(input_shape=(3,)), Dense(2)], seed=0, dtype="float64")
+    model.compile(cnn.optimizers.SGD(0.0), "mse")
+    grads = []
+    for _ in range(3):
+        model.train_on_batch(x, y)
+        grads.append(model._grads.copy())
+    assert np.abs(grads[0]).min() > 0
+    np.testing.assert_array_equal(grads[1], grads[0])  # lr 0: the same batch gives the same gradient
+    np.testing.assert_array_equal(grads[2], grads[0])
+    kernel = model.layers[1].weights[0]
+    dz = 2 * (x @ kernel + model.layers[1].weights[1] - y) / y.size
+    np.testing.assert_allclose(model.layers[0].grads[0], (dz @ kernel.T * x).sum(axis=0), rtol=1e-12)
