@@ -242,8 +242,6 @@ class Sequential:
         """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
         out = self._forward(x, training=True, logits=fused)
         value, dout = self.loss(out, y, logits=fused)
-        if not math.isfinite(value):
-            return value, 0
         for g in self._accumulated_grads:
             g.fill(0)
         for i in range(len(self.layers) - 1, -1, -1):

@@ -79,10 +79,8 @@ class Conv2D(Layer):
     def _scratch(self, n, dtype):
         """The kernel's workspace for a batch of n (the columns, the weight-gradient chunk sums), kept across
         batches; None where the kernel needs none."""
-        sizes, shape = self._buffers.setdefault("scratch sizes", {}), (n,) + self.input_shape
-        if shape not in sizes:
-            sizes[shape] = _core.conv2d_scratch_size(shape, self.weights[0].shape, *self._geometry())
-        return reuse(self._buffers, "scratch", (sizes[shape],), dtype) if sizes[shape] else None
+        size = _core.conv2d_scratch_size((n,) + self.input_shape, self.weights[0].shape, *self._geometry())
+        return reuse(self._buffers, "scratch", (size,), dtype) if size else None
 
     def forward(self, x, training=False, logits=False):
         """logits=True stops before the activation (a fused loss takes the pre-activation)."""
