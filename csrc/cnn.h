@@ -7,8 +7,8 @@
  *   - Parameter gradients (dw, db) ACCUMULATE (+=), so a shared weight needs no special code, unless
  *     the kernel's accumulate flag is 0: then they OVERWRITE and the caller need not zero them first
  *     (Sequential's Dense and Conv2D). Input gradients (dinp) OVERWRITE.
- *   - Parallel loops split over output rows/columns with static schedules; reductions over the
- *     batch use a fixed number of chunks, so results are bitwise identical for any thread count.
+ *   - Parallel loops split over output rows/columns (pieces taken dynamically, see CNN_FOR); reductions
+ *     over the batch use a fixed number of chunks, so results are bitwise identical for any thread count.
  *
  * Every templated kernel exists twice: name_f32 (real = float) and name_f64 (real = double).
  * Shape legend: N batch, IN/OUT features, K classes, P parameter count.
@@ -66,17 +66,38 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */
 #define CNN_PARALLEL_WORK 8192
-/* for (type i = 0; i < n; i++) { body }, split statically over the team when `parallel` holds, else a
- * plain loop: entering an OpenMP region costs ~0.6 µs even when an if() clause keeps it on one thread,
- * and a small training step crosses some twenty of them. */
+/* Parallel loops cut their work into CNN_UNITS pieces per thread, which threads take in turn as they come
+ * free (schedule(dynamic)): a fixed share per thread waits for the slowest one, and on a shared machine a
+ * core whose hyperthread sibling is busy runs load-and-store-bound loops at half speed for seconds. Which
+ * thread takes a piece never changes a result: pieces write disjoint outputs, and reductions sum fixed chunks. */
+#define CNN_UNITS 4
+#ifdef _OPENMP
+#include <omp.h>
+/* Large pieces are whole cache lines of floats, so that no two threads write the same line. */
+static inline long cnn_chunk(long n)
+{
+    long pieces = (long)CNN_UNITS * omp_get_max_threads(), c = (n + pieces - 1) / pieces;
+    return c > 64 ? (c + 15) / 16 * 16 : c;
+}
+static inline int cnn_team(void) { return omp_get_max_threads() > 1 && !omp_in_parallel(); }
+#else
+static inline long cnn_chunk(long n) { (void)n; return 1; }
+static inline int cnn_team(void) { return 0; }
+#endif
+/* for (type i = 0; i < n; i++) { body }, split over the team in cnn_chunk pieces when `parallel` holds
+ * and there is a team to split over, else a plain loop: entering an OpenMP region costs ~0.6 µs even
+ * when it runs on one thread, and a small training step crosses some twenty of them. */
 #define CNN_FOR(parallel, type, i, n, ...)                                                        \
     do {                                                                                          \
-        if (parallel) {                                                                           \
-            _Pragma("omp parallel for schedule(static)") for (type i = 0; i < (n); i++) { __VA_ARGS__ } \
+        if ((parallel) && cnn_team()) {                                                           \
+            long cnn_chunk_ = cnn_chunk((long)(n));                                               \
+            _Pragma("omp parallel for schedule(dynamic, cnn_chunk_)")                              \
+            for (type i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
         } else {                                                                                  \
             for (type i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
         }                                                                                         \
     } while (0)
+
 /* scikit-learn's MLP (mlp.c): units[0..n_layers] are the layer widths, input first. Parameters lie
  * in one flat vector packed as sklearn's _pack: every coefs_[i] (units[i], units[i+1]) row-major,
  * then every intercepts_[i] (units[i+1]). */

@@ -179,7 +179,8 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
         return;
     }
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
+#pragma omp parallel for collapse(2) schedule(dynamic, cnn_chunk((long)g->n * g->oc)) \
+    if (cnn_team() && (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int o = 0; o < g->oc; o++) {
             real *plane = (real *)x + ((size_t)n * g->c + o / m) * g->h * g->w;
@@ -202,7 +203,8 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
     }
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
     size_t hw = (size_t)g->h * g->w;
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, cnn_chunk(g->oc)) \
+    if (cnn_team() && (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int o = 0; o < g->oc; o++)
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++) {
@@ -214,7 +216,8 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
                 *d = accumulate ? *d + acc : acc;
             }
     if (!dx) return;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
+#pragma omp parallel for collapse(2) schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
+    if (cnn_team() && (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
     for (int n = 0; n < g->n; n++)
         for (int c = 0; c < g->c; c++) {
             real *plane = dx + ((size_t)n * g->c + c) * hw;
@@ -238,7 +241,8 @@ static void K(add_bias)(real *y, const real *b, const cnn_conv2d *g)
 /* Worth a second thread: below this many multiply-adds per call the fork costs more than it saves. */
 static inline int K(parallel)(const cnn_conv2d *g)
 {
-    return g->n > 1 && (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
+    return cnn_team() && g->n > 1 &&
+           (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
 }
 
 void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
@@ -257,7 +261,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     }
     /* Samples are independent: each thread takes whole samples, and each sample is one gemm per group
      * on its own columns (POINTWISE: on x as it lies), written straight into y's NCHW layout. */
-#pragma omp parallel for schedule(static) if (K(parallel)(g))
+#pragma omp parallel for schedule(dynamic, cnn_chunk(g->n)) if (K(parallel)(g))
     for (int n = 0; n < g->n; n++) {
         const real *cols = x + n * xs;
         if (path == PATH_IM2COL) {
@@ -285,7 +289,8 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         for (int n = 0; n < g->n; n++)
             for (int o = 0; o < g->oc; o++) db[o] += dy[n * ys + o];
     } else if (db) {
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, cnn_chunk(g->oc)) \
+    if (cnn_team() && (size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
         for (int o = 0; o < g->oc; o++) {
             real acc = 0;
             for (int n = 0; n < g->n; n++) acc += K(sum_lanes)(dy + n * ys + (size_t)o * ohw, ohw);
@@ -308,7 +313,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     int R = g->n < CNN_REDUCE_CHUNKS ? g->n : CNN_REDUCE_CHUNKS;
     size_t wsize = (size_t)g->oc * ck;
     real *part = scratch + conv2d_columns_size(g);
-#pragma omp parallel for schedule(static) if (K(parallel)(g))
+#pragma omp parallel for schedule(dynamic, cnn_chunk(R)) if (K(parallel)(g))
     for (int r = 0; r < R; r++) {
         int lo = (int)((long long)r * g->n / R), hi = (int)((long long)(r + 1) * g->n / R);
         for (int n = lo; n < hi; n++) {

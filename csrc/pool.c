@@ -8,7 +8,8 @@
 void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
+    if (cnn_team() && (size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
     for (long pl = 0; pl < (long)g->n * g->c; pl++) {
         const real *in = x + pl * hw;
         for (int oh = 0; oh < g->oh; oh++)
@@ -37,7 +38,8 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
+    if (cnn_team() && (size_t)g->n * g->c * hw > CNN_PARALLEL_WORK)
     for (long pl = 0; pl < (long)g->n * g->c; pl++) {
         real *out = dx + pl * hw;
         for (size_t p = 0; p < hw; p++) out[p] = 0;
@@ -101,7 +103,8 @@ void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count
         return;
     }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
+    if (cnn_team() && (size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
     for (long pl = 0; pl < (long)g->n * g->c; pl++) {
         const real *in = x + pl * hw;
         real *out = y + pl * ohw;
@@ -126,7 +129,8 @@ void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int co
         return;
     }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static) if ((size_t)g->n * g->c * (hw + ohw * g->kh * g->kw) > CNN_PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
+    if (cnn_team() && (size_t)g->n * g->c * (hw + ohw * g->kh * g->kw) > CNN_PARALLEL_WORK)
     for (long pl = 0; pl < (long)g->n * g->c; pl++) {
         real *out = dx + pl * hw;
         const real *grad = dy + pl * ohw;

@@ -70,3 +70,33 @@ def test_one_or_two_openmp_threads_give_the_same_bits(restore_threads):
     cnn.set_num_threads(2)
     assert cnn.get_num_threads() == 2
     assert_bitwise_equal(train(3), single)
+
+
+def train_convnet(seed, pooling):
+    """LeNet-5 (avg pooling, per-channel scale, scaled tanh) or a max-pooling variant with an L2 penalty: every
+    conv path, pooling, activation and optimizer loop of a training step, at sizes that take the parallel branches."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((96, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, 96)
+    if pooling == "avg":
+        model = cnn.applications.lenet5(seed=seed)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    else:
+        L = cnn.layers
+        model = cnn.Sequential([L.Conv2D(6, 5, activation="relu", input_shape=(1, 32, 32)), L.MaxPooling2D(2),
+                                L.Conv2D(16, 3, padding="same", activation="tanh"), L.MaxPooling2D(3, strides=2),
+                                L.Flatten(), L.Dense(10, activation="softmax",
+                                                     kernel_regularizer=cnn.regularizers.L2(1e-3))], seed=seed)
+        model.compile(optimizer=cnn.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+                      loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    return model.get_weights() + [np.array(history.history["loss"]), model.predict(x[:40])]
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_convnets_give_the_same_bits_at_any_thread_count(restore_threads, pooling):
+    """Parallel loops hand out their pieces to whichever thread is free: the bits must not depend on it."""
+    cnn.set_num_threads(1)
+    single = train_convnet(4, pooling)
+    for threads in (2, 3, 16):
+        cnn.set_num_threads(threads)
+        assert_bitwise_equal(train_convnet(4, pooling), single)
