@@ -8,9 +8,10 @@
 Workloads (benchmarks/workloads.py): B1 MLP 784-500-500-10 SGD-Nesterov vs PyTorch; B2 LeNet-5 Adam vs
 PyTorch; B3 MLPClassifier((100,)) vs scikit-learn; B4 the 40-point toy, one step, vs PyTorch and
 scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B7 the 2-thread/1-thread speed-up
-of B1 and B2, each side timed at 1 and 2 threads in turn, wall-clock at both. Each row: median time of >= 5 interleaved runs after a warm-up, GFLOP/s, % of the peak
-measured here (the best 1-thread sgemm run of cnn and NumPy on an L2-resident product, times the threads),
-speed = reference time / cnn time (> 1: cnn is faster), and the process's peak RSS so far. At one thread
+of B1 and B2, each side timed at 1 and 2 threads back to back (--b7-pairs pairs, 15 by default), wall-clock
+at both: the median of the pairs' ratios, with their quartiles. Each row: median time of >= 5 interleaved
+runs after a warm-up, GFLOP/s, % of the peak measured here (the best 1-thread sgemm run of cnn and NumPy
+on an L2-resident product, times the threads), speed = reference time / cnn time (> 1: cnn is faster), and the process's peak RSS so far. At one thread
 the time is the thread's CPU time, so other processes taking the core do not count (--wall: wall-clock);
 above one thread it is wall-clock (after letting the other side's thread pool go idle), and on a shared
 2-core machine it is as noisy as the machine is busy. OMP_WAIT_POLICY is recorded with the results: leave
@@ -103,14 +104,16 @@ def main():
     parser.add_argument("--only", default=None, help="comma-separated workloads, e.g. B1,B5 (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller data, for a fast look")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median; at least 5)")
+    parser.add_argument("--b7-pairs", type=int, default=15,
+                        help="B7: 1-thread/2-thread pairs per side (median of their ratios; at least 5)")
     parser.add_argument("--wall", action="store_true", help="wall-clock time at 1 thread too (default: thread CPU time)")
     parser.add_argument("--markdown", action="store_true", help="print the README table from results/*.json")
     args = parser.parse_args()
     if args.markdown:
         print(table.markdown(table.load(RESULTS)))
         return
-    if args.repeats < 5:
-        parser.error("--repeats must be at least 5: medians of fewer runs are noise on a shared machine")
+    if args.repeats < 5 or args.b7_pairs < 5:
+        parser.error("--repeats and --b7-pairs must be at least 5: medians of fewer runs are noise on a shared machine")
     threads = [int(t) for t in args.threads.split(",")]
     only = [w.strip().upper() for w in args.only.split(",")] if args.only else list(workloads.WORKLOADS) + ["B7"]
     unknown = sorted(set(only) - set(workloads.WORKLOADS) - {"B7"})
@@ -137,10 +140,11 @@ def main():
             with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
                 json.dump({"workload": name, "quick": args.quick, "machine": machine(peak), "rows": rows}, f, indent=1)
     if "B7" in only:
-        rows = workloads.b7_scaling(args.quick, args.repeats)
+        rows = workloads.b7_scaling(args.quick, args.b7_pairs)
         for r in rows:
             print(f"  B7 {r['of']} {r['impl']:8s} 2 threads / 1 thread: {r['speedup']:.2f}x "
-                  f"({fmt(r['time_1'])} -> {fmt(r['time_2'])}, wall-clock both)")
+                  f"(quartiles {r['speedup_q1']:.2f}-{r['speedup_q3']:.2f} over {r['pairs']} pairs; medians "
+                  f"{fmt(r['time_1'])} -> {fmt(r['time_2'])}, wall-clock both)")
         with open(os.path.join(RESULTS, "B7.json"), "w") as f:
             json.dump({"workload": "B7", "machine": machine(peak), "rows": rows}, f, indent=1)
 

@@ -284,17 +284,20 @@ def b6_conv(threads, quick, repeats):
 
 # ---- B7: the 2-thread / 1-thread speed-up of B1 and B2 ------------------------------------------
 
-def b7_scaling(quick, repeats):
-    """Each side of B1 and B2 timed at 1 and at 2 threads in turn, wall-clock at both: a ratio of the
-    1-thread CPU time the other rows use to a 2-thread wall time would charge the machine's stolen time
-    to the 2-thread side only. Returns rows {of, impl, shape, speedup, time_1, time_2}."""
+def b7_scaling(quick, pairs):
+    """Each side of B1 and B2 timed at 1 and at 2 threads back to back, `pairs` times, the order of the two
+    swapped every pair, wall-clock at both (a ratio of the 1-thread CPU time the other rows use to a
+    2-thread wall time would charge the machine's stolen time to the 2-thread side only).
+    The speed-up is the median of the pairs' ratios: a host that slows one vCPU for a few seconds slows both
+    runs of a pair or neither, where a ratio of medians would mix pairs from different phases.
+    Returns rows {of, impl, shape, speedup, speedup_q1, speedup_q3, pairs, time_1, time_2}."""
     rows = []
     for name, setup in (("B1", b1_setup), ("B2", b2_setup)):
         ours, ref, label, _ = setup(quick)
         for impl, fn in (("cnn", ours), ("torch", ref)):
             times = {1: [], 2: []}
-            for _ in range(repeats):
-                for n in times:
+            for p in range(pairs):
+                for n in ((1, 2) if p % 2 == 0 else (2, 1)):
                     cnn.set_num_threads(n)
                     torch.set_num_threads(n)
                     time.sleep(0.2)  # the other side's spinning pool goes to sleep
@@ -302,9 +305,11 @@ def b7_scaling(quick, repeats):
                     start = time.perf_counter()
                     fn()
                     times[n].append(time.perf_counter() - start)
-            t1, t2 = statistics.median(times[1]), statistics.median(times[2])
-            rows.append({"workload": "B7", "of": name, "impl": impl, "shape": label, "speedup": t1 / t2,
-                         "time_1": t1, "time_2": t2})
+            ratios = [a / b for a, b in zip(times[1], times[2])]
+            q1, _, q3 = statistics.quantiles(ratios, n=4)
+            rows.append({"workload": "B7", "of": name, "impl": impl, "shape": label, "pairs": pairs,
+                         "speedup": statistics.median(ratios), "speedup_q1": q1, "speedup_q3": q3,
+                         "time_1": statistics.median(times[1]), "time_2": statistics.median(times[2])})
     return rows
 
 
