@@ -291,6 +291,8 @@ def b7_scaling(quick, pairs):
     The speed-up is the median of the pairs' ratios: a host that slows one vCPU for a few seconds slows both
     runs of a pair or neither, where a ratio of medians would mix pairs from different phases.
     Returns rows {of, impl, shape, speedup, speedup_q1, speedup_q3, pairs, time_1, time_2}."""
+    if pairs < 2:
+        raise ValueError(f"b7_scaling needs at least 2 pairs for quartiles, got {pairs}")
     rows = []
     for name, setup in (("B1", b1_setup), ("B2", b2_setup)):
         ours, ref, label, _ = setup(quick)

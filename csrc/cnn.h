@@ -7,8 +7,9 @@
  *   - Parameter gradients (dw, db) ACCUMULATE (+=), so a shared weight needs no special code, unless
  *     the kernel's accumulate flag is 0: then they OVERWRITE and the caller need not zero them first
  *     (Sequential's Dense and Conv2D). Input gradients (dinp) OVERWRITE.
- *   - Parallel loops split over output rows/columns (pieces taken dynamically, see CNN_FOR); reductions
- *     over the batch use a fixed number of chunks, so results are bitwise identical for any thread count.
+ *   - Parallel loops split over outputs (CNN_FOR hands out pieces as threads come free; gemm gives each
+ *     thread one rectangle); reductions over the batch use a fixed number of chunks, so results are
+ *     bitwise identical for any thread count.
  *
  * Every templated kernel exists twice: name_f32 (real = float) and name_f64 (real = double).
  * Shape legend: N batch, IN/OUT features, K classes, P parameter count.
@@ -66,18 +67,20 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
 
 /* Element loops below this many touched elements run on one thread: waking a team costs more. */
 #define CNN_PARALLEL_WORK 8192
-/* Parallel loops cut their work into CNN_UNITS pieces per thread, which threads take in turn as they come
- * free (schedule(dynamic)): a fixed share per thread waits for the slowest one, and on a shared machine a
- * core whose hyperthread sibling is busy runs load-and-store-bound loops at half speed for seconds. Which
- * thread takes a piece never changes a result: pieces write disjoint outputs, and reductions sum fixed chunks. */
+/* CNN_FOR loops cut their iterations into about CNN_UNITS pieces per thread, which threads take in turn as
+ * they come free (schedule(dynamic)): a fixed share per thread waits for the slowest one, and on a shared
+ * machine a core whose hyperthread sibling is busy runs load-and-store-bound loops at half speed for
+ * seconds. Which thread takes a piece never changes a result: pieces write disjoint outputs, and reductions
+ * sum fixed chunks. (gemm keeps one rectangle per thread: splitting it further costs packing.) */
 #define CNN_UNITS 4
 #ifdef _OPENMP
 #include <omp.h>
-/* Large pieces are whole cache lines of floats, so that no two threads write the same line. */
+/* Pieces of more than 64 iterations are rounded to 16, so that element loops over aligned float buffers
+ * hand each thread whole cache lines. */
 static inline long cnn_chunk(long n)
 {
     long pieces = (long)CNN_UNITS * omp_get_max_threads(), c = (n + pieces - 1) / pieces;
-    return c > 64 ? (c + 15) / 16 * 16 : c;
+    return c > 64 ? (c + 15) / 16 * 16 : c < 1 ? 1 : c;
 }
 static inline int cnn_team(void) { return omp_get_max_threads() > 1 && !omp_in_parallel(); }
 #else
@@ -91,6 +94,7 @@ static inline int cnn_team(void) { return 0; }
     do {                                                                                          \
         if ((parallel) && cnn_team()) {                                                           \
             long cnn_chunk_ = cnn_chunk((long)(n));                                               \
+            (void)cnn_chunk_; /* unused without OpenMP */                                         \
             _Pragma("omp parallel for schedule(dynamic, cnn_chunk_)")                              \
             for (type i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
         } else {                                                                                  \

@@ -179,18 +179,16 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
         return;
     }
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
-#pragma omp parallel for collapse(2) schedule(dynamic, cnn_chunk((long)g->n * g->oc)) \
-    if (cnn_team() && (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
-    for (int n = 0; n < g->n; n++)
-        for (int o = 0; o < g->oc; o++) {
-            real *plane = (real *)x + ((size_t)n * g->c + o / m) * g->h * g->w;
-            real *out = y + ((size_t)n * g->oc + o) * ohw;
-            real bias = b ? b[o] : 0;
-            for (int p = 0; p < ohw; p++) out[p] = bias;
-            for (int i = 0; i < g->kh; i++)
-                for (int j = 0; j < g->kw; j++)
-                    K(plane_tap)(out, plane, w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_FORWARD);
-        }
+    CNN_FOR((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK, long, no, (long)g->n * g->oc, {
+        int n = (int)(no / g->oc), o = (int)(no % g->oc);
+        real *plane = (real *)x + ((size_t)n * g->c + o / m) * g->h * g->w;
+        real *out = y + (size_t)no * ohw;
+        real bias = b ? b[o] : 0;
+        for (int p = 0; p < ohw; p++) out[p] = bias;
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++)
+                K(plane_tap)(out, plane, w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_FORWARD);
+    });
 }
 
 /* dx planes owned per (n, c); dw[o] sums over the batch in order inside its own thread */
@@ -203,9 +201,8 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
     }
     int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
     size_t hw = (size_t)g->h * g->w;
-#pragma omp parallel for schedule(dynamic, cnn_chunk(g->oc)) \
-    if (cnn_team() && (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
-    for (int o = 0; o < g->oc; o++)
+    int split = (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK;
+    CNN_FOR(split, int, o, g->oc, {
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++) {
                 real acc = 0;
@@ -215,19 +212,18 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
                 real *d = dw + (size_t)o * kk + i * g->kw + j;
                 *d = accumulate ? *d + acc : acc;
             }
+    });
     if (!dx) return;
-#pragma omp parallel for collapse(2) schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
-    if (cnn_team() && (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK)
-    for (int n = 0; n < g->n; n++)
-        for (int c = 0; c < g->c; c++) {
-            real *plane = dx + ((size_t)n * g->c + c) * hw;
-            for (size_t p = 0; p < hw; p++) plane[p] = 0;
-            for (int o = c * m; o < (c + 1) * m; o++)
-                for (int i = 0; i < g->kh; i++)
-                    for (int j = 0; j < g->kw; j++)
-                        K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw, plane,
-                                     w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_INPUT_GRAD);
-        }
+    CNN_FOR(split, long, nc, (long)g->n * g->c, {
+        int n = (int)(nc / g->c), c = (int)(nc % g->c);
+        real *plane = dx + (size_t)nc * hw;
+        for (size_t p = 0; p < hw; p++) plane[p] = 0;
+        for (int o = c * m; o < (c + 1) * m; o++)
+            for (int i = 0; i < g->kh; i++)
+                for (int j = 0; j < g->kw; j++)
+                    K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw, plane,
+                                 w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_INPUT_GRAD);
+    });
 }
 
 /* y (N, OC) += b: the dense path's bias (OH·OW = 1) */
@@ -241,8 +237,7 @@ static void K(add_bias)(real *y, const real *b, const cnn_conv2d *g)
 /* Worth a second thread: below this many multiply-adds per call the fork costs more than it saves. */
 static inline int K(parallel)(const cnn_conv2d *g)
 {
-    return cnn_team() && g->n > 1 &&
-           (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
+    return g->n > 1 && (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
 }
 
 void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
@@ -261,8 +256,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     }
     /* Samples are independent: each thread takes whole samples, and each sample is one gemm per group
      * on its own columns (POINTWISE: on x as it lies), written straight into y's NCHW layout. */
-#pragma omp parallel for schedule(dynamic, cnn_chunk(g->n)) if (K(parallel)(g))
-    for (int n = 0; n < g->n; n++) {
+    CNN_FOR(K(parallel)(g), int, n, g->n, {
         const real *cols = x + n * xs;
         if (path == PATH_IM2COL) {
             real *col = scratch + (size_t)n * g->c * g->kh * g->kw * ohw;
@@ -276,7 +270,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
             real *out = y + n * ys + (size_t)o * ohw;
             for (int p = 0; p < ohw; p++) out[p] += b[o];
         }
-    }
+    });
 }
 
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
@@ -289,13 +283,11 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         for (int n = 0; n < g->n; n++)
             for (int o = 0; o < g->oc; o++) db[o] += dy[n * ys + o];
     } else if (db) {
-#pragma omp parallel for schedule(dynamic, cnn_chunk(g->oc)) \
-    if (cnn_team() && (size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK)
-        for (int o = 0; o < g->oc; o++) {
+        CNN_FOR((size_t)g->n * g->oc * ohw > CNN_PARALLEL_WORK, int, o, g->oc, {
             real acc = 0;
             for (int n = 0; n < g->n; n++) acc += K(sum_lanes)(dy + n * ys + (size_t)o * ohw, ohw);
             db[o] = accumulate ? db[o] + acc : acc;
-        }
+        });
     }
     conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE) {
@@ -313,8 +305,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     int R = g->n < CNN_REDUCE_CHUNKS ? g->n : CNN_REDUCE_CHUNKS;
     size_t wsize = (size_t)g->oc * ck;
     real *part = scratch + conv2d_columns_size(g);
-#pragma omp parallel for schedule(dynamic, cnn_chunk(R)) if (K(parallel)(g))
-    for (int r = 0; r < R; r++) {
+    CNN_FOR(K(parallel)(g), int, r, R, {
         int lo = (int)((long long)r * g->n / R), hi = (int)((long long)(r + 1) * g->n / R);
         for (int n = lo; n < hi; n++) {
             const real *grad = dy + n * ys;
@@ -330,7 +321,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
                         og, 1, ck, ohw, 1, ohw, 0);
             if (col) K(col2im)(dx + n * xs, col, g);
         }
-    }
+    });
     CNN_FOR(wsize * R > CNN_PARALLEL_WORK, size_t, e, wsize, {
         real acc = part[e];
         for (int r = 1; r < R; r++) acc += part[r * wsize + e];

@@ -197,7 +197,7 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
                     ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
     int pa = csa != 1 || N > NC, pb = csb != 1 || M > MC;
-    if ((double)M * N * KD <= CNN_GEMM_SERIAL_WORK) { /* the one-thread partition, without entering a region */
+    if ((double)M * N * KD <= CNN_GEMM_SERIAL_WORK || !cnn_team()) { /* one thread: no region at all */
         G(block)(c, a, b, 0, M, 0, N, KD, rsa, csa, rsb, csb, ldc, accumulate, pa, pb);
         return;
     }

@@ -8,9 +8,7 @@
 void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
-    if (cnn_team() && (size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
-    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+    CNN_FOR((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
         const real *in = x + pl * hw;
         for (int oh = 0; oh < g->oh; oh++)
             for (int ow = 0; ow < g->ow; ow++) {
@@ -32,19 +30,17 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
                 y[o] = m;
                 argmax[o] = best;
             }
-    }
+    });
 }
 
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
-    if (cnn_team() && (size_t)g->n * g->c * hw > CNN_PARALLEL_WORK)
-    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+    CNN_FOR((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
         real *out = dx + pl * hw;
         for (size_t p = 0; p < hw; p++) out[p] = 0;
         for (size_t o = pl * ohw; o < (pl + 1) * ohw; o++) out[argmax[o]] += dy[o];
-    }
+    });
 }
 
 /* The window of output (oh, ow) clipped to the input, and its divisor. False when it holds no real cell. */
@@ -103,9 +99,7 @@ void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count
         return;
     }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
-    if (cnn_team() && (size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK)
-    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+    CNN_FOR((size_t)g->n * g->c * ohw * g->kh * g->kw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
         const real *in = x + pl * hw;
         real *out = y + pl * ohw;
         for (int oh = 0; oh < g->oh; oh++)
@@ -119,7 +113,7 @@ void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count
                 }
                 out[(size_t)oh * g->ow + ow] = sum;
             }
-    }
+    });
 }
 
 void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad)
@@ -129,9 +123,7 @@ void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int co
         return;
     }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
-#pragma omp parallel for schedule(dynamic, cnn_chunk((long)g->n * g->c)) \
-    if (cnn_team() && (size_t)g->n * g->c * (hw + ohw * g->kh * g->kw) > CNN_PARALLEL_WORK)
-    for (long pl = 0; pl < (long)g->n * g->c; pl++) {
+    CNN_FOR((size_t)g->n * g->c * (hw + ohw * g->kh * g->kw) > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
         real *out = dx + pl * hw;
         const real *grad = dy + pl * ohw;
         for (size_t p = 0; p < hw; p++) out[p] = 0;
@@ -144,7 +136,7 @@ void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int co
                 for (int ih = h0; ih < h1; ih++)
                     for (int iw = w0; iw < w1; iw++) out[(size_t)ih * g->w + iw] += share;
             }
-    }
+    });
 }
 
 #else

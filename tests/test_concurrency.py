@@ -72,31 +72,56 @@ def test_one_or_two_openmp_threads_give_the_same_bits(restore_threads):
     assert_bitwise_equal(train(3), single)
 
 
-def train_convnet(seed, pooling):
-    """LeNet-5 (avg pooling, per-channel scale, scaled tanh) or a max-pooling variant with an L2 penalty: every
-    conv path, pooling, activation and optimizer loop of a training step, at sizes that take the parallel branches."""
+def train_convnet(seed, variant):
+    """LeNet-5 (im2col and dense conv paths, 2x2 average pooling, per-channel scale, scaled tanh, Adam), or a
+    net of the other paths: 1x1 pointwise, 3x3 depthwise, max and general average pooling, an L2 penalty and
+    SGD-Nesterov over more than CNN_PARALLEL_WORK parameters. Batches of 32 take every parallel branch."""
     rng = np.random.default_rng(seed)
     x, y = rng.random((96, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, 96)
-    if pooling == "avg":
+    if variant == "lenet":
         model = cnn.applications.lenet5(seed=seed)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     else:
         L = cnn.layers
         model = cnn.Sequential([L.Conv2D(6, 5, activation="relu", input_shape=(1, 32, 32)), L.MaxPooling2D(2),
-                                L.Conv2D(16, 3, padding="same", activation="tanh"), L.MaxPooling2D(3, strides=2),
-                                L.Flatten(), L.Dense(10, activation="softmax",
-                                                     kernel_regularizer=cnn.regularizers.L2(1e-3))], seed=seed)
+                                L.Conv2D(12, 1), L.Conv2D(12, 3, padding="same", groups=12, activation="tanh"),
+                                L.AveragePooling2D(3, strides=2, padding="same"), L.Flatten(),
+                                L.Dense(64, activation="relu", kernel_regularizer=cnn.regularizers.L2(1e-3)),
+                                L.Dense(10, activation="softmax")], seed=seed)
         model.compile(optimizer=cnn.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
                       loss="sparse_categorical_crossentropy")
     history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     return model.get_weights() + [np.array(history.history["loss"]), model.predict(x[:40])]
 
 
-@pytest.mark.parametrize("pooling", ["avg", "max"])
-def test_convnets_give_the_same_bits_at_any_thread_count(restore_threads, pooling):
+@pytest.mark.parametrize("variant", ["lenet", "other_paths"])
+def test_convnets_give_the_same_bits_at_any_thread_count(restore_threads, variant):
     """Parallel loops hand out their pieces to whichever thread is free: the bits must not depend on it."""
+    if not cnn._core.HAVE_OPENMP:
+        pytest.skip("built without OpenMP: there is only one thread")
     cnn.set_num_threads(1)
-    single = train_convnet(4, pooling)
+    single = train_convnet(4, variant)
     for threads in (2, 3, 16):
         cnn.set_num_threads(threads)
-        assert_bitwise_equal(train_convnet(4, pooling), single)
+        assert cnn.get_num_threads() == threads
+        assert_bitwise_equal(train_convnet(4, variant), single)
+
+
+@pytest.mark.parametrize("loss", ["sparse_cross_entropy_loss", "cross_entropy_loss", "mse_loss"])
+def test_losses_over_big_batches_give_the_same_bits_at_any_thread_count(restore_threads, loss):
+    if not cnn._core.HAVE_OPENMP:
+        pytest.skip("built without OpenMP: there is only one thread")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4001, 10)).astype(np.float32)  # 40,010 values: the chunks run in parallel
+    target = rng.integers(0, 10, 4001) if loss == "sparse_cross_entropy_loss" else \
+        rng.dirichlet(np.ones(10), 4001).astype(np.float32)
+
+    def run(threads):
+        cnn.set_num_threads(threads)
+        grad = np.empty_like(x)
+        return getattr(cnn._core, loss)(grad, x, target), grad
+
+    value, grad = run(1)
+    for threads in (2, 3, 16):
+        v, g = run(threads)
+        assert v == value and g.tobytes() == grad.tobytes()
