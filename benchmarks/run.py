@@ -11,11 +11,12 @@ scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B7 the 
 of B1 and B2, each side timed at 1 and 2 threads back to back (--b7-pairs pairs, 15 by default), wall-clock
 at both: the median of the pairs' ratios, with their quartiles. Each row: median time of >= 5 interleaved
 runs after a warm-up, GFLOP/s, % of the peak measured here (the best 1-thread sgemm run of cnn and NumPy
-on an L2-resident product, times the threads), speed = reference time / cnn time (> 1: cnn is faster), and the process's peak RSS so far. At one thread
-the time is the thread's CPU time, so other processes taking the core do not count (--wall: wall-clock);
-above one thread it is wall-clock (after letting the other side's thread pool go idle), and on a shared
-2-core machine it is as noisy as the machine is busy. OMP_WAIT_POLICY is recorded with the results: leave
-it unset (PASSIVE lets a woken worker share the caller's core, and 2 threads then gain nothing)."""
+on an L2-resident product, times the threads), speed = reference time / cnn time (> 1: cnn is faster),
+and the process's peak RSS so far. At one thread the time is the thread's CPU time, so other processes
+taking the core do not count (--wall: wall-clock); above one thread it is wall-clock (after letting the
+other side's thread pool go idle), and on a shared 2-core machine it is as noisy as the machine is busy.
+OMP_WAIT_POLICY is recorded with the results: leave it unset (PASSIVE lets a woken worker share the
+caller's core, and 2 threads then gain nothing)."""
 import argparse
 import json
 import os

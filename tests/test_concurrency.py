@@ -9,6 +9,8 @@ import pytest
 import cnn
 from cnn.layers import Dense
 
+needs_openmp = pytest.mark.skipif(not cnn._core.HAVE_OPENMP, reason="built without OpenMP: there is only one thread")
+
 # big enough that the dense, activation and optimizer kernels take their parallel branches
 N, IN, HIDDEN, OUT, BATCH = 512, 64, 300, 10, 256
 
@@ -62,9 +64,8 @@ def test_seeded_runs_repeat_bitwise():
     assert_bitwise_equal(train(5), train(5))
 
 
+@needs_openmp
 def test_one_or_two_openmp_threads_give_the_same_bits(restore_threads):
-    if not cnn._core.HAVE_OPENMP:
-        pytest.skip("built without OpenMP: there is only one thread")
     cnn.set_num_threads(1)
     single = train(3)
     cnn.set_num_threads(2)
@@ -94,11 +95,10 @@ def train_convnet(seed, variant):
     return model.get_weights() + [np.array(history.history["loss"]), model.predict(x[:40])]
 
 
+@needs_openmp
 @pytest.mark.parametrize("variant", ["lenet", "other_paths"])
 def test_convnets_give_the_same_bits_at_any_thread_count(restore_threads, variant):
     """Parallel loops hand out their pieces to whichever thread is free: the bits must not depend on it."""
-    if not cnn._core.HAVE_OPENMP:
-        pytest.skip("built without OpenMP: there is only one thread")
     cnn.set_num_threads(1)
     single = train_convnet(4, variant)
     for threads in (2, 3, 16):
@@ -107,10 +107,9 @@ def test_convnets_give_the_same_bits_at_any_thread_count(restore_threads, varian
         assert_bitwise_equal(train_convnet(4, variant), single)
 
 
+@needs_openmp
 @pytest.mark.parametrize("loss", ["sparse_cross_entropy_loss", "cross_entropy_loss", "mse_loss"])
 def test_losses_over_big_batches_give_the_same_bits_at_any_thread_count(restore_threads, loss):
-    if not cnn._core.HAVE_OPENMP:
-        pytest.skip("built without OpenMP: there is only one thread")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4001, 10)).astype(np.float32)  # 40,010 values: the chunks run in parallel
     target = rng.integers(0, 10, 4001) if loss == "sparse_cross_entropy_loss" else \
