@@ -31,20 +31,20 @@ def one_thread():
 
 
 # Largest per-step loss difference allowed over 100 steps. float64 holds the issue's 1e-4 with ten digits to
-# spare. In float32 the two libraries' rounding differences grow along the trajectory, and a relu whose
-# input sits near 0 can switch on in one and off in the other: over seeds 0-7 the largest difference was
-# 5e-6 to 1.4e-5 in seven, 1.1e-4 (at step 90) in seed 1, which this test uses.
+# spare. In float32 the two libraries' rounding differences grow along the trajectory (Adam turns the sign of a
+# near-zero gradient into a full step, and a relu whose input sits near 0 can switch on in one and off in the
+# other), and how fast depends on the CPU torch runs on: on an AMD Zen 4 torch's float32 run stayed within
+# 1.1e-4 of ours, on an Intel Xeon (AVX-512) it drifted 1.3e-2 from its own float64 run by step 69, while
+# ours stayed within 1.1e-4 of float64. So a float32 run is held to the float64 trajectory (the exact one,
+# which both libraries agree on to 1e-10), and torch's own float32 drift is printed beside it.
 PARITY = {np.float64: 1e-10, np.float32: 1e-3}
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_lenet_trains_like_torch(one_thread, dtype):
-    """100 Adam steps of batch 32 from the same weights on the same batches: per-step losses as PyTorch's."""
+def _lenet_losses(model, net, dtype):
+    """Per-step losses of 100 Adam steps of batch 32, cnn's model and torch's net on the same batches."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = lenet5(seed=1, dtype=dtype)
     model.compile(optimizer=cnn.optimizers.Adam(5e-4, variant="torch"), loss="sparse_categorical_crossentropy")
-    net = to_torch(model, lenet5_torch().to(torch.float64 if dtype == np.float64 else torch.float32))
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
     # images with a learnable signal: the class shifts a blob, so the loss falls noticeably in 100 steps
     labels = rng.integers(0, 10, 3200)
@@ -57,14 +57,28 @@ def test_lenet_trains_like_torch(one_thread, dtype):
         xb, yb = x[32 * step:32 * (step + 1)], labels[32 * step:32 * (step + 1)]
         ours.append(model.train_on_batch(xb, yb))
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(xb)), torch.from_numpy(yb))
+        xt = torch.from_numpy(xb).to(next(net.parameters()).dtype)
+        loss = torch.nn.functional.cross_entropy(net(xt), torch.from_numpy(yb))
         loss.backward()
         opt.step()
         theirs.append(loss.item())
-    ours, theirs = np.array(ours), np.array(theirs)
+    return np.array(ours), np.array(theirs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lenet_trains_like_torch(one_thread, dtype):
+    """100 Adam steps of batch 32 from the same weights on the same batches: per-step losses as PyTorch's in
+    float64; in float32, as the float64 trajectory from the same starting weights."""
+    model = lenet5(seed=1, dtype=dtype)
+    net = to_torch(model, lenet5_torch().to(torch.float64))
+    ours, theirs = _lenet_losses(model, net, dtype)
     worst = np.max(np.abs(ours - theirs) / theirs)
-    print(f"LeNet-5 {np.dtype(dtype)}, 100 Adam steps: largest per-step loss difference from PyTorch {worst:.2e} "
-          "(relative)")
+    print(f"LeNet-5 {np.dtype(dtype)}, 100 Adam steps: largest per-step loss difference from PyTorch's float64 "
+          f"run {worst:.2e} (relative)")
+    if dtype == np.float32:
+        torch32 = to_torch(lenet5(seed=1, dtype=dtype), lenet5_torch().to(torch.float32))
+        drift = np.max(np.abs(_lenet_losses(lenet5(seed=1, dtype=dtype), torch32, dtype)[1] - theirs) / theirs)
+        print(f"  torch's own float32 run: {drift:.2e} from its float64 run")
     assert worst < PARITY[dtype]
     assert theirs[-10:].mean() < 0.8 * theirs[:10].mean()
     for layer, mod in zip([l for l in model.layers if l.weights],
