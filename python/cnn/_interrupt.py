@@ -10,17 +10,23 @@ import threading
 
 
 class Commit:
-    """begin() before the optimizer step, end() once the batch is fully recorded."""
+    """begin() before the optimizer step, end() once the batch is fully recorded. Commits nest (a build
+    inside a fit's setup): SIGINT waits for the outermost end()."""
 
     def __init__(self):
-        self.active = self.pending = False
+        self.depth = 0
+        self.pending = False
+
+    @property
+    def active(self):
+        return self.depth > 0
 
     def begin(self):
-        self.active = True
+        self.depth += 1
 
     def end(self):
-        self.active = False
-        if self.pending:
+        self.depth = max(self.depth - 1, 0)
+        if self.pending and not self.depth:
             self.pending = False
             raise KeyboardInterrupt
 
