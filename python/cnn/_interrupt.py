@@ -22,6 +22,9 @@ class Commit:
         return self.depth > 0
 
     def begin(self):
+        if self.pending and not self.depth:  # it came while the wrapper set up: nothing has changed yet
+            self.pending = False
+            raise KeyboardInterrupt
         self.depth += 1
 
     def end(self):
@@ -31,7 +34,9 @@ class Commit:
             raise KeyboardInterrupt
 
     def on_sigint(self, signum, frame):
-        if not self.active:
+        # in the wrapper's own frame (installing or restoring the handler) it waits too: raised there, it
+        # would leave this handler installed for good
+        if not self.active and (frame is None or frame.f_code is not _WRAPPER_CODE):
             raise KeyboardInterrupt
         self.pending = True
 
@@ -49,12 +54,19 @@ def deferring_interrupts(method):
             previous = signal.signal(signal.SIGINT, commit.on_sigint)
         self._commit = commit
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
         finally:
+            commit.depth += 1  # from here a SIGINT waits until the handler is restored
             del self._commit
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+        if commit.pending:
+            raise KeyboardInterrupt
+        return result
     return wrapper
+
+
+_WRAPPER_CODE = deferring_interrupts(lambda self: None).__code__
 
 
 class NoCommit:
