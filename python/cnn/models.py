@@ -14,8 +14,8 @@ Non-finite values. A batch whose loss is not finite is not applied; fit raises F
 a callback such as TerminateOnNaN stops training and the weights are finite). A step whose loss was
 finite can still make weights non-finite (an overflowing step, or a NaN that a saturating activation
 hides from the loss); such a step is applied, not undone: undoing needs a copy of every weight per step,
-and checking the weights after every step costs a pass over them (about 6% of a 784-500-500-10 step).
-Instead fit checks the weights (one pass over the flat buffer) before training, at the end of every
+and checking the weights after every step costs a pass over them (about 110 us, 3-4% of a 784-500-500-10
+step at batch 50; 0.3% of a LeNet-5 step). Instead fit checks the weights (one pass over the flat buffer) before training, at the end of every
 epoch before validation and callbacks see them, and whenever a loss is not finite; train_on_batch
 checks them after its step. Every FloatingPointError says whether the weights are finite and, if not,
 which layers hold NaN or infinity.
@@ -375,8 +375,8 @@ class Sequential:
         if not math.isfinite(value):
             raise self._loss_error(value, "this batch", self._non_finite_weights())
         self._check_weights("after this batch's step, which was applied",
-                            "the step overflowed, or a saturating activation hid NaN or infinity that the weights "
-                            "held before it from the loss")
+                            "either the step overflowed, or the weights held them before this call and an "
+                            "activation kept them out of the loss")
         return [value, hits / len(x)] if self.metrics else value
 
     @_locked
@@ -521,7 +521,7 @@ class Sequential:
                 if self.stop_training:
                     break
             self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
-                                "overflowed and a saturating activation hid it from the loss")
+                                "overflowed and an activation kept the result out of the loss")
             if x_val is not None:
                 cbs.on_test_begin()
                 val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
