@@ -47,6 +47,9 @@ from .progress import ProgbarLogger
 __all__ = ["Sequential", "load_model"]
 
 
+_FINITE_CHUNK = 16384  # weights per isfinite call: a training step allocates no weight-sized temporary
+
+
 def _locked(method):
     """Run a method holding the model's lock (re-entrant: fit calls build and predict-like helpers)."""
     @functools.wraps(method)
@@ -183,10 +186,11 @@ class Sequential:
         sizes = [math.prod(s[1]) for _, s in specs]
         total = sum(sizes)
         memory = _physical_memory()
-        if memory is not None and 2 * total * self.dtype.itemsize > memory:
-            largest = max(zip(sizes, (l.name for l, _ in specs)))
-            raise MemoryError(f"model {self.name!r} has {total} parameters: its weights and their gradients "
-                              f"need {2 * total * self.dtype.itemsize / 2**30:.1f} GiB, more than this machine's "
+        largest = max(zip(sizes, (l.name for l, _ in specs)), default=(0, None))
+        need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
+        if memory is not None and need > memory:
+            raise MemoryError(f"model {self.name!r} has {total} parameters: its weights, their gradients and "
+                              f"their initialization need {need / 2**30:.1f} GiB, more than this machine's "
                               f"{memory / 2**30:.1f} GiB (the largest weight, {largest[0]} values, is in layer "
                               f"{largest[1]!r})")
         if self._rng is not None:  # a copy: an interrupted build leaves the generator as it was
@@ -336,7 +340,9 @@ class Sequential:
 
     def _non_finite_weights(self):
         """None when every weight is finite, else which weights hold NaN or infinity (one pass when finite)."""
-        if np.isfinite(self._params).all():
+        p, chunk = self._params, _FINITE_CHUNK
+        if np.isfinite(p).all() if p.size <= chunk else all(np.isfinite(p[i:i + chunk]).all()
+                                                               for i in range(0, p.size, chunk)):
             return None
         found = []
         for layer in self.layers:
