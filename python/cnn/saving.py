@@ -213,25 +213,29 @@ def model_from_payload(config, arrays):
             model.add(_construct(classes, entry, f"config.layers[{i}]", "layer"))
         except (TypeError, ValueError) as e:  # an Input among the layers, a repeated name
             raise ValueError(f"config.layers[{i}]: {e}") from None
+    input_shape = config["input_shape"]
+    if input_shape is not None:
+        try:
+            input_shape = check_shape(_typed(input_shape, "config.input_shape", list), "config.input_shape")
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"config.input_shape: {e}") from None
+        if model.input_shape is not None and tuple(model.input_shape) != input_shape:
+            raise ValueError(f"config.input_shape is {list(input_shape)} but the layers declare {model.input_shape}")
     expected = set()
     if _typed(config["built"], "config.built", bool):
         expected.add("params")
-        input_shape = config["input_shape"]
+        if input_shape is None:
+            raise ValueError("config.input_shape must be given for a built model, got null")
         try:
-            input_shape = check_shape(_typed(input_shape, "config.input_shape", list), "config.input_shape")
             needed = _parameter_count(model, input_shape)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"config.input_shape: {e}") from None
+            raise ValueError(f"config.layers do not fit config.input_shape {list(input_shape)}: {e}") from None
         # checked before build allocates `needed`
         params = _array(arrays, "params", (needed,), model.dtype)
         if not np.isfinite(params).all():
             raise ValueError("the array 'params' holds NaN or infinity")
         model.build(input_shape)
         model._params[...] = params
-    elif config["input_shape"] is not None and \
-            (model.input_shape is None or list(model.input_shape) != config["input_shape"]):
-        raise ValueError(f"config.input_shape is {config['input_shape']!r} but the layers declare "
-                         f"{model.input_shape}")
     if config["rng"] is not None:
         model._rng = _generator(config["rng"], "config.rng")
     if not isinstance(config["layer_rngs"], dict):
@@ -267,7 +271,7 @@ def _compile_from_payload(model, compiled, arrays):
         raise ValueError(f"config.compile.metrics: {e}") from None
     optimizer.iterations = _typed(compiled["iterations"], "config.compile.iterations", int, 0, 2**62)
     names = compiled["optimizer_state"]
-    if not isinstance(names, list) or set(names) not in (set(), set(optimizer._state_names)) or \
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or set(names) not in (set(), set(optimizer._state_names)) or \
             len(set(names)) != len(names):
         raise ValueError(f"config.compile.optimizer_state must be [] or the names {sorted(optimizer._state_names)} "
                          f"of {type(optimizer).__name__}'s state, got {names!r}")
