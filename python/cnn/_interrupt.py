@@ -3,7 +3,8 @@
 A SIGINT that lands between the optimizer's C call and the end of the batch (the step counter, the
 callbacks) would leave weights that no callback saw and, for Adam, a step count that disagrees with
 the moments. While a model trains in the main thread, SIGINT is caught here: outside a batch's commit
-it raises KeyboardInterrupt at once, as Python does; inside it waits for the commit to end."""
+it raises KeyboardInterrupt at once, as Python does; inside it waits for the commit to end. A model's
+build is one commit as well, so an interrupt never leaves half-laid-out weights."""
 import _signal as signal  # the C module behind `signal`, without its enum wrappers: ~40 us less per train_on_batch
 import functools
 import threading

@@ -360,7 +360,7 @@ class Sequential:
             state = "its step was not applied, and the weights, all finite, are as they were before it"
         else:
             state = (f"its step was not applied, but the weights already held NaN or infinity before it ({bad}): "
-                     "an earlier step made them so, and steps are not undone")
+                     "they became so earlier, and steps are not undone")
         return FloatingPointError(f"the training loss became {value} at {where}; {state} (lower the learning "
                                   "rate or scale the inputs)")
 
