@@ -38,7 +38,7 @@ from . import _core
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._interrupt import NoCommit, deferring_interrupts
-from ._validation import as_float_array, check_dtype, check_list, check_name, check_number
+from ._validation import INT_MAX, as_float_array, check_dtype, check_list, check_name, check_number
 from .callbacks import Callback, CallbackList, History
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
@@ -65,6 +65,11 @@ def _physical_memory():
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def _batch_size(value):
+    """32 (Keras' default) for None, else a positive int that the kernels' int holds."""
+    return 32 if value is None else check_number(value, "batch_size", low=1, high=INT_MAX, integer=True)
 
 
 def load_model(path):
@@ -421,7 +426,7 @@ class Sequential:
         """The loss (and accuracy) over (x, y) in inference mode (dropout off)."""
         self._check_compiled()
         x, y = self._prepare(x, y)
-        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        batch_size = _batch_size(batch_size)
         cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
                                                      "steps": -(-len(x) // batch_size)})
         cbs.on_test_begin()
@@ -436,7 +441,7 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """The model's outputs (probabilities after a softmax) for x, in inference mode."""
         x = self._prepare_inputs(x)
-        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        batch_size = _batch_size(batch_size)
         cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
                                                      "steps": -(-len(x) // batch_size)})
         cbs.on_predict_begin()
@@ -472,7 +477,7 @@ class Sequential:
         Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
         metric); epoch logs add 'val_loss' and 'val_<metric>' when validating."""
         self._check_compiled()
-        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        batch_size = _batch_size(batch_size)
         check_number(epochs, "epochs", low=0, integer=True)
         check_number(initial_epoch, "initial_epoch", low=0, integer=True)
         check_number(validation_split, "validation_split", low=0, high=1, high_open=True)
