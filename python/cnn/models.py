@@ -15,10 +15,10 @@ a callback such as TerminateOnNaN stops training and the weights are finite). A 
 finite can still make weights non-finite (an overflowing step, or a NaN that a saturating activation
 hides from the loss); such a step is applied, not undone: undoing needs a copy of every weight per step,
 and checking the weights after every step costs a pass over them (about 110 us, 3-4% of a 784-500-500-10
-step at batch 50; 0.3% of a LeNet-5 step). Instead fit checks the weights (one pass over the flat buffer) before training, at the end of every
-epoch before validation and callbacks see them, and whenever a loss is not finite; train_on_batch
-checks them after its step. Every FloatingPointError says whether the weights are finite and, if not,
-which layers hold NaN or infinity.
+step at batch 50; 0.3% of a LeNet-5 step). Instead fit checks the weights (one pass over the flat
+buffer) before training, at the end of every epoch before validation and callbacks see them, and
+whenever a loss is not finite; train_on_batch checks them after its step. Every FloatingPointError
+says whether the weights are finite and, if not, which layers hold NaN or infinity.
 
 Threads. Layers keep per-call buffers, so each model has a lock: build, fit, evaluate, predict and the
 other methods that read or write weights run one at a time per model (two threads predicting with one

@@ -271,8 +271,8 @@ def _compile_from_payload(model, compiled, arrays):
         raise ValueError(f"config.compile.metrics: {e}") from None
     optimizer.iterations = _typed(compiled["iterations"], "config.compile.iterations", int, 0, 2**62)
     names = compiled["optimizer_state"]
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or set(names) not in (set(), set(optimizer._state_names)) or \
-            len(set(names)) != len(names):
+    valid = isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+    if not valid or set(names) not in (set(), set(optimizer._state_names)):
         raise ValueError(f"config.compile.optimizer_state must be [] or the names {sorted(optimizer._state_names)} "
                          f"of {type(optimizer).__name__}'s state, got {names!r}")
     if names and not model.built:
