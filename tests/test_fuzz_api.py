@@ -21,7 +21,7 @@ from cnn.sklearn import MLPClassifier, MLPRegressor
 
 ERRORS = (TypeError, ValueError)
 FUZZ = settings(max_examples=int(os.environ.get("CNN_API_FUZZ_EXAMPLES", "60")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
-JUNK = st.sampled_from([None, -1, 0, 2**40, 1.5, np.nan, np.inf, "x", "", b"\0", [], (), (0, 0), (3, -1),
+JUNK = st.sampled_from([None, -1, 0, 2**31 - 1, 2**31, 2**40, 1.5, np.nan, np.inf, "x", "", b"\0", [], (), (0, 0), (3, -1),
                         (1, 2, 3), {"a": 1}, object(), True, 1j, np.array([[1, 2]])])
 
 
@@ -60,7 +60,7 @@ def test_layer_arguments(cls, data, junk):
         return
     try:
         build_with(layer)
-    except ERRORS + (MemoryError,):  # units=2**40 is a valid request for 28 TiB
+    except ERRORS + (MemoryError,):  # units=2**31-1 is a valid request for 32 GiB, refused at build
         pass
 
 
@@ -140,6 +140,32 @@ def test_failed_sequential_fit_leaves_the_model_unchanged(case):
 
 
 SMALL_JUNK = JUNK.filter(lambda v: not isinstance(v, int) or v < 100)  # 2**40 epochs would train for ever
+
+
+@FUZZ
+@given(junk=JUNK, where=st.sampled_from(["optimizer", "loss", "metrics"]))
+def test_compile_with_junk_names_the_argument(junk, where):
+    model = cnn.Sequential([Dense(2, input_dim=3)])
+    try:
+        model.compile(**dict({"optimizer": "sgd", "loss": "mse", "metrics": None}, **{where: junk}))
+    except ERRORS as e:
+        assert where in str(e), str(e)
+        assert model.loss is None
+    else:  # None and empty lists are valid metrics
+        assert where == "metrics" and model.metrics == []
+
+
+@FUZZ
+@given(junk=st.one_of(JUNK, st.lists(JUNK, min_size=1, max_size=3)), method=st.sampled_from(["fit", "evaluate",
+                                                                                              "predict"]))
+def test_callbacks_junk_is_refused_by_name(junk, method):
+    model, x, y = FITTED
+    before = snapshot(model, x)
+    if junk is None or (isinstance(junk, (list, tuple)) and not junk):  # no callbacks
+        return
+    with pytest.raises(TypeError, match="callbacks"):
+        getattr(model, method)(*((x,) if method == "predict" else (x, y)), callbacks=junk, verbose=0)
+    assert_unchanged(before, snapshot(model, x))
 
 
 @FUZZ
@@ -378,3 +404,45 @@ def test_load_model_huge_declared_array_is_refused_without_allocating(tmp_path_f
 ])
 def test_load_model_malformed_config(tmp_path_factory, config):
     check_load(tmp_path_factory, npz(config=np.array(config), params=np.zeros(3, np.float32)))
+
+
+JSON_JUNK = st.sampled_from([None, -1, 0, 2**31, 2**40, 1.5, float("nan"), float("inf"), "x", "", [], [0, 0],
+                             [3, -1], {"a": 1}, True, {"__tuple__": 5}, {"__activation__": "relu"}, "__class__"])
+
+
+def json_paths(node, path=()):
+    """Every (path) to a value inside a JSON tree, the root excluded."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        yield path + (key,)
+        yield from json_paths(child, path + (key,))
+
+
+@FUZZ
+@given(data=st.data(), junk=JSON_JUNK)
+def test_load_model_with_a_junk_field_fails_at_load_or_works(tmp_path_factory, model_file, data, junk):
+    """Any one field of a saved model's configuration replaced by junk: load_model refuses it naming the
+    file, or the model it returns predicts, evaluates and trains (only a diverging loss may stop it)."""
+    import json
+    with np.load(io.BytesIO(model_file)) as f:
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays.pop("config")[()]))
+    path = data.draw(st.sampled_from(sorted(json_paths(config), key=repr)))
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = junk
+    file = tmp_path_factory.mktemp("junk") / "m.npz"
+    file.write_bytes(npz(config=np.array(json.dumps(config)), **arrays))
+    try:
+        model = load_model(file)
+    except ValueError as e:
+        assert "m.npz" in str(e)
+        return
+    _, x, y = FITTED
+    assert np.isfinite(model.predict(x, verbose=0)).all()
+    model.evaluate(x, y, verbose=0)
+    try:
+        model.fit(x, y, epochs=1, verbose=0)
+    except FloatingPointError:  # a junk learning rate (2**40) is a valid one that diverges
+        pass

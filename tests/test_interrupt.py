@@ -1,6 +1,7 @@
 """Ctrl-C during Sequential.fit: control comes back at once, the model is left as after the last
 completed batch (weights and optimizer step count agree), and it keeps working."""
 import os
+import sys
 import signal
 import threading
 import time
@@ -83,3 +84,77 @@ def test_interrupt_handler_is_restored():
     x, y = data(64)
     model.fit(x, y, epochs=1, verbose=0)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# ---- an interrupt at any line of fit, its setup (build, checks, callbacks) included ----------------------------
+
+CNN_DIR = os.path.dirname(cnn.__file__)
+
+
+def run_interrupted_at(line, fn):
+    """Call fn, handling a SIGINT at the `line`-th line that runs in cnn's own Python files (0: never), in
+    that line's frame as Python would; returns (lines that ran, whether KeyboardInterrupt came out)."""
+    count = [0]
+
+    def tracer(frame, event, arg):
+        if not frame.f_code.co_filename.startswith(CNN_DIR):
+            return None
+        if event == "line":
+            count[0] += 1
+            if count[0] == line:  # what the handler raises comes out at that line
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+        return tracer
+    sys.settrace(tracer)
+    try:
+        fn()
+    except KeyboardInterrupt:
+        return count[0], True
+    finally:
+        sys.settrace(None)
+    return count[0], False
+
+
+def fresh_model():
+    model = cnn.Sequential([Dense(6, activation="relu"), Dense(3, activation="softmax")], seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("method", ["fit", "train_on_batch"])
+def test_an_interrupt_at_any_line_leaves_the_model_as_it_was_or_after_a_whole_batch(method):
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((20, 4)).astype(np.float32), rng.integers(0, 3, 20)
+    if method == "fit":
+        def call(model, callbacks=()):
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x[:4], y[:4]), callbacks=callbacks)
+    else:
+        def call(model, callbacks=()):
+            model.train_on_batch(x[:8], y[:8])
+    reference = fresh_model()
+    reference.build((4,))
+    trajectory = [reference.get_weights()]
+    recorder = Recorder()
+    recorder.on_train_batch_end = lambda batch, logs=None: trajectory.append(reference.get_weights())
+    call(reference, [recorder])
+    if method == "train_on_batch":
+        trajectory.append(reference.get_weights())
+    steps = len(trajectory) - 1
+    lines, _ = run_interrupted_at(0, lambda: call(fresh_model()))
+    assert steps == (3 if method == "fit" else 1) and lines > 100
+    outcomes, handler = set(), signal.getsignal(signal.SIGINT)
+    for line in range(1, lines + 1):
+        model = fresh_model()
+        run_interrupted_at(line, lambda: call(model))
+        assert signal.getsignal(signal.SIGINT) is handler  # restored, wherever the interrupt came
+        if not model.built:  # as it was: no weights anywhere
+            assert all(layer.weights == [] for layer in model.layers) and model.optimizer.iterations == 0
+            outcomes.add("unbuilt")
+        else:
+            done = model.optimizer.iterations
+            for got, want in zip(model.get_weights(), trajectory[done]):
+                np.testing.assert_array_equal(got, want)
+            assert all(np.shares_memory(w, model._params) for layer in model.layers for w in layer.weights)
+            outcomes.add(done)
+        call(model)  # and it trains on
+        assert np.isfinite(model._params).all()
+    assert outcomes == {"unbuilt"} | set(range(steps + 1))

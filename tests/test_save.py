@@ -147,3 +147,126 @@ def test_truncated_and_foreign_files_raise_value_error(tmp_path):
             load_model(tmp_path / f"{name}.npz")
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.npz")
+
+
+# ---- crafted files: every field is checked at load, and the error names it ---------------------------------------
+
+
+def payload(model):
+    """(config, arrays) of a saved `model` as load_model reads them, to be edited into a crafted file."""
+    import json
+    config, arrays = cnn.saving.model_payload(model)
+    return json.loads(json.dumps(config)), {k: v.copy() for k, v in arrays.items()}
+
+
+def write(path, config, arrays):
+    import json
+    np.savez(path, config=np.array(json.dumps(config)), **arrays)
+    return path
+
+
+def set_path(config, path, value):
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+CRAFTED = [  # (where in the config, the value put there, the field the error must name)
+    (("name",), 5, "config.name"),
+    (("seed",), -3, "seed"),
+    (("seed",), "0", "seed"),
+    (("dtype",), 5, "config.dtype"),
+    (("built",), "yes", "config.built"),
+    (("version",), True, "version"),
+    (("input_shape",), [5, 0], "config.input_shape"),
+    (("input_shape",), [2**31], "config.input_shape"),
+    (("input_shape",), [6], "config.input_shape is \\[6\\] but the layers declare \\(5,\\)"),
+    (("input_shape",), None, "config.input_shape must be given for a built model"),
+    (("surprise",), 1, "unknown \\['surprise'\\]"),
+    (("layer_rngs",), KeyError, "missing \\['layer_rngs'\\]"),
+    (("layers",), {"a": 1}, "config.layers"),
+    (("layers", 0, "class_name"), "Popen", "config.layers\\[0\\].class_name"),
+    (("layers", 0, "config", "units"), 2**31, "config.layers\\[0\\].config: units"),
+    (("layers", 0, "config", "units"), 9, "the array 'params' must have shape"),
+    (("layers", 0, "config", "bogus"), 1, "config.layers\\[0\\].config"),
+    (("layers", 0, "config", "name"), 7, "config.layers\\[0\\].config: name"),
+    (("layers", 0, "config", "activation"), {"__activation__": "relu", "alpha": "x", "beta": 1.0},
+     "config.layers\\[0\\].config.activation.alpha"),
+    (("layers", 0, "config", "activation"), {"__activation__": "relu", "alpha": 0.0, "beta": 1.0, "x": 1},
+     "config.layers\\[0\\].config.activation"),
+    (("layers", 0, "config", "kernel_regularizer"), {"__regularizer__": "l1", "l2": 0.1},
+     "config.layers\\[0\\].config.kernel_regularizer.__regularizer__"),
+    (("layers", 1), {"class_name": "Dropout", "config": {"rate": float("nan"), "name": "d"}},
+     "config.layers\\[1\\].config: rate"),
+    (("rng", "state", "state"), -1, "config.rng.state.state"),
+    (("rng", "bit_generator"), "MT19937", "config.rng.bit_generator"),
+    (("rng", "has_uint32"), 7, "config.rng.has_uint32"),
+    (("layer_rngs",), {"dense": None}, "config.layer_rngs names 'dense'"),
+    (("compile", "iterations"), -1, "config.compile.iterations"),
+    (("compile", "iterations"), "3", "config.compile.iterations"),
+    (("compile", "metrics"), 5, "config.compile.metrics"),
+    (("compile", "optimizer_state"), ["__class__"], "config.compile.optimizer_state"),
+    (("compile", "optimizer_state"), ["step"], "config.compile.optimizer_state"),
+    (("compile", "optimizer_state"), ["_m"], "config.compile.optimizer_state"),
+    (("compile", "optimizer_state"), ["_m", "_m"], "config.compile.optimizer_state"),
+    (("compile", "optimizer_state"), [["_m"], "_v"], "config.compile.optimizer_state"),
+    (("compile", "optimizer", "class_name"), "object", "config.compile.optimizer.class_name"),
+    (("compile", "optimizer", "config", "learning_rate"), -1.0, "config.compile.optimizer.config: learning_rate"),
+    (("compile", "optimizer", "config", "variant"), ["keras"], "config.compile.optimizer.config: variant"),
+    (("compile", "optimizer", "config", "epsilon"), "1e-7", "config.compile.optimizer.config"),
+    (("compile", "loss", "config", "from_logits"), "no", "config.compile.loss.config"),
+    (("compile", "loss", "class_name"), "Loss", "config.compile.loss"),
+]
+
+
+@pytest.mark.parametrize("path, value, field", CRAFTED, ids=[f"{'.'.join(map(str, c[0]))}={c[1]!r}" for c in CRAFTED])
+def test_crafted_config_fails_at_load_naming_the_field(tmp_path, path, value, field):
+    model, _, _ = trained()
+    config, arrays = payload(model)
+    set_path(config, path, value)
+    with pytest.raises(ValueError, match=field):
+        load_model(write(tmp_path / "m.npz", config, arrays))
+    with pytest.raises(ValueError, match=field):  # unpickling reads the same fields
+        cnn.Sequential.__new__(cnn.Sequential).__setstate__({"config": config, "arrays": arrays})
+
+
+@pytest.mark.parametrize("name, make, field", [
+    ("optimizer_m", lambda a: a["optimizer_m"].astype(">f4"), "'optimizer_m' must have shape .* and dtype float32"),
+    ("optimizer_v", lambda a: a["optimizer_v"][:-1], "'optimizer_v' must have shape"),
+    ("optimizer_v", lambda a: a["optimizer_v"].astype(np.float64), "'optimizer_v' must have shape"),
+    ("params", lambda a: a["params"].astype(">f4"), "'params' must have shape"),
+    ("params", lambda a: a["params"].reshape(1, -1), "'params' must have shape"),
+    ("params", lambda a: np.where(np.arange(a["params"].size) == 3, np.nan, a["params"]).astype(np.float32),
+     "'params' holds NaN"),
+    ("optimizer_step", lambda a: np.zeros(3, np.float32), "unknown arrays \\['optimizer_step'\\]"),
+    ("extra", lambda a: np.zeros(3), "unknown arrays \\['extra'\\]"),
+])
+def test_crafted_arrays_fail_at_load_naming_the_array(tmp_path, name, make, field):
+    model, _, _ = trained()
+    config, arrays = payload(model)
+    arrays[name] = make(arrays)
+    with pytest.raises(ValueError, match=field):
+        load_model(write(tmp_path / "m.npz", config, arrays))
+
+
+def test_optimizer_state_of_an_unbuilt_model_and_a_missing_array_are_refused(tmp_path):
+    model, _, _ = trained()
+    config, arrays = payload(model)
+    del arrays["optimizer_v"]
+    with pytest.raises(ValueError, match="the array 'optimizer_v' is missing"):
+        load_model(write(tmp_path / "a.npz", config, arrays))
+    config, arrays = payload(model)
+    config["built"], config["input_shape"] = False, None
+    del arrays["params"]
+    with pytest.raises(ValueError, match="optimizer_state is not empty but the model is not built"):
+        load_model(write(tmp_path / "b.npz", config, arrays))
+
+
+def test_unpickling_a_state_that_is_not_a_model_state_is_refused():
+    for state in (None, {"config": {}}, {"config": {}, "arrays": {}, "x": 1}):
+        with pytest.raises(ValueError, match="config|state"):
+            cnn.Sequential.__new__(cnn.Sequential).__setstate__(state)

@@ -72,7 +72,10 @@ def check_choice(value, name, choices):
 
 
 def check_dtype(dtype):
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
@@ -107,3 +110,32 @@ def check_image_shape(layer, input_shape):
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) expects inputs of shape "
                          f"(None, channels, height, width), got (None, {', '.join(map(str, input_shape))})")
     return input_shape
+
+
+def check_name(value, name):
+    """A layer's or a model's name: None or a string."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def check_kernel_size(layer, value, what):
+    """A size a layer computed from its arguments (a padded input, a dilated window, an output dimension)
+    must fit the C kernels' int."""
+    if value > INT_MAX:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): {what} is {value}, more than the "
+                         f"kernels' limit of {INT_MAX}")
+    return value
+
+
+def check_list(value, name, item_type, item_name):
+    """None, or a list or tuple whose items are all item_type, as a list."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {item_name}, got {type(value).__name__}: {value!r}")
+    for item in value:
+        if not isinstance(item, item_type):
+            raise TypeError(f"{name} must be a list of {item_name}, got an item of type {type(item).__name__}: "
+                            f"{item!r}")
+    return list(value)

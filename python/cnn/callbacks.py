@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_choice, check_number
+from ._validation import check_choice, check_list, check_number
 
 __all__ = ["Callback", "History", "CallbackList", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
            "TerminateOnNaN", "GradientNorms"]
@@ -68,10 +68,8 @@ class CallbackList:
     """Calls a hook on every callback in order."""
 
     def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
+        self.callbacks = check_list(callbacks, "callbacks", Callback, "cnn.callbacks.Callback instances")
         for cb in self.callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be cnn.callbacks.Callback instances, got {type(cb).__name__}")
             cb.set_model(model)
             cb.set_params(params)
 
@@ -234,7 +232,8 @@ class LearningRateScheduler(Callback):
 class TerminateOnNaN(Callback):
     """Stop training as soon as a batch's loss is NaN or infinite (fit then ends without raising).
 
-    Unlike Keras, that batch's update is skipped, so the weights stay finite."""
+    Unlike Keras, that batch's update is skipped, so the weights stay as they were. If they were already
+    NaN or infinite (an earlier step overflowed), fit raises FloatingPointError all the same."""
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")

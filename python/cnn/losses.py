@@ -6,7 +6,7 @@ output is taken as probabilities, clipped to [1e-7, 1 - 1e-7] as Keras does."""
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_labels
+from ._validation import as_float_array, as_labels, check_number
 
 __all__ = ["get", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
            "MeanSquaredError", "MulticlassHinge"]
@@ -103,7 +103,7 @@ class MulticlassHinge(Loss):
 
     def __init__(self, margin=1.0):
         super().__init__(from_logits=True)
-        self.margin = float(margin)
+        self.margin = float(check_number(margin, "margin"))
 
     def _kernel(self, dout, out, y):
         return _core.multiclass_hinge_loss(dout, out, y, self.margin)
@@ -122,6 +122,8 @@ _ALIASES = {"mse": "mean_squared_error", "hinge": "multiclass_hinge", "svm": "mu
 def get(loss):
     if isinstance(loss, Loss):
         return loss
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a loss name or a cnn.losses.Loss, got {type(loss).__name__}: {loss!r}")
     key = _ALIASES.get(loss, loss)
     if key not in _REGISTRY:
         raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(sorted(_REGISTRY) + sorted(_ALIASES))}")

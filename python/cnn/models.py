@@ -8,9 +8,29 @@ Deviations from Keras, on purpose: compile's default optimizer is 'adam' (Keras:
 does not have); images are NCHW (channels first, as PyTorch); weights are initialised from the
 model's own generator, `Sequential(seed=...)`, or from NumPy's global generator when no seed is given;
 `build(input_shape)` takes the shape without the batch (a leading None is dropped, so Keras' (None, 784)
-works too); a batch whose loss is not finite is not applied (fit raises FloatingPointError unless a
-callback such as TerminateOnNaN stops training)."""
+works too).
+
+Non-finite values. A batch whose loss is not finite is not applied; fit raises FloatingPointError (unless
+a callback such as TerminateOnNaN stops training and the weights are finite). A step whose loss was
+finite can still make weights non-finite (an overflowing step, or a NaN that a saturating activation
+hides from the loss); such a step is applied, not undone: undoing needs a copy of every weight per step,
+and checking the weights after every step costs a pass over them (about 110 us, 3-4% of a 784-500-500-10
+step at batch 50; 0.3% of a LeNet-5 step). Instead fit checks the weights (one pass over the flat
+buffer) before training, at the end of every epoch before validation and callbacks see them, and
+whenever a loss is not finite; train_on_batch checks them after its step. Every FloatingPointError
+says whether the weights are finite and, if not, which layers hold NaN or infinity.
+
+Threads. Layers keep per-call buffers, so each model has a lock: build, fit, evaluate, predict and the
+other methods that read or write weights run one at a time per model (two threads predicting with one
+model wait for each other and both get right answers).
+
+Shared layers. A layer belongs to the one model it was added to: its weights are views into that model's
+flat buffer. Adding it to a second model raises ValueError naming both (Keras shares the weights; cnn
+does not yet); pop() releases it."""
+import functools
 import math
+import os
+import threading
 
 import numpy as np
 
@@ -18,13 +38,38 @@ from . import _core
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._interrupt import NoCommit, deferring_interrupts
-from ._validation import as_float_array, check_dtype, check_number
-from .callbacks import CallbackList, History
+from ._validation import INT_MAX, as_float_array, check_dtype, check_list, check_name, check_number
+from .callbacks import Callback, CallbackList, History
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .progress import ProgbarLogger
 
 __all__ = ["Sequential", "load_model"]
+
+
+_FINITE_CHUNK = 16384  # weights per isfinite call: a training step allocates no weight-sized temporary
+
+
+def _locked(method):
+    """Run a method holding the model's lock (re-entrant: fit calls build and predict-like helpers)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _physical_memory():
+    """Bytes of RAM, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _batch_size(value):
+    """32 (Keras' default) for None, else a positive int that the kernels' int holds."""
+    return 32 if value is None else check_number(value, "batch_size", low=1, high=INT_MAX, integer=True)
 
 
 def load_model(path):
@@ -38,9 +83,10 @@ class Sequential:
     _commit = NoCommit()  # a Commit while fit or train_on_batch runs: SIGINT waits out the optimizer step
 
     def __init__(self, layers=None, name=None, seed=None, dtype="float32"):
-        self.name = name or "sequential"
+        self.name = check_name(name, "name") or "sequential"
         self.dtype = check_dtype(dtype)
-        self.seed = seed
+        self.seed = None if seed is None else check_number(seed, "seed", low=0, integer=True)
+        self._lock = threading.RLock()
         self.layers = []
         self._input_layer = None
         self.built = False
@@ -49,14 +95,25 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._rng = None
-        for layer in layers or []:
-            self.add(layer)
+        try:
+            for layer in check_list(layers, "layers", Layer, "cnn.layers.Layer instances"):
+                self.add(layer)
+        except BaseException:  # the model is never returned: release the layers it took
+            for layer in self.layers:
+                layer.model = None
+            raise
 
     # ---- structure ---------------------------------------------------------------------------
 
+    @_locked
     def add(self, layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
+        if layer.model is not None and layer.model is not self:
+            raise ValueError(f"layer {layer.name!r} already belongs to model {layer.model.name!r}: its weights live "
+                             "in that model's parameter buffer, and cnn does not share layers between models. "
+                             "Add a new layer instead (type(layer).from_config(layer.get_config()), then "
+                             "set_weights), or pop it from the other model first")
         if isinstance(layer, InputLayer):
             if self.layers or self._input_layer is not None:
                 raise ValueError("an Input can only be the first element of a Sequential model")
@@ -76,10 +133,12 @@ class Sequential:
         self.layers.append(layer)
         self.built = False
 
+    @_locked
     def pop(self):
         if not self.layers:
             raise TypeError("there are no layers in the model to pop")
         layer = self.layers.pop()
+        layer.model = None
         self.built = False
         return layer
 
@@ -96,10 +155,13 @@ class Sequential:
                 return layer
         raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
 
+    @_locked
+    @deferring_interrupts
     def build(self, input_shape=None):
         """Infer every layer's shape from input_shape (batch excluded) and lay out the flat buffers.
 
-        Layers that were built before keep their weights; new ones are initialised."""
+        Layers that were built before keep their weights; new ones are initialised. A build that fails
+        leaves the model as it was; Ctrl-C waits until it ends."""
         if not self.layers:
             raise ValueError("the model has no layers; add some before building it")
         if input_shape is None:
@@ -109,34 +171,58 @@ class Sequential:
         if input_shape is None:
             raise ValueError("the first layer needs input_shape= or input_dim=, or call "
                              "model.build(input_shape) or fit on data first")
-        if self._rng is None:
-            seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
-            self._rng = np.random.default_rng(seed)
-        old = {id(l): (l.get_weights() if l.built and l.weights else None) for l in self.layers}
-        shape = tuple(input_shape)
+        layer_states = [dict(vars(layer)) for layer in self.layers]  # layer.build changes shapes in place
+        self._commit.begin()
+        try:
+            self._build(tuple(input_shape))
+        except BaseException:
+            for layer, state in zip(self.layers, layer_states):
+                vars(layer).clear()
+                vars(layer).update(state)
+            raise
+        finally:
+            self._commit.end()
+
+    def _build(self, shape):
+        """build's work: everything new is made first and the model points at it only at the end."""
         for layer in self.layers:
             shape = layer.build(shape)
         specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()]
-        total = sum(int(np.prod(s[1])) for _, s in specs)
-        self._params = np.zeros(total, self.dtype)
-        self._grads = np.zeros(total, self.dtype)
+        sizes = [math.prod(s[1]) for _, s in specs]
+        total = sum(sizes)
+        memory = _physical_memory()
+        largest = max(zip(sizes, (l.name for l, _ in specs)), default=(0, None))
+        need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
+        if memory is not None and need > memory:
+            raise MemoryError(f"model {self.name!r} has {total} parameters: its weights, their gradients and "
+                              f"their initialization need {need / 2**30:.1f} GiB, more than this machine's "
+                              f"{memory / 2**30:.1f} GiB (the largest weight, {largest[0]} values, is in layer "
+                              f"{largest[1]!r})")
+        if self._rng is not None:  # a copy: an interrupted build leaves the generator as it was
+            rng = np.random.default_rng()
+            rng.bit_generator.state = self._rng.bit_generator.state
+        else:
+            rng = np.random.default_rng(self.seed if self.seed is not None else np.random.randint(2**31 - 1))
+        params, grads = np.zeros(total, self.dtype), np.zeros(total, self.dtype)
+        weights, gradients = {id(l): [] for l in self.layers}, {id(l): [] for l in self.layers}
         offset = 0
-        for layer in self.layers:
-            layer.weights, layer.grads = [], []
-        for layer, (_, wshape, init) in specs:
-            size = int(np.prod(wshape))
-            layer.weights.append(self._params[offset:offset + size].reshape(wshape))
-            layer.grads.append(self._grads[offset:offset + size].reshape(wshape))
+        for (layer, (_, wshape, init)), size in zip(specs, sizes):
+            weights[id(layer)].append(params[offset:offset + size].reshape(wshape))
+            gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
             offset += size
+        for layer in self.layers:
+            new, old = weights[id(layer)], layer.weights if layer.built else []
+            if old and [w.shape for w in old] == [w.shape for w in new]:
+                for w, o in zip(new, old):
+                    w[...] = o
+            else:
+                for w, (_, wshape, init) in zip(new, layer.weight_specs()):
+                    w[...] = init(tuple(wshape), rng, self.dtype)
+        self._params, self._grads, self._rng = params, grads, rng
+        for layer in self.layers:
+            layer.weights, layer.grads = weights[id(layer)], gradients[id(layer)]
         # gradients that a layer adds into rather than overwrites, zeroed before each step
         self._accumulated_grads = [g for layer in self.layers if not layer.overwrites_grads for g in layer.grads]
-        for layer in self.layers:
-            saved = old[id(layer)]
-            if saved is not None and [w.shape for w in saved] == [w.shape for w in layer.weights]:
-                layer.set_weights(saved)
-            else:
-                for w, (_, wshape, init) in zip(layer.weights, layer.weight_specs()):
-                    w[...] = init(tuple(wshape), self._rng, self.dtype)
         if self.optimizer is not None:
             self.optimizer.reset()  # its state was sized for the old buffer
         self.built = True
@@ -148,14 +234,17 @@ class Sequential:
             return self._input_layer.shape
         return self.layers[0].input_shape if self.layers else None
 
+    @_locked
     def count_params(self):
         if not self.built:
             self.build()
         return int(self._params.size)
 
+    @_locked
     def get_weights(self):
         return [w.copy() for layer in self.layers for w in layer.weights]
 
+    @_locked
     def set_weights(self, weights):
         if not self.built:
             self.build()
@@ -170,16 +259,16 @@ class Sequential:
 
     # ---- training ----------------------------------------------------------------------------
 
+    @_locked
     def compile(self, optimizer="adam", loss=None, metrics=None):
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
-        self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        metrics = list(metrics or [])
+        optimizer, loss = optimizers_mod.get(optimizer), losses_mod.get(loss)
+        metrics = check_list(metrics, "metrics", str, "metric names such as ['accuracy']")
         for m in metrics:
             if m not in ("accuracy", "acc"):
-                raise ValueError(f"unknown metric {m!r}; cnn supports 'accuracy' (or 'acc')")
-        self.metrics = metrics
+                raise ValueError(f"unknown metric {m!r} in metrics; cnn supports 'accuracy' (or 'acc')")
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
 
     def _check_compiled(self):
         if self.loss is None:
@@ -254,12 +343,39 @@ class Sequential:
         hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
         return value, hits
 
-    @staticmethod
-    def _check_finite(value):
-        if not math.isfinite(value):
-            raise FloatingPointError(f"the training loss became {value}; the weights are left as they were "
-                                     "before this batch (lower the learning rate or scale the inputs)")
+    def _non_finite_weights(self):
+        """None when every weight is finite, else which weights hold NaN or infinity (one pass when finite)."""
+        p, chunk = self._params, _FINITE_CHUNK
+        if np.isfinite(p).all() if p.size <= chunk else all(np.isfinite(p[i:i + chunk]).all()
+                                                               for i in range(0, p.size, chunk)):
+            return None
+        found = []
+        for layer in self.layers:
+            for (wname, _, _), w in zip(layer.weight_specs(), layer.weights):
+                bad = w.size - np.count_nonzero(np.isfinite(w))
+                if bad:
+                    found.append(f"layer {layer.name!r} {wname}: {bad} of {w.size} values")
+        return "; ".join(found)
 
+    @staticmethod
+    def _loss_error(value, where, bad):
+        """The FloatingPointError for a non-finite loss at `where`, whose step was not applied; `bad` is
+        _non_finite_weights()."""
+        if bad is None:
+            state = "its step was not applied, and the weights, all finite, are as they were before it"
+        else:
+            state = (f"its step was not applied, but the weights already held NaN or infinity before it ({bad}): "
+                     "they became so earlier, and steps are not undone")
+        return FloatingPointError(f"the training loss became {value} at {where}; {state} (lower the learning "
+                                  "rate or scale the inputs)")
+
+    def _check_weights(self, when, cause):
+        bad = self._non_finite_weights()
+        if bad is not None:
+            raise FloatingPointError(f"the weights hold NaN or infinity {when} ({bad}), though the loss was finite: "
+                                     f"{cause}; steps are not undone (lower the learning rate or scale the inputs)")
+
+    @_locked
     @deferring_interrupts
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
@@ -267,9 +383,14 @@ class Sequential:
         x, y = self._prepare(x, y)
         value, hits = self._train_step(x, y, self._fused())
         self._commit.end()
-        self._check_finite(value)
+        if not math.isfinite(value):
+            raise self._loss_error(value, "this batch", self._non_finite_weights())
+        self._check_weights("after this batch's step, which was applied",
+                            "either the step overflowed, or the weights held them before this call and an "
+                            "activation kept them out of the loss")
         return [value, hits / len(x)] if self.metrics else value
 
+    @_locked
     def test_on_batch(self, x, y):
         """The loss on (x, y) in inference mode, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
@@ -300,12 +421,13 @@ class Sequential:
             logs[prefix + self.metrics[0]] = float(acc)
         return logs
 
+    @_locked
     def evaluate(self, x, y, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
         """The loss (and accuracy) over (x, y) in inference mode (dropout off)."""
         self._check_compiled()
         x, y = self._prepare(x, y)
-        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
-        cbs = CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1,
+        batch_size = _batch_size(batch_size)
+        cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
                                                      "steps": -(-len(x) // batch_size)})
         cbs.on_test_begin()
         value, acc = self._evaluate_arrays(x, y, batch_size, cbs)
@@ -315,11 +437,12 @@ class Sequential:
             return logs
         return [value, acc] if self.metrics else value
 
+    @_locked
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
         """The model's outputs (probabilities after a softmax) for x, in inference mode."""
         x = self._prepare_inputs(x)
-        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
-        cbs = CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1,
+        batch_size = _batch_size(batch_size)
+        cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
                                                      "steps": -(-len(x) // batch_size)})
         cbs.on_predict_begin()
         out = np.empty((len(x),) + tuple(self.output_shape), self.dtype)
@@ -345,6 +468,7 @@ class Sequential:
                              f"validation out of {len(x)}")
         return x[:split], y[:split], x[split:], y[split:]
 
+    @_locked
     @deferring_interrupts
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
@@ -353,7 +477,7 @@ class Sequential:
         Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
         metric); epoch logs add 'val_loss' and 'val_<metric>' when validating."""
         self._check_compiled()
-        batch_size = 32 if batch_size is None else check_number(batch_size, "batch_size", low=1, integer=True)
+        batch_size = _batch_size(batch_size)
         check_number(epochs, "epochs", low=0, integer=True)
         check_number(initial_epoch, "initial_epoch", low=0, integer=True)
         check_number(validation_split, "validation_split", low=0, high=1, high_open=True)
@@ -365,7 +489,11 @@ class Sequential:
         n = len(x)
         steps = -(-n // batch_size)
         history = History()
-        callbacks = list(callbacks or [])
+        callbacks = check_list(callbacks, "callbacks", Callback, "cnn.callbacks.Callback instances")
+        bad = self._non_finite_weights()
+        if bad is not None:
+            raise ValueError(f"the model's weights hold NaN or infinity before training ({bad}); "
+                             "set finite weights with set_weights or rebuild the model")
         progress = [ProgbarLogger(verbose)] if verbose else []
         cbs = CallbackList(progress + callbacks + [history], self,
                            {"verbose": verbose, "epochs": epochs, "steps": steps})
@@ -397,11 +525,14 @@ class Sequential:
                 cbs.on_train_batch_end(step, logs)
                 self._commit.end()
                 if not math.isfinite(value):
-                    if self.stop_training:
-                        break
-                    self._check_finite(value)
+                    bad = self._non_finite_weights()
+                    if bad is not None or not self.stop_training:  # a callback may stop on a NaN loss, not weights
+                        raise self._loss_error(value, f"batch {step} of epoch {epoch}", bad)
+                    break
                 if self.stop_training:
                     break
+            self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
+                                "overflowed and an activation kept the result out of the loss")
             if x_val is not None:
                 cbs.on_test_begin()
                 val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
@@ -427,17 +558,20 @@ class Sequential:
 
         return summary_mod.html_summary(self)
 
+    @_locked
     def save(self, filepath):
         """Architecture, weights, optimizer state and compile settings in one file (see cnn.saving)."""
         from . import saving
 
         saving.save_model(self, filepath)
 
+    @_locked
     def get_config(self):
         from . import saving
 
         return saving.model_payload(self)[0]
 
+    @_locked
     def __getstate__(self):
         from . import saving
 
@@ -447,6 +581,9 @@ class Sequential:
     def __setstate__(self, state):
         from . import saving
 
+        if not isinstance(state, dict) or state.keys() != {"config", "arrays"}:
+            raise ValueError(f"a pickled cnn.Sequential's state must be a dict with 'config' and 'arrays', "
+                             f"got {type(state).__name__}")
         model = saving.model_from_payload(state["config"], state["arrays"])
         self.__dict__.update(model.__dict__)
         for layer in self.layers:

@@ -108,7 +108,10 @@ _REGISTRY = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 def get(optimizer):
     if isinstance(optimizer, Optimizer):
         return optimizer
-    key = optimizer.lower() if isinstance(optimizer, str) else optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be an optimizer name or a cnn.optimizers.Optimizer, "
+                        f"got {type(optimizer).__name__}: {optimizer!r}")
+    key = optimizer.lower()
     if key not in _REGISTRY:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[key]()

@@ -11,12 +11,13 @@ Every layer remembers the arguments its constructor was called with, so `get_con
 `from_config()` (used by save, load and pickle) work for any subclass without extra code."""
 import functools
 import inspect
+import math
 import re
 
 import numpy as np
 
 from .. import activations, initializers, regularizers
-from .._validation import check_shape
+from .._validation import check_kernel_size, check_name, check_shape
 
 
 class Layer:
@@ -50,7 +51,7 @@ class Layer:
     def __init__(self, name=None, input_shape=None, input_dim=None):
         if input_dim is not None:
             input_shape = (input_dim,)
-        self.name = name
+        self.name = check_name(name, "name")
         self.input_shape = None if input_shape is None else check_shape(input_shape, "input_shape")
         self.output_shape = None
         self.weights, self.grads = [], []
@@ -71,9 +72,17 @@ class Layer:
         return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower().replace("2_d", "2d")
 
     def build(self, input_shape):
-        """Record the input shape (batch excluded) and return the output shape."""
+        """Record the input shape (batch excluded) and return the output shape.
+
+        Every output and weight dimension must fit the C kernels' int; their products are Python ints, so
+        they cannot wrap (a model too big for memory is the model's MemoryError, see Sequential.build)."""
         self.input_shape = tuple(input_shape)
-        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.output_shape = tuple(self.compute_output_shape(self.input_shape))
+        for d in self.output_shape:
+            check_kernel_size(self, d, f"an output dimension of {self.output_shape}")
+        for wname, shape, _ in self.weight_specs():
+            for d in shape:
+                check_kernel_size(self, d, f"a dimension of weight {wname!r} {tuple(shape)}")
         self.built = True
         return self.output_shape
 
@@ -89,7 +98,7 @@ class Layer:
         return []
 
     def count_params(self):
-        return int(sum(np.prod(shape) for _, shape, _ in self.weight_specs())) if self.built else 0
+        return sum(math.prod(shape) for _, shape, _ in self.weight_specs()) if self.built else 0
 
     def get_weights(self):
         return [w.copy() for w in self.weights]

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _core
-from .._validation import check_image_shape, check_number, check_pair
+from .._validation import INT_MAX, check_image_shape, check_kernel_size, check_number, check_pair
 from ._buffers import reuse
 from .base import Layer
 
@@ -35,11 +35,11 @@ class Conv2D(Layer):
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
                  input_shape=None, name=None):
         super().__init__(name=name, input_shape=input_shape)
-        self.filters = check_number(filters, "filters", low=1, integer=True)
+        self.filters = check_number(filters, "filters", low=1, high=INT_MAX, integer=True)
         self.kernel_size = check_pair(kernel_size, "kernel_size")
         self.strides = check_pair(strides, "strides")
         self.dilation_rate = check_pair(dilation_rate, "dilation_rate")
-        self.groups = check_number(groups, "groups", low=1, integer=True)
+        self.groups = check_number(groups, "groups", low=1, high=INT_MAX, integer=True)
         if self.filters % self.groups:
             raise ValueError(f"filters ({self.filters}) must be divisible by groups ({self.groups})")
         if self.strides != (1, 1) and self.dilation_rate != (1, 1):
@@ -56,7 +56,8 @@ class Conv2D(Layer):
         out = []
         for size, k, s, d, lo, hi in zip((h, w), self.kernel_size, self.strides, self.dilation_rate,
                                           self.pads[0::2], self.pads[1::2]):
-            span = d * (k - 1) + 1
+            span = check_kernel_size(self, d * (k - 1) + 1, "the window, dilation_rate * (kernel_size - 1) + 1,")
+            check_kernel_size(self, size + lo + hi, f"the padded input size (padding {self.pads})")
             if size + lo + hi < span:
                 raise ValueError(f"layer {self.name!r}: the {span}-cell window does not fit the input "
                                  f"(None, {c}, {h}, {w}) with padding {self.pads}")

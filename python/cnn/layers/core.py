@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _core, activations
-from .._validation import check_number
+from .._validation import INT_MAX, check_number
 from ._buffers import reuse
 from .base import Layer
 
@@ -15,7 +15,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, input_dim=None, input_shape=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, name=None):
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
-        self.units = check_number(units, "units", low=1, integer=True)
+        self.units = check_number(units, "units", low=1, high=INT_MAX, integer=True)
         self._init_weights_config(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer)
 
     def compute_output_shape(self, input_shape):

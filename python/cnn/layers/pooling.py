@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _core
-from .._validation import check_image_shape, check_pair
+from .._validation import check_image_shape, check_kernel_size, check_pair
 from ._buffers import reuse
 from .base import Layer
 
@@ -39,6 +39,7 @@ class _Pooling2D(Layer):
             self.pads = (ph, ph, pw, pw)
         out = []
         for size, k, s, lo, hi in zip((h, w), self.pool_size, self.strides, self.pads[0::2], self.pads[1::2]):
+            check_kernel_size(self, size + lo + hi, f"the padded input size (padding {self.pads})")
             if size + lo + hi < k:
                 raise ValueError(f"layer {self.name!r}: pool_size {self.pool_size} does not fit the input "
                                  f"(None, {c}, {h}, {w}) with padding {self.pads}")

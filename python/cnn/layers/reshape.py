@@ -1,4 +1,6 @@
 """Flatten and ZeroPadding2D: layers that move values without arithmetic."""
+import math
+
 import numpy as np
 
 from .._validation import check_image_shape, check_pair
@@ -10,7 +12,7 @@ class Flatten(Layer):
     """(N, C, H, W) → (N, C·H·W) in C, H, W order, as torch.nn.Flatten on NCHW."""
 
     def compute_output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)  # a Python int: np.prod would wrap at 2**63
 
     def forward(self, x, training=False):
         self.check_input(x)
