@@ -989,7 +989,9 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
         !(opt.beta2 >= 0 && opt.beta2 < 1))
         return PyErr_Format(PyExc_ValueError, "%s: 'momentum' must lie in [0, 1] and 'beta1', 'beta2' in [0, 1), "
                             "got %s, %s and %s", fn, num(opt.momentum).s, num(opt.beta1).s, num(opt.beta2).s);
-    if (opt.t < 0) return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must be >= 0, got %lld", fn, opt.t);
+    if (opt.t < 0 || opt.t > LLONG_MAX - (b1 - b0)) /* Adam counts one step per batch */
+        return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must lie in [0, %lld] for %d batches, got %lld",
+                            fn, LLONG_MAX - (b1 - b0), b1 - b0, opt.t);
     PyArrayObject *outs[] = {a.p, state, a.grad, a.work}, *ins[] = {a.x, a.y, order};
     if (check_disjoint(fn, outs, (const char *[]){"params", "state", "grad", "work"}, 4, ins,
                        (const char *[]){"x", "y", "order"}, 3))

@@ -239,3 +239,17 @@ def test_a_nan_logit_makes_the_loss_nan(name, dtype):
     assert np.isfinite(dx[[0, 2, 3]]).all()
     if name == "multiclass_hinge_loss":
         assert np.isnan(dx[1, 0])  # the label's entry sums the row
+
+
+def test_adam_step_count_at_the_int64_boundary():
+    """mlp_epoch advances Adam's step count once a batch: from 2**63 - 1 it overflowed (to -2**63 under -fwrapv)."""
+    units, x, y = np.array([2, 2]), np.ones((4, 2)), np.zeros((4, 2))
+    work = np.empty(_core.mlp_workspace_size(units, 2, True))
+
+    def epoch(t):
+        return _core.mlp_epoch(np.zeros(6), np.zeros(12), np.empty(6), work, x, y, None, units, 0, 0, 0.0, 2, 0, 2,
+                               (True, 0.1, 0.9, False, 0.9, 0.999, 1e-8, t))
+
+    assert epoch(2**63 - 3)[1] == 2**63 - 1
+    with pytest.raises(ValueError, match=r"step count 't' must lie in \[0, 9223372036854775805\] for 2 batches"):
+        epoch(2**63 - 2)
