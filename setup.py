@@ -2,7 +2,7 @@
 
 -O3, NumPy's headers first, and OpenMP when a probe compiles with it; without OpenMP the same code
 builds and runs single-threaded. No -march=native: gemm.c dispatches on the CPU at run time, so a
-wheel runs on any x86-64. CNN_SANITIZE=1 builds with AddressSanitizer and UBSan instead of -O3.
+wheel runs on any x86-64. CNN_SANITIZE=1 builds with AddressSanitizer and UBSan (and -fno-wrapv) instead of -O3.
 """
 import glob
 import os
@@ -32,7 +32,10 @@ class BuildExt(build_ext):
         # -fno-trapping-math and -fno-math-errno let element loops with selects (clamps, branch-free tanh) and
         # sqrt (Adam) vectorize; neither changes a value
         cflags = ["-std=gnu11", "-Wall", "-Wno-unknown-pragmas", "-fno-trapping-math", "-fno-math-errno"]
-        cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"] if sanitize else ["-O3"]
+        # CPython's own flags (which come first) hold -fwrapv, which defines signed overflow and so hides it
+        # from UBSan: the sanitizer build turns it back off (-fsanitize=undefined checks signed overflow)
+        cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", "-fsanitize=address,undefined"] if sanitize \
+            else ["-O3"]
         ldflags = ["-fsanitize=address,undefined"] if sanitize else []
         if compiles(self.compiler, ["-fopenmp"]):
             cflags.append("-fopenmp")

@@ -14,8 +14,8 @@ CNN_VECTOR_CLONES static void K(forward_span)(real *out, const real *inp, size_t
     case ACT_SCALED_TANH:
         IVDEP for (size_t i = 0; i < count; i++) out[i] = alpha * K(cnn_tanh)(beta * inp[i]);
         break;
-    case ACT_RELU:
-        IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+    case ACT_RELU: /* as PyTorch's clamp_min(x, 0): NaN fails x < 0 and propagates, -0 stays -0 */
+        IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] < 0 ? 0 : inp[i];
         break;
     case ACT_LEAKY_RELU:
         IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] > 0 ? inp[i] : alpha * inp[i];
@@ -51,8 +51,8 @@ CNN_VECTOR_CLONES static void K(backward_span)(real *dinp, const real *dout, con
         IVDEP for (size_t i = 0; i < count; i++)
             dinp[i] = (real)((double)dout[i] * beta * (alpha - (double)out[i] * out[i] / alpha));
         break;
-    case ACT_RELU:
-        IVDEP for (size_t i = 0; i < count; i++) dinp[i] = out[i] > 0 ? dout[i] : 0;
+    case ACT_RELU: /* PyTorch's threshold_backward: a NaN output passes dy through, as the forward passed x */
+        IVDEP for (size_t i = 0; i < count; i++) dinp[i] = out[i] <= 0 ? 0 : dout[i];
         break;
     case ACT_LEAKY_RELU: /* from the input, as PyTorch: the output's sign flips for a negative slope */
         IVDEP for (size_t i = 0; i < count; i++) dinp[i] = inp[i] > 0 ? dout[i] : alpha * dout[i];
@@ -123,6 +123,7 @@ void K(log_softmax_backward)(real *dinp, const real *dout, const real *out, int 
 }
 
 #else
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "cnn.h"
@@ -159,7 +160,9 @@ static inline double cnn_tanh(double x)
                                 1.61468768441708447952e3) /
                            (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z +
                             4.84406305325125486048e3);
-    return ax < 0.625 ? small : x < 0 ? -big : big;
+    /* copysign keeps tanh(-0) = -0 (x + x·z·R rounds -0 + 0 to +0) and changes no other bit: small already
+     * has the sign of x */
+    return ax < 0.625 ? copysign(small, x) : x < 0 ? -big : big;
 }
 
 static inline double cnn_sigmoid(double x) { return 1 / (1 + cnn_exp(-x)); }

@@ -50,9 +50,15 @@ typedef struct {
     int n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr;
 } cnn_pool2d;
 
+/* Sizes multiplied and added in size_t, saturating at SIZE_MAX: a count that does not fit reads as SIZE_MAX
+ * (never as a small wrapped number that would pass a length check). Every factor is >= 1. */
+static inline size_t cnn_size_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+static inline size_t cnn_size_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
 /* Elements of scratch conv2d_forward/backward need: 0 for the depthwise (groups = C > 1) and dense
  * (window = whole unpadded input) paths; else each sample's im2col columns (c·kh·kw, oh·ow), none for
- * the 1x1 (stride 1, unpadded) path, then min(n, CNN_REDUCE_CHUNKS) partial weight gradients. */
+ * the 1x1 (stride 1, unpadded) path, then min(n, CNN_REDUCE_CHUNKS) partial weight gradients.
+ * SIZE_MAX when the count does not fit in size_t. */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
 
 /* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does
@@ -120,6 +126,7 @@ typedef struct {
     double beta1, beta2, eps;
     long long t;           /* Adam steps taken so far; an epoch advances it */
 } cnn_mlp_optim;
+/* Both counts are SIZE_MAX when they do not fit in size_t (module.c refuses such a network). */
 size_t cnn_mlp_param_count(const cnn_mlp *net);
 /* Reals of scratch for n rows: hidden activations only (forward), or with the output, every delta and
  * room to gather a shuffled batch (training). */
@@ -235,7 +242,9 @@ void K(mlp_forward)(real *out, real *work, const real *params, const real *x, in
 double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
                         const cnn_mlp *net);
 /* mlp_epoch: batches [b0, b1) of size `batch` (the last one may be shorter) over the N rows, taken in
- * the order `order` (N) when given, else in place; each is a loss_grad and an optimizer step on params.
+ * the order `order` when given, else in place; each is a loss_grad and an optimizer step on params.
+ * order holds only the row indices of those batches, each in [0, N): order[0] is the first row of batch
+ * b0 (module.c passes a checked private copy of that stretch of the caller's shuffled indices).
  * state: SGD velocity (P) or Adam moments m, v (2P). Returns Σ batch loss·batch rows. */
 double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
                     const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt);

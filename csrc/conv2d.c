@@ -367,8 +367,10 @@ size_t conv2d_scratch_size(const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
+    /* module.c keeps n·oh·ow and c·kh·kw within INT_MAX, so only these products can leave size_t */
     size_t chunks = g->n < CNN_REDUCE_CHUNKS ? (size_t)g->n : CNN_REDUCE_CHUNKS;
-    return conv2d_columns_size(g) + chunks * g->oc * (g->c / g->groups) * g->kh * g->kw;
+    size_t window = (size_t)(g->c / g->groups) * g->kh * g->kw;
+    return cnn_size_add(conv2d_columns_size(g), cnn_size_mul(cnn_size_mul(chunks, (size_t)g->oc), window));
 }
 
 /* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */

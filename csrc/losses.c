@@ -110,15 +110,17 @@ double K(multiclass_hinge_loss)(real *dinp, const real *scores, const int64_t *l
         const real *s = scores + (size_t)i * k;
         int64_t y = labels[i];
         real *dx = dinp ? dinp + (size_t)i * k : NULL;
-        int violated = 0;
+        int violated = 0, nan = 0;
         for (int j = 0; j < k; j++) {
             real m = s[j] - s[y] + margin;
             int on = j != y && m > 0;
-            if (on) ADD(m);
+            /* a NaN score fails m > 0: it is added anyway, so that the loss and its row's gradient say NaN */
+            if (on || m != m) ADD(m);
             violated += on;
-            if (dx) dx[j] = on ? inv_n : 0;
+            nan |= m != m;
+            if (dx) dx[j] = on ? inv_n : m != m ? m : 0;
         }
-        if (dx) dx[y] = -violated * inv_n;
+        if (dx) dx[y] = nan ? (real)NAN : -violated * inv_n;
     });
     return total / n;
 }

@@ -94,9 +94,9 @@ static double K(mlp_backprop)(real *grad, real *work, const real *params, const 
         offset_w[i] = nw;
         nw += (size_t)net->units[i] * net->units[i + 1];
     }
-    for (int i = 0, ob = 0; i < L; i++) {
-        offset_b[i] = nw + ob;
-        ob += net->units[i + 1];
+    for (int i = 0; i < L; i++) {
+        offset_b[i] = nw;
+        nw += net->units[i + 1];
     }
     /* every gradient is written once, so it is overwritten rather than zeroed and added to */
     for (int i = L - 1; i >= 0; i--) {
@@ -150,15 +150,17 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
 {
     int in = net->units[0], k = net->units[net->n_layers];
     size_t count = cnn_mlp_param_count(net), nw = mlp_weight_count(net);
-    real *xb = work + cnn_mlp_workspace_size(net, batch, 1) - (size_t)batch * (in + k), *yb = xb + (size_t)batch * in;
+    real *xb = work + cnn_mlp_workspace_size(net, batch, 1) - (size_t)batch * ((size_t)in + k);
+    real *yb = xb + (size_t)batch * in;
     double total = 0;
     for (int bi = b0; bi < b1; bi++) {
         int start = bi * batch, m = n - start < batch ? n - start : batch;
         const real *xs = x + (size_t)start * in, *ys = y + (size_t)start * k;
         if (order) { /* sklearn copies the shuffled rows too (_safe_indexing) */
+            const int64_t *rows = order + (size_t)(bi - b0) * batch;
             for (int r = 0; r < m; r++) {
-                memcpy(xb + (size_t)r * in, x + (size_t)order[start + r] * in, in * sizeof(real));
-                memcpy(yb + (size_t)r * k, y + (size_t)order[start + r] * k, k * sizeof(real));
+                memcpy(xb + (size_t)r * in, x + (size_t)rows[r] * in, in * sizeof(real));
+                memcpy(yb + (size_t)r * k, y + (size_t)rows[r] * k, k * sizeof(real));
             }
             xs = xb;
             ys = yb;
@@ -177,7 +179,8 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
 size_t cnn_mlp_param_count(const cnn_mlp *net)
 {
     size_t p = 0;
-    for (int i = 0; i < net->n_layers; i++) p += (size_t)(net->units[i] + 1) * net->units[i + 1];
+    for (int i = 0; i < net->n_layers; i++)
+        p = cnn_size_add(p, cnn_size_mul((size_t)net->units[i] + 1, (size_t)net->units[i + 1]));
     return p;
 }
 
@@ -192,10 +195,10 @@ static size_t mlp_weight_count(const cnn_mlp *net)
 size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training)
 {
     int L = net->n_layers;
-    size_t rows = 0;
+    size_t rows = 0; /* at most 3·256 + 2 widths below INT_MAX each: no overflow before the product */
     for (int i = 1; i < L; i++) rows += net->units[i];
     if (training) rows = 2 * (rows + net->units[L]) + net->units[0] + net->units[L];
-    return rows * n;
+    return cnn_size_mul(rows, (size_t)n);
 }
 
 #define TEMPLATE "mlp.c"

@@ -1,8 +1,11 @@
 /* module.c: the only Python-aware C file. Every wrapper has one shape: parse, check the memory
- * contract (type, dtype, rank, shape, contiguity, alignment, writeability, overlap, index values),
- * release the GIL, call the kernel, return. Arguments must already be NumPy arrays: the wrappers
- * never convert or copy, so they take no references and need no cleanup path. The friendly,
- * meaning-level checks live in python/cnn/_validation.py; these are the last line of defence. */
+ * contract (type, dtype, byte order, rank, shape, contiguity, alignment, writeability, overlap, sizes
+ * that fit, index values), release the GIL, call the kernel, return. Arguments must already be NumPy
+ * arrays: the wrappers never convert or copy them, so they take no references. The one exception is
+ * an index array (labels, argmax, order): another Python thread may write it while the kernel runs
+ * without the GIL, so the kernel reads a private copy, checked while the GIL is held and freed after
+ * the call. The friendly, meaning-level checks live in python/cnn/_validation.py; these are the last
+ * line of defence. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
@@ -11,6 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include "cnn.h"
 
 #define ANY -1
@@ -67,6 +71,14 @@ static PyArrayObject *array_arg(PyObject *o, const char *fn, const char *name, i
     if (PyArray_TYPE(a) != type) {
         PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype %s, got %s",
                      fn, name, dtype_name(type), PyArray_DESCR(a)->typeobj->tp_name);
+        return NULL;
+    }
+    if (PyArray_ISBYTESWAPPED(a)) { /* the kernels would read its bytes as native numbers */
+        char native = PY_LITTLE_ENDIAN ? '<' : '>', swapped = PY_LITTLE_ENDIAN ? '>' : '<';
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype %s in native byte order ('%c%c%d'), "
+                     "got the byte-swapped '%c%c%d' (convert it with .astype('%c%c%d'))", fn, name, dtype_name(type),
+                     native, PyArray_DESCR(a)->kind, (int)PyArray_ITEMSIZE(a), swapped, PyArray_DESCR(a)->kind,
+                     (int)PyArray_ITEMSIZE(a), native, PyArray_DESCR(a)->kind, (int)PyArray_ITEMSIZE(a));
         return NULL;
     }
     int bad = PyArray_NDIM(a) != ndim;
@@ -131,19 +143,33 @@ static int check_disjoint(const char *fn, PyArrayObject **outs, const char **out
     return 0;
 }
 
-/* Class indices must lie in [0, k): the kernels index with them. */
-static int check_labels(const char *fn, PyArrayObject *labels, int k)
+/* Entries [first, first + count) of the int64 index array a, copied while the GIL is held into a buffer
+ * the caller frees with PyMem_RawFree, every entry of the COPY checked to lie in [0, bound): the kernel
+ * indexes memory with them, and the caller's array may change under it once the GIL is released.
+ * NULL with an error set otherwise (MemoryError, or ValueError naming the argument and the bad entry). */
+static int64_t *checked_indices(const char *fn, const char *name, const char *what, PyArrayObject *a,
+                                npy_intp first, npy_intp count, int64_t bound)
 {
-    const int64_t *y = PyArray_DATA(labels);
-    npy_intp n = PyArray_SIZE(labels);
-    for (npy_intp i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= k) {
-            PyErr_Format(PyExc_ValueError, "%s: argument 'labels' must hold class indices in [0, %d), got %lld at %ld",
-                         fn, k, (long long)y[i], (long)i);
-            return -1;
+    int64_t *copy = PyMem_RawMalloc(count > 0 ? (size_t)count * sizeof *copy : 1);
+    if (!copy) return (int64_t *)PyErr_NoMemory();
+    if (count > 0) memcpy(copy, (const int64_t *)PyArray_DATA(a) + first, (size_t)count * sizeof *copy);
+    uint64_t bad = 0;
+    for (npy_intp i = 0; i < count; i++) bad |= (uint64_t)copy[i] >= (uint64_t)bound; /* negatives wrap high */
+    for (npy_intp i = 0; bad && i < count; i++)
+        if (copy[i] < 0 || copy[i] >= bound) {
+            PyErr_Format(PyExc_ValueError, "%s: argument '%s' must hold %s in [0, %lld), got %lld at %ld", fn, name,
+                         what, (long long)bound, (long long)copy[i], (long)(first + i));
+            break;
         }
-    return 0;
+    if (bad) {
+        PyMem_RawFree(copy);
+        return NULL;
+    }
+    return copy;
 }
+
+/* The most elements one array may hold: its size in bytes must be a Py_ssize_t. */
+#define MAX_ELEMENTS ((size_t)PY_SSIZE_T_MAX / sizeof(double))
 
 /* A double as text for an error message (PyErr_Format has no %g). */
 typedef struct { char s[32]; } numtext;
@@ -151,6 +177,15 @@ static numtext num(double v)
 {
     numtext t;
     snprintf(t.s, sizeof t.s, "%g", v);
+    return t;
+}
+
+/* An element count for an error message: the sizes functions saturate at SIZE_MAX (cnn.h). */
+static numtext count_text(size_t v)
+{
+    numtext t;
+    if (v == SIZE_MAX) snprintf(t.s, sizeof t.s, "over 2**64");
+    else snprintf(t.s, sizeof t.s, "%zu", v);
     return t;
 }
 
@@ -380,7 +415,7 @@ static PyObject *loss(PyObject *args, const char *fn, loss_kind kind)
     int n = DIM(x, 0), k = DIM(x, 1);
     PyArrayObject *y = sparse ? array_arg(oy, fn, "labels", NPY_INT64, 1, (npy_intp[]){n}, READ)
                               : like(oy, fn, "target", x, READ);
-    if (!y || (sparse && check_labels(fn, y, k))) return NULL;
+    if (!y) return NULL;
     if (kind == HINGE && !isfinite(margin)) {
         PyErr_Format(PyExc_ValueError, "%s: argument 'margin' must be finite, got %s", fn, num(margin).s);
         return NULL;
@@ -388,16 +423,19 @@ static PyObject *loss(PyObject *args, const char *fn, loss_kind kind)
     PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 2, PyArray_DIMS(x), WRITE);
     if (!ok || check_overlap(fn, "dx", dx, "x", x, 0) || check_overlap(fn, "dx", dx, sparse ? "labels" : "target", y, 0))
         return NULL;
+    int64_t *labels = sparse ? checked_indices(fn, "labels", "class indices", y, 0, n, k) : NULL;
+    if (sparse && !labels) return NULL;
     double value = 0;
     Py_BEGIN_ALLOW_THREADS
     switch (kind) {
-    case SPARSE_CE: value = CALL(t, sparse_cross_entropy_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
+    case SPARSE_CE: value = CALL(t, sparse_cross_entropy_loss, DATA(dx), DATA(x), labels, n, k); break;
     case CE: value = CALL(t, cross_entropy_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
     case BCE: value = CALL(t, binary_cross_entropy_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
     case MSE: value = CALL(t, mse_loss, DATA(dx), DATA(x), DATA(y), n, k); break;
-    case HINGE: value = CALL(t, multiclass_hinge_loss, DATA(dx), DATA(x), DATA(y), n, k, margin); break;
+    case HINGE: value = CALL(t, multiclass_hinge_loss, DATA(dx), DATA(x), labels, n, k, margin); break;
     }
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(labels);
     return PyFloat_FromDouble(value);
 }
 
@@ -579,8 +617,9 @@ static PyArrayObject *scratch_arg(PyObject *o, int *ok, const char *fn, int type
         }
         return NULL;
     }
-    if (size > (size_t)INT_MAX * 64) {
-        PyErr_Format(PyExc_ValueError, "%s: the scratch this convolution needs (%zu elements) is too large", fn, size);
+    if (size > MAX_ELEMENTS) {
+        PyErr_Format(PyExc_ValueError, "%s: the scratch this convolution of 'x' and 'w' needs (%s elements) is more "
+                     "than an array can hold (%zu)", fn, count_text(size).s, MAX_ELEMENTS);
         *ok = 0;
         return NULL;
     }
@@ -619,7 +658,11 @@ static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
     }
     cnn_conv2d g;
     if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
-    return PyLong_FromSize_t(conv2d_scratch_size(&g));
+    size_t size = conv2d_scratch_size(&g);
+    if (size > MAX_ELEMENTS)
+        return PyErr_Format(PyExc_ValueError, "%s: arguments 'x_shape' and 'w_shape' need a scratch of %s elements, "
+                            "more than an array can hold (%zu)", fn, count_text(size).s, MAX_ELEMENTS);
+    return PyLong_FromSize_t(size);
 }
 
 /* conv2d_forward(y, x, w, b or None, scratch or None, stride, padding, dilation, groups) */
@@ -706,8 +749,8 @@ static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const 
 /* The four pooling wrappers, all (kernel_size, stride, padding) after their arrays:
  *   maxpool2d_forward(y, argmax, x)     maxpool2d_backward(dx, dy, argmax)
  *   avgpool2d_forward(y, x, include)    avgpool2d_backward(dx, dy, include)   include: count_include_pad
- * The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads argmax, so its
- * indices are checked to lie inside a plane. */
+ * The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads argmax, so it
+ * reads a copy whose indices are checked to lie inside a plane. */
 static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
 {
     PyObject *o[3] = {NULL, NULL, NULL};
@@ -734,19 +777,18 @@ static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
         if (!idx || check_overlap(fn, "argmax", idx, full_name, full, 0) ||
             check_overlap(fn, "argmax", idx, pooled_name, pooled, 0))
             return NULL;
-        const int64_t *iv = PyArray_DATA(idx);
-        int64_t hw = (int64_t)g.h * g.w;
-        for (npy_intp i = 0; backward && i < PyArray_SIZE(idx); i++)
-            if (iv[i] < 0 || iv[i] >= hw)
-                return PyErr_Format(PyExc_ValueError, "%s: argument 'argmax' must hold plane indices in [0, %lld), "
-                                    "got %lld at %ld", fn, (long long)hw, (long long)iv[i], (long)i);
     }
+    /* backward scatters through argmax: it reads a checked copy (the forward only writes argmax) */
+    int64_t *argmax = max && backward ? checked_indices(fn, "argmax", "plane indices", idx, 0, PyArray_SIZE(idx),
+                                                        (int64_t)g.h * g.w) : NULL;
+    if (max && backward && !argmax) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (max && backward) CALL(t, maxpool2d_backward, DATA(full), DATA(pooled), DATA(idx), &g);
+    if (max && backward) CALL(t, maxpool2d_backward, DATA(full), DATA(pooled), argmax, &g);
     else if (max) CALL(t, maxpool2d_forward, DATA(pooled), DATA(idx), DATA(full), &g);
     else if (backward) CALL(t, avgpool2d_backward, DATA(full), DATA(pooled), &g, include);
     else CALL(t, avgpool2d_forward, DATA(pooled), DATA(full), &g, include);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(argmax);
     Py_RETURN_NONE;
 }
 
@@ -792,7 +834,24 @@ static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output,
     }
     if (check_positive_finite(fn, "alpha", alpha, 1)) return -1;
     *net = (cnn_mlp){(int)len - 1, units, (cnn_activation)hidden, (cnn_mlp_output)output, alpha};
+    size_t count = cnn_mlp_param_count(net);
+    if (count > MAX_ELEMENTS) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'units' describes a network of %s parameters, more than "
+                     "an array can hold (%zu)", fn, count_text(count).s, MAX_ELEMENTS);
+        return -1;
+    }
     return 0;
+}
+
+/* The training (or forward) scratch of n rows, or SIZE_MAX with an error naming 'units' and the rows'
+ * argument when it cannot be an array. */
+static size_t mlp_workspace_arg(const char *fn, const cnn_mlp *net, int n, const char *rows_name, int training)
+{
+    size_t size = cnn_mlp_workspace_size(net, n, training);
+    if (size <= MAX_ELEMENTS) return size;
+    PyErr_Format(PyExc_ValueError, "%s: arguments 'units' and '%s' (%d rows) need a workspace of %s elements, more "
+                 "than an array can hold (%zu)", fn, rows_name, n, count_text(size).s, MAX_ELEMENTS);
+    return SIZE_MAX;
 }
 
 /* A 1-D scratch or parameter vector of at least `count` elements (scratch may be longer). */
@@ -817,7 +876,8 @@ static PyObject *py_mlp_workspace_size(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "Oip:mlp_workspace_size", &ou, &n, &training)) return NULL;
     if (mlp_net_arg(fn, ou, ACT_IDENTITY, MLP_OUT_IDENTITY, 0, &net, units)) return NULL;
     if (n < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 'n' must be >= 1, got %d", fn, n);
-    return PyLong_FromSize_t(cnn_mlp_workspace_size(&net, n, training));
+    size_t size = mlp_workspace_arg(fn, &net, n, "n", training);
+    return size == SIZE_MAX ? NULL : PyLong_FromSize_t(size);
 }
 
 /* mlp_forward(out, work, params, x, units, hidden, output) */
@@ -835,7 +895,8 @@ static PyObject *py_mlp_forward(PyObject *self, PyObject *args)
     int n = DIM(x, 0);
     PyArrayObject *p = array_arg(op, fn, "params", t, 1, (npy_intp[]){(npy_intp)cnn_mlp_param_count(&net)}, READ);
     PyArrayObject *out = p ? array_arg(oout, fn, "out", t, 2, (npy_intp[]){n, units[net.n_layers]}, WRITE) : NULL;
-    PyArrayObject *work = out ? vector_arg(owork, fn, "work", t, cnn_mlp_workspace_size(&net, n, 0), 0) : NULL;
+    size_t size = out ? mlp_workspace_arg(fn, &net, n, "x", 0) : SIZE_MAX;
+    PyArrayObject *work = size != SIZE_MAX ? vector_arg(owork, fn, "work", t, size, 0) : NULL;
     if (!work) return NULL;
     PyArrayObject *outs[] = {out, work}, *ins[] = {p, x};
     if (check_disjoint(fn, outs, (const char *[]){"out", "work"}, 2, ins, (const char *[]){"params", "x"}, 2))
@@ -865,8 +926,8 @@ static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject 
         PyErr_Format(PyExc_ValueError, "%s: argument 'batch' must lie in [1, %d], got %d", fn, a->n, batch);
         return -1;
     }
-    a->work = a->grad ? vector_arg(owork, fn, "work", a->t, cnn_mlp_workspace_size(net, batch ? batch : a->n, 1), 0)
-                      : NULL;
+    size_t size = a->grad ? mlp_workspace_arg(fn, net, batch ? batch : a->n, batch ? "batch" : "x", 1) : SIZE_MAX;
+    a->work = size != SIZE_MAX ? vector_arg(owork, fn, "work", a->t, size, 0) : NULL;
     return a->work ? 0 : -1;
 }
 
@@ -914,11 +975,11 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
     if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
         mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, WRITE, batch))
         return NULL;
-    size_t count = cnn_mlp_param_count(&net);
+    size_t count = cnn_mlp_param_count(&net); /* mlp_net_arg kept 2·count within MAX_ELEMENTS < SIZE_MAX/2 */
     PyArrayObject *state = vector_arg(ostate, fn, "state", a.t, adam ? 2 * count : count, 1);
     PyArrayObject *order = state ? optional_arg(oorder, &ok, fn, "order", NPY_INT64, 1, (npy_intp[]){a.n}, READ) : NULL;
     if (!state || !ok) return NULL;
-    int n_batches = (a.n + batch - 1) / batch;
+    int n_batches = (int)(((long long)a.n + batch - 1) / batch);
     if (b0 < 0 || b0 > b1 || b1 > n_batches)
         return PyErr_Format(PyExc_ValueError, "%s: arguments 'begin', 'end' must satisfy 0 <= begin <= end <= %d "
                             "batches, got %d and %d", fn, n_batches, b0, b1);
@@ -928,22 +989,23 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
         !(opt.beta2 >= 0 && opt.beta2 < 1))
         return PyErr_Format(PyExc_ValueError, "%s: 'momentum' must lie in [0, 1] and 'beta1', 'beta2' in [0, 1), "
                             "got %s, %s and %s", fn, num(opt.momentum).s, num(opt.beta1).s, num(opt.beta2).s);
-    if (opt.t < 0) return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must be >= 0, got %lld", fn, opt.t);
-    /* only the rows of the batches run: a call per batch must not pay for checking the whole epoch's order */
-    const int64_t *idx = DATA(order);
-    long long first = (long long)b0 * batch, last = (long long)b1 * batch < a.n ? (long long)b1 * batch : a.n;
-    for (int i = (int)first; order && i < last; i++)
-        if (idx[i] < 0 || idx[i] >= a.n)
-            return PyErr_Format(PyExc_ValueError, "%s: argument 'order' must hold row indices in [0, %d), got %lld "
-                                "at %d", fn, a.n, (long long)idx[i], i);
+    if (opt.t < 0 || opt.t > LLONG_MAX - (b1 - b0)) /* Adam counts one step per batch */
+        return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must lie in [0, %lld] for %d batches, got %lld",
+                            fn, LLONG_MAX - (b1 - b0), b1 - b0, opt.t);
     PyArrayObject *outs[] = {a.p, state, a.grad, a.work}, *ins[] = {a.x, a.y, order};
     if (check_disjoint(fn, outs, (const char *[]){"params", "state", "grad", "work"}, 4, ins,
                        (const char *[]){"x", "y", "order"}, 3))
         return NULL;
+    /* only the rows of the batches run: a call per batch must not pay for copying the whole epoch's order */
+    long long first = (long long)b0 * batch, last = (long long)b1 * batch < a.n ? (long long)b1 * batch : a.n;
+    int64_t *rows = order ? checked_indices(fn, "order", "row indices", order, (npy_intp)first,
+                                            (npy_intp)(last - first), a.n) : NULL;
+    if (order && !rows) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), DATA(a.x), DATA(a.y),
-                 DATA(order), a.n, batch, b0, b1, &net, &opt);
+    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), DATA(a.x), DATA(a.y), rows,
+                 a.n, batch, b0, b1, &net, &opt);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(rows);
     return Py_BuildValue("dL", total, opt.t);
 }
 

@@ -51,13 +51,13 @@ static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_i
     *w0 = ow * g->sw - g->pl;
     *h1 = *h0 + g->kh < g->h + g->pb ? *h0 + g->kh : g->h + g->pb;
     *w1 = *w0 + g->kw < g->w + g->pr ? *w0 + g->kw : g->w + g->pr;
-    int padded = (*h1 - *h0) * (*w1 - *w0);
+    int64_t padded = (int64_t)(*h1 - *h0) * (*w1 - *w0); /* a huge window's area exceeds INT_MAX */
     if (*h0 < 0) *h0 = 0;
     if (*w0 < 0) *w0 = 0;
     if (*h1 > g->h) *h1 = g->h;
     if (*w1 > g->w) *w1 = g->w;
     if (*h0 >= *h1 || *w0 >= *w1) return 0;
-    *div = (real)(count_include_pad ? padded : (*h1 - *h0) * (*w1 - *w0));
+    *div = (real)(count_include_pad ? padded : (int64_t)(*h1 - *h0) * (*w1 - *w0));
     return 1;
 }
 

@@ -18,12 +18,20 @@ Arguments from `first_optional` on may be left out. A symbol is drawn from `rang
 default (1, 9)) when first needed, unless `derive` computes it from others ({symbol: function of the
 sizes mapping}: an MLP's parameter count, a convolution's output height). An array whose derived size
 is 0 is passed as None (a convolution's scratch on the paths that need none)."""
+import os
+import subprocess
+import sys
+import threading
+
 import numpy as np
 
 from cnn import _core
 
 ALLOWED_ERRORS = (TypeError, ValueError, MemoryError, OverflowError)
 INT_MAX = 2**31 - 1
+# sizes at the int32 and int64 boundaries and past them: as dims, widths, windows, strides and paddings they
+# must be refused or handled, never overflow a product in C that then passes a length check
+BOUNDARY = [0, -1, INT_MAX, 2**31, 2**32 + 1, 2**62, 2**63 - 1, -2**63, 2**63, -2**64]
 
 
 class Arr:
@@ -221,9 +229,9 @@ def _values(pick, shape, dtype):
 class _Sizes(dict):
     """The sizes of a row's symbols, each drawn from the row's ranges (or derived) when first asked for."""
 
-    def __init__(self, row, pick):
+    def __init__(self, row, pick, ranges=None):
         super().__init__()
-        self.row, self.pick = row, pick
+        self.row, self.pick, self.ranges = row, pick, {**row.ranges, **(ranges or {})}
 
     def __missing__(self, sym):
         if sym == "*":
@@ -231,14 +239,14 @@ class _Sizes(dict):
         elif sym in self.row.derive:
             value = self.row.derive[sym](self)
         else:
-            value = self.pick.integer(*self.row.ranges.get(sym, (1, 9)))
+            value = self.pick.integer(*self.ranges.get(sym, (1, 9)))
         self[sym] = value
         return value
 
 
-def _draw(row, pick, dtype):
-    """(arguments the binding must accept, the sizes drawn for the row's symbols)."""
-    sizes = _Sizes(row, pick)
+def _draw(row, pick, dtype, ranges=None):
+    """(arguments the binding must accept, the sizes drawn for the row's symbols); ranges override the row's."""
+    sizes = _Sizes(row, pick, ranges)
 
     def dims(spec):
         return sizes["*"] if spec == "*" else tuple(sizes[sym] for sym in spec.split(","))
@@ -275,9 +283,9 @@ def _labels(pick, shape, k):
     return rng.integers(0, k, shape, dtype=np.int64)
 
 
-def valid_call(row, pick, dtype):
+def valid_call(row, pick, dtype, ranges=None):
     """A list of arguments that the binding must accept."""
-    return _draw(row, pick, dtype)[0]
+    return _draw(row, pick, dtype, ranges)[0]
 
 
 # ---- breaking ------------------------------------------------------------------------------------------
@@ -358,9 +366,28 @@ def _bad_labels(pick, labels, k):
     return _bad_array(pick, out, np.float64)
 
 
+def _bad_units(pick, units):
+    """Layer widths at the boundaries: one width, every width, or 257 of them, huge or negative."""
+    kind = pick.choice(["one", "all", "wide", "long", "other"])
+    if kind == "other":
+        return _bad_labels(pick, units, 1)  # zero or negative widths, other dtypes and shapes
+    out = units.copy()
+    big = [v for v in BOUNDARY if -2**63 <= v < 2**63]
+    if kind == "one":
+        out[pick.integer(0, out.size - 1)] = pick.choice(big)
+    elif kind == "all":
+        out[...] = pick.choice([INT_MAX, 2**31, 2**62])
+    elif kind == "wide":  # a tiny input and output around huge hidden layers: the counts overflow, not the arrays
+        out[1:-1] = INT_MAX
+    else:
+        out = np.full(pick.choice([257, 258]), pick.choice([1, INT_MAX]), np.int64)
+    return out
+
+
 def _bad_scalar(pick, spec, valid=None):
     if isinstance(spec, Size):
-        spec = Int(0, 1)  # 0 and -1 break every stride, pad, dilation and group count; 2 breaks some
+        # 0 and -1 break every stride, pad, dilation and group count; 2 breaks some; the boundaries test the sizes
+        return pick.choice([0, 1, 2, *BOUNDARY]) if pick.chance(0.5) else pick.integer(0, 1)
     if isinstance(spec, Tup) and pick.chance(0.7):
         out = list(valid)
         if pick.chance(0.2):
@@ -372,8 +399,8 @@ def _bad_scalar(pick, spec, valid=None):
         return pick.choice([np.nan, np.inf, -np.inf, -1.0, -1e-300, 1e308, 2.0, "1.0", None, 1j, np.float32(0.5),
                             [0.5], np.array([0.5, 0.5])])
     if isinstance(spec, Int):
-        return pick.choice([spec.lo - 1, spec.hi + 1, INT_MAX, -INT_MAX - 1, 2**31, -2**31 - 1, 2**63, -2**64,
-                            1.5, None, "1", np.int64(1), True, [1]])
+        return pick.choice([spec.lo - 1, spec.hi + 1, *BOUNDARY, -INT_MAX - 1, -2**31 - 1, 1.5, None, "1",
+                            np.int64(1), True, [1]])
     return pick.choice([None, 2, "", np.array([1, 2]), np.nan, object()])
 
 
@@ -407,7 +434,7 @@ def broken_call(row, pick, dtype):
         if isinstance(spec, Labels):
             args[i] = _bad_labels(pick, valid[i], sizes[spec.classes])
         elif isinstance(spec, Units):
-            args[i] = _bad_labels(pick, valid[i], 1)  # zero or negative widths, other dtypes and shapes
+            args[i] = _bad_units(pick, valid[i])
         elif isinstance(spec, Arr):
             base = valid[i] if valid[i] is not None else _values(pick, (2, 3), dtype)
             args[i] = _bad_array(pick, base, dtype)
@@ -439,9 +466,91 @@ def fuzz_case(row, pick):
         pass
 
 
-def crash_run(cases, seed):
-    """Many fuzz cases over every row (run in a subprocess: a crash shows as its exit status)."""
+# ---- a second thread --------------------------------------------------------------------------------
+
+
+class Mutator:
+    """A second Python thread that rewrites every array argument of the call in flight, in a tight loop, while
+    the binding checks it and while its kernel runs without the GIL: floats to NaN, ±inf, huge and ordinary
+    values; integer arrays (labels, argmax, order, units) to out-of-range indices (-1, 2**62, the dtype's
+    extremes) and back to 0, a valid index. Use as a context manager; aim() names the next call's arguments."""
+
+    FLOATS = (np.nan, 0.5, np.inf, -1.0, -np.inf, 1e30)
+
+    def __init__(self):
+        self.arrays, self.stop = [], False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)  # hand the GIL over often: the writes land between check and kernel
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop = True
+        self.thread.join()
+        sys.setswitchinterval(self.switch)
+
+    def aim(self, args):
+        self.arrays = [a for a in args if isinstance(a, np.ndarray) and a.flags.writeable and a.size
+                       and (a.dtype.kind == "i" or a.dtype in (np.float32, np.float64))]
+
+    def _run(self):
+        turn = 0
+        while not self.stop:
+            for a in self.arrays:
+                if a.dtype.kind == "f":
+                    a[...] = self.FLOATS[turn % len(self.FLOATS)]
+                else:
+                    info = np.iinfo(a.dtype)
+                    a[...] = (-1, min(2**62, info.max), 0, info.max, info.min, 0)[turn % 6]
+            turn += 1
+
+
+def _long_call(row):
+    """Larger batches (or pooled channels) for a row that takes an index array: under the mutator, a kernel
+    that runs some microseconds gives the second thread time to write while it reads (a tiny call is over
+    before the thread holds the GIL). Other rows keep their sizes: the suite stays fast."""
+    if not any(isinstance(a, Labels) for a in row.args):
+        return None
+    return {"C": (1, 256)} if "N" in row.ranges else {"N": (1, 5000)}
+
+
+def hostile_case(row, pick, mutator):
+    """A valid call (or now and then a broken one) whose arrays the mutator rewrites during the call: it may
+    only raise the allowed errors (a bad index is refused with a ValueError), never crash."""
+    dtype = pick.choice([np.float32, np.float64])
+    args = valid_call(row, pick, dtype, _long_call(row)) if pick.chance(0.8) else broken_call(row, pick, dtype)
+    mutator.aim(args)
+    try:
+        call(row, args)
+    except ALLOWED_ERRORS:
+        pass
+    finally:
+        mutator.aim(())
+
+
+def crash_run(cases, seed, hostile=False):
+    """Many fuzz cases over every row (run in a subprocess: a crash shows as its exit status); with hostile,
+    a second thread rewrites every array argument during each call."""
     pick = RandomPick(np.random.default_rng(seed))
-    for i in range(cases):
-        fuzz_case(SIGNATURES[i % len(SIGNATURES)], pick)
+    if hostile:
+        with Mutator() as mutator:
+            for i in range(cases):
+                hostile_case(SIGNATURES[i % len(SIGNATURES)], pick, mutator)
+    else:
+        for i in range(cases):
+            fuzz_case(SIGNATURES[i % len(SIGNATURES)], pick)
     print(f"{cases} cases, no crash")
+
+
+def run_python(code, timeout=300):
+    """Run code in a child Python that imports the very cnn this process tests (installed, or python/ on
+    PYTHONPATH) and these helpers: a segfault or abort there shows as its exit status, not as a dead suite."""
+    import cnn
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(cnn.__file__)))
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, here] + sys.path))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)

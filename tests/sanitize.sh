@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build cnn._core with AddressSanitizer and UBSan (setup.py's CNN_SANITIZE=1) into build/sanitize/,
-# apart from the normal in-place build, and run the tests that do not load torch under it: the fuzz
-# and memory tests and every torch-free test file (torch's own libraries clash with the ASan runtime).
+# Build cnn._core with AddressSanitizer and UBSan (setup.py's CNN_SANITIZE=1, which also drops CPython's
+# -fwrapv so that UBSan sees signed overflow) into build/sanitize/, apart from the normal in-place build,
+# and run the tests that do not load torch under it: the fuzz and memory tests and every torch-free test
+# file (torch's own libraries clash with the ASan runtime).
 # Any invalid access or undefined behaviour in the C code stops the run with a report and a failure.
 #
 #   tests/sanitize.sh                  # the default set

@@ -115,3 +115,97 @@ def test_float32_tanh_accuracy_and_special_values():
     _core.activation_forward(out, special, _core.ACT_TANH, 0.0, 1.0)
     np.testing.assert_array_equal(out, np.tanh(special))
     assert list(np.signbit(out[:2])) == [True, False]
+
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0])
+
+
+def with_specials(rng, shape, dtype, scale=3.0):
+    """Random values with NaN, ±inf, -0 and +0 at a quarter of the places."""
+    a = (rng.standard_normal(shape) * scale).astype(dtype)
+    flat = a.reshape(-1)
+    where = rng.random(flat.size) < 0.25
+    flat[where] = rng.choice(SPECIAL, int(where.sum()))
+    return a
+
+
+def assert_same_specials(got, ref, dtype, zero_sign=True):
+    """NaN exactly where the reference has NaN, the same infinities, the sign of every zero (when asked),
+    and the finite values close."""
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    inf = np.isinf(ref)
+    np.testing.assert_array_equal(np.isinf(got), inf)
+    np.testing.assert_array_equal(got[inf], ref[inf])
+    if zero_sign:
+        zero = ref == 0
+        np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(ref[zero]))
+    finite = np.isfinite(ref)
+    assert_close(got[finite], ref[finite], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_activation_nan_inf_and_signed_zero_as_torch(rng, dtype, name):
+    """NaN, ±inf and -0 go through forward and backward as through PyTorch's (relu(nan) is nan, and relu's
+    backward passes dy at a NaN output, as threshold_backward does). 8192+ elements: several spans, so the
+    vectorised loops and their tails both see them."""
+    code, alpha, beta, forward, backward = CASES[name]
+    shape = (67, 129)
+    x, dy = with_specials(rng, shape, dtype), with_specials(rng, shape, dtype, 1.0)
+    y = np.empty_like(x)
+    _core.activation_forward(y, x, code, alpha, beta)
+    assert_same_specials(y, forward(f64(x)).numpy(), dtype)
+    dx = np.empty_like(x)
+    _core.activation_backward(dx, dy, x, y, code, alpha, beta)
+    ref = backward(f64(dy), f64(x), f64(y), lambda v: float(dtype(v))).numpy()
+    # the sign of a zero gradient follows each formula's factor order (a·s·(1 - t²) against s·(a - y²/a))
+    assert_same_specials(dx, ref, dtype, zero_sign=False)
+
+
+def test_relu_of_nan_is_nan():
+    x = np.array([np.nan, -1.0, 2.0, -np.inf, np.inf, -0.0])
+    y, dx = np.empty_like(x), np.empty_like(x)
+    _core.activation_forward(y, x, _core.ACT_RELU)
+    np.testing.assert_array_equal(y, [np.nan, 0.0, 2.0, 0.0, np.inf, -0.0])
+    assert np.signbit(y[-1])
+    _core.activation_backward(dx, np.full_like(x, 3.0), x, y, _core.ACT_RELU)
+    np.testing.assert_array_equal(dx, [3.0, 0.0, 3.0, 0.0, 3.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_nan_and_inf_as_torch(rng, dtype, log):
+    x = with_specials(rng, (40, 7), dtype)
+    x[0] = -np.inf  # a row of -inf only: NaN, as PyTorch
+    x[1] = 1.0
+    x[1, 3] = -np.inf  # one -inf among finite logits: probability 0 (log-softmax -inf)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    (_core.log_softmax_forward if log else _core.softmax_forward)(y, x)
+    assert_same_specials(y, (F.log_softmax if log else F.softmax)(f64(x), dim=1).numpy(), dtype)
+    dy = with_specials(rng, x.shape, dtype, 1.0)
+    (_core.log_softmax_backward if log else _core.softmax_backward)(dx, dy, y)
+    ref = (aten._log_softmax_backward_data if log else aten._softmax_backward_data)(f64(dy), f64(y), 1, torch.float64)
+    assert_same_specials(dx, ref.numpy(), dtype, zero_sign=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", ["ACT_IDENTITY", "ACT_SIGMOID", "ACT_TANH", "ACT_RELU"])
+def test_mlp_carries_a_nan_weight_to_its_output_and_gradient(dtype, hidden):
+    """The MLP's own layer loop (mlp.c) runs the same activations: one NaN weight makes the outputs of its
+    unit's rows NaN, for relu too (which used to turn it into 0), and the gradient says so."""
+    units = np.array([3, 4, 2])
+    count = 4 * 4 + 5 * 2
+    params = np.linspace(-1, 1, count).astype(dtype)
+    params[1] = np.nan  # coefs_[0][0, 1]: hidden unit 1 is NaN for every row
+    x = np.ones((5, 3), dtype)
+    code = getattr(_core, hidden)
+    out = np.empty((5, 2), dtype)
+    work = np.empty(_core.mlp_workspace_size(units, 5, True), dtype)
+    _core.mlp_forward(out, work, params, x, units, code, _core.MLP_OUT_IDENTITY)
+    assert np.isnan(out).all()
+    grad = np.empty(count, dtype)
+    loss = _core.mlp_loss_grad(grad, work, params, x, np.zeros((5, 2), dtype), units, code,
+                               _core.MLP_OUT_IDENTITY, 0.0)
+    assert np.isnan(loss)
+    assert np.isnan(grad[16:20]).any()  # the hidden biases' gradient

@@ -78,6 +78,7 @@ BAD_ARRAYS = {
     "empty": (lambda a: np.ones((0,) + a.shape[1:]), ValueError),
     "misaligned": (lambda a: np.frombuffer(b"\0" + np.ascontiguousarray(a).tobytes(), F64, a.size, 1).reshape(a.shape),
                    ValueError),
+    "byte-swapped": (lambda a: a.astype(a.dtype.newbyteorder("S")), TypeError),  # its bytes are not native numbers
 }
 
 

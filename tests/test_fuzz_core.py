@@ -1,7 +1,9 @@
 """Fuzzing the whole C binding surface: every cnn._core function, called with random argument lists
-(wrong types and dtypes, ranks 0 to 5, zero and huge sizes, strided, Fortran-ordered, read-only,
-misaligned and aliased arrays, NaN and inf, None, out-of-range labels and enum codes) either works or
-raises TypeError/ValueError/MemoryError/OverflowError; it never crashes. Valid calls must work.
+(wrong types and dtypes, ranks 0 to 5, zero and huge sizes, sizes and layer widths at the int32 and int64
+boundaries, strided, Fortran-ordered, read-only, misaligned and aliased arrays, NaN and inf, None,
+out-of-range labels and enum codes) either works or raises TypeError/ValueError/MemoryError/OverflowError;
+it never crashes, not even while a second thread rewrites every array argument during the calls. Valid
+calls must work.
 
 The calls come from the signature table in core_signatures.py. Hypothesis draws one seed per case and
 the case is built from it (drawing every choice through Hypothesis costs 4x the time, and a reported
@@ -10,20 +12,17 @@ CNN_FUZZ_EXAMPLES sets the examples per row of the default run; `pytest -m slow`
 100,000 cases in all. No torch here: this file also runs under AddressSanitizer (tests/sanitize.sh)."""
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from core_signatures import SIGNATURES, RandomPick, bindings, call, fuzz_case, valid_call
+from core_signatures import SIGNATURES, RandomPick, bindings, call, fuzz_case, run_python, valid_call
 
 EXAMPLES = int(os.environ.get("CNN_FUZZ_EXAMPLES", "100"))
 LONG_RUN_CASES = 100_000
 ROWS = [pytest.param(row, id=f"{row.name}-{i}") for i, row in enumerate(SIGNATURES)]
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fuzz(row, examples):
@@ -69,21 +68,32 @@ def test_fuzz_long(row, request):
     assert fuzz(row, cases) >= cases
 
 
-def run_python(code):
-    # the child imports the very cnn this process tests (installed, or python/ on PYTHONPATH)
-    import cnn
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(cnn.__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, here] + sys.path))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-
-
 def test_no_crash_in_a_subprocess():
     """The same fuzzing in a child process: a segfault or abort would show as its exit status."""
     cases = 4 * EXAMPLES * len(SIGNATURES)
     proc = run_python(f"import core_signatures; core_signatures.crash_run({cases}, seed=2024)")
     assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert f"{cases} cases, no crash" in proc.stdout
+
+
+def hostile_run(cases, seed):
+    proc = run_python(f"import core_signatures; core_signatures.crash_run({cases}, seed={seed}, hostile=True)",
+                      timeout=1800)
+    assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert f"{cases} cases, no crash" in proc.stdout
+
+
+def test_no_crash_with_a_second_thread_writing_every_array():
+    """Every binding, its arrays rewritten by a second thread during the call (out-of-range indices, NaN):
+    in a child process, so that a crash fails this test instead of ending the run."""
+    hostile_run(EXAMPLES * len(SIGNATURES), seed=2025)
+
+
+@pytest.mark.slow
+def test_no_crash_with_a_second_thread_long(request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("long fuzz run: select it with `pytest -m slow`")
+    hostile_run(LONG_RUN_CASES, seed=2026)
 
 
 def test_subprocess_check_sees_a_crash():
