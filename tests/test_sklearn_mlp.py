@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -252,19 +253,28 @@ def test_decision_boundary_display(data3):
     matplotlib.pyplot.close("all")
 
 
-def test_ctrl_c_stops_between_batches_and_keeps_the_model():
-    X, y = make_classification(4000, 50, n_classes=3, n_informative=10, random_state=0)
+def sigint_when(condition):
+    """A thread that sends SIGINT to this process once condition() holds (polled every millisecond)."""
+    def watch():
+        while not condition():
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_after_an_epoch_stops_between_batches_and_keeps_the_model():
+    X, y = make_classification(2000, 50, n_classes=3, n_informative=10, random_state=0)
     clf = MLPClassifier(hidden_layer_sizes=(256, 256), batch_size=20, max_iter=10000, tol=0.0,
                         n_iter_no_change=10**6, random_state=0)  # cannot finish before the signal
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.warns(UserWarning, match="Training interrupted by user."):
-            clf.fit(X, y)
-    finally:
-        timer.cancel()
-    assert 0 <= clf.n_iter_ < 10000 and np.isfinite(clf._params).all()
-    assert clf.predict(X).shape == (4000,)
+    watcher = sigint_when(lambda: len(getattr(clf, "loss_curve_", ())) >= 1)  # mid-epoch 2, or a little later
+    with pytest.warns(UserWarning, match="Training interrupted by user."):
+        clf.fit(X, y)
+    watcher.join()
+    assert 1 <= clf.n_iter_ == len(clf.loss_curve_) < 10000 and np.isfinite(clf._params).all()
+    assert clf._optimizer.t >= clf.n_iter_ * 100  # 100 batches an epoch: the weights are past the last epoch
+    assert clf.predict(X).shape == (2000,)
 
 
 def test_import_cnn_does_not_import_sklearn():
