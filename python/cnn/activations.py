@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["get", "Activation", "names"]
+__all__ = ["get", "names", "ActivationFunction", "Softmax", "leaky_relu", "scaled_tanh"]
 
 
 class ActivationFunction:
