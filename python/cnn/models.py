@@ -120,7 +120,7 @@ class Sequential:
             self._input_layer = layer
             self.built = False
             return
-        names = {l.name for l in self.layers}
+        names = {layer.name for layer in self.layers}
         if layer.name is None:
             base, i = layer.default_name(), 0
             layer.name = base
@@ -153,7 +153,7 @@ class Sequential:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}.")
 
     @_locked
     @deferring_interrupts
@@ -191,7 +191,7 @@ class Sequential:
         sizes = [math.prod(s[1]) for _, s in specs]
         total = sum(sizes)
         memory = _physical_memory()
-        largest = max(zip(sizes, (l.name for l, _ in specs)), default=(0, None))
+        largest = max(zip(sizes, (layer.name for layer, _ in specs)), default=(0, None))
         need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
         if memory is not None and need > memory:
             raise MemoryError(f"model {self.name!r} has {total} parameters: its weights, their gradients and "
@@ -204,9 +204,9 @@ class Sequential:
         else:
             rng = np.random.default_rng(self.seed if self.seed is not None else np.random.randint(2**31 - 1))
         params, grads = np.zeros(total, self.dtype), np.zeros(total, self.dtype)
-        weights, gradients = {id(l): [] for l in self.layers}, {id(l): [] for l in self.layers}
+        weights, gradients = {id(layer): [] for layer in self.layers}, {id(layer): [] for layer in self.layers}
         offset = 0
-        for (layer, (_, wshape, init)), size in zip(specs, sizes):
+        for (layer, (_, wshape, _)), size in zip(specs, sizes):
             weights[id(layer)].append(params[offset:offset + size].reshape(wshape))
             gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
             offset += size
@@ -249,7 +249,7 @@ class Sequential:
         if not self.built:
             self.build()
         weights = list(weights)
-        expected = sum(len(l.weights) for l in self.layers)
+        expected = sum(len(layer.weights) for layer in self.layers)
         if len(weights) != expected:
             raise ValueError(f"set_weights expects a list of {expected} arrays, got {len(weights)}")
         i = 0

@@ -107,7 +107,7 @@ class Layer:
         weights = list(weights)
         if len(weights) != len(self.weights):
             raise ValueError(f"layer {self.name!r} expects {len(self.weights)} weight arrays, got {len(weights)}")
-        for (wname, shape, _), cur, new in zip(self.weight_specs(), self.weights, weights):
+        for (wname, shape, _), new in zip(self.weight_specs(), weights):
             new = np.asarray(new)
             if new.shape != tuple(shape):
                 raise ValueError(f"layer {self.name!r} weight {wname!r} must have shape {tuple(shape)}, "

@@ -74,4 +74,5 @@ class Activation(Layer):
             return None
         if logits:
             return dy
-        return self.activation.backward(np.ascontiguousarray(dy), x, y, out=reuse(self._buffers, "dx", x.shape, x.dtype))
+        dx = reuse(self._buffers, "dx", x.shape, x.dtype)
+        return self.activation.backward(np.ascontiguousarray(dy), x, y, out=dx)
