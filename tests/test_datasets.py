@@ -45,8 +45,12 @@ def test_shapes(tmp_path, shape):
 
 
 def test_result_is_writeable(tmp_path):
-    got = datasets.load_idx(write(tmp_path, "a.idx", idx_bytes(np.zeros((2, 2), np.uint8))))
+    path = write(tmp_path, "a.idx", idx_bytes(np.zeros((2, 2), np.uint8)))
+    got = datasets.load_idx(path)
+    assert got.flags.writeable
     got[0, 0] = 1
+    np.testing.assert_array_equal(got, [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(datasets.load_idx(path), np.zeros((2, 2), np.uint8))  # a copy, not the file
 
 
 GOOD = idx_bytes(np.arange(24, dtype=np.int16).reshape(4, 6))

@@ -18,6 +18,9 @@ def test_import_loads_no_heavy_modules():
 
 def test_lazy_submodules_resolve():
     assert cnn.optimizers.SGD and cnn.losses.get and cnn.layers.Dense
+    for name in cnn._LAZY_MODULES:
+        assert getattr(cnn, name) is importlib.import_module(f"cnn.{name}")
+    assert cnn.MLPClassifier is importlib.import_module("cnn.sklearn").MLPClassifier
 
 
 PUBLIC_MODULES = sorted(m.name for m in pkgutil.walk_packages(cnn.__path__, "cnn.")
