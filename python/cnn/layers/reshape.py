@@ -1,11 +1,17 @@
 """Flatten and ZeroPadding2D: layers that move values without arithmetic."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._validation import check_image_shape, check_pair
 from ._buffers import reuse
 from .base import Layer
+
+if TYPE_CHECKING:
+    from .._types import IntPair, Shape
 
 
 class Flatten(Layer):
@@ -26,7 +32,8 @@ class Flatten(Layer):
 class ZeroPadding2D(Layer):
     """Zeros around each image: an int, (height, width) pairs, or ((top, bottom), (left, right)) as Keras."""
 
-    def __init__(self, padding=(1, 1), input_shape=None, name=None):
+    def __init__(self, padding: IntPair | tuple[tuple[int, int], tuple[int, int]] = (1, 1),
+                 input_shape: Shape | None = None, name: str | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         if (isinstance(padding, (tuple, list)) and len(padding) == 2
                 and all(isinstance(p, (tuple, list)) for p in padding)):
