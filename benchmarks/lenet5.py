@@ -51,8 +51,9 @@ def torch_accuracy(net, x, y):
 
 
 def profile_layers(model, x, y, steps=50):
-    """Fastest time per layer (the least disturbed by other work on the machine), forward and backward, over training steps."""
-    times = {l.name: ([], []) for l in model.layers}
+    """Fastest time per layer (the least disturbed by other work on the machine), forward and backward, over
+    training steps."""
+    times = {layer.name: ([], []) for layer in model.layers}
     for s in range(steps):
         h = x[32 * s:32 * (s + 1)]
         for layer in model.layers[:-1]:

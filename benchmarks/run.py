@@ -107,7 +107,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (median; at least 5)")
     parser.add_argument("--b7-pairs", type=int, default=15,
                         help="B7: 1-thread/2-thread pairs per side (median of their ratios; at least 5)")
-    parser.add_argument("--wall", action="store_true", help="wall-clock time at 1 thread too (default: thread CPU time)")
+    parser.add_argument("--wall", action="store_true",
+                        help="wall-clock time at 1 thread too (default: thread CPU time)")
     parser.add_argument("--markdown", action="store_true", help="print the README table from results/*.json")
     args = parser.parse_args()
     if args.markdown:

@@ -1,4 +1,5 @@
-"""The benchmark workloads B1-B6 (and B7, the thread scaling of B1 and B2): each returns rows comparing cnn with its reference on the same work.
+"""The benchmark workloads B1-B6 (and B7, the thread scaling of B1 and B2): each returns rows comparing cnn with its
+reference on the same work.
 
 A workload is a function (threads, quick, repeats) -> list of rows, or a string saying why it was skipped.
 Every pair is timed interleaved (cnn, reference, cnn, reference, ...) after one warm-up run of each, in
@@ -60,7 +61,8 @@ def pair(workload, shape, ref_name, t_cnn, t_ref, flop, extra=None):
     rows = []
     for impl, t in (("cnn", t_cnn), (ref_name, t_ref)):
         if t is not None:
-            rows.append({"workload": workload, "shape": shape, "impl": impl, "time_s": t, "flop": flop, **(extra or {})})
+            rows.append({"workload": workload, "shape": shape, "impl": impl, "time_s": t, "flop": flop,
+                         **(extra or {})})
     return rows
 
 
@@ -255,7 +257,7 @@ def b6_conv(threads, quick, repeats):
     rows, batch = [], 32
     model = lenet5(seed=0)
     model.build()
-    convs = [l for l in model.layers if isinstance(l, cnn.layers.Conv2D) and l.kernel_size == (5, 5)]
+    convs = [lay for lay in model.layers if isinstance(lay, cnn.layers.Conv2D) and lay.kernel_size == (5, 5)]
     for role, layer in zip(("conv1", "conv3", "conv5"), convs):
         (cin, h, _), cout, k = layer.input_shape, layer.filters, layer.kernel_size[0]
         x = rng.random((batch, cin, h, h), dtype=np.float32)

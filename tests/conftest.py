@@ -1,4 +1,4 @@
-"""Shared test helpers: the parity measure and its tolerances."""
+"""Shared test helpers: the parity measure and its tolerances, central differences, and the thread-count fixture."""
 import numpy as np
 import pytest
 
@@ -30,9 +30,34 @@ def pytest_terminal_summary(terminalreporter):
             f"{name} {err:.2e}" for name, err in sorted(LARGEST.items())))
 
 
+def central_differences(f, arr, eps=1e-6):
+    """The gradient of the scalar f() with respect to arr by central differences: each entry of arr is moved
+    by +eps and -eps in place (f reads arr), and put back before the next."""
+    num = np.empty_like(arr)
+    for i in np.ndindex(arr.shape):
+        old = arr[i]
+        arr[i] = old + eps
+        up = f()
+        arr[i] = old - eps
+        down = f()
+        arr[i] = old
+        num[i] = (up - down) / (2 * eps)
+    return num
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def restore_threads():
+    """The test may change cnn's OpenMP thread count; the count it found is set back afterwards."""
+    import cnn
+
+    saved = cnn.get_num_threads()
+    yield
+    cnn.set_num_threads(saved)
 
 
 # Hypothesis draws the same examples every run (no example database): the default suite and CI are

@@ -51,7 +51,7 @@ def test_activation_matches_torch(rng, dtype, shape, name):
 
 def test_activation_backward_is_autograd(rng):
     # the backward formulas above are torch's autograd: checked once end to end in float64
-    for name, (code, alpha, beta, forward, _) in CASES.items():
+    for code, alpha, beta, forward, _ in CASES.values():
         x, dy = rng.standard_normal((5, 4)) * 3, rng.standard_normal((5, 4))
         xt = torch.tensor(x, requires_grad=True)
         forward(xt).backward(torch.tensor(dy))

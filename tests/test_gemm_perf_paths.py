@@ -60,19 +60,15 @@ def test_every_instance_and_edge(rng, isa, name, dtype, ta, tb):
 @pytest.mark.parametrize("m,k,n", [(50, 784, 500), (784, 50, 500), (50, 500, 784), (300, 300, 300),
                                    (2000, 25, 6), (40, 150, 16), (1, 400, 120)])
 @pytest.mark.parametrize("ta,tb", FORMS)
-def test_layer_shapes_bitwise_across_threads(rng, dtype, m, k, n, ta, tb):
+def test_layer_shapes_bitwise_across_threads(rng, restore_threads, dtype, m, k, n, ta, tb):
     a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
     c0 = rng.standard_normal((m, n)).astype(dtype)
-    saved = cnn.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2, 16):
-            cnn.set_num_threads(threads)
-            c = c0.copy()
-            _core.gemm(c, a_arg, b_arg, ta, tb, True)
-            results.append(c)
-    finally:
-        cnn.set_num_threads(saved)
+    for threads in (1, 2, 16):
+        cnn.set_num_threads(threads)
+        c = c0.copy()
+        _core.gemm(c, a_arg, b_arg, ta, tb, True)
+        results.append(c)
     assert_close(results[0], c0.astype(np.float64) + a @ b, dtype)
     for c in results[1:]:
         assert np.array_equal(c, results[0])

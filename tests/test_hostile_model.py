@@ -10,8 +10,7 @@ import pytest
 
 import cnn
 from cnn.callbacks import Callback, TerminateOnNaN
-from cnn.layers import (AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D,
-                        ZeroPadding2D)
+from cnn.layers import AveragePooling2D, Conv2D, Dense, Flatten, MaxPooling2D, ZeroPadding2D
 
 INT_MAX = 2**31 - 1
 

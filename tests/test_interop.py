@@ -10,7 +10,8 @@ from cnn.interop import from_torch, to_torch
 
 def mlp(dtype="float64", bias=True):
     return cnn.Sequential([layers.Dense(7, activation="tanh", input_dim=5, use_bias=bias),
-                           layers.Dense(3, activation="relu", use_bias=bias), layers.Dense(4, use_bias=bias)], dtype=dtype, seed=0)
+                           layers.Dense(3, activation="relu", use_bias=bias), layers.Dense(4, use_bias=bias)],
+                          dtype=dtype, seed=0)
 
 
 def torch_mlp(dtype=torch.float64, bias=True):
@@ -51,8 +52,16 @@ def test_to_torch_round_trip():
 
 def test_to_torch_keeps_autograd_usable():
     net = to_torch(mlp(), torch_mlp())
-    net(torch.ones(2, 5, dtype=torch.float64)).sum().backward()
+    x = torch.ones(2, 5, dtype=torch.float64)
+    net(x).sum().backward()
     assert net[0].weight.grad is not None
+    for p in net.parameters():
+        assert p.is_leaf and p.requires_grad and p.grad.shape == p.shape
+    # d(Σ out)/d(last bias) is the batch size; d(Σ out)/d(last weight) is the batch's summed hidden output, per row
+    torch.testing.assert_close(net[4].bias.grad, torch.full((4,), 2.0, dtype=torch.float64))
+    hidden = net[:4](x).detach().sum(0)
+    torch.testing.assert_close(net[4].weight.grad, hidden.expand(4, 3))
+    assert net[0].weight.grad.abs().sum() > 0
 
 
 def test_layer_count_mismatch():

@@ -144,7 +144,7 @@ def test_an_interrupt_at_any_line_leaves_the_model_as_it_was_or_after_a_whole_ba
     outcomes, handler = set(), signal.getsignal(signal.SIGINT)
     for line in range(1, lines + 1):
         model = fresh_model()
-        run_interrupted_at(line, lambda: call(model))
+        run_interrupted_at(line, lambda model=model: call(model))
         assert signal.getsignal(signal.SIGINT) is handler  # restored, wherever the interrupt came
         if not model.built:  # as it was: no weights anywhere
             assert all(layer.weights == [] for layer in model.layers) and model.optimizer.iterations == 0

@@ -14,7 +14,7 @@ from cnn.layers import AveragePooling2D, AvgPool2D, Conv2D, Dense, Flatten, MaxP
 def test_lenet_names_and_grouped_weights():
     model = lenet5(seed=0)
     model.build()
-    assert [l.name for l in model.layers[:3]] == ["conv2d", "average_pooling2d", "conv2d_1"]
+    assert [layer.name for layer in model.layers[:3]] == ["conv2d", "average_pooling2d", "conv2d_1"]
     kernel, bias = model.layers[2].get_weights()
     assert kernel.shape == (6, 1, 1, 1) and bias.shape == (6,)
 
@@ -81,7 +81,7 @@ def test_lenet_trains_like_torch(one_thread, dtype):
         print(f"  torch's own float32 run: {drift:.2e} from its float64 run")
     assert worst < PARITY[dtype]
     assert theirs[-10:].mean() < 0.8 * theirs[:10].mean()
-    for layer, mod in zip([l for l in model.layers if l.weights],
+    for layer, mod in zip([lay for lay in model.layers if lay.weights],
                           [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]):
         kernel = layer.get_weights()[0]
         ref = mod.weight.detach().numpy()
@@ -134,7 +134,7 @@ def test_conv_pool_model_gradients_match_torch(dtype):
     loss.backward()
     tol = 1e-10 if dtype == np.float64 else 1e-5
     mods = [m for m in net if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    for layer, mod in zip([l for l in model.layers if l.weights], mods):
+    for layer, mod in zip([lay for lay in model.layers if lay.weights], mods):
         for g, ref in zip(layer.grads, (mod.weight.grad.numpy(), mod.bias.grad.numpy())):
             ref = ref.T if isinstance(layer, Dense) and ref.ndim == 2 else ref
             assert np.linalg.norm(g - ref) <= tol * np.linalg.norm(ref)

@@ -1,11 +1,14 @@
 """mlp_forward / mlp_loss_grad / mlp_epoch (csrc/mlp.c) against PyTorch autograd and finite differences."""
+import types
+
 import numpy as np
 import pytest
 import torch
 
 import cnn
 from cnn import _core
-from conftest import DTYPES, assert_close
+from cnn.sklearn import MLPClassifier
+from conftest import DTYPES, assert_close, central_differences
 
 HIDDEN = {_core.ACT_IDENTITY: lambda z: z, _core.ACT_SIGMOID: torch.sigmoid, _core.ACT_TANH: torch.tanh,
           _core.ACT_RELU: torch.relu}
@@ -29,15 +32,11 @@ def make(rng, units, n, output, dtype):
 
 
 def unpack(params, units):
-    """coefs then intercepts, as views of params."""
-    coefs, intercepts, at = [], [], 0
-    for a, b in zip(units, units[1:]):
-        coefs.append(params[at:at + a * b].reshape(a, b))
-        at += a * b
-    for b in units[1:]:
-        intercepts.append(params[at:at + b])
-        at += b
-    return coefs, intercepts
+    """coefs then intercepts, as views of params: the estimators' own unpacking (MLPClassifier._bind), here over a
+    torch leaf, so the kernels are checked in the layout sklearn.py hands them."""
+    views = types.SimpleNamespace()
+    MLPClassifier._bind(views, params, units)
+    return views.coefs_, views.intercepts_
 
 
 def torch_loss(params, x, y, units, hidden, output, alpha):
@@ -95,13 +94,9 @@ def test_gradient_matches_finite_differences(rng, output):
     u = np.array(units)
     work, grad = np.empty(_core.mlp_workspace_size(u, 6, True)), np.empty_like(params)
     _core.mlp_loss_grad(grad, work, params, x, y, u, _core.ACT_TANH, output, 0.2)
-    numeric, h, scratch = np.empty_like(params), 1e-6, np.empty_like(params)
-    for i in range(params.size):
-        plus, minus = params.copy(), params.copy()
-        plus[i] += h
-        minus[i] -= h
-        numeric[i] = (_core.mlp_loss_grad(scratch, work, plus, x, y, u, _core.ACT_TANH, output, 0.2)
-                      - _core.mlp_loss_grad(scratch, work, minus, x, y, u, _core.ACT_TANH, output, 0.2)) / (2 * h)
+    scratch = np.empty_like(params)
+    numeric = central_differences(
+        lambda: _core.mlp_loss_grad(scratch, work, params, x, y, u, _core.ACT_TANH, output, 0.2), params)
     assert np.linalg.norm(grad - numeric) / np.linalg.norm(numeric) < 1e-7
 
 
@@ -157,20 +152,17 @@ def test_epoch_is_batches_of_loss_grad_and_optimizer_steps(rng, adam):
     np.testing.assert_array_equal(p1, p2)
 
 
-def test_epoch_is_bitwise_identical_for_any_thread_count(rng):
+def test_epoch_is_bitwise_identical_for_any_thread_count(rng, restore_threads):
     units, n = np.array([60, 300, 10]), 64
     params, x, y = make(rng, tuple(units), n, _core.MLP_OUT_SOFTMAX, np.float32)
     work, grad = np.empty(_core.mlp_workspace_size(units, 32, True), np.float32), np.empty_like(params)
-    results, saved = [], cnn.get_num_threads()
-    try:
-        for threads in (1, 2):
-            cnn.set_num_threads(threads)
-            p, s = params.copy(), np.zeros(2 * params.size, np.float32)
-            loss, _ = _core.mlp_epoch(p, s, grad, work, x, y, None, units, _core.ACT_RELU, _core.MLP_OUT_SOFTMAX,
-                                      1e-4, 32, 0, 2, step_args(True))
-            results.append((loss, p))
-    finally:
-        cnn.set_num_threads(saved)
+    results = []
+    for threads in (1, 2):
+        cnn.set_num_threads(threads)
+        p, s = params.copy(), np.zeros(2 * params.size, np.float32)
+        loss, _ = _core.mlp_epoch(p, s, grad, work, x, y, None, units, _core.ACT_RELU, _core.MLP_OUT_SOFTMAX,
+                                  1e-4, 32, 0, 2, step_args(True))
+        results.append((loss, p))
     assert results[0][0] == results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
@@ -210,7 +202,18 @@ EPOCH_BAD = {
 
 
 def test_valid_epoch_call_works():
-    _core.mlp_epoch(*epoch_args().values())
+    args = epoch_args()
+    total, t = _core.mlp_epoch(*args.values())
+    assert t == 0  # SGD counts no steps: only Adam's t advances
+    # the same epoch a batch at a time. y is all zeros, so the first batch's cross-entropy is 0 and its loss is the
+    # L2 term alone: alpha/2 · Σ coefs² / 3 rows, over 3·4 + 4·2 = 20 unit weights, times its 3 rows
+    again = epoch_args()
+    first, _ = _core.mlp_epoch(*{**again, "end": 1}.values())
+    assert first == pytest.approx(3 * 0.5 * 1e-4 * 20 / 3, rel=1e-12)
+    second, _ = _core.mlp_epoch(*{**again, "begin": 1}.values())
+    assert first + second == pytest.approx(total, rel=1e-14)
+    np.testing.assert_array_equal(again["params"], args["params"])
+    assert not np.array_equal(args["params"], np.ones_like(args["params"]))  # the two steps moved the weights
 
 
 @pytest.mark.parametrize("case", sorted(EPOCH_BAD))

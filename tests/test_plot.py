@@ -36,7 +36,7 @@ def test_history_plots_train_and_validation_curves():
 def test_gradient_norms_one_log_scale_line_per_layer():
     logs = {"loss": [1, 2], "grad_norm/dense": [1e-4, 2e-4], "grad_norm/dense_1": [0.5, 0.4]}
     ax = plot.gradient_norms(logs).axes[0]
-    assert ax.get_yscale() == "log" and [l.get_label() for l in ax.lines] == ["dense", "dense_1"]
+    assert ax.get_yscale() == "log" and [line.get_label() for line in ax.lines] == ["dense", "dense_1"]
     assert tuple(ax.lines[0].get_ydata()) == (1e-4, 2e-4)
     with pytest.raises(ValueError, match="GradientNorms"):
         plot.gradient_norms({"loss": [1]})

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from cnn import _core
-from conftest import DTYPES, assert_close, rel_err
+from conftest import DTYPES, assert_close, central_differences, rel_err
 
 # (n, c, h, w, kernel, stride, padding (top, bottom, left, right)); torch pads symmetrically
 CASES = [
@@ -104,15 +104,7 @@ def test_pool_finite_differences(rng, kind):
         _core.maxpool2d_backward(dx, dy, max_pool(x, k, s, p)[1], k, s, p)
     else:
         _core.avgpool2d_backward(dx, dy, k, s, p, kind == "avg_include")
-    eps, num = 1e-6, np.empty_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = np.sum(forward(x) * dy)
-        x[i] = old - eps
-        down = np.sum(forward(x) * dy)
-        x[i] = old
-        num[i] = (up - down) / (2 * eps)
+    num = central_differences(lambda: np.sum(forward(x) * dy), x)
     assert rel_err(dx, num) < 1e-7
 
 

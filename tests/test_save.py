@@ -24,8 +24,8 @@ def trained(optimizer="adam", dropout=0.25, dtype="float32"):
 
 
 def assert_same_model(a, b):
-    assert [type(l) for l in a.layers] == [type(l) for l in b.layers]
-    assert [l.name for l in a.layers] == [l.name for l in b.layers]
+    assert [type(layer) for layer in a.layers] == [type(layer) for layer in b.layers]
+    assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers]
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         assert wa.dtype == wb.dtype
         np.testing.assert_array_equal(wa, wb)
@@ -51,7 +51,7 @@ def test_round_trip_is_bit_exact_and_training_continues_identically(tmp_path, op
     hb = copy.fit(x, y, batch_size=10, epochs=2, verbose=0)
     assert ha.history == hb.history
     assert_same_model(model, copy)
-    assert all(l.model is copy for l in copy.layers)
+    assert all(layer.model is copy for layer in copy.layers)
 
 
 def test_float64_and_unbuilt_and_uncompiled_models(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 
 import cnn
 from cnn.layers import Activation, Dense
+from conftest import central_differences
 
 
 def three_layer(dtype="float64", out_act="softmax"):
@@ -39,15 +40,7 @@ def test_three_layer_gradients_match_finite_differences(loss, out_act):
     for i in range(len(model.layers) - 1, -1, -1):
         dout = model.layers[i].backward(dout, need_dx=i > 0)
     analytic = model._grads.copy()
-    numeric = np.zeros_like(analytic)
-    for j in range(model._params.size):
-        old = model._params[j]
-        model._params[j] = old + 1e-6
-        up = loss_at()
-        model._params[j] = old - 1e-6
-        down = loss_at()
-        model._params[j] = old
-        numeric[j] = (up - down) / 2e-6
+    numeric = central_differences(loss_at, model._params)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 

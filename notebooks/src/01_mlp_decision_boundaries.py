@@ -11,9 +11,7 @@
 import os
 import time
 
-import matplotlib
 import matplotlib.pyplot as plt
-import numpy as np
 import sklearn.neural_network
 from sklearn.inspection import DecisionBoundaryDisplay
 

@@ -128,7 +128,8 @@ plt.show()
 # ## The table
 
 # %%
-print(f"{'model':<22} {'params':>9} {'lecture (Keras, MNIST)':>23} {'cnn (' + DATA + ')':>22} {'epochs':>7} {'time s':>7}")
+print(f"{'model':<22} {'params':>9} {'lecture (Keras, MNIST)':>23} {'cnn (' + DATA + ')':>22} {'epochs':>7} "
+      f"{'time s':>7}")
 for name, r in results.items():
     print(f"{name:<22} {r['params']:>9,} {LECTURE[name]:>23.4f} {r['accuracy']:>22.4f} {r['epochs']:>7} "
           f"{r['seconds']:>7.1f}")

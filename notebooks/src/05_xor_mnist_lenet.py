@@ -91,7 +91,7 @@ except ImportError:
 order = np.random.default_rng(0).permutation(len(images_train))
 curves = {"cnn": []}
 start = time.perf_counter()
-for epoch in range(EPOCHS):
+for _ in range(EPOCHS):
     for s in range(0, len(order), 32):
         idx = order[s:s + 32]
         curves["cnn"].append(model.train_on_batch(images_train[idx], y_train[idx])[0])
@@ -105,7 +105,7 @@ if torch is not None:
     xt, yt = torch.tensor(images_train[order]), torch.tensor(y_train[order].astype(np.int64))
     curves["PyTorch"] = []
     start = time.perf_counter()
-    for epoch in range(EPOCHS):
+    for _ in range(EPOCHS):
         for s in range(0, len(xt), 32):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(twin(xt[s:s + 32]), yt[s:s + 32])

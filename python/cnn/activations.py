@@ -1,15 +1,17 @@
 """Activations by name. Each is a small object whose forward/backward call one C kernel."""
+from __future__ import annotations
+
 import numpy as np
 
 from . import _core
 
-__all__ = ["get", "Activation", "names"]
+__all__ = ["get", "names", "ActivationFunction", "Softmax", "leaky_relu", "scaled_tanh"]
 
 
 class ActivationFunction:
     """y = f(x) element-wise through activation_forward; f'(x) from y (and x)."""
 
-    def __init__(self, name, code, alpha=0.0, beta=1.0):
+    def __init__(self, name: str, code: int | None, alpha: float = 0.0, beta: float = 1.0) -> None:
         self.name, self.code, self.alpha, self.beta = name, code, alpha, beta
 
     def forward(self, x, out=None):
@@ -34,7 +36,7 @@ class ActivationFunction:
 class Softmax(ActivationFunction):
     """softmax (or log-softmax) over the last axis; inputs of rank > 2 are treated as rows."""
 
-    def __init__(self, name, log=False):
+    def __init__(self, name: str, log: bool = False) -> None:
         super().__init__(name, None)
         self.log = log
 
@@ -66,11 +68,11 @@ _REGISTRY = {
 _ALIASES = {None: "linear", "identity": "linear", "logistic": "sigmoid"}
 
 
-def names():
+def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name):
+def get(name: str | ActivationFunction | None) -> ActivationFunction:
     """An activation by name (None means linear), or an ActivationFunction passed through."""
     if isinstance(name, ActivationFunction):
         return name
@@ -82,12 +84,12 @@ def get(name):
     return _REGISTRY[key]()
 
 
-def leaky_relu(negative_slope=0.2):
+def leaky_relu(negative_slope: float = 0.2) -> ActivationFunction:
     """Leaky ReLU with the given slope for x < 0 (Keras' default slope is 0.2, PyTorch's 0.01)."""
     return ActivationFunction("leaky_relu", _core.ACT_LEAKY_RELU, float(negative_slope))
 
 
-def scaled_tanh(a=1.7159, s=1.0):
+def scaled_tanh(a: float = 1.7159, s: float = 1.0) -> ActivationFunction:
     """a·tanh(s·x); a must be non-zero."""
     if a == 0:
         raise ValueError("scaled_tanh: the scale a must be non-zero, got 0")

@@ -7,11 +7,20 @@ softmax; scaled tanh is 1.7159·tanh(x). The lecture's list names no activation 
 relu, which on Fashion-MNIST learns faster in the five epochs the lecture trains for than LeCun et al.'s
 squashing (see lenet5). 61,750 parameters. `lenet5_torch` is the same network in torch.nn, so
 cnn.interop.from_torch / to_torch copy weights between the two."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import initializers
 from .layers import Activation, AveragePooling2D, Conv2D, Dense, Flatten
 from .models import Sequential
+
+if TYPE_CHECKING:
+    import torch
+
+    from ._types import ArrayLike, DTypeLike
 
 __all__ = ["lenet5", "lenet5_torch", "lenet5_inputs"]
 
@@ -19,13 +28,13 @@ __all__ = ["lenet5", "lenet5_torch", "lenet5_inputs"]
 BACKGROUND, INK_SLOPE = 1.175, 1.275
 
 
-def zero_sum_he_uniform(shape, rng, dtype):
+def zero_sum_he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: DTypeLike) -> np.ndarray:
     """He's uniform kernel (limit √(6/fan_in)) less its mean over each filter, so a constant input gives 0."""
     kernel = initializers.he_uniform(shape, rng, np.float64)
     return (kernel - kernel.mean(axis=tuple(range(1, kernel.ndim)), keepdims=True)).astype(dtype)
 
 
-def lenet5(seed=None, dtype="float32"):
+def lenet5(seed: int | None = None, dtype: DTypeLike = "float32") -> Sequential:
     """The lecture's LeNet-5 as a cnn.Sequential for (N, 1, 32, 32) inputs (see lenet5_inputs).
 
     Initialisation, chosen on Fashion-MNIST (Adam 5e-4, batch 32, 5 epochs, benchmarks/lenet5.py):
@@ -60,7 +69,7 @@ def lenet5(seed=None, dtype="float32"):
     ], seed=seed, dtype=dtype)
 
 
-def lenet5_torch():
+def lenet5_torch() -> torch.nn.Sequential:
     """The same network as a torch.nn.Sequential with PyTorch's own initialisation; it ends in logits
     (no softmax), to be trained with torch.nn.functional.cross_entropy."""
     import torch
@@ -76,7 +85,7 @@ def lenet5_torch():
         nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
 
 
-def lenet5_inputs(images):
+def lenet5_inputs(images: ArrayLike) -> np.ndarray:
     """uint8 images (N, 28, 28) as LeNet-5's float32 input (N, 1, 32, 32).
 
     Each image is padded by 2 pixels of background and each pixel p mapped to 1.175 - 1.275·(p/255),

@@ -2,13 +2,19 @@
 
 fit calls, in order: a progress bar (verbose >= 1), the user's callbacks, then History, so a callback
 that adds to the epoch logs (GradientNorms, LearningRateScheduler) has its values recorded."""
+from __future__ import annotations
+
 import math
 import os
 import warnings
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ._validation import check_choice, check_list, check_number
+
+if TYPE_CHECKING:
+    from ._types import PathLike
 
 __all__ = ["Callback", "History", "CallbackList", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
            "TerminateOnNaN", "GradientNorms"]
@@ -128,8 +134,9 @@ class EarlyStopping(_Monitor):
     an epoch after the first. With restore_best_weights the best epoch's weights are put back in
     on_train_end, whether or not training stopped early."""
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = check_number(patience, "patience", low=0, integer=True)
         self.verbose = verbose
@@ -174,7 +181,8 @@ class ModelCheckpoint(_Monitor):
 
     filepath may hold `{epoch}` (1-based) and log names, e.g. 'model-{epoch:02d}-{val_loss:.2f}.npz'."""
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto", verbose=0):
+    def __init__(self, filepath: PathLike, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto",
+                 verbose: int = 0) -> None:
         super().__init__(monitor, mode, 0)
         self.filepath = os.fspath(filepath)
         self.save_best_only = bool(save_best_only)
@@ -210,7 +218,7 @@ class LearningRateScheduler(Callback):
     """Before each epoch sets model.optimizer.learning_rate = schedule(epoch, current learning rate)
     (epoch counted from 0); logs 'learning_rate' at each epoch's end, as Keras 3."""
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"schedule must be callable as schedule(epoch, lr), got {type(schedule).__name__}")

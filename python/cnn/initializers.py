@@ -1,5 +1,12 @@
 """Weight initializers by name, Keras' definitions (fans of a conv kernel include its window)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._types import Initializer
 
 __all__ = ["get", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros", "ones", "random_normal",
            "random_uniform"]
@@ -66,7 +73,7 @@ _REGISTRY = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, 
                                       random_normal, random_uniform)}
 
 
-def get(name):
+def get(name: Initializer) -> Callable[..., np.ndarray]:
     if callable(name):
         return name
     if name not in _REGISTRY:

@@ -4,7 +4,16 @@ The trainable layers are paired in order: torch.nn.Linear with Dense (cnn's kern
 is torch's weight transposed) and torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)). Only
 parameters move; strides, padding and activations are the caller's to match. torch is imported here,
 on use, so `import cnn` never loads it."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models import Sequential
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -27,7 +36,7 @@ def _pairs(model, torch_module):
                              "Linear nor Conv2d; cnn cannot map it")
     if len(ours) != len(theirs):
         raise ValueError(f"the cnn model has {len(ours)} layers with weights "
-                         f"({', '.join(type(l).__name__ for l in ours)}), the torch module {len(theirs)} "
+                         f"({', '.join(type(layer).__name__ for layer in ours)}), the torch module {len(theirs)} "
                          f"({', '.join(type(m).__name__ for m in theirs)})")
     pairs = []
     for layer, module in zip(ours, theirs):
@@ -49,7 +58,7 @@ def _pairs(model, torch_module):
     return pairs
 
 
-def from_torch(model, torch_module):
+def from_torch(model: Sequential, torch_module: torch.nn.Module) -> Sequential:
     """Set the weights of `model` (a cnn.Sequential) from `torch_module`; returns model."""
     for layer, module, kind in _pairs(model, torch_module):
         weight = module.weight.detach().cpu().double().numpy()
@@ -59,7 +68,7 @@ def from_torch(model, torch_module):
     return model
 
 
-def to_torch(model, torch_module):
+def to_torch(model: Sequential, torch_module: torch.nn.Module) -> torch.nn.Module:
     """Set the parameters of `torch_module` from `model` (a cnn.Sequential); returns torch_module."""
     import torch
 

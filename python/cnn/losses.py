@@ -3,6 +3,8 @@
 A cross-entropy after a softmax (or sigmoid) output layer is computed from the layer's logits in one
 fused, stable C call; the model asks `fuses(activation)` to decide. Without that activation the
 output is taken as probabilities, clipped to [1e-7, 1 - 1e-7] as Keras does."""
+from __future__ import annotations
+
 import numpy as np
 
 from . import _core
@@ -19,7 +21,7 @@ class Loss:
     sparse = False  # targets are class indices
     fused_activation = None  # the output activation this loss can absorb
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = bool(from_logits)
 
     def fuses(self, activation_name):
@@ -101,7 +103,7 @@ class MulticlassHinge(Loss):
     Equals PyTorch's MultiMarginLoss times the number of classes."""
     name, sparse = "multiclass_hinge", True
 
-    def __init__(self, margin=1.0):
+    def __init__(self, margin: float = 1.0) -> None:
         super().__init__(from_logits=True)
         self.margin = float(check_number(margin, "margin"))
 
@@ -119,7 +121,7 @@ _REGISTRY = {
 _ALIASES = {"mse": "mean_squared_error", "hinge": "multiclass_hinge", "svm": "multiclass_hinge"}
 
 
-def get(loss):
+def get(loss: str | Loss) -> Loss:
     if isinstance(loss, Loss):
         return loss
     if not isinstance(loss, str):

@@ -27,10 +27,14 @@ model wait for each other and both get right answers).
 Shared layers. A layer belongs to the one model it was added to: its weights are views into that model's
 flat buffer. Adding it to a second model raises ValueError naming both (Keras shares the weights; cnn
 does not yet); pop() releases it."""
+from __future__ import annotations
+
 import functools
 import math
 import os
 import threading
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -43,6 +47,11 @@ from .callbacks import Callback, CallbackList, History
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .progress import ProgbarLogger
+
+if TYPE_CHECKING:
+    from ._types import ArrayLike, DTypeLike, PathLike, Verbose
+    from .losses import Loss
+    from .optimizers import Optimizer
 
 __all__ = ["Sequential", "load_model"]
 
@@ -72,7 +81,7 @@ def _batch_size(value):
     return 32 if value is None else check_number(value, "batch_size", low=1, high=INT_MAX, integer=True)
 
 
-def load_model(path):
+def load_model(path: PathLike) -> Sequential:
     """A model written by `model.save(path)`, compiled as it was (see cnn.saving)."""
     from . import saving  # zipfile, tempfile, json: loaded only when a model is saved or loaded
 
@@ -82,7 +91,8 @@ def load_model(path):
 class Sequential:
     _commit = NoCommit()  # a Commit while fit or train_on_batch runs: SIGINT waits out the optimizer step
 
-    def __init__(self, layers=None, name=None, seed=None, dtype="float32"):
+    def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None, seed: int | None = None,
+                 dtype: DTypeLike = "float32") -> None:
         self.name = check_name(name, "name") or "sequential"
         self.dtype = check_dtype(dtype)
         self.seed = None if seed is None else check_number(seed, "seed", low=0, integer=True)
@@ -106,7 +116,7 @@ class Sequential:
     # ---- structure ---------------------------------------------------------------------------
 
     @_locked
-    def add(self, layer):
+    def add(self, layer: Layer) -> None:
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
         if layer.model is not None and layer.model is not self:
@@ -120,7 +130,7 @@ class Sequential:
             self._input_layer = layer
             self.built = False
             return
-        names = {l.name for l in self.layers}
+        names = {layer.name for layer in self.layers}
         if layer.name is None:
             base, i = layer.default_name(), 0
             layer.name = base
@@ -134,7 +144,7 @@ class Sequential:
         self.built = False
 
     @_locked
-    def pop(self):
+    def pop(self) -> Layer:
         if not self.layers:
             raise TypeError("there are no layers in the model to pop")
         layer = self.layers.pop()
@@ -142,7 +152,7 @@ class Sequential:
         self.built = False
         return layer
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         if name is not None and index is not None:
             raise ValueError("provide only a layer name or a layer index, not both")
         if index is not None:
@@ -153,11 +163,11 @@ class Sequential:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}.")
 
     @_locked
     @deferring_interrupts
-    def build(self, input_shape=None):
+    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
         """Infer every layer's shape from input_shape (batch excluded) and lay out the flat buffers.
 
         Layers that were built before keep their weights; new ones are initialised. A build that fails
@@ -191,7 +201,7 @@ class Sequential:
         sizes = [math.prod(s[1]) for _, s in specs]
         total = sum(sizes)
         memory = _physical_memory()
-        largest = max(zip(sizes, (l.name for l, _ in specs)), default=(0, None))
+        largest = max(zip(sizes, (layer.name for layer, _ in specs)), default=(0, None))
         need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
         if memory is not None and need > memory:
             raise MemoryError(f"model {self.name!r} has {total} parameters: its weights, their gradients and "
@@ -204,9 +214,9 @@ class Sequential:
         else:
             rng = np.random.default_rng(self.seed if self.seed is not None else np.random.randint(2**31 - 1))
         params, grads = np.zeros(total, self.dtype), np.zeros(total, self.dtype)
-        weights, gradients = {id(l): [] for l in self.layers}, {id(l): [] for l in self.layers}
+        weights, gradients = {id(layer): [] for layer in self.layers}, {id(layer): [] for layer in self.layers}
         offset = 0
-        for (layer, (_, wshape, init)), size in zip(specs, sizes):
+        for (layer, (_, wshape, _)), size in zip(specs, sizes):
             weights[id(layer)].append(params[offset:offset + size].reshape(wshape))
             gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
             offset += size
@@ -235,21 +245,21 @@ class Sequential:
         return self.layers[0].input_shape if self.layers else None
 
     @_locked
-    def count_params(self):
+    def count_params(self) -> int:
         if not self.built:
             self.build()
         return int(self._params.size)
 
     @_locked
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for layer in self.layers for w in layer.weights]
 
     @_locked
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         if not self.built:
             self.build()
         weights = list(weights)
-        expected = sum(len(l.weights) for l in self.layers)
+        expected = sum(len(layer.weights) for layer in self.layers)
         if len(weights) != expected:
             raise ValueError(f"set_weights expects a list of {expected} arrays, got {len(weights)}")
         i = 0
@@ -260,7 +270,8 @@ class Sequential:
     # ---- training ----------------------------------------------------------------------------
 
     @_locked
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer: str | Optimizer = "adam", loss: str | Loss | None = None,
+                metrics: Sequence[str] | None = None) -> None:
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         optimizer, loss = optimizers_mod.get(optimizer), losses_mod.get(loss)
@@ -377,7 +388,7 @@ class Sequential:
 
     @_locked
     @deferring_interrupts
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
         """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
@@ -391,7 +402,7 @@ class Sequential:
         return [value, hits / len(x)] if self.metrics else value
 
     @_locked
-    def test_on_batch(self, x, y):
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
         """The loss on (x, y) in inference mode, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
@@ -422,7 +433,9 @@ class Sequential:
         return logs
 
     @_locked
-    def evaluate(self, x, y, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
+    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
+                 callbacks: Sequence[Callback] | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """The loss (and accuracy) over (x, y) in inference mode (dropout off)."""
         self._check_compiled()
         x, y = self._prepare(x, y)
@@ -438,7 +451,8 @@ class Sequential:
         return [value, acc] if self.metrics else value
 
     @_locked
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+    def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
+                callbacks: Sequence[Callback] | None = None) -> np.ndarray:
         """The model's outputs (probabilities after a softmax) for x, in inference mode."""
         x = self._prepare_inputs(x)
         batch_size = _batch_size(batch_size)
@@ -470,8 +484,10 @@ class Sequential:
 
     @_locked
     @deferring_interrupts
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+    def fit(self, x: ArrayLike | None = None, y: ArrayLike | None = None, batch_size: int | None = None,
+            epochs: int = 1, verbose: Verbose = "auto", callbacks: Sequence[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            shuffle: bool = True, initial_epoch: int = 0) -> History:
         """Train for epochs initial_epoch..epochs-1; returns a History (also kept as model.history).
 
         Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
@@ -547,7 +563,8 @@ class Sequential:
 
     # ---- inspection and persistence ------------------------------------------------------------
 
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
+                print_fn: Callable[[str], object] | None = None) -> None:
         """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes."""
         from . import summary as summary_mod
 
@@ -559,14 +576,14 @@ class Sequential:
         return summary_mod.html_summary(self)
 
     @_locked
-    def save(self, filepath):
+    def save(self, filepath: PathLike) -> None:
         """Architecture, weights, optimizer state and compile settings in one file (see cnn.saving)."""
         from . import saving
 
         saving.save_model(self, filepath)
 
     @_locked
-    def get_config(self):
+    def get_config(self) -> dict:
         from . import saving
 
         return saving.model_payload(self)[0]

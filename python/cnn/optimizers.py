@@ -5,6 +5,8 @@ epsilon on the uncorrected sqrt(v) and decays weights decoupled (w -= lr·wd·w)
 scikit-learn do. variant='torch' follows torch.optim exactly: momentum buffer b = μb + (1-τ)g,
 epsilon after bias correction, weight_decay as coupled L2 (g += wd·w); AdamW is decoupled in both.
 With a constant learning rate and no dampening both SGD variants follow the same trajectory."""
+from __future__ import annotations
+
 import numpy as np
 
 from . import _core
@@ -16,25 +18,25 @@ _VARIANTS = {"torch": _core.OPT_TORCH, "keras": _core.OPT_KERAS}
 
 
 class Optimizer:
-    def __init__(self, learning_rate, weight_decay, variant):
+    def __init__(self, learning_rate: float, weight_decay: float | None, variant: str) -> None:
         self.learning_rate = float(check_number(learning_rate, "learning_rate", low=0))
         self.weight_decay = float(check_number(weight_decay or 0.0, "weight_decay", low=0))
         self.variant = check_choice(variant, "variant", _VARIANTS)
         self.iterations = 0
 
-    def state(self):
+    def state(self) -> list[np.ndarray]:
         """Optimizer state arrays (for save/load), in a fixed order."""
         return []
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the step count and state: the parameter buffer was laid out anew."""
         self.iterations = 0
         self.__dict__.update({k: None for k in self._state_names})
 
 
 class SGD(Optimizer):
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0,
-                 variant="keras"):
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, dampening: float = 0.0, variant: str = "keras") -> None:
         super().__init__(learning_rate, weight_decay, variant)
         self.momentum = float(check_number(momentum, "momentum", low=0, high=1))
         self.dampening = float(check_number(dampening, "dampening"))
@@ -48,7 +50,7 @@ class SGD(Optimizer):
     def state(self):
         return [] if self._buf is None else [self._buf]
 
-    def step(self, params, grads):
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         if self.momentum and self._buf is None:
             self._buf = np.zeros_like(params)
         _core.sgd_step(params, self._buf, grads, self.learning_rate, self.momentum, self.dampening,
@@ -65,8 +67,8 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=None, weight_decay=0.0,
-                 variant="keras"):
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float | None = None, weight_decay: float = 0.0, variant: str = "keras") -> None:
         super().__init__(learning_rate, weight_decay, variant)
         self.beta_1 = float(check_number(beta_1, "beta_1", low=0, high=1, high_open=True))
         self.beta_2 = float(check_number(beta_2, "beta_2", low=0, high=1, high_open=True))
@@ -80,7 +82,7 @@ class Adam(Optimizer):
     def state(self):
         return [] if self._m is None else [self._m, self._v]
 
-    def step(self, params, grads):
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         if self._m is None:
             self._m, self._v = np.zeros_like(params), np.zeros_like(params)
         _core.adam_step(params, self._m, self._v, grads, self.learning_rate, self.beta_1, self.beta_2,
@@ -97,15 +99,15 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=None,
-                 variant="keras"):
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float | None = None, variant: str = "keras") -> None:
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, variant)
 
 
 _REGISTRY = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
-def get(optimizer):
+def get(optimizer: str | Optimizer) -> Optimizer:
     if isinstance(optimizer, Optimizer):
         return optimizer
     if not isinstance(optimizer, str):

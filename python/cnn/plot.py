@@ -2,9 +2,19 @@
 
 matplotlib is imported only when a function is called (install the `plot` extra: pip install cnn[plot]).
 Every function returns the matplotlib Figure it drew."""
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ._types import ArrayLike
+    from .callbacks import History
 
 __all__ = ["history", "gradient_norms", "filters", "confusion_matrix"]
 
@@ -18,7 +28,7 @@ def _pyplot():
     return plt
 
 
-def history(history):
+def history(history: History | dict[str, list[float]]) -> Figure:
     """Loss and accuracy per epoch, training and validation, from a History or its .history dict."""
     plt = _pyplot()
     logs = getattr(history, "history", history)
@@ -40,7 +50,7 @@ def history(history):
     return fig
 
 
-def gradient_norms(history):
+def gradient_norms(history: History | dict[str, list[float]]) -> Figure:
     """The per-layer gradient norms that cnn.callbacks.GradientNorms logged, one line per layer, log scale:
     in a deep sigmoid net the first layers' lines sit orders of magnitude below the last ones'."""
     plt = _pyplot()
@@ -60,7 +70,7 @@ def gradient_norms(history):
     return fig
 
 
-def filters(weights, shape, columns=None, cmap="seismic"):
+def filters(weights: ArrayLike, shape: Sequence[int], columns: int | None = None, cmap: str = "seismic") -> Figure:
     """Each column of `weights` (in, units), e.g. a first Dense kernel, as an image of `shape` (28, 28),
     in a grid; the colour scale is symmetric about 0 per image so positive and negative weights show."""
     plt = _pyplot()
@@ -83,7 +93,7 @@ def filters(weights, shape, columns=None, cmap="seismic"):
     return fig
 
 
-def confusion_matrix(y_true, y_pred, labels=None):
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[str] | None = None) -> Figure:
     """Counts of (true class, predicted class); y_pred may be class indices or per-class scores."""
     plt = _pyplot()
     y_true = np.asarray(y_true)

@@ -164,8 +164,8 @@ def model_payload(model):
               "input_layer": None if model._input_layer is None else _layer_config(model._input_layer),
               "layers": [_layer_config(layer) for layer in model.layers],
               "rng": _generator_state(model._rng),
-              "layer_rngs": {l.name: _generator_state(l._rng) for l in model.layers
-                             if getattr(l, "_rng", None) is not None},
+              "layer_rngs": {layer.name: _generator_state(layer._rng) for layer in model.layers
+                             if getattr(layer, "_rng", None) is not None},
               "compile": None}
     arrays = {}
     if model.built:
@@ -241,7 +241,7 @@ def model_from_payload(config, arrays):
     if not isinstance(config["layer_rngs"], dict):
         raise ValueError(f"config.layer_rngs must be an object, got {config['layer_rngs']!r}")
     for name, state in config["layer_rngs"].items():
-        layer = next((l for l in model.layers if l.name == name), None)
+        layer = next((candidate for candidate in model.layers if candidate.name == name), None)
         if layer is None or not hasattr(layer, "_rng"):
             raise ValueError(f"config.layer_rngs names {name!r}, which is no layer with its own generator "
                              f"(Dropout with a seed) in the model")

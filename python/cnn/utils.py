@@ -1,13 +1,19 @@
 """Small helpers with Keras' names: one-hot labels and a global seed."""
+from __future__ import annotations
+
 import numbers
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._types import ArrayLike, DTypeLike
 
 __all__ = ["to_categorical", "set_random_seed"]
 
 
-def to_categorical(y, num_classes=None, dtype="float32"):
+def to_categorical(y: ArrayLike, num_classes: int | None = None, dtype: DTypeLike = "float32") -> np.ndarray:
     """One-hot rows for integer class labels, as keras.utils.to_categorical.
 
     num_classes defaults to max(y) + 1; a trailing axis of length 1 is dropped ((N, 1) gives (N, C))."""
@@ -34,7 +40,7 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return out.reshape(tuple(shape) + (int(num_classes),))
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Seed Python's `random` and NumPy's global generator, so models built without seed= repeat."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")

@@ -9,15 +9,22 @@ them: the model then need not zero them before each step, a pass over every grad
 
 Every layer remembers the arguments its constructor was called with, so `get_config()` /
 `from_config()` (used by save, load and pickle) work for any subclass without extra code."""
+from __future__ import annotations
+
 import functools
 import inspect
 import math
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import activations, initializers, regularizers
 from .._validation import check_kernel_size, check_name, check_shape
+
+if TYPE_CHECKING:
+    from .._types import ArrayLike, Shape
 
 
 class Layer:
@@ -48,7 +55,7 @@ class Layer:
 
         cls.__init__ = recording_init
 
-    def __init__(self, name=None, input_shape=None, input_dim=None):
+    def __init__(self, name: str | None = None, input_shape: Shape | None = None, input_dim: int | None = None) -> None:
         if input_dim is not None:
             input_shape = (input_dim,)
         self.name = check_name(name, "name")
@@ -97,17 +104,17 @@ class Layer:
         """[(weight view, gradient view, regularizer)] that add to the training loss."""
         return []
 
-    def count_params(self):
+    def count_params(self) -> int:
         return sum(math.prod(shape) for _, shape, _ in self.weight_specs()) if self.built else 0
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for w in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         weights = list(weights)
         if len(weights) != len(self.weights):
             raise ValueError(f"layer {self.name!r} expects {len(self.weights)} weight arrays, got {len(weights)}")
-        for (wname, shape, _), cur, new in zip(self.weight_specs(), self.weights, weights):
+        for (wname, shape, _), new in zip(self.weight_specs(), weights):
             new = np.asarray(new)
             if new.shape != tuple(shape):
                 raise ValueError(f"layer {self.name!r} weight {wname!r} must have shape {tuple(shape)}, "
@@ -115,7 +122,7 @@ class Layer:
         for cur, new in zip(self.weights, weights):
             cur[...] = new
 
-    def get_config(self):
+    def get_config(self) -> dict:
         """The constructor arguments (as given, with defaults filled in) and the current name."""
         config = dict(getattr(self, "_init_args", {}))
         config["name"] = self.name

@@ -1,10 +1,19 @@
 """Conv2D: a 2-D convolution over NCHW images, weights (filters, in/groups, kh, kw) as PyTorch."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _core
 from .._validation import INT_MAX, check_image_shape, check_kernel_size, check_number, check_pair
 from ._buffers import reuse
 from .base import Layer
+
+if TYPE_CHECKING:
+    from .._types import Initializer, IntPair, Shape
+    from ..activations import ActivationFunction
+    from ..regularizers import L2
 
 
 def conv_padding(padding, kernel_size, dilation, strides):
@@ -31,9 +40,12 @@ class Conv2D(Layer):
 
     overwrites_grads = True
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1, activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 input_shape=None, name=None):
+    def __init__(self, filters: int, kernel_size: IntPair, strides: IntPair = 1,
+                 padding: str | IntPair = "valid", dilation_rate: IntPair = 1,
+                 groups: int = 1, activation: str | ActivationFunction | None = None, use_bias: bool = True,
+                 kernel_initializer: Initializer = "glorot_uniform", bias_initializer: Initializer = "zeros",
+                 kernel_regularizer: str | L2 | None = None, input_shape: Shape | None = None,
+                 name: str | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.filters = check_number(filters, "filters", low=1, high=INT_MAX, integer=True)
         self.kernel_size = check_pair(kernel_size, "kernel_size")

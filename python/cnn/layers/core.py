@@ -1,4 +1,8 @@
 """Dense and Activation layers."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _core, activations
@@ -6,14 +10,21 @@ from .._validation import INT_MAX, check_number
 from ._buffers import reuse
 from .base import Layer
 
+if TYPE_CHECKING:
+    from .._types import Initializer, Shape
+    from ..activations import ActivationFunction
+    from ..regularizers import L2
+
 
 class Dense(Layer):
     """y = activation(x·kernel + bias), kernel (in, units) as in Keras; inputs of rank > 2 contract the last axis."""
 
     overwrites_grads = True
 
-    def __init__(self, units, activation=None, use_bias=True, input_dim=None, input_shape=None,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, name=None):
+    def __init__(self, units: int, activation: str | ActivationFunction | None = None, use_bias: bool = True,
+                 input_dim: int | None = None, input_shape: Shape | None = None,
+                 kernel_initializer: Initializer = "glorot_uniform", bias_initializer: Initializer = "zeros",
+                 kernel_regularizer: str | L2 | None = None, name: str | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape, input_dim=input_dim)
         self.units = check_number(units, "units", low=1, high=INT_MAX, integer=True)
         self._init_weights_config(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer)
@@ -56,7 +67,8 @@ class Activation(Layer):
 
     forward and backward write into buffers the layer keeps and its next call overwrites."""
 
-    def __init__(self, activation, name=None, input_shape=None):
+    def __init__(self, activation: str | ActivationFunction, name: str | None = None,
+                 input_shape: Shape | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.activation = activations.get(activation)
         self._buffers = {}
@@ -74,4 +86,5 @@ class Activation(Layer):
             return None
         if logits:
             return dy
-        return self.activation.backward(np.ascontiguousarray(dy), x, y, out=reuse(self._buffers, "dx", x.shape, x.dtype))
+        dx = reuse(self._buffers, "dx", x.shape, x.dtype)
+        return self.activation.backward(np.ascontiguousarray(dy), x, y, out=dx)

@@ -1,8 +1,15 @@
 """Dropout: inverted dropout, active only while training (fit, train_on_batch)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._validation import check_number
 from .base import Layer
+
+if TYPE_CHECKING:
+    from .._types import Shape
 
 
 class Dropout(Layer):
@@ -12,7 +19,8 @@ class Dropout(Layer):
     The mask is drawn from the model's generator (so `Sequential(seed=...)` makes a fit reproducible),
     or from the layer's own generator when `seed` is given."""
 
-    def __init__(self, rate, seed=None, name=None, input_shape=None):
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
+                 input_shape: Shape | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.rate = float(check_number(rate, "rate", low=0, high=1))
         self.seed = None if seed is None else check_number(seed, "seed", low=0, integer=True)

@@ -1,4 +1,8 @@
 """Max and average pooling over NCHW images; one implementation behind the Keras names."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _core
@@ -6,9 +10,13 @@ from .._validation import check_image_shape, check_kernel_size, check_pair
 from ._buffers import reuse
 from .base import Layer
 
+if TYPE_CHECKING:
+    from .._types import IntPair, Shape
+
 
 class _Pooling2D(Layer):
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", input_shape=None, name=None):
+    def __init__(self, pool_size: IntPair = (2, 2), strides: IntPair | None = None, padding: str | IntPair = "valid",
+                 input_shape: Shape | None = None, name: str | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = check_pair(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else check_pair(strides, "strides")

@@ -1,11 +1,17 @@
 """Flatten and ZeroPadding2D: layers that move values without arithmetic."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._validation import check_image_shape, check_pair
 from ._buffers import reuse
 from .base import Layer
+
+if TYPE_CHECKING:
+    from .._types import IntPair, Shape
 
 
 class Flatten(Layer):
@@ -26,7 +32,8 @@ class Flatten(Layer):
 class ZeroPadding2D(Layer):
     """Zeros around each image: an int, (height, width) pairs, or ((top, bottom), (left, right)) as Keras."""
 
-    def __init__(self, padding=(1, 1), input_shape=None, name=None):
+    def __init__(self, padding: IntPair | tuple[tuple[int, int], tuple[int, int]] = (1, 1),
+                 input_shape: Shape | None = None, name: str | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         if (isinstance(padding, (tuple, list)) and len(padding) == 2
                 and all(isinstance(p, (tuple, list)) for p in padding)):
@@ -39,22 +46,22 @@ class ZeroPadding2D(Layer):
 
     def compute_output_shape(self, input_shape):
         c, h, w = check_image_shape(self, input_shape)
-        t, b, l, r = self.pads
-        return (c, h + t + b, w + l + r)
+        top, bottom, left, right = self.pads
+        return (c, h + top + bottom, w + left + right)
 
     def forward(self, x, training=False):
         self.check_input(x)
         # the border of a kept buffer stays zero: only the interior is ever written
         y = reuse(self._buffers, "y", (x.shape[0],) + self.output_shape, x.dtype, zero=True)
-        t, _, l, _ = self.pads
-        y[:, :, t:t + x.shape[2], l:l + x.shape[3]] = x
+        top, _, left, _ = self.pads
+        y[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x
         self._shape = x.shape
         return y
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        t, _, l, _ = self.pads
+        top, _, left, _ = self.pads
         dx = reuse(self._buffers, "dx", self._shape, dy.dtype)
-        np.copyto(dx, dy[:, :, t:t + self._shape[2], l:l + self._shape[3]])
+        np.copyto(dx, dy[:, :, top:top + self._shape[2], left:left + self._shape[3]])
         return dx
