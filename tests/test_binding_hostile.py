@@ -232,7 +232,8 @@ def test_a_nan_logit_makes_the_loss_nan(name, dtype):
     x = rng.standard_normal((4, 3)).astype(dtype)
     x[1, 2] = np.nan
     labels = np.array([0, 0, 1, 2])
-    target = labels if name in ("sparse_cross_entropy_loss", "multiclass_hinge_loss") else np.eye(3, dtype=dtype)[labels]
+    sparse = name in ("sparse_cross_entropy_loss", "multiclass_hinge_loss")
+    target = labels if sparse else np.eye(3, dtype=dtype)[labels]
     dx = np.empty_like(x)
     assert np.isnan(getattr(_core, name)(dx, x, target))
     assert np.isnan(dx[1]).any() and np.isnan(dx[1, 2])

@@ -121,7 +121,7 @@ class _Optimizer:
             return True
         self.learning_rate /= 5.0
         if verbose:
-            print(msg + " Setting learning rate to %f" % self.learning_rate)
+            print(f"{msg} Setting learning rate to {self.learning_rate:f}")
         return False
 
 
@@ -363,7 +363,8 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                              stacklevel=3)
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         units, hidden, output, alpha = self._net_args()
         work = np.empty(_core.mlp_workspace_size(units, batch_size, True), dtype=params.dtype)
@@ -391,7 +392,7 @@ class _BaseMLP(BaseEstimator):
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
                 # Non-finite weights stay so (NaN spreads; inf meets 0 or -inf), and relu(NaN) may hide them from
                 # the loss: sklearn would train on to max_iter and then raise. 10 us on B3's 80k weights (0.004%).
                 # With early stopping sklearn returns the best epoch's weights instead, so that runs on.
@@ -401,20 +402,20 @@ class _BaseMLP(BaseEstimator):
                 opt.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
-                    msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
-                        what, self.tol, self.n_iter_no_change)
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                           "consecutive epochs.")
                     if opt.trigger_stopping(msg, self.verbose):
                         break
                     self._no_improvement_count = 0
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
-                                  "hasn't converged yet." % self.max_iter, ConvergenceWarning)
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                                  "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
         except KeyboardInterrupt:
             if self.n_iter_ == 0:  # no epoch of this call ended: nothing to keep (_fit restores)
                 raise
-            warnings.warn("Training interrupted by user.")
+            warnings.warn("Training interrupted by user.", stacklevel=3)
         if early_stopping:
             params[...] = self._best_params
         return np.isfinite(params).all()
@@ -424,7 +425,7 @@ class _BaseMLP(BaseEstimator):
             score = self._score(X_val, y_val)
             self.validation_scores_.append(score)
             if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
+                print(f"Validation score: {self.validation_scores_[-1]:f}")
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -448,8 +449,8 @@ class _BaseMLP(BaseEstimator):
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC:
-            raise AttributeError("partial_fit is only available for stochastic optimizers. %s is not stochastic."
-                                 % self.solver)
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                                 "stochastic.")
         return True
 
     def _score_with_function(self, X, y, score_function):
@@ -523,8 +524,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else classes)
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
-            raise ValueError("`classes=%r` is not the same as on last call to partial_fit, was: %r"
-                             % (classes, self.classes_))
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to partial_fit, "
+                             f"was: {self.classes_!r}")
 
     def predict_log_proba(self, X):
         """log(predict_proba(X))."""
