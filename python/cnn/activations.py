@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import _core
+from ._validation import check_number
 
 __all__ = ["get", "Activation", "names"]
 
@@ -88,7 +89,7 @@ def leaky_relu(negative_slope=0.2):
 
 
 def scaled_tanh(a=1.7159, s=1.0):
-    """a·tanh(s·x); a must be non-zero."""
-    if a == 0:
+    """a·tanh(s·x); a must be finite and non-zero."""
+    if check_number(a, "scaled_tanh: the scale a") == 0:
         raise ValueError("scaled_tanh: the scale a must be non-zero, got 0")
     return ActivationFunction("scaled_tanh", _core.ACT_SCALED_TANH, float(a), float(s))
