@@ -132,12 +132,17 @@ def signature(name):
     """The arguments of cnn._core.<name>, parsed from the first line of its docstring."""
     line = getattr(_core, name).__doc__.split("\n", 1)[0]
     assert line.startswith(name + "("), f"{name}: its docstring must open with its signature, got {line!r}"
+    return [_arg(part) for part in _split(line[len(name) + 1:_closing(line, len(name))])]
+
+
+def _closing(text, start):
+    """The index of the parenthesis that closes the one at text[start]."""
     depth = 0
-    for end, ch in enumerate(line):
-        depth += (ch == "(") - (ch == ")")
-        if ch == ")" and depth == 0:
-            break
-    return [_arg(part) for part in _split(line[len(name) + 1:end])]
+    for i in range(start, len(text)):
+        depth += (text[i] == "(") - (text[i] == ")")
+        if depth == 0:
+            return i
+    raise ValueError(f"unclosed parenthesis in {text!r}")
 
 
 # ---- the rows -------------------------------------------------------------------------------------------
