@@ -476,7 +476,8 @@ static PyObject *py_adam_step(PyObject *self, PyObject *args)
     if (!g || check_variant(fn, variant) ||
         check_overlap(fn, OPERANDS({"p", p, OUT}, {"m", m, OUT}, {"v", v, OUT}, {"g", g, IN})))
         return NULL;
-    if (step < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 't' must be a step count >= 1, got %lld", fn, step);
+    if (step < 1) /* the bias correction 1 - beta1**t divides the step: t = 0 divides by zero */
+        return PyErr_Format(PyExc_ValueError, "%s: argument 't' must be a step count >= 1, got %lld", fn, step);
     size_t count = (size_t)PyArray_SIZE(p);
     Py_BEGIN_ALLOW_THREADS
     CALL(t, adam_step, DATA(p), DATA(m), DATA(v), DATA(g), count, lr, b1, b2, eps, wd, decoupled, step,
@@ -1088,8 +1089,8 @@ static PyMethodDef methods[] = {
                         "ACT_RELU, output an MLP_OUT_* code."),
     METHOD(mlp_loss_grad, "mlp_loss_grad(grad: out[P], work: out[W], params: in[P], x: in[N, IN], y: in[N, K], "
                           "units: in int64[L + 1], hidden: int, output: int, alpha: float) -> float\n\n"
-                          "The loss of the network on (x, y) plus alpha/2·Σw²/N; grad = its gradient. Sizes and "
-                          "codes as mlp_forward, W = mlp_workspace_size(units, N, True)."),
+                          "The loss of the network on (x, y) plus alpha/(2N)·Σw² over its weights; grad = its "
+                          "gradient. Sizes and codes as mlp_forward, W = mlp_workspace_size(units, N, True)."),
     METHOD(mlp_epoch, "mlp_epoch(params: inout[P], state: inout[S], grad: out[P], work: out[W], x: in[N, IN], "
                       "y: in[N, K], order: in int64[N] < N | None, units: in int64[L + 1], hidden: int, output: int, "
                       "alpha: float, batch: int, begin: int, end: int, opt: (adam: bool, lr: float, momentum: float, "
