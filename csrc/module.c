@@ -1,17 +1,18 @@
 /* module.c: the only Python-aware C file. Every wrapper has one shape: parse, check the memory
  * contract (type, dtype, byte order, rank, shape, contiguity, alignment, writeability, overlap, sizes
- * that fit, index values), release the GIL, call the kernel, return. Arguments must already be NumPy
- * arrays: the wrappers never convert or copy them, so they take no references. The one exception is
- * an index array (labels, argmax, order): another Python thread may write it while the kernel runs
- * without the GIL, so the kernel reads a private copy, checked while the GIL is held and freed after
- * the call. The friendly, meaning-level checks live in python/cnn/_validation.py; these are the last
- * line of defence. */
+ * that fit, index values, enum codes), release the GIL, call the kernel, return. Arguments must already
+ * be NumPy arrays: the wrappers never convert or copy them, so they take no references. The one
+ * exception is an index array (labels, argmax, order): another Python thread may write it while the
+ * kernel runs without the GIL, so the kernel reads a private copy, checked while the GIL is held and
+ * freed after the call. The wrappers check nothing that only guards meaning (a learning rate's sign, a
+ * beta's range): the friendly, meaning-level checks live in python/cnn (optimizers, layers, losses,
+ * _validation.py); these are the last line of defence for memory. Each function's signature is stated
+ * once, in its docstring in the method table at the bottom. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 #include <limits.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,30 +117,28 @@ static PyArrayObject *optional_arg(PyObject *o, int *ok, const char *fn, const c
     return a;
 }
 
-/* An output may alias an input only where the kernel allows it (same_ok: element-wise kernels). */
-static int check_overlap(const char *fn, const char *out_name, PyArrayObject *out, const char *in_name,
-                         PyArrayObject *in, int same_ok)
-{
-    if (!out || !in) return 0;
-    char *o0 = PyArray_BYTES(out), *o1 = o0 + PyArray_NBYTES(out);
-    char *i0 = PyArray_BYTES(in), *i1 = i0 + PyArray_NBYTES(in);
-    if (o0 >= i1 || i0 >= o1) return 0;
-    if (same_ok && o0 == i0 && o1 == i1) return 0;
-    PyErr_Format(PyExc_ValueError, "%s: output '%s' must not overlap input '%s'%s", fn, out_name, in_name,
-                 same_ok ? " (except as the very same array)" : "");
-    return -1;
-}
+/* One overlap rule for every wrapper: an output shares no memory with another output or an input, except
+ * that an element-wise kernel's output may be the very same array as the input flagged SAME (same start,
+ * same length: each element is read before it is written). The wrapper lists its operands in one table;
+ * NULL arrays (arguments given as None) are skipped. */
+enum { IN, OUT, SAME };
+typedef struct { const char *name; PyArrayObject *a; int role; } operand;
+#define OPERANDS(...) (operand[]){__VA_ARGS__}, (int)(sizeof((operand[]){__VA_ARGS__}) / sizeof(operand))
 
-/* No output overlaps another output or any input (NULL entries are skipped). */
-static int check_disjoint(const char *fn, PyArrayObject **outs, const char **out_names, int n_out,
-                          PyArrayObject **ins, const char **in_names, int n_in)
+static int check_overlap(const char *fn, const operand *ops, int count)
 {
-    for (int i = 0; i < n_out; i++) {
-        for (int j = 0; j < n_in; j++)
-            if (check_overlap(fn, out_names[i], outs[i], in_names[j], ins[j], 0)) return -1;
-        for (int j = i + 1; j < n_out; j++)
-            if (check_overlap(fn, out_names[i], outs[i], out_names[j], outs[j], 0)) return -1;
-    }
+    for (int i = 0; i < count; i++)
+        for (int j = 0; j < count; j++) {
+            const operand *o = &ops[i], *in = &ops[j];
+            if (o->role != OUT || i == j || !o->a || !in->a || (in->role == OUT && j < i)) continue;
+            char *o0 = PyArray_BYTES(o->a), *o1 = o0 + PyArray_NBYTES(o->a);
+            char *i0 = PyArray_BYTES(in->a), *i1 = i0 + PyArray_NBYTES(in->a);
+            if (o0 >= i1 || i0 >= o1 || (in->role == SAME && o0 == i0 && o1 == i1)) continue;
+            PyErr_Format(PyExc_ValueError, "%s: output '%s' must not overlap %s '%s'%s", fn, o->name,
+                         in->role == OUT ? "output" : "input", in->name,
+                         in->role == SAME ? " (except as the very same array)" : "");
+            return -1;
+        }
     return 0;
 }
 
@@ -171,16 +170,8 @@ static int64_t *checked_indices(const char *fn, const char *name, const char *wh
 /* The most elements one array may hold: its size in bytes must be a Py_ssize_t. */
 #define MAX_ELEMENTS ((size_t)PY_SSIZE_T_MAX / sizeof(double))
 
-/* A double as text for an error message (PyErr_Format has no %g). */
-typedef struct { char s[32]; } numtext;
-static numtext num(double v)
-{
-    numtext t;
-    snprintf(t.s, sizeof t.s, "%g", v);
-    return t;
-}
-
 /* An element count for an error message: the sizes functions saturate at SIZE_MAX (cnn.h). */
+typedef struct { char s[32]; } numtext;
 static numtext count_text(size_t v)
 {
     numtext t;
@@ -189,18 +180,20 @@ static numtext count_text(size_t v)
     return t;
 }
 
-static int check_positive_finite(const char *fn, const char *name, double v, int allow_zero)
-{
-    if (isfinite(v) && (v > 0 || (allow_zero && v == 0))) return 0;
-    PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be a finite number %s 0, got %s", fn, name,
-                 allow_zero ? ">=" : ">", num(v).s);
-    return -1;
-}
-
 #define DATA(a) ((a) ? PyArray_DATA(a) : NULL)
 #define DIM(a, i) ((int)PyArray_DIM(a, i))
 /* Call the float32 or float64 instance of a kernel; `type` is the NumPy dtype. */
 #define CALL(type, kernel, ...) ((type) == NPY_FLOAT32 ? kernel##_f32(__VA_ARGS__) : kernel##_f64(__VA_ARGS__))
+
+/* The parse format of a family's wrappers (softmax, losses, pooling), units then ":fn", so that a parse
+ * error names the function as the others' literal ":name" formats do. */
+typedef struct { char s[64]; } format_text;
+static format_text parse_format(const char *units, const char *fn)
+{
+    format_text f;
+    snprintf(f.s, sizeof f.s, "%s:%s", units, fn);
+    return f;
+}
 
 /* ---- gemm ------------------------------------------------------------------------------------ */
 
@@ -219,7 +212,7 @@ static PyObject *py_gemm(PyObject *self, PyObject *args)
     if (!b) return NULL;
     int n = DIM(b, tb ? 0 : 1);
     PyArrayObject *c = array_arg(oc, fn, "c", t, 2, (npy_intp[]){m, n}, WRITE);
-    if (!c || check_overlap(fn, "c", c, "a", a, 0) || check_overlap(fn, "c", c, "b", b, 0)) return NULL;
+    if (!c || check_overlap(fn, OPERANDS({"c", c, OUT}, {"a", a, IN}, {"b", b, IN}))) return NULL;
     ptrdiff_t rsa = ta ? 1 : kd, csa = ta ? m : 1, rsb = tb ? 1 : n, csb = tb ? kd : 1;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, gemm, DATA(c), DATA(a), DATA(b), m, n, kd, rsa, csa, rsb, csb, n, acc);
@@ -244,9 +237,7 @@ static PyObject *py_dense_forward(PyObject *self, PyObject *args)
     int out = DIM(w, 1);
     PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){out}, READ);
     PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 2, (npy_intp[]){n, out}, WRITE) : NULL;
-    if (!y || check_overlap(fn, "y", y, "x", x, 0) || check_overlap(fn, "y", y, "w", w, 0) ||
-        check_overlap(fn, "y", y, "b", b, 0))
-        return NULL;
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"x", x, IN}, {"w", w, IN}, {"b", b, IN}))) return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, dense_forward, DATA(y), DATA(x), DATA(w), DATA(b), n, in, out);
     Py_END_ALLOW_THREADS
@@ -272,10 +263,9 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
     if (!dw) return NULL;
     PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 2, (npy_intp[]){n, in}, WRITE);
     PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){out}, WRITE) : NULL;
-    if (!ok) return NULL;
-    PyArrayObject *outs[] = {dx, dw, db}, *ins[] = {dy, x, w};
-    const char *on[] = {"dx", "dw", "db"}, *inn[] = {"dy", "x", "w"};
-    if (check_disjoint(fn, outs, on, 3, ins, inn, 3)) return NULL;
+    if (!ok || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dw", dw, OUT}, {"db", db, OUT}, {"dy", dy, IN},
+                                          {"x", x, IN}, {"w", w, IN})))
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, dense_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), n, in, out, accumulate);
     Py_END_ALLOW_THREADS
@@ -284,19 +274,12 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
 
 /* ---- activations ----------------------------------------------------------------------------- */
 
-static int check_activation(const char *fn, int act, double alpha)
+static int check_activation(const char *fn, int act)
 {
-    if (act < 0 || act >= ACT_COUNT) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'act' must be an activation code in [0, %d), got %d",
-                     fn, ACT_COUNT, act);
-        return -1;
-    }
-    if (act == ACT_SCALED_TANH && (alpha == 0 || !isfinite(alpha))) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'alpha' (the scale a of a*tanh(s*x)) must be finite and "
-                     "non-zero, got %s", fn, num(alpha).s);
-        return -1;
-    }
-    return 0;
+    if (act >= 0 && act < ACT_COUNT) return 0;
+    PyErr_Format(PyExc_ValueError, "%s: argument 'act' must be an activation code in [0, %d), got %d", fn, ACT_COUNT,
+                 act);
+    return -1;
 }
 
 /* Element-wise arrays: any rank 1..8, every one shaped as x. */
@@ -326,7 +309,7 @@ static PyObject *py_activation_forward(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOi|dd:activation_forward", &oy, &ox, &act, &alpha, &beta)) return NULL;
     PyArrayObject *x = elementwise_arg(ox, fn, "x");
     PyArrayObject *y = x ? like(oy, fn, "y", x, WRITE) : NULL;
-    if (!y || check_overlap(fn, "y", y, "x", x, 1) || check_activation(fn, act, alpha)) return NULL;
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"x", x, SAME})) || check_activation(fn, act)) return NULL;
     int t = PyArray_TYPE(x);
     size_t count = (size_t)PyArray_SIZE(x);
     Py_BEGIN_ALLOW_THREADS
@@ -347,8 +330,8 @@ static PyObject *py_activation_backward(PyObject *self, PyObject *args)
     PyArrayObject *y = x ? like(oy, fn, "y", x, READ) : NULL;
     PyArrayObject *dy = y ? like(ody, fn, "dy", x, READ) : NULL;
     PyArrayObject *dx = dy ? like(odx, fn, "dx", x, WRITE) : NULL;
-    if (!dx || check_overlap(fn, "dx", dx, "dy", dy, 1) || check_overlap(fn, "dx", dx, "x", x, 0) ||
-        check_overlap(fn, "dx", dx, "y", y, 0) || check_activation(fn, act, alpha))
+    if (!dx || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dy", dy, SAME}, {"x", x, IN}, {"y", y, IN})) ||
+        check_activation(fn, act))
         return NULL;
     int t = PyArray_TYPE(x);
     size_t count = (size_t)PyArray_SIZE(x);
@@ -358,15 +341,15 @@ static PyObject *py_activation_backward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* softmax_forward(y, x) and log_softmax_forward(y, x): x (N, K). */
+/* softmax and log_softmax along the last axis, forward and backward. */
 static PyObject *softmax_like_forward(PyObject *args, const char *fn, int log)
 {
     PyObject *oy, *ox;
-    if (!PyArg_ParseTuple(args, "OO", &oy, &ox)) return NULL;
+    if (!PyArg_ParseTuple(args, parse_format("OO", fn).s, &oy, &ox)) return NULL;
     int t = real_type(ox, fn, "x");
     PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 2, NULL, READ);
     PyArrayObject *y = x ? like(oy, fn, "y", x, WRITE) : NULL;
-    if (!y || check_overlap(fn, "y", y, "x", x, 1)) return NULL;
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"x", x, SAME}))) return NULL;
     int n = DIM(x, 0), k = DIM(x, 1);
     Py_BEGIN_ALLOW_THREADS
     if (log) CALL(t, log_softmax_forward, DATA(y), DATA(x), n, k);
@@ -375,16 +358,15 @@ static PyObject *softmax_like_forward(PyObject *args, const char *fn, int log)
     Py_RETURN_NONE;
 }
 
-/* softmax_backward(dx, dy, y) and log_softmax_backward(dx, dy, y): y is the forward's output. */
 static PyObject *softmax_like_backward(PyObject *args, const char *fn, int log)
 {
     PyObject *odx, *ody, *oy;
-    if (!PyArg_ParseTuple(args, "OOO", &odx, &ody, &oy)) return NULL;
+    if (!PyArg_ParseTuple(args, parse_format("OOO", fn).s, &odx, &ody, &oy)) return NULL;
     int t = real_type(oy, fn, "y");
     PyArrayObject *y = t < 0 ? NULL : array_arg(oy, fn, "y", t, 2, NULL, READ);
     PyArrayObject *dy = y ? like(ody, fn, "dy", y, READ) : NULL;
     PyArrayObject *dx = dy ? like(odx, fn, "dx", y, WRITE) : NULL;
-    if (!dx || check_overlap(fn, "dx", dx, "dy", dy, 1) || check_overlap(fn, "dx", dx, "y", y, 0)) return NULL;
+    if (!dx || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dy", dy, SAME}, {"y", y, IN}))) return NULL;
     int n = DIM(y, 0), k = DIM(y, 1);
     Py_BEGIN_ALLOW_THREADS
     if (log) CALL(t, log_softmax_backward, DATA(dx), DATA(dy), DATA(y), n, k);
@@ -402,13 +384,14 @@ static PyObject *py_log_softmax_backward(PyObject *s, PyObject *a) { return soft
 
 typedef enum { SPARSE_CE, CE, BCE, MSE, HINGE } loss_kind;
 
-/* loss(dx or None, x (N, K), labels (N) int64 | target (N, K)[, margin]) -> float */
+/* The five losses: the sparse ones (SPARSE_CE, HINGE) take int64 labels, the others a target shaped as x. */
 static PyObject *loss(PyObject *args, const char *fn, loss_kind kind)
 {
     PyObject *odx, *ox, *oy;
     double margin = 1;
     int sparse = kind == SPARSE_CE || kind == HINGE;
-    if (!PyArg_ParseTuple(args, kind == HINGE ? "OOO|d" : "OOO", &odx, &ox, &oy, &margin)) return NULL;
+    if (!PyArg_ParseTuple(args, parse_format(kind == HINGE ? "OOO|d" : "OOO", fn).s, &odx, &ox, &oy, &margin))
+        return NULL;
     int t = real_type(ox, fn, "x"), ok = 1;
     PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 2, NULL, READ);
     if (!x) return NULL;
@@ -416,12 +399,8 @@ static PyObject *loss(PyObject *args, const char *fn, loss_kind kind)
     PyArrayObject *y = sparse ? array_arg(oy, fn, "labels", NPY_INT64, 1, (npy_intp[]){n}, READ)
                               : like(oy, fn, "target", x, READ);
     if (!y) return NULL;
-    if (kind == HINGE && !isfinite(margin)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'margin' must be finite, got %s", fn, num(margin).s);
-        return NULL;
-    }
     PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 2, PyArray_DIMS(x), WRITE);
-    if (!ok || check_overlap(fn, "dx", dx, "x", x, 0) || check_overlap(fn, "dx", dx, sparse ? "labels" : "target", y, 0))
+    if (!ok || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"x", x, IN}, {sparse ? "labels" : "target", y, IN})))
         return NULL;
     int64_t *labels = sparse ? checked_indices(fn, "labels", "class indices", y, 0, n, k) : NULL;
     if (sparse && !labels) return NULL;
@@ -454,7 +433,6 @@ static int check_variant(const char *fn, int variant)
     return -1;
 }
 
-/* sgd_step(p, buf or None, g, lr, momentum, dampening, weight_decay, nesterov, first, variant) */
 static PyObject *py_sgd_step(PyObject *self, PyObject *args)
 {
     static const char *fn = "sgd_step";
@@ -467,17 +445,12 @@ static PyObject *py_sgd_step(PyObject *self, PyObject *args)
     int t = real_type(op, fn, "p"), ok = 1;
     PyArrayObject *p = t < 0 ? NULL : array_arg(op, fn, "p", t, 1, NULL, WRITE);
     PyArrayObject *g = p ? like(og, fn, "g", p, READ) : NULL;
-    if (!g || check_variant(fn, variant) || check_positive_finite(fn, "lr", lr, 1) ||
-        check_positive_finite(fn, "momentum", mom, 1) || check_positive_finite(fn, "weight_decay", wd, 1))
-        return NULL;
-    if (!isfinite(damp)) return PyErr_Format(PyExc_ValueError, "%s: argument 'dampening' must be finite", fn);
+    if (!g || check_variant(fn, variant)) return NULL;
     PyArrayObject *buf = optional_arg(obuf, &ok, fn, "buf", t, 1, PyArray_DIMS(p), WRITE);
     if (!ok) return NULL;
-    if (mom != 0 && !buf)
+    if (mom != 0 && !buf) /* the kernel keeps its momentum there */
         return PyErr_Format(PyExc_ValueError, "%s: argument 'buf' must be an array when momentum != 0, got None", fn);
-    if (check_overlap(fn, "p", p, "g", g, 0) || check_overlap(fn, "buf", buf, "g", g, 0) ||
-        check_overlap(fn, "buf", buf, "p", p, 0))
-        return NULL;
+    if (check_overlap(fn, OPERANDS({"p", p, OUT}, {"buf", buf, OUT}, {"g", g, IN}))) return NULL;
     size_t count = (size_t)PyArray_SIZE(p);
     Py_BEGIN_ALLOW_THREADS
     CALL(t, sgd_step, DATA(p), DATA(buf), DATA(g), count, lr, mom, damp, wd, nesterov, first, (cnn_opt_variant)variant);
@@ -485,7 +458,6 @@ static PyObject *py_sgd_step(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* adam_step(p, m, v, g, lr, beta1, beta2, eps, weight_decay, decoupled, t, variant) */
 static PyObject *py_adam_step(PyObject *self, PyObject *args)
 {
     static const char *fn = "adam_step";
@@ -501,18 +473,11 @@ static PyObject *py_adam_step(PyObject *self, PyObject *args)
     PyArrayObject *m = p ? like(om, fn, "m", p, WRITE) : NULL;
     PyArrayObject *v = m ? like(ov, fn, "v", p, WRITE) : NULL;
     PyArrayObject *g = v ? like(og, fn, "g", p, READ) : NULL;
-    if (!g || check_variant(fn, variant) || check_positive_finite(fn, "lr", lr, 1) ||
-        check_positive_finite(fn, "eps", eps, 1) || check_positive_finite(fn, "weight_decay", wd, 1))
+    if (!g || check_variant(fn, variant) ||
+        check_overlap(fn, OPERANDS({"p", p, OUT}, {"m", m, OUT}, {"v", v, OUT}, {"g", g, IN})))
         return NULL;
-    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
-        return PyErr_Format(PyExc_ValueError, "%s: arguments 'beta1' and 'beta2' must lie in [0, 1), got %s and %s",
-                            fn, num(b1).s, num(b2).s);
-    if (step < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 't' must be a step count >= 1, got %lld", fn, step);
-    PyArrayObject *all[] = {p, m, v, g};
-    const char *names[] = {"p", "m", "v", "g"};
-    for (int i = 0; i < 3; i++)
-        for (int j = i + 1; j < 4; j++)
-            if (check_overlap(fn, names[i], all[i], names[j], all[j], 0)) return NULL;
+    if (step < 1) /* the bias correction 1 - beta1**t divides the step: t = 0 divides by zero */
+        return PyErr_Format(PyExc_ValueError, "%s: argument 't' must be a step count >= 1, got %lld", fn, step);
     size_t count = (size_t)PyArray_SIZE(p);
     Py_BEGIN_ALLOW_THREADS
     CALL(t, adam_step, DATA(p), DATA(m), DATA(v), DATA(g), count, lr, b1, b2, eps, wd, decoupled, step,
@@ -521,7 +486,6 @@ static PyObject *py_adam_step(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* l2_penalty(g, p, lam) -> lam/2·Σp², and g += lam·p */
 static PyObject *py_l2_penalty(PyObject *self, PyObject *args)
 {
     static const char *fn = "l2_penalty";
@@ -531,7 +495,7 @@ static PyObject *py_l2_penalty(PyObject *self, PyObject *args)
     int t = real_type(op, fn, "p");
     PyArrayObject *p = t < 0 ? NULL : array_arg(op, fn, "p", t, 1, NULL, READ);
     PyArrayObject *g = p ? like(og, fn, "g", p, WRITE) : NULL;
-    if (!g || check_overlap(fn, "g", g, "p", p, 0) || check_positive_finite(fn, "lam", lam, 1)) return NULL;
+    if (!g || check_overlap(fn, OPERANDS({"g", g, OUT}, {"p", p, IN}))) return NULL;
     size_t count = (size_t)PyArray_SIZE(p);
     double value;
     Py_BEGIN_ALLOW_THREADS
@@ -641,7 +605,6 @@ static int conv_operands(const char *fn, PyObject *ox, PyObject *ow, const int *
 
 #define CONV_ARGS "(ii)(iiii)(ii)i"
 
-/* conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements */
 static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
 {
     static const char *fn = "conv2d_scratch_size";
@@ -665,7 +628,6 @@ static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
     return PyLong_FromSize_t(size);
 }
 
-/* conv2d_forward(y, x, w, b or None, scratch or None, stride, padding, dilation, groups) */
 static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
 {
     static const char *fn = "conv2d_forward";
@@ -681,18 +643,15 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
     PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
     PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
     PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE) : NULL;
-    if (!y) return NULL;
-    PyArrayObject *outs[] = {y, sc}, *ins[] = {x, w, b};
-    const char *on[] = {"y", "scratch"}, *inn[] = {"x", "w", "b"};
-    if (check_disjoint(fn, outs, on, 2, ins, inn, 3)) return NULL;
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"scratch", sc, OUT}, {"x", x, IN}, {"w", w, IN},
+                                         {"b", b, IN})))
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
-/* conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, dilation, groups,
- *                 accumulate=True) */
 static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
 {
     static const char *fn = "conv2d_backward";
@@ -712,10 +671,9 @@ static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
     PyArrayObject *dx = optional_arg(odx, &ok, fn, "dx", t, 4, PyArray_DIMS(x), WRITE);
     PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){g.oc}, WRITE) : NULL;
     PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
-    if (!ok) return NULL;
-    PyArrayObject *outs[] = {dx, dw, db, sc}, *ins[] = {dy, x, w};
-    const char *on[] = {"dx", "dw", "db", "scratch"}, *inn[] = {"dy", "x", "w"};
-    if (check_disjoint(fn, outs, on, 4, ins, inn, 3)) return NULL;
+    if (!ok || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dw", dw, OUT}, {"db", db, OUT}, {"scratch", sc, OUT},
+                                          {"dy", dy, IN}, {"x", x, IN}, {"w", w, IN})))
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g, accumulate);
     Py_END_ALLOW_THREADS
@@ -746,38 +704,34 @@ static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const 
 
 #define POOL_ARGS "(ii)(ii)(iiii)"
 
-/* The four pooling wrappers, all (kernel_size, stride, padding) after their arrays:
- *   maxpool2d_forward(y, argmax, x)     maxpool2d_backward(dx, dy, argmax)
- *   avgpool2d_forward(y, x, include)    avgpool2d_backward(dx, dy, include)   include: count_include_pad
- * The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads argmax, so it
- * reads a copy whose indices are checked to lie inside a plane. */
+/* The four pooling wrappers: max pooling passes argmax as its third array, average pooling a count_include_pad
+ * flag after the geometry. The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads
+ * argmax, so it reads a copy whose indices are checked to lie inside a plane. */
 static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
 {
     PyObject *o[3] = {NULL, NULL, NULL};
     int k[2], s[2], p[4], include = 1;
-    int parsed = max ? PyArg_ParseTuple(args, "OOO" POOL_ARGS, &o[0], &o[1], &o[2], &k[0], &k[1], &s[0], &s[1],
-                                        &p[0], &p[1], &p[2], &p[3])
-                     : PyArg_ParseTuple(args, "OO" POOL_ARGS "p", &o[0], &o[1], &k[0], &k[1], &s[0], &s[1], &p[0],
-                                        &p[1], &p[2], &p[3], &include);
+    int parsed = max ? PyArg_ParseTuple(args, parse_format("OOO" POOL_ARGS, fn).s, &o[0], &o[1], &o[2], &k[0],
+                                        &k[1], &s[0], &s[1], &p[0], &p[1], &p[2], &p[3])
+                     : PyArg_ParseTuple(args, parse_format("OO" POOL_ARGS "p", fn).s, &o[0], &o[1], &k[0], &k[1],
+                                        &s[0], &s[1], &p[0], &p[1], &p[2], &p[3], &include);
     if (!parsed) return NULL;
     PyObject *ofull = backward ? o[0] : o[max ? 2 : 1], *opooled = backward ? o[1] : o[0];
     PyObject *oidx = max ? o[backward ? 2 : 1] : NULL;
     const char *full_name = backward ? "dx" : "x", *pooled_name = backward ? "dy" : "y";
-    int in = backward ? WRITE : READ, out = backward ? READ : WRITE;
+    int full_access = backward ? WRITE : READ, pooled_access = backward ? READ : WRITE;
     int t = real_type(ofull, fn, full_name);
-    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, in);
+    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, full_access);
     cnn_pool2d g;
     if (!full || pool_geometry(fn, &g, full, k, s, p)) return NULL;
     npy_intp od[] = {g.n, g.c, g.oh, g.ow};
-    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, od, out);
-    if (!pooled || check_overlap(fn, full_name, full, pooled_name, pooled, 0)) return NULL;
-    PyArrayObject *idx = NULL;
-    if (max) {
-        idx = array_arg(oidx, fn, "argmax", NPY_INT64, 4, od, out);
-        if (!idx || check_overlap(fn, "argmax", idx, full_name, full, 0) ||
-            check_overlap(fn, "argmax", idx, pooled_name, pooled, 0))
-            return NULL;
-    }
+    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, od, pooled_access);
+    PyArrayObject *idx = pooled && max ? array_arg(oidx, fn, "argmax", NPY_INT64, 4, od, pooled_access) : NULL;
+    int full_role = backward ? OUT : IN, pooled_role = backward ? IN : OUT;
+    if (!pooled || (max && !idx) || check_overlap(fn, OPERANDS({full_name, full, full_role},
+                                                               {pooled_name, pooled, pooled_role},
+                                                               {"argmax", idx, pooled_role})))
+        return NULL;
     /* backward scatters through argmax: it reads a checked copy (the forward only writes argmax) */
     int64_t *argmax = max && backward ? checked_indices(fn, "argmax", "plane indices", idx, 0, PyArray_SIZE(idx),
                                                         (int64_t)g.h * g.w) : NULL;
@@ -832,7 +786,6 @@ static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output,
                      MLP_OUT_COUNT, output);
         return -1;
     }
-    if (check_positive_finite(fn, "alpha", alpha, 1)) return -1;
     *net = (cnn_mlp){(int)len - 1, units, (cnn_activation)hidden, (cnn_mlp_output)output, alpha};
     size_t count = cnn_mlp_param_count(net);
     if (count > MAX_ELEMENTS) {
@@ -866,7 +819,6 @@ static PyArrayObject *vector_arg(PyObject *o, const char *fn, const char *name, 
     return a;
 }
 
-/* mlp_workspace_size(units, n, training) -> reals of scratch that mlp_forward / mlp_loss_grad / mlp_epoch need */
 static PyObject *py_mlp_workspace_size(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_workspace_size";
@@ -880,7 +832,6 @@ static PyObject *py_mlp_workspace_size(PyObject *self, PyObject *args)
     return size == SIZE_MAX ? NULL : PyLong_FromSize_t(size);
 }
 
-/* mlp_forward(out, work, params, x, units, hidden, output) */
 static PyObject *py_mlp_forward(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_forward";
@@ -897,9 +848,7 @@ static PyObject *py_mlp_forward(PyObject *self, PyObject *args)
     PyArrayObject *out = p ? array_arg(oout, fn, "out", t, 2, (npy_intp[]){n, units[net.n_layers]}, WRITE) : NULL;
     size_t size = out ? mlp_workspace_arg(fn, &net, n, "x", 0) : SIZE_MAX;
     PyArrayObject *work = size != SIZE_MAX ? vector_arg(owork, fn, "work", t, size, 0) : NULL;
-    if (!work) return NULL;
-    PyArrayObject *outs[] = {out, work}, *ins[] = {p, x};
-    if (check_disjoint(fn, outs, (const char *[]){"out", "work"}, 2, ins, (const char *[]){"params", "x"}, 2))
+    if (!work || check_overlap(fn, OPERANDS({"out", out, OUT}, {"work", work, OUT}, {"params", p, IN}, {"x", x, IN})))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, mlp_forward, DATA(out), DATA(work), DATA(p), DATA(x), n, &net);
@@ -931,7 +880,6 @@ static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject 
     return a->work ? 0 : -1;
 }
 
-/* mlp_loss_grad(grad, work, params, x, y, units, hidden, output, alpha) -> loss */
 static PyObject *py_mlp_loss_grad(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_loss_grad";
@@ -943,10 +891,9 @@ static PyObject *py_mlp_loss_grad(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOOiid:mlp_loss_grad", &og, &owork, &op, &ox, &oy, &ou, &hidden, &output, &alpha))
         return NULL;
     if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
-        mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, READ, 0))
-        return NULL;
-    PyArrayObject *outs[] = {a.grad, a.work}, *ins[] = {a.p, a.x, a.y};
-    if (check_disjoint(fn, outs, (const char *[]){"grad", "work"}, 2, ins, (const char *[]){"params", "x", "y"}, 3))
+        mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, READ, 0) ||
+        check_overlap(fn, OPERANDS({"grad", a.grad, OUT}, {"work", a.work, OUT}, {"params", a.p, IN},
+                                   {"x", a.x, IN}, {"y", a.y, IN})))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     loss = CALL(a.t, mlp_loss_grad, DATA(a.grad), DATA(a.work), DATA(a.p), DATA(a.x), DATA(a.y), a.n, &net);
@@ -954,8 +901,6 @@ static PyObject *py_mlp_loss_grad(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(loss);
 }
 
-/* mlp_epoch(params, state, grad, work, x, y, order or None, units, hidden, output, alpha, batch, begin, end,
- *           (adam, lr, momentum, nesterov, beta1, beta2, eps, t)) -> (Σ batch loss·rows, t) */
 static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_epoch";
@@ -983,18 +928,11 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
     if (b0 < 0 || b0 > b1 || b1 > n_batches)
         return PyErr_Format(PyExc_ValueError, "%s: arguments 'begin', 'end' must satisfy 0 <= begin <= end <= %d "
                             "batches, got %d and %d", fn, n_batches, b0, b1);
-    if (check_positive_finite(fn, "lr", opt.lr, 0) || check_positive_finite(fn, "eps", opt.eps, 0))
-        return NULL;
-    if (!(opt.momentum >= 0 && opt.momentum <= 1) || !(opt.beta1 >= 0 && opt.beta1 < 1) ||
-        !(opt.beta2 >= 0 && opt.beta2 < 1))
-        return PyErr_Format(PyExc_ValueError, "%s: 'momentum' must lie in [0, 1] and 'beta1', 'beta2' in [0, 1), "
-                            "got %s, %s and %s", fn, num(opt.momentum).s, num(opt.beta1).s, num(opt.beta2).s);
     if (opt.t < 0 || opt.t > LLONG_MAX - (b1 - b0)) /* Adam counts one step per batch */
         return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must lie in [0, %lld] for %d batches, got %lld",
                             fn, LLONG_MAX - (b1 - b0), b1 - b0, opt.t);
-    PyArrayObject *outs[] = {a.p, state, a.grad, a.work}, *ins[] = {a.x, a.y, order};
-    if (check_disjoint(fn, outs, (const char *[]){"params", "state", "grad", "work"}, 4, ins,
-                       (const char *[]){"x", "y", "order"}, 3))
+    if (check_overlap(fn, OPERANDS({"params", a.p, OUT}, {"state", state, OUT}, {"grad", a.grad, OUT},
+                                   {"work", a.work, OUT}, {"x", a.x, IN}, {"y", a.y, IN}, {"order", order, IN})))
         return NULL;
     /* only the rows of the batches run: a call per batch must not pay for copying the whole epoch's order */
     long long first = (long long)b0 * batch, last = (long long)b1 * batch < a.n ? (long long)b1 * batch : a.n;
@@ -1049,43 +987,120 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
 
 /* ---- module ---------------------------------------------------------------------------------- */
 
+/* Each docstring is the one statement of its function's signature: tests/core_signatures.py reads it. The first
+ * line lists the arguments in order, named as the errors name them: in[...], out[...] and inout[...] are arrays
+ * of float32 or float64 (one dtype per call) that the function reads, writes, or both, of the shape in
+ * brackets; int64[...] < B holds indices in [0, B); "| None" means the argument may be None, "= v" that it
+ * may be left out; a tuple holds ints. Capitals are sizes, shared by the arguments of one call. */
 #define METHOD(name, doc) {#name, py_##name, METH_VARARGS, doc}
 static PyMethodDef methods[] = {
-    METHOD(gemm, "gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False): c [+]= op(a)·op(b)"),
-    METHOD(dense_forward, "dense_forward(y, x, w, b or None): y = x·w + b"),
-    METHOD(dense_backward, "dense_backward(dx or None, dw, db or None, dy, x, w, accumulate=True): dx = dy·wᵀ, "
-                           "dw += xᵀ·dy, db += Σdy (= when accumulate is false)"),
-    METHOD(activation_forward, "activation_forward(y, x, act, alpha=0, beta=1)"),
-    METHOD(activation_backward, "activation_backward(dx, dy, x, y, act, alpha=0, beta=1)"),
-    METHOD(softmax_forward, "softmax_forward(y, x): along the last axis of x (N, K)"),
-    METHOD(log_softmax_forward, "log_softmax_forward(y, x): along the last axis of x (N, K)"),
-    METHOD(softmax_backward, "softmax_backward(dx, dy, y)"),
-    METHOD(log_softmax_backward, "log_softmax_backward(dx, dy, y)"),
-    METHOD(sparse_cross_entropy_loss, "sparse_cross_entropy_loss(dx or None, logits, labels) -> mean loss"),
-    METHOD(cross_entropy_loss, "cross_entropy_loss(dx or None, logits, target) -> mean loss"),
-    METHOD(binary_cross_entropy_loss, "binary_cross_entropy_loss(dx or None, logits, target) -> mean loss"),
-    METHOD(mse_loss, "mse_loss(dx or None, pred, target) -> mean loss"),
-    METHOD(multiclass_hinge_loss, "multiclass_hinge_loss(dx or None, scores, labels, margin=1) -> mean loss"),
-    METHOD(sgd_step, "sgd_step(p, buf, g, lr, momentum, dampening, weight_decay, nesterov, first, variant)"),
-    METHOD(adam_step, "adam_step(p, m, v, g, lr, beta1, beta2, eps, weight_decay, decoupled, t, variant)"),
-    METHOD(l2_penalty, "l2_penalty(g, p, lam) -> lam/2·Σp²; g += lam·p"),
-    METHOD(conv2d_scratch_size, "conv2d_scratch_size(x_shape, w_shape, stride, padding, dilation, groups) -> elements"),
-    METHOD(conv2d_forward, "conv2d_forward(y, x, w, b or None, scratch or None, (sh, sw), (top, bottom, left, right), "
-                           "(dh, dw), groups)"),
-    METHOD(conv2d_backward, "conv2d_backward(dx or None, dw, db or None, dy, x, w, scratch or None, stride, padding, "
-                            "dilation, groups, accumulate=True): scratch as the forward left it; dw and db += "
-                            "(= when accumulate is false)"),
-    METHOD(maxpool2d_forward, "maxpool2d_forward(y, argmax, x, (kh, kw), (sh, sw), (top, bottom, left, right))"),
-    METHOD(maxpool2d_backward, "maxpool2d_backward(dx, dy, argmax, kernel_size, stride, padding)"),
-    METHOD(avgpool2d_forward, "avgpool2d_forward(y, x, kernel_size, stride, padding, count_include_pad)"),
-    METHOD(avgpool2d_backward, "avgpool2d_backward(dx, dy, kernel_size, stride, padding, count_include_pad)"),
-    METHOD(mlp_workspace_size, "mlp_workspace_size(units, n, training) -> reals of scratch for n rows"),
-    METHOD(mlp_forward, "mlp_forward(out, work, params, x, units, hidden, output)"),
-    METHOD(mlp_loss_grad, "mlp_loss_grad(grad, work, params, x, y, units, hidden, output, alpha) -> loss"),
-    METHOD(mlp_epoch, "mlp_epoch(params, state, grad, work, x, y, order or None, units, hidden, output, alpha, "
-                      "batch, begin, end, (adam, lr, momentum, nesterov, beta1, beta2, eps, t)) -> (loss·rows, t)"),
-    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
-    METHOD(set_num_threads, "set_num_threads(n)"),
+    METHOD(gemm, "gemm(c: out[M, N], a: in[M, K], b: in[K, N], trans_a: bool = False, trans_b: bool = False, "
+                 "accumulate: bool = False)\n\n"
+                 "c = op(a)·op(b), or c += op(a)·op(b) with accumulate; op(a) = aᵀ with trans_a, then a is (K, M), "
+                 "op(b) = bᵀ with trans_b, then b is (N, K)."),
+    METHOD(dense_forward, "dense_forward(y: out[N, OUT], x: in[N, IN], w: in[IN, OUT], b: in[OUT] | None)\n\n"
+                          "y = x·w + b."),
+    METHOD(dense_backward, "dense_backward(dx: out[N, IN] | None, dw: inout[IN, OUT], db: inout[OUT] | None, "
+                           "dy: in[N, OUT], x: in[N, IN], w: in[IN, OUT], accumulate: bool = True)\n\n"
+                           "dx = dy·wᵀ, dw += xᵀ·dy, db += Σdy (= when accumulate is false)."),
+    METHOD(activation_forward, "activation_forward(y: out[*], x: in[*], act: int, alpha: float = 0, "
+                               "beta: float = 1)\n\n"
+                               "y = act(x) element-wise, * any shape of rank 1 to 8; y may be x. act is an ACT_* "
+                               "code; alpha and beta are its parameters (ACT_SCALED_TANH: a and s of a·tanh(s·x), "
+                               "ACT_LEAKY_RELU: alpha the slope)."),
+    METHOD(activation_backward, "activation_backward(dx: out[*], dy: in[*], x: in[*], y: in[*], act: int, "
+                                "alpha: float = 0, beta: float = 1)\n\n"
+                                "dx = dy·act'(x), from the forward's input x and output y; dx may be dy."),
+    METHOD(softmax_forward, "softmax_forward(y: out[N, K], x: in[N, K])\n\n"
+                            "y = softmax of each row of x; y may be x."),
+    METHOD(log_softmax_forward, "log_softmax_forward(y: out[N, K], x: in[N, K])\n\n"
+                                "y = log(softmax) of each row of x; y may be x."),
+    METHOD(softmax_backward, "softmax_backward(dx: out[N, K], dy: in[N, K], y: in[N, K])\n\n"
+                             "dx = the gradient through softmax_forward, whose output was y; dx may be dy."),
+    METHOD(log_softmax_backward, "log_softmax_backward(dx: out[N, K], dy: in[N, K], y: in[N, K])\n\n"
+                                 "dx = the gradient through log_softmax_forward, whose output was y; dx may be dy."),
+    METHOD(sparse_cross_entropy_loss, "sparse_cross_entropy_loss(dx: out[N, K] | None, x: in[N, K], "
+                                      "labels: in int64[N] < K) -> float\n\n"
+                                      "The mean cross-entropy of the logits x against class labels; dx = its "
+                                      "gradient."),
+    METHOD(cross_entropy_loss, "cross_entropy_loss(dx: out[N, K] | None, x: in[N, K], target: in[N, K]) -> float\n\n"
+                               "The mean cross-entropy of the logits x against target distributions; dx = its "
+                               "gradient."),
+    METHOD(binary_cross_entropy_loss, "binary_cross_entropy_loss(dx: out[N, K] | None, x: in[N, K], "
+                                      "target: in[N, K]) -> float\n\n"
+                                      "The mean binary cross-entropy of the logits x against targets in [0, 1]; dx = "
+                                      "its gradient."),
+    METHOD(mse_loss, "mse_loss(dx: out[N, K] | None, x: in[N, K], target: in[N, K]) -> float\n\n"
+                     "The mean squared error of the predictions x; dx = its gradient."),
+    METHOD(multiclass_hinge_loss, "multiclass_hinge_loss(dx: out[N, K] | None, x: in[N, K], labels: in int64[N] < K, "
+                                  "margin: float = 1) -> float\n\n"
+                                  "The mean of Σ_{j≠label} max(0, x_j - x_label + margin) over the rows of scores "
+                                  "x; dx = its gradient."),
+    METHOD(sgd_step, "sgd_step(p: inout[P], buf: inout[P] | None, g: in[P], lr: float, momentum: float, "
+                     "dampening: float, weight_decay: float, nesterov: bool, first: bool, variant: int)\n\n"
+                     "One SGD step of p along g; buf holds the momentum (None only when momentum is 0); variant is "
+                     "OPT_TORCH or OPT_KERAS."),
+    METHOD(adam_step, "adam_step(p: inout[P], m: inout[P], v: inout[P], g: in[P], lr: float, beta1: float, "
+                      "beta2: float, eps: float, weight_decay: float, decoupled: bool, t: int, variant: int)\n\n"
+                      "Adam's step number t >= 1 of p along g, m and v its moments; variant is OPT_TORCH or "
+                      "OPT_KERAS."),
+    METHOD(l2_penalty, "l2_penalty(g: inout[P], p: in[P], lam: float) -> float\n\n"
+                       "Returns lam/2·Σp² and adds its gradient lam·p to g."),
+    METHOD(conv2d_scratch_size, "conv2d_scratch_size(x_shape: (N, C, H, W), w_shape: (OC, CG, KH, KW), "
+                                "stride: (SH, SW), padding: (PT, PB, PL, PR), dilation: (DH, DW), groups: G) -> int\n\n"
+                                "S, the elements of scratch conv2d_forward and conv2d_backward need for this "
+                                "geometry."),
+    METHOD(conv2d_forward, "conv2d_forward(y: out[N, OC, OH, OW], x: in[N, C, H, W], w: in[OC, CG, KH, KW], "
+                           "b: in[OC] | None, scratch: out[S], stride: (SH, SW), padding: (PT, PB, PL, PR), "
+                           "dilation: (DH, DW), groups: G)\n\n"
+                           "y = the convolution of x with w, plus b. C and OC divide by G, CG = C/G; OH = (H + PT + "
+                           "PB - DH·(KH - 1) - 1)/SH + 1, OW likewise; S = conv2d_scratch_size(...), and scratch is "
+                           "None when S is 0."),
+    METHOD(conv2d_backward, "conv2d_backward(dx: out[N, C, H, W] | None, dw: inout[OC, CG, KH, KW], "
+                            "db: inout[OC] | None, dy: in[N, OC, OH, OW], x: in[N, C, H, W], w: in[OC, CG, KH, KW], "
+                            "scratch: out[S], stride: (SH, SW), padding: (PT, PB, PL, PR), dilation: (DH, DW), "
+                            "groups: G, accumulate: bool = True)\n\n"
+                            "dx = the input gradient; dw and db += the parameter gradients (= when accumulate is "
+                            "false). Sizes and scratch as conv2d_forward; scratch as the forward left it."),
+    METHOD(maxpool2d_forward, "maxpool2d_forward(y: out[N, C, OH, OW], argmax: out int64[N, C, OH, OW] < H·W, "
+                              "x: in[N, C, H, W], kernel_size: (KH, KW), stride: (SH, SW), padding: (PT, PB, PL, PR))"
+                              "\n\n"
+                              "y = the maximum of each window, argmax its index in the plane. Each pad is at most "
+                              "half its window; OH = (H + PT + PB - KH)/SH + 1, OW likewise."),
+    METHOD(maxpool2d_backward, "maxpool2d_backward(dx: out[N, C, H, W], dy: in[N, C, OH, OW], "
+                               "argmax: in int64[N, C, OH, OW] < H·W, kernel_size: (KH, KW), stride: (SH, SW), "
+                               "padding: (PT, PB, PL, PR))\n\n"
+                               "dx = dy scattered to the forward's argmax. Sizes as maxpool2d_forward."),
+    METHOD(avgpool2d_forward, "avgpool2d_forward(y: out[N, C, OH, OW], x: in[N, C, H, W], kernel_size: (KH, KW), "
+                              "stride: (SH, SW), padding: (PT, PB, PL, PR), count_include_pad: bool)\n\n"
+                              "y = the mean of each window (padding cells counted with count_include_pad). Sizes as "
+                              "maxpool2d_forward."),
+    METHOD(avgpool2d_backward, "avgpool2d_backward(dx: out[N, C, H, W], dy: in[N, C, OH, OW], kernel_size: (KH, KW), "
+                               "stride: (SH, SW), padding: (PT, PB, PL, PR), count_include_pad: bool)\n\n"
+                               "dx = the gradient through avgpool2d_forward. Sizes as maxpool2d_forward."),
+    METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool) -> int\n\n"
+                               "W, the reals of scratch mlp_forward (training false) or mlp_loss_grad and mlp_epoch "
+                               "need for n rows of the network whose L + 1 layer widths are units."),
+    METHOD(mlp_forward, "mlp_forward(out: out[N, K], work: out[W], params: in[P], x: in[N, IN], "
+                        "units: in int64[L + 1], hidden: int, output: int)\n\n"
+                        "out = the network's prediction for x. units = (IN, hidden widths..., K); P = Σ (units[i] "
+                        "+ 1)·units[i + 1], each layer's (in, out) weights then its biases; work at least W = "
+                        "mlp_workspace_size(units, N, False); hidden is ACT_IDENTITY, ACT_SIGMOID, ACT_TANH or "
+                        "ACT_RELU, output an MLP_OUT_* code."),
+    METHOD(mlp_loss_grad, "mlp_loss_grad(grad: out[P], work: out[W], params: in[P], x: in[N, IN], y: in[N, K], "
+                          "units: in int64[L + 1], hidden: int, output: int, alpha: float) -> float\n\n"
+                          "The loss of the network on (x, y) plus alpha/(2N)·Σw² over its weights; grad = its "
+                          "gradient. Sizes and codes as mlp_forward, W = mlp_workspace_size(units, N, True)."),
+    METHOD(mlp_epoch, "mlp_epoch(params: inout[P], state: inout[S], grad: out[P], work: out[W], x: in[N, IN], "
+                      "y: in[N, K], order: in int64[N] < N | None, units: in int64[L + 1], hidden: int, output: int, "
+                      "alpha: float, batch: int, begin: int, end: int, opt: (adam: bool, lr: float, momentum: float, "
+                      "nesterov: bool, beta1: float, beta2: float, eps: float, t: int)) -> (float, int)\n\n"
+                      "Trains on batches [begin, end) of the rows of (x, y) taken in order (None: 0, 1, ...), one "
+                      "optimizer step a batch; returns Σ batch loss·rows and the new step count t. S = P for SGD, "
+                      "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
+    {"get_num_threads", py_get_num_threads, METH_NOARGS,
+     "get_num_threads() -> int\n\nThe OpenMP threads the kernels use."},
+    METHOD(set_num_threads, "set_num_threads(n: int)\n\nThe kernels use n threads, 1 <= n <= 1024."),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     {NULL, NULL, 0, NULL}};

@@ -1,24 +1,29 @@
-"""The signature of every cnn._core binding as data, and argument lists built from it.
+"""The signature of every cnn._core binding, read from its docstring, and argument lists built from it.
 
-SIGNATURES has one row per way of calling a binding: covering a new binding is one new row. The
-fuzz, memory and sanitizer tests all draw their calls from here. Nothing in this file imports torch,
-so it also runs under AddressSanitizer.
+The first line of a binding's docstring is the one statement of its signature (module.c says how it reads):
+the arguments in order, their kinds and shapes, which are written, which may be None or left out.
+signature(name) parses it. A Row adds only what a docstring cannot say: the values a valid call draws for
+its scalars (SCALARS by name, or the row's own), how sizes follow from others (`derive`), their ranges
+(`ranges`), and a spec that replaces the parsed one for an argument (`a=Arr("K,M")`: gemm with trans_a).
+The fuzz, memory and sanitizer tests all draw their calls from SIGNATURES. Nothing in this file imports
+torch, so it also runs under AddressSanitizer.
 
-Row arguments:
+Argument specs:
   Arr("N,K", write=False, optional=False)  float array of the call's dtype; sizes are symbols shared by the
                                            row ("*" = one shared element-wise shape of rank 1 to 4)
-  Labels("N", "K", write=False)            int64 class indices, shape N, values in [0, K) (write: an output)
+  Labels("N", "K", write=False)            int64 indices, shape N, values in [0, K) ("H·W": a product)
   Real(lo, hi)                             a float in [lo, hi]
   Int(lo, hi)                              an int (or enum code) in [lo, hi]
   Bool(value=None)                         a flag (value fixes it: the shapes of the row depend on it)
   Units("IN,H,K")                          int64 array of the sizes of those symbols (an MLP's layer widths)
   Size("SH")                               an int equal to that symbol's size (a stride, a pad, a group count)
   Tup(spec, ...)                           a tuple of the specs' values
-Arguments from `first_optional` on may be left out. A symbol is drawn from `ranges` ({symbol: (lo, hi)},
-default (1, 9)) when first needed, unless `derive` computes it from others ({symbol: function of the
-sizes mapping}: an MLP's parameter count, a convolution's output height). An array whose derived size
-is 0 is passed as None (a convolution's scratch on the paths that need none)."""
+Arguments from `first_optional` (the first with a default) on may be left out. A symbol is drawn from
+`ranges` ({symbol: (lo, hi)}, default (1, 9)) when first needed, unless `derive` computes it from others
+({symbol: function of the sizes mapping}: an MLP's parameter count, a convolution's output height). An
+array whose derived size is 0 is passed as None (a convolution's scratch on the paths that need none)."""
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -74,35 +79,126 @@ class Tup:
         self.specs = specs
 
 
+# ---- the docstrings --------------------------------------------------------------------------------------
+
+
+class Arg:
+    """One argument as its docstring states it. kind: "real" (float array), "int64" (index or width array),
+    "float", "int", "bool", "size" (a capital: an int equal to that size) or "tuple" (of `items`)."""
+
+    def __init__(self, name, kind, shape=None, write=False, optional=False, default=False, bound=None, items=()):
+        self.name, self.kind, self.shape, self.write, self.optional = name, kind, shape, write, optional
+        self.default, self.bound, self.items = default, bound, items
+
+    def __repr__(self):
+        return f"Arg({self.name}: {self.kind})"
+
+
+_ARRAY = re.compile(r"(?P<access>in|out|inout)(?P<int64> int64)?\[(?P<shape>[^\]]*)\]( < (?P<bound>\S+))?"
+                    r"(?P<none> \| None)?$")
+
+
+def _split(text):
+    """The comma-separated parts of text, commas inside brackets and parentheses kept."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return parts + [text[start:].strip()] if text.strip() else parts
+
+
+def _arg(text):
+    """An Arg from 'name: kind [= default]', or from a bare capital (a size inside a tuple)."""
+    if ": " not in text:
+        return Arg(None, "size", shape=text)
+    name, kind = text.split(": ", 1)
+    kind, _, default = kind.partition(" = ")
+    array = _ARRAY.match(kind)
+    if array:
+        return Arg(name, "int64" if array["int64"] else "real", shape=array["shape"].replace(" ", ""),
+                   write=array["access"] != "in", optional=bool(array["none"]), default=bool(default),
+                   bound=array["bound"])
+    if kind.startswith("("):
+        return Arg(name, "tuple", items=[_arg(item) for item in _split(kind[1:-1])], default=bool(default))
+    if kind in ("float", "int", "bool"):
+        return Arg(name, kind, default=bool(default))
+    assert re.fullmatch(r"[A-Z]\w*", kind), f"{name}: unknown kind {kind!r}"
+    return Arg(name, "size", shape=kind, default=bool(default))
+
+
+def signature(name):
+    """The arguments of cnn._core.<name>, parsed from the first line of its docstring."""
+    line = getattr(_core, name).__doc__.split("\n", 1)[0]
+    assert line.startswith(name + "("), f"{name}: its docstring must open with its signature, got {line!r}"
+    return [_arg(part) for part in _split(line[len(name) + 1:_closing(line, len(name))])]
+
+
+def _closing(text, start):
+    """The index of the parenthesis that closes the one at text[start]."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += (text[i] == "(") - (text[i] == ")")
+        if depth == 0:
+            return i
+    raise ValueError(f"unclosed parenthesis in {text!r}")
+
+
+# ---- the rows -------------------------------------------------------------------------------------------
+
+
 class Row:
-    def __init__(self, name, *args, first_optional=None, derive=None, ranges=None):
-        self.name, self.args, self.derive, self.ranges = name, args, derive or {}, ranges or {}
-        self.first_optional = len(args) if first_optional is None else first_optional
+    """One way of calling a binding: its docstring's arguments as specs, with the row's overrides."""
+
+    def __init__(self, name, derive=None, ranges=None, **specs):
+        self.name, self.derive, self.ranges = name, derive or {}, ranges or {}
+        parsed = signature(name)
+        self.args = tuple(_spec(arg, specs) for arg in parsed)
+        self.first_optional = next((i for i, arg in enumerate(parsed) if arg.default), len(parsed))
 
     def __repr__(self):
         return f"Row({self.name})"
 
 
-def _act(*arrays):
-    """activation_forward/backward: arrays, then the code (enum in [0, ACT_COUNT)), alpha, beta."""
-    return (*arrays, Int(0, 5), Real(0.5, 2.0), Real(-2.0, 2.0))
+# The values a valid call gives each scalar, by argument name (a row may give its own).
+SCALARS = {"act": Int(0, 5), "alpha": Real(0.5, 2.0), "beta": Real(-2.0, 2.0), "margin": Real(0.0, 2.0),
+           "lr": Real(0, 1), "momentum": Real(0, 1), "dampening": Real(0, 1), "weight_decay": Real(0, 0.1),
+           "beta1": Real(0, 0.99), "beta2": Real(0, 0.999), "eps": Real(1e-8, 1e-3), "t": Int(1, 10**6),
+           "variant": Int(0, 1), "lam": Real(0, 1), "hidden": Int(0, 2), "output": Int(0, 3), "n": Int(1, 4)}
+
+
+def _spec(arg, specs):
+    """The spec of a parsed argument: the row's own for that name, else what its kind and SCALARS give."""
+    if arg.name in specs:
+        return specs[arg.name]
+    if arg.kind == "real":
+        return Arr(arg.shape, arg.write, arg.optional)
+    if arg.kind == "int64":
+        assert arg.bound, f"{arg.name}: an int64 array without a bound (layer widths) needs the row's Units spec"
+        return Labels(arg.shape, arg.bound, arg.write)
+    if arg.kind == "size":
+        return Size(arg.shape)
+    if arg.kind == "tuple":
+        return Tup(*(_spec(item, specs) for item in arg.items))
+    if arg.kind == "bool":
+        return Bool()
+    assert arg.name in SCALARS, f"{arg.name}: give its valid values in SCALARS or in the row"
+    return SCALARS[arg.name]
 
 
 def _mlp_rows():
     """A 2-layer MLP: widths IN, H, K; P parameters; W reals of training scratch for N rows (batch 1)."""
     derive = {"P": lambda s: (s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"],
               "W": lambda s: s["N"] * (2 * (s["H"] + s["K"]) + s["IN"] + s["K"]),
-              "P2": lambda s: 2 * ((s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"])}
-    net = (Units("IN,H,K"), Int(0, 2), Int(0, 3))
+              "S": lambda s: 2 * ((s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"])}  # Adam's two moments
+    net = dict(units=Units("IN,H,K"), alpha=Real(0, 1), derive=derive)
     return [
-        Row("mlp_workspace_size", Units("IN,H,K"), Int(1, 100), Bool(), derive=derive),
-        Row("mlp_forward", Arr("N,K", True), Arr("W", True), Arr("P"), Arr("N,IN"), *net, derive=derive),
-        Row("mlp_loss_grad", Arr("P", True), Arr("W", True), Arr("P"), Arr("N,IN"), Arr("N,K"), *net,
-            Real(0, 1), derive=derive),
-        Row("mlp_epoch", Arr("P", True), Arr("P2", True), Arr("P", True), Arr("W", True), Arr("N,IN"), Arr("N,K"),
-            Labels("N", "N"), *net, Real(0, 1), Int(1, 1), Int(0, 0), Int(0, 1),
-            Tup(Bool(True), Real(1e-4, 1), Real(0, 1), Bool(), Real(0, 0.99), Real(0, 0.999), Real(1e-8, 1e-3),
-                Int(0, 10**6)), derive=derive),
+        Row("mlp_workspace_size", n=Int(1, 100), **net),
+        Row("mlp_forward", **net),
+        Row("mlp_loss_grad", **net),
+        Row("mlp_epoch", batch=Int(1, 1), begin=Int(0, 0), end=Int(0, 1), adam=Bool(True), lr=Real(1e-4, 1),
+            t=Int(0, 10**6), **net),
     ]
 
 
@@ -131,66 +227,36 @@ def _conv_rows():
     pointwise = {**general, **{k: (1, 1) for k in ("KH", "KW", "SH", "SW", "DH", "DW")},
                  **{k: (0, 0) for k in ("PT", "PB", "PL", "PR")}}
     depthwise = {**general, "G": (2, 4), "CG": (1, 1)}
-    sizes = lambda spec: Tup(*map(Size, spec.split(",")))  # noqa: E731
-    geometry = (sizes("SH,SW"), sizes("PT,PB,PL,PR"), sizes("DH,DW"), Size("G"))
-    x, w, y = "N,C,H,W", "OC,CG,KH,KW", "N,OC,OH,OW"
-    return [row for ranges in (general, pointwise, depthwise) for row in (
-        Row("conv2d_scratch_size", sizes(x), sizes(w), *geometry, derive=derive, ranges=ranges),
-        Row("conv2d_forward", Arr(y, True), Arr(x), Arr(w), Arr("OC", optional=True), Arr("S", True), *geometry,
-            derive=derive, ranges=ranges),
-        Row("conv2d_backward", Arr(x, True, True), Arr(w, True), Arr("OC", True, True), Arr(y), Arr(x), Arr(w),
-            Arr("S", True), *geometry, derive=derive, ranges=ranges))]
+    return [Row(name, derive=derive, ranges=ranges) for ranges in (general, pointwise, depthwise)
+            for name in ("conv2d_scratch_size", "conv2d_forward", "conv2d_backward")]
 
 
 def _pool_rows():
-    """Pads at most half the window (the binding's rule); argmax indices lie in an input plane (H·W)."""
-    derive = {**GEOMETRY, "HW": lambda s: s["H"] * s["W"],
-              **{p: (lambda p, k: lambda s: min(s[p + "0"], s[k] // 2))(p, k)
-                 for p, k in (("PT", "KH"), ("PB", "KH"), ("PL", "KW"), ("PR", "KW"))}}
+    """Pads at most half the window (the binding's rule)."""
+    derive = {**GEOMETRY, **{p: (lambda pad, win: lambda s: min(s[pad + "0"], s[win] // 2))(p, k)
+                             for p, k in (("PT", "KH"), ("PB", "KH"), ("PL", "KW"), ("PR", "KW"))}}
     ranges = {**WINDOW, "C": (1, 3), "DH": (1, 1), "DW": (1, 1), "PT0": (0, 2), "PB0": (0, 2), "PL0": (0, 2),
               "PR0": (0, 2)}
-    window = (Tup(Size("KH"), Size("KW")), Tup(Size("SH"), Size("SW")), Tup(*map(Size, ("PT", "PB", "PL", "PR"))))
-    x, y = "N,C,H,W", "N,C,OH,OW"
-    return [
-        Row("maxpool2d_forward", Arr(y, True), Labels(y, "HW", write=True), Arr(x), *window, derive=derive,
-            ranges=ranges),
-        Row("maxpool2d_backward", Arr(x, True), Arr(y), Labels(y, "HW"), *window, derive=derive, ranges=ranges),
-        Row("avgpool2d_forward", Arr(y, True), Arr(x), *window, Bool(), derive=derive, ranges=ranges),
-        Row("avgpool2d_backward", Arr(x, True), Arr(y), *window, Bool(), derive=derive, ranges=ranges),
-    ]
+    return [Row(name, derive=derive, ranges=ranges)
+            for name in ("maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward")]
 
 
-LOSS_DX = Arr("N,K", write=True, optional=True)
 SIGNATURES = [
-    Row("gemm", Arr("M,N", True), Arr("M,KD"), Arr("KD,N"), Bool(False), Bool(False), Bool(), first_optional=3),
-    Row("gemm", Arr("M,N", True), Arr("KD,M"), Arr("N,KD"), Bool(True), Bool(True), Bool()),
-    Row("dense_forward", Arr("N,OUT", True), Arr("N,IN"), Arr("IN,OUT"), Arr("OUT", optional=True)),
-    Row("dense_backward", Arr("N,IN", True, True), Arr("IN,OUT", True), Arr("OUT", True, True), Arr("N,OUT"),
-        Arr("N,IN"), Arr("IN,OUT")),
-    Row("activation_forward", *_act(Arr("*", True), Arr("*")), first_optional=3),
-    Row("activation_backward", *_act(Arr("*", True), Arr("*"), Arr("*"), Arr("*")), first_optional=5),
-    Row("softmax_forward", Arr("N,K", True), Arr("N,K")),
-    Row("log_softmax_forward", Arr("N,K", True), Arr("N,K")),
-    Row("softmax_backward", Arr("N,K", True), Arr("N,K"), Arr("N,K")),
-    Row("log_softmax_backward", Arr("N,K", True), Arr("N,K"), Arr("N,K")),
-    Row("sparse_cross_entropy_loss", LOSS_DX, Arr("N,K"), Labels("N", "K")),
-    Row("cross_entropy_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
-    Row("binary_cross_entropy_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
-    Row("mse_loss", LOSS_DX, Arr("N,K"), Arr("N,K")),
-    Row("multiclass_hinge_loss", LOSS_DX, Arr("N,K"), Labels("N", "K"), Real(0.0, 2.0), first_optional=3),
+    Row("gemm", trans_a=Bool(False), trans_b=Bool(False)),
+    Row("gemm", trans_a=Bool(True), trans_b=Bool(True), a=Arr("K,M"), b=Arr("N,K")),
+    *map(Row, ("dense_forward", "dense_backward", "activation_forward", "activation_backward", "softmax_forward",
+               "log_softmax_forward", "softmax_backward", "log_softmax_backward", "sparse_cross_entropy_loss",
+               "cross_entropy_loss", "binary_cross_entropy_loss", "mse_loss", "multiclass_hinge_loss")),
     # without momentum the buffer may be None; with it, it must be there
-    Row("sgd_step", Arr("P", True), Arr("P", True, True), Arr("P"), Real(0, 1), Real(0, 0), Real(0, 1),
-        Real(0, 0.1), Bool(False), Bool(), Int(0, 1)),
-    Row("sgd_step", Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0.01, 0.99), Real(0, 1),
-        Real(0, 0.1), Bool(), Bool(), Int(0, 1)),
-    Row("adam_step", Arr("P", True), Arr("P", True), Arr("P", True), Arr("P"), Real(0, 1), Real(0, 0.99),
-        Real(0, 0.999), Real(1e-8, 1e-3), Real(0, 0.1), Bool(), Int(1, 10**6), Int(0, 1)),
-    Row("l2_penalty", Arr("P", True), Arr("P"), Real(0, 1)),
+    Row("sgd_step", momentum=Real(0, 0), nesterov=Bool(False)),
+    Row("sgd_step", buf=Arr("P", True), momentum=Real(0.01, 0.99)),
+    Row("adam_step"),
+    Row("l2_penalty"),
     *_mlp_rows(),
     *_conv_rows(),
     *_pool_rows(),
     Row("get_num_threads"),
-    Row("set_num_threads", Int(1, 4)),
+    Row("set_num_threads"),
 ]
 
 
@@ -238,6 +304,8 @@ class _Sizes(dict):
             value = tuple(self.pick.integer(1, 5) for _ in range(self.pick.integer(1, 4)))
         elif sym in self.row.derive:
             value = self.row.derive[sym](self)
+        elif "·" in sym:  # a product of sizes: a bound on plane indices
+            value = int(np.prod([self[part] for part in sym.split("·")]))
         else:
             value = self.pick.integer(*self.ranges.get(sym, (1, 9)))
         self[sym] = value

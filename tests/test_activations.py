@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import cnn
 from cnn import _core
 from conftest import DTYPES, assert_close
 
@@ -97,8 +98,11 @@ def test_activation_rejects_bad_codes():
     x = np.ones(3)
     with pytest.raises(ValueError, match="activation code"):
         _core.activation_forward(np.empty(3), x, 99)
+    # the scale a of a·tanh(s·x) is checked where the activation is made (the binding checks memory only)
     with pytest.raises(ValueError, match="non-zero"):
-        _core.activation_backward(np.empty(3), x, x, x, _core.ACT_SCALED_TANH, 0.0, 1.0)
+        cnn.activations.scaled_tanh(0.0)
+    with pytest.raises(TypeError, match="finite"):
+        cnn.activations.scaled_tanh(float("inf"))
 
 
 def test_float32_tanh_accuracy_and_special_values():

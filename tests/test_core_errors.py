@@ -3,7 +3,9 @@ case per kind of fault. test_fuzz_core.py covers every binding (from core_signat
 import numpy as np
 import pytest
 
+import cnn
 from cnn import _core
+from core_signatures import bindings, signature
 
 F64 = np.float64
 
@@ -116,17 +118,47 @@ def test_overlapping_output_raises():
 
 def test_bad_scalars_raise():
     p = np.ones(3)
-    with pytest.raises(ValueError, match="'lr'"):
-        _core.sgd_step(p, None, p.copy(), float("nan"), 0.0, 0.0, 0.0, False, True, 0)
     with pytest.raises(ValueError, match="'buf'"):
         _core.sgd_step(p, None, p.copy(), 0.1, 0.9, 0.0, 0.0, False, True, 0)
     with pytest.raises(ValueError, match="'variant'"):
         _core.sgd_step(p, None, p.copy(), 0.1, 0.0, 0.0, 0.0, False, True, 7)
     with pytest.raises(ValueError, match="'t'"):
         _core.adam_step(p, p * 0, p * 0, p.copy(), 0.1, 0.9, 0.999, 1e-8, 0.0, False, 0, 0)
-    with pytest.raises(ValueError, match="beta"):
-        _core.adam_step(p, p * 0, p * 0, p.copy(), 0.1, 1.0, 0.999, 1e-8, 0.0, False, 1, 0)
     with pytest.raises(ValueError, match="'n'"):
         _core.set_num_threads(0)
     with pytest.raises(TypeError):
         _core.dense_forward(1, 2)
+
+
+def test_hyperparameters_are_checked_where_the_optimizer_is_made():
+    """The bindings check memory only: a learning rate or a beta's meaning is the optimizer's to check."""
+    with pytest.raises(TypeError, match="learning_rate must be a finite number"):
+        cnn.optimizers.SGD(float("nan"))
+    with pytest.raises(ValueError, match="beta_1 must be < 1"):
+        cnn.optimizers.Adam(beta_1=1.0)
+
+
+# ---- the docstrings state the signatures -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", bindings())
+def test_a_wrong_argument_count_names_the_function(name):
+    """Too few arguments and one too many: a TypeError whose message opens with the function's name (CPython
+    qualifies it with the module for a function of no arguments)."""
+    args = signature(name)
+    required = sum(not arg.default for arg in args)  # the docstring's defaults are the optional ones
+    counts = [len(args) + 1] + ([required - 1] if required else [])
+    for count in counts:
+        with pytest.raises(TypeError, match=rf"^(cnn\._core\.)?{name}\(\) takes"):
+            getattr(_core, name)(*[None] * count)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_the_docstring_names_every_array_as_the_errors_do(name):
+    """Each array argument in turn is given a string: the error names the argument as the docstring does."""
+    fn, args, _ = CALLS[name]
+    arrays = [(i, arg.name) for i, arg in enumerate(signature(name)) if arg.kind in ("real", "int64")]
+    assert len(arrays) == sum(isinstance(a, np.ndarray) for a in args)
+    for i, arg in arrays:
+        with pytest.raises((TypeError, ValueError), match=rf"^{name}: argument '{arg}' "):
+            fn(*corrupt(args, i, "not an array"))

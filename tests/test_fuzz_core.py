@@ -5,9 +5,10 @@ out-of-range labels and enum codes) either works or raises TypeError/ValueError/
 it never crashes, not even while a second thread rewrites every array argument during the calls. Valid
 calls must work.
 
-The calls come from the signature table in core_signatures.py. Hypothesis draws one seed per case and
-the case is built from it (drawing every choice through Hypothesis costs 4x the time, and a reported
-seed reproduces the case exactly: fuzz_case(row, RandomPick(np.random.default_rng(seed)))).
+The calls come from the signatures the bindings' docstrings state, parsed in core_signatures.py.
+Hypothesis draws one seed per case and the case is built from it (drawing every choice through Hypothesis
+costs 4x the time, and a reported seed reproduces the case exactly:
+fuzz_case(row, RandomPick(np.random.default_rng(seed)))).
 CNN_FUZZ_EXAMPLES sets the examples per row of the default run; `pytest -m slow` runs at least
 100,000 cases in all. No torch here: this file also runs under AddressSanitizer (tests/sanitize.sh)."""
 import math

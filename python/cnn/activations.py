@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._validation import check_number
 
 __all__ = ["get", "names", "ActivationFunction", "Softmax", "leaky_relu", "scaled_tanh"]
 
@@ -90,7 +91,7 @@ def leaky_relu(negative_slope: float = 0.2) -> ActivationFunction:
 
 
 def scaled_tanh(a: float = 1.7159, s: float = 1.0) -> ActivationFunction:
-    """a·tanh(s·x); a must be non-zero."""
-    if a == 0:
+    """a·tanh(s·x); a must be finite and non-zero."""
+    if check_number(a, "scaled_tanh: the scale a") == 0:
         raise ValueError("scaled_tanh: the scale a must be non-zero, got 0")
     return ActivationFunction("scaled_tanh", _core.ACT_SCALED_TANH, float(a), float(s))
