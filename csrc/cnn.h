@@ -144,16 +144,10 @@ int cnn_gemm_isa_supported(cnn_gemm_isa isa);
 cnn_gemm_isa cnn_get_gemm_isa(void); /* the instance in use, never AUTO */
 void cnn_set_gemm_isa(cnn_gemm_isa isa);
 
-#define real float
-#define K(name) name##_f32
-#include "cnn.h"
-#undef real
-#undef K
-#define real double
-#define K(name) name##_f64
-#include "cnn.h"
-#undef real
-#undef K
+/* The templated prototypes below, as name_f32 and name_f64. */
+#define TEMPLATE "cnn.h"
+#include "template.h"
+#undef TEMPLATE
 
 #endif /* CNN_H */
 #else  /* templated prototypes, included once per real type */
