@@ -158,6 +158,22 @@ void cnn_set_gemm_isa(cnn_gemm_isa isa);
 void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
              ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
 
+/* The forms the layers call, on row-major contiguous matrices: c (m, n) [+]= a (m, k) · b (k, n).
+ * nt: b is stored (n, k) and used transposed; tn: a is stored (k, m) and used transposed. A convolution
+ * group's blocks are whole rows of their matrices, so no caller needs a leading dimension of its own. */
+static inline void K(gemm_nn)(real *c, const real *a, const real *b, int m, int n, int k, int accumulate)
+{
+    K(gemm)(c, a, b, m, n, k, k, 1, n, 1, n, accumulate);
+}
+static inline void K(gemm_nt)(real *c, const real *a, const real *b, int m, int n, int k, int accumulate)
+{
+    K(gemm)(c, a, b, m, n, k, k, 1, 1, k, n, accumulate);
+}
+static inline void K(gemm_tn)(real *c, const real *a, const real *b, int m, int n, int k, int accumulate)
+{
+    K(gemm)(c, a, b, m, n, k, 1, m, n, 1, n, accumulate);
+}
+
 /* ---- dense.c -----------------------------------------------------------------------------
  * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */
 void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim);

@@ -314,7 +314,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
         return;
     }
     if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
-        K(gemm)(y, x, w, g->n, g->oc, ck, ck, 1, 1, ck, g->oc, 0);
+        K(gemm_nt)(y, x, w, g->n, g->oc, ck, 0);
         if (b) K(add_bias)(y, b, g);
         return;
     }
@@ -328,8 +328,8 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
             cols = col;
         }
         for (int q = 0; q < G; q++) /* y[n] group q (OG, OHW) = w group q (OG, CK) · columns group q (CK, OHW) */
-            K(gemm)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og,
-                    ohw, ck, ck, 1, ohw, 1, ohw, 0);
+            K(gemm_nn)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og,
+                       ohw, ck, 0);
         for (int o = 0; b && o < g->oc; o++) { /* while the sample's output is still in cache */
             real *out = y + n * ys + (size_t)o * ohw;
             for (int p = 0; p < ohw; p++) out[p] += b[o];
@@ -363,8 +363,8 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         return;
     }
     if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */
-        K(gemm)(dw, dy, x, g->oc, ck, g->n, 1, g->oc, ck, 1, ck, accumulate); /* dw (OC, CK) [+]= dyᵀ · x (N, CK) */
-        if (dx) K(gemm)(dx, dy, w, g->n, ck, g->oc, g->oc, 1, ck, 1, ck, 0); /* dx (N, CK) = dy (N, OC) · w (OC, CK) */
+        K(gemm_tn)(dw, dy, x, g->oc, ck, g->n, accumulate);  /* dw (OC, CK) [+]= dyᵀ · x (N, CK) */
+        if (dx) K(gemm_nn)(dx, dy, w, g->n, ck, g->oc, 0); /* dx (N, CK) = dy (N, OC) · w (OC, CK) */
         return;
     }
     /* dw sums over the batch in R chunks of consecutive samples fixed by N alone: each chunk's sum goes
@@ -380,13 +380,13 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
             real *col = path == PATH_IM2COL ? scratch + (size_t)n * g->c * g->kh * g->kw * ohw : NULL;
             const real *cols = col ? col : x + n * xs;
             for (int q = 0; q < G; q++) /* chunk r's dw group q (OG, CK) [+]= dy (OG, OHW) · columnsᵀ */
-                K(gemm)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw,
-                        cols + (size_t)q * ck * ohw, og, ck, ohw, ohw, 1, 1, ohw, ck, n > lo);
+                K(gemm_nt)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw,
+                           cols + (size_t)q * ck * ohw, og, ck, ohw, n > lo);
             if (!dx) continue;
             real *dcol = col ? col : dx + n * xs; /* POINTWISE: the column gradient is dx itself */
             for (int q = 0; q < G; q++) /* column gradient (CK, OHW) = w group q (OG, CK)ᵀ · dy (OG, OHW) */
-                K(gemm)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck, ohw,
-                        og, 1, ck, ohw, 1, ohw, 0);
+                K(gemm_tn)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck,
+                           ohw, og, 0);
             if (col) K(col2im)(dx + n * xs, col, g);
         }
     });
