@@ -259,4 +259,11 @@ double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *
 double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
                     const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt);
 
+/* ---- reference.c -------------------------------------------------------------------------
+ * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.
+ * gemm_reference takes gemm's arguments; conv2d_reference_forward conv2d_forward's, less the scratch. */
+void K(gemm_reference)(real *c, const real *a, const real *b, int M, int N, int KD,
+                       ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+void K(conv2d_reference_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g);
+
 #endif
