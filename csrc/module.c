@@ -1124,7 +1124,8 @@ static PyMethodDef methods[] = {
     METHOD(_gemm_reference, "_gemm_reference(c, a, b, trans_a=False, trans_b=False, accumulate=False): gemm by the "
                             "triple loop of reference.c, summing in double (a test oracle)"),
     METHOD(_conv2d_reference_forward, "_conv2d_reference_forward(y, x, w, b or None, stride, padding, dilation, "
-                                      "groups): conv2d_forward as a direct loop nest, summing in double (a test oracle)"),
+                                      "groups): conv2d_forward as a direct loop nest, summing in double "
+                                      "(a test oracle)"),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C kernels (see csrc/cnn.h)", -1, methods};
