@@ -144,16 +144,10 @@ int cnn_gemm_isa_supported(cnn_gemm_isa isa);
 cnn_gemm_isa cnn_get_gemm_isa(void); /* the instance in use, never AUTO */
 void cnn_set_gemm_isa(cnn_gemm_isa isa);
 
-#define real float
-#define K(name) name##_f32
-#include "cnn.h"
-#undef real
-#undef K
-#define real double
-#define K(name) name##_f64
-#include "cnn.h"
-#undef real
-#undef K
+/* The templated prototypes below, as name_f32 and name_f64. */
+#define TEMPLATE "cnn.h"
+#include "template.h"
+#undef TEMPLATE
 
 #endif /* CNN_H */
 #else  /* templated prototypes, included once per real type */
@@ -163,6 +157,22 @@ void cnn_set_gemm_isa(cnn_gemm_isa isa);
  * so NN, NT and TN forms are stride choices. accumulate = 0 overwrites c, 1 adds to it. */
 void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
              ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+
+/* The forms the layers call, on row-major contiguous matrices: c (m, n) [+]= a (m, k) · b (k, n).
+ * nt: b is stored (n, k) and used transposed; tn: a is stored (k, m) and used transposed. A convolution
+ * group's blocks are whole rows of their matrices, so no caller needs a leading dimension of its own. */
+static inline void K(gemm_nn)(real *c, const real *a, const real *b, int m, int n, int k, int accumulate)
+{
+    K(gemm)(c, a, b, m, n, k, k, 1, n, 1, n, accumulate);
+}
+static inline void K(gemm_nt)(real *c, const real *a, const real *b, int m, int n, int k, int accumulate)
+{
+    K(gemm)(c, a, b, m, n, k, k, 1, 1, k, n, accumulate);
+}
+static inline void K(gemm_tn)(real *c, const real *a, const real *b, int m, int n, int k, int accumulate)
+{
+    K(gemm)(c, a, b, m, n, k, 1, m, n, 1, n, accumulate);
+}
 
 /* ---- dense.c -----------------------------------------------------------------------------
  * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */
@@ -248,5 +258,12 @@ double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *
  * state: SGD velocity (P) or Adam moments m, v (2P). Returns Σ batch loss·batch rows. */
 double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
                     const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt);
+
+/* ---- reference.c -------------------------------------------------------------------------
+ * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.
+ * gemm_reference takes gemm's arguments; conv2d_reference_forward conv2d_forward's, less the scratch. */
+void K(gemm_reference)(real *c, const real *a, const real *b, int M, int N, int KD,
+                       ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+void K(conv2d_reference_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g);
 
 #endif

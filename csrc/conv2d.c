@@ -9,7 +9,63 @@
  * results are bitwise identical for any thread count.
  * Worked example: x = [[1 2 3], [4 5 6], [7 8 9]] (1x1x3x3), w = [[1 0], [0 1]] (1x1x2x2), no bias
  *   → y = [[1+5, 2+6], [4+8, 5+9]] = [[6 8], [12 14]]. */
-#ifdef real
+#ifndef real
+#include <string.h>
+#include "cnn.h"
+
+typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE } conv_path;
+typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
+
+/* The path from the geometry alone, so that forward and backward agree on it and on the scratch. */
+static conv_path conv2d_path(const cnn_conv2d *g)
+{
+    /* one input channel feeding several outputs is better served by gemm's register tile */
+    if (g->groups == g->c && g->c > 1) return PATH_DEPTHWISE;
+    if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 && g->oh == g->h &&
+        g->ow == g->w)
+        return PATH_POINTWISE;
+    /* the window covers the whole unpadded input once (LeNet's C5): each sample's columns are x itself */
+    if (g->groups == 1 && g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1 && g->pt == 0 && g->pl == 0 &&
+        g->dil_h == 1 && g->dil_w == 1)
+        return PATH_DENSE;
+    return PATH_IM2COL;
+}
+
+/* a depthwise 1x1 convolution at stride 1 without padding: y = w[o]·x[o/m] + b[o], plane by plane */
+static int is_scale(const cnn_conv2d *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
+}
+
+/* every sample's im2col columns (C·KH·KW, OH·OW); in scratch the R chunk sums of dw follow them */
+static size_t conv2d_columns_size(const cnn_conv2d *g)
+{
+    return conv2d_path(g) == PATH_IM2COL ? (size_t)g->n * g->c * g->kh * g->kw * g->oh * g->ow : 0;
+}
+
+size_t conv2d_scratch_size(const cnn_conv2d *g)
+{
+    conv_path path = conv2d_path(g);
+    if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
+    /* module.c keeps n·oh·ow and c·kh·kw within INT_MAX, so only these products can leave size_t */
+    size_t chunks = g->n < CNN_REDUCE_CHUNKS ? (size_t)g->n : CNN_REDUCE_CHUNKS;
+    size_t window = (size_t)(g->c / g->groups) * g->kh * g->kw;
+    return cnn_size_add(conv2d_columns_size(g), cnn_size_mul(cnn_size_mul(chunks, (size_t)g->oc), window));
+}
+
+/* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */
+static inline void span(int out, int in, int s, int off, int *lo, int *hi)
+{
+    long long a = off >= 0 ? 0 : (-(long long)off + s - 1) / s;  /* s up to INT_MAX: sums in long long */
+    long long b = (long long)in - off <= 0 ? 0 : ((long long)in - off + s - 1) / s;
+    *lo = a < out ? (int)a : out;
+    *hi = b < out ? (int)b : out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+#define TEMPLATE "conv2d.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
 
 /* Row kernels over outputs o in [lo, hi) reading input o·s + off. dst and src never overlap, which gcc
  * cannot prove on its own: `omp simd` lets the s = 1 loops vectorize (rows are short, 10 to 28 cells). */
@@ -127,7 +183,8 @@ static inline real K(plane_tap)(real *out, real *in, real wv, const cnn_conv2d *
     return acc;
 }
 
-/* The 1x1 depthwise case (the lecture's per-channel a·x + b) as whole-plane loops that vectorize. */
+/* The 1x1 depthwise case (the lecture's per-channel a·x + b) as whole-plane loops that vectorize:
+ * x (N, C, H, W), w (OC), b (OC) or NULL, y (N, OC, H, W), output o reading input channel o/m. */
 static void K(scale_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
     int m = g->oc / g->c;
@@ -141,6 +198,7 @@ static void K(scale_forward)(real *y, const real *x, const real *w, const real *
     });
 }
 
+/* dy (N, OC, H, W), x (N, C, H, W), w (OC) → dw (OC) [+]= Σ dy·x over the planes, dx (N, C, H, W) = Σ_o w·dy */
 static void K(scale_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g,
                                int accumulate)
 {
@@ -171,7 +229,9 @@ static void K(scale_backward)(real *dx, real *dw, const real *dy, const real *x,
     });
 }
 
-/* y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel */
+/* x (N, C, H, W), w (OC, 1, KH, KW), b (OC) or NULL, y (N, OC, OH, OW):
+ * y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel. Per group a
+ * gemm would be only m rows tall (often 1), too few to fill its register tile: taps over whole planes vectorize. */
 static void K(depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
 {
     if (is_scale(g)) {
@@ -191,7 +251,8 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
     });
 }
 
-/* dx planes owned per (n, c); dw[o] sums over the batch in order inside its own thread */
+/* dy (N, OC, OH, OW), x (N, C, H, W), w (OC, 1, KH, KW) → dw (OC, 1, KH, KW) [+]=, dx (N, C, H, W) overwritten.
+ * Threads own dx planes per (n, c) and dw per output channel, each summed over the batch in order. */
 static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w,
                                   const cnn_conv2d *g, int accumulate)
 {
@@ -226,7 +287,7 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
     });
 }
 
-/* y (N, OC) += b: the dense path's bias (OH·OW = 1) */
+/* y (N, OC) += b (OC): the dense path's bias (OH·OW = 1) */
 static void K(add_bias)(real *y, const real *b, const cnn_conv2d *g)
 {
     CNN_FOR((size_t)g->n * g->oc > CNN_PARALLEL_WORK, int, n, g->n, {
@@ -240,6 +301,9 @@ static inline int K(parallel)(const cnn_conv2d *g)
     return g->n > 1 && (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
 }
 
+/* x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
+ * A sample's output (OC, OH·OW) is, per group, w (OC/G, CK) · columns (CK, OH·OW) with CK = C/G·KH·KW: the
+ * gemm writes NCHW directly, and the weight is used as it lies. */
 void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
@@ -250,7 +314,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
         return;
     }
     if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
-        K(gemm)(y, x, w, g->n, g->oc, ck, ck, 1, 1, ck, g->oc, 0);
+        K(gemm_nt)(y, x, w, g->n, g->oc, ck, 0);
         if (b) K(add_bias)(y, b, g);
         return;
     }
@@ -263,9 +327,9 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
             K(im2col)(col, cols, g);
             cols = col;
         }
-        for (int q = 0; q < G; q++)
-            K(gemm)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og,
-                    ohw, ck, ck, 1, ohw, 1, ohw, 0);
+        for (int q = 0; q < G; q++) /* y[n] group q (OG, OHW) = w group q (OG, CK) · columns group q (CK, OHW) */
+            K(gemm_nn)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og,
+                       ohw, ck, 0);
         for (int o = 0; b && o < g->oc; o++) { /* while the sample's output is still in cache */
             real *out = y + n * ys + (size_t)o * ohw;
             for (int p = 0; p < ohw; p++) out[p] += b[o];
@@ -273,6 +337,10 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     });
 }
 
+/* dy (N, OC, OH, OW), x, w and scratch as the forward left them → dx (N, C, H, W) overwritten (NULL skips it),
+ * dw (OC, C/G, KH, KW) and db (OC) added to or, when accumulate = 0, overwritten (NULL skips db). Per sample
+ * and group, on the forward's columns (CK, OHW): dw += dy (OG, OHW) · columnsᵀ, and the columns' gradient
+ * wᵀ · dy goes back onto dx by col2im. */
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
                         const cnn_conv2d *g, int accumulate)
 {
@@ -295,8 +363,8 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         return;
     }
     if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */
-        K(gemm)(dw, dy, x, g->oc, ck, g->n, 1, g->oc, ck, 1, ck, accumulate);
-        if (dx) K(gemm)(dx, dy, w, g->n, ck, g->oc, g->oc, 1, ck, 1, ck, 0);
+        K(gemm_tn)(dw, dy, x, g->oc, ck, g->n, accumulate);  /* dw (OC, CK) [+]= dyᵀ · x (N, CK) */
+        if (dx) K(gemm_nn)(dx, dy, w, g->n, ck, g->oc, 0); /* dx (N, CK) = dy (N, OC) · w (OC, CK) */
         return;
     }
     /* dw sums over the batch in R chunks of consecutive samples fixed by N alone: each chunk's sum goes
@@ -311,14 +379,14 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
             const real *grad = dy + n * ys;
             real *col = path == PATH_IM2COL ? scratch + (size_t)n * g->c * g->kh * g->kw * ohw : NULL;
             const real *cols = col ? col : x + n * xs;
-            for (int q = 0; q < G; q++)
-                K(gemm)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw,
-                        cols + (size_t)q * ck * ohw, og, ck, ohw, ohw, 1, 1, ohw, ck, n > lo);
+            for (int q = 0; q < G; q++) /* chunk r's dw group q (OG, CK) [+]= dy (OG, OHW) · columnsᵀ */
+                K(gemm_nt)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw,
+                           cols + (size_t)q * ck * ohw, og, ck, ohw, n > lo);
             if (!dx) continue;
             real *dcol = col ? col : dx + n * xs; /* POINTWISE: the column gradient is dx itself */
-            for (int q = 0; q < G; q++)
-                K(gemm)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck, ohw,
-                        og, 1, ck, ohw, 1, ohw, 0);
+            for (int q = 0; q < G; q++) /* column gradient (CK, OHW) = w group q (OG, CK)ᵀ · dy (OG, OHW) */
+                K(gemm_tn)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck,
+                           ohw, og, 0);
             if (col) K(col2im)(dx + n * xs, col, g);
         }
     });
@@ -329,59 +397,4 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     });
 }
 
-#else
-#define TEMPLATE "conv2d.c"
-#include <string.h>
-#include "cnn.h"
-
-typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE } conv_path;
-typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
-
-static conv_path conv2d_path(const cnn_conv2d *g)
-{
-    /* one input channel feeding several outputs is better served by gemm's register tile */
-    if (g->groups == g->c && g->c > 1) return PATH_DEPTHWISE;
-    if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 && g->oh == g->h &&
-        g->ow == g->w)
-        return PATH_POINTWISE;
-    /* the window covers the whole unpadded input once (LeNet's C5): each sample's columns are x itself */
-    if (g->groups == 1 && g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1 && g->pt == 0 && g->pl == 0 &&
-        g->dil_h == 1 && g->dil_w == 1)
-        return PATH_DENSE;
-    return PATH_IM2COL;
-}
-
-/* a depthwise 1x1 convolution at stride 1 without padding: y = w[o]·x[o/m] + b[o], plane by plane */
-static int is_scale(const cnn_conv2d *g)
-{
-    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
-}
-
-/* every sample's im2col columns (C·KH·KW, OH·OW); in scratch the R chunk sums of dw follow them */
-static size_t conv2d_columns_size(const cnn_conv2d *g)
-{
-    return conv2d_path(g) == PATH_IM2COL ? (size_t)g->n * g->c * g->kh * g->kw * g->oh * g->ow : 0;
-}
-
-size_t conv2d_scratch_size(const cnn_conv2d *g)
-{
-    conv_path path = conv2d_path(g);
-    if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
-    /* module.c keeps n·oh·ow and c·kh·kw within INT_MAX, so only these products can leave size_t */
-    size_t chunks = g->n < CNN_REDUCE_CHUNKS ? (size_t)g->n : CNN_REDUCE_CHUNKS;
-    size_t window = (size_t)(g->c / g->groups) * g->kh * g->kw;
-    return cnn_size_add(conv2d_columns_size(g), cnn_size_mul(cnn_size_mul(chunks, (size_t)g->oc), window));
-}
-
-/* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */
-static inline void span(int out, int in, int s, int off, int *lo, int *hi)
-{
-    long long a = off >= 0 ? 0 : (-(long long)off + s - 1) / s;  /* s up to INT_MAX: sums in long long */
-    long long b = (long long)in - off <= 0 ? 0 : ((long long)in - off + s - 1) / s;
-    *lo = a < out ? (int)a : out;
-    *hi = b < out ? (int)b : out;
-    if (*hi < *lo) *hi = *lo;
-}
-
-#include "template.h"
 #endif

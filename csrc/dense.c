@@ -1,10 +1,16 @@
 /* dense.c: fully connected layer, y = x·W + b with W (in, out) as Keras kernels and sklearn coefs_.
  * Worked example: x = [1 2], W = [[1 0 2], [0 1 3]], b = [1 1 1] → y = [1+1, 2+1, 2+6+1] = [2 3 9]. */
-#ifdef real
+#ifndef real
+#include "cnn.h"
 
+#define TEMPLATE "dense.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
+
+/* inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT): one gemm, then the bias row by row */
 void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim)
 {
-    K(gemm)(out, inp, w, n, out_dim, in, in, 1, out_dim, 1, out_dim, 0);
+    K(gemm_nn)(out, inp, w, n, out_dim, in, 0);
     if (!b) return;
     CNN_FOR((size_t)n * out_dim > 65536, int, i, n, {
         real *row = out + (size_t)i * out_dim;
@@ -12,11 +18,13 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
     });
 }
 
+/* dout (N, OUT), inp (N, IN), w (IN, OUT) → dinp (N, IN) = dout·wᵀ, dw (IN, OUT) [+]= inpᵀ·dout,
+ * db (OUT) [+]= Σ_n dout: both transposes are gemm forms, so neither operand is copied */
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
                        int n, int in, int out_dim, int accumulate)
 {
-    if (dinp) K(gemm)(dinp, dout, w, n, in, out_dim, out_dim, 1, 1, out_dim, in, 0);
-    K(gemm)(dw, inp, dout, in, out_dim, n, 1, in, out_dim, 1, out_dim, accumulate);
+    if (dinp) K(gemm_nt)(dinp, dout, w, n, in, out_dim, 0);
+    K(gemm_tn)(dw, inp, dout, in, out_dim, n, accumulate);
     if (!db) return;
     /* each thread owns a slice of columns and sums its rows in order: no reduction across threads */
     enum { COLS = 64 };
@@ -31,7 +39,4 @@ void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const r
     });
 }
 
-#else
-#define TEMPLATE "dense.c"
-#include "template.h"
 #endif

@@ -27,71 +27,31 @@ static inline int widest(int panels, int parts, int unit, int total)
 #define PASTE(a, b) a##b
 #define PASTE2(a, b) PASTE(a, b)
 
+/* One instance of gemm_tile.h per real type and instruction set. INSTANCE is (real type, elements per
+ * vector register, suffix of the instance's names); gemm_tile.h reads it and undefines it. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CNN_X86 1
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
-#define G(name) PASTE2(name, _f32_avx512)
-#define real float
-#define VLEN 16
-#define NV 2
-#define MR 6
+#define INSTANCE (float, 16, _f32_avx512)
 #include "gemm_tile.h"
-#undef real
-#undef VLEN
-#undef G
-#define G(name) PASTE2(name, _f64_avx512)
-#define real double
-#define VLEN 8
+#define INSTANCE (double, 8, _f64_avx512)
 #include "gemm_tile.h"
-#undef real
-#undef VLEN
-#undef NV
-#undef MR
-#undef G
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#define G(name) PASTE2(name, _f32_avx2)
-#define real float
-#define VLEN 8
-#define NV 2
-#define MR 6
+#define INSTANCE (float, 8, _f32_avx2)
 #include "gemm_tile.h"
-#undef real
-#undef VLEN
-#undef G
-#define G(name) PASTE2(name, _f64_avx2)
-#define real double
-#define VLEN 4
+#define INSTANCE (double, 4, _f64_avx2)
 #include "gemm_tile.h"
-#undef real
-#undef VLEN
-#undef NV
-#undef MR
-#undef G
 #pragma GCC pop_options
 #endif
 
-#define G(name) PASTE2(name, _f32_base)
-#define real float
-#define VLEN 4
-#define NV 2
-#define MR 6
+#define INSTANCE (float, 4, _f32_base)
 #include "gemm_tile.h"
-#undef real
-#undef VLEN
-#undef G
-#define G(name) PASTE2(name, _f64_base)
-#define real double
-#define VLEN 2
+#define INSTANCE (double, 2, _f64_base)
 #include "gemm_tile.h"
-#undef real
-#undef VLEN
-#undef NV
-#undef MR
-#undef G
 
 /* The instance in use: the widest the CPU supports, unless a test forced a narrower one. */
 static cnn_gemm_isa gemm_isa = CNN_ISA_AUTO;
@@ -132,6 +92,7 @@ void cnn_set_gemm_isa(cnn_gemm_isa isa) { gemm_isa = isa; }
 #define DISPATCH(S, ...) gemm_##S##_base(__VA_ARGS__)
 #endif
 
+/* c (M, N) [+]= a (M, KD) · b (KD, N), each read at its strides (cnn.h): the instance for this CPU */
 void gemm_f32(float *c, const float *a, const float *b, int M, int N, int KD,
               ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {

@@ -1,7 +1,8 @@
 /* gemm_tile.h: the gemm body, included by gemm.c once per (real type, ISA).
- * Expects: real, VLEN (elements per vector register), NV (vectors per tile row), G(name) (a unique
- * name per instance). The register tile is MR x NR = 6 x VLEN·NV: 12 accumulators, two b vectors and
- * one broadcast, which fits the 16 registers of AVX2/SSE2 as well as AVX-512's 32.
+ * Expects INSTANCE = (real, VLEN, suffix): the real type, the elements per vector register, and the suffix
+ * that G(name) appends to make the instance's names unique. The register tile is MR x NR = 6 x VLEN·NV
+ * (NV = 2 vectors per tile row): 12 accumulators, two b vectors and one broadcast, which fits the 16
+ * registers of AVX2/SSE2 as well as AVX-512's 32.
  *
  * Blocking follows BLIS: a thread owns a rectangle of c; for each NC-column block and KC-deep slice it
  * packs b into NR-wide panels (kc x NR, contiguous, zero-padded), for each MC-row block it packs a into
@@ -10,6 +11,15 @@
  * contiguous and M fits one row block, a when its rows are contiguous and N fits one column block.
  * Every element of c is summed over k in the same KC slices and the same order whatever the
  * partition, so results are bitwise identical for any thread count. */
+#define INSTANCE_ARG1(a, b, c) a
+#define INSTANCE_ARG2(a, b, c) b
+#define INSTANCE_ARG3(a, b, c) c
+#define INSTANCE_APPLY(f, args) f args
+#define real INSTANCE_APPLY(INSTANCE_ARG1, INSTANCE)
+#define VLEN INSTANCE_APPLY(INSTANCE_ARG2, INSTANCE)
+#define G(name) PASTE2(name, INSTANCE_APPLY(INSTANCE_ARG3, INSTANCE))
+#define NV 2
+#define MR 6
 #define NR (VLEN * NV)
 #define KC (1024 / (int)sizeof(real)) /* a kc x NR panel of b is 32 KiB (f32, AVX-512): it stays in L1 */
 #define MC (MR * (96 / MR))                       /* an MC x KC block of a is 96 KiB: it stays in L2 */
@@ -230,3 +240,13 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
 #undef KC
 #undef MC
 #undef NC
+#undef MR
+#undef NV
+#undef G
+#undef VLEN
+#undef real
+#undef INSTANCE_APPLY
+#undef INSTANCE_ARG3
+#undef INSTANCE_ARG2
+#undef INSTANCE_ARG1
+#undef INSTANCE

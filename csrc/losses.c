@@ -2,7 +2,9 @@
  * Sums run in double over CNN_REDUCE_CHUNKS fixed row ranges, so the result does not depend on
  * the thread count. Worked example (sparse cross-entropy): logits [0, ln 3], label 1 →
  * softmax [1/4, 3/4], loss = -ln(3/4) = 0.2877, gradient [1/4, -1/4]. */
-#ifdef real
+#ifndef real
+#include <tgmath.h>
+#include "cnn.h"
 
 /* Run the body (which calls ADD) for every row i, summing in chunks whose bounds depend only on n. */
 #define CHUNKED_ROW_SUM(total, n, work, ...)                                               \
@@ -21,6 +23,10 @@
     } while (0)
 #define ADD(v) s_ += (v)
 
+#define TEMPLATE "losses.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
+
 /* log Σ exp(x) = m + log Σ exp(x - m) with m the row maximum, returned as (m, log Σ exp(x - m)):
  * the loss m - x_y + log s keeps its precision when x_y is the maximum, as PyTorch's log-softmax does. */
 static inline real K(row_max_log_sum)(const real *x, int k, real *log_sum)
@@ -33,6 +39,7 @@ static inline real K(row_max_log_sum)(const real *x, int k, real *log_sum)
     return m;
 }
 
+/* logits, dinp (N, K), labels (N): mean of -log_softmax(x)[label] */
 double K(sparse_cross_entropy_loss)(real *dinp, const real *logits, const int64_t *labels, int n, int k)
 {
     double total;
@@ -50,6 +57,7 @@ double K(sparse_cross_entropy_loss)(real *dinp, const real *logits, const int64_
     return total / n;
 }
 
+/* logits, target, dinp (N, K): mean over rows of -Σ t·log_softmax(x); a target row need not sum to 1 */
 double K(cross_entropy_loss)(real *dinp, const real *logits, const real *target, int n, int k)
 {
     double total;
@@ -71,6 +79,7 @@ double K(cross_entropy_loss)(real *dinp, const real *logits, const real *target,
     return total / n;
 }
 
+/* logits, target, dinp (N, K): K independent sigmoid outputs a row, mean over all N·K */
 double K(binary_cross_entropy_loss)(real *dinp, const real *logits, const real *target, int n, int k)
 {
     double total;
@@ -87,6 +96,7 @@ double K(binary_cross_entropy_loss)(real *dinp, const real *logits, const real *
     return total / ((double)n * k);
 }
 
+/* pred, target, dinp (N, K): mean over all N·K of (pred - target)² */
 double K(mse_loss)(real *dinp, const real *pred, const real *target, int n, int k)
 {
     double total;
@@ -102,6 +112,7 @@ double K(mse_loss)(real *dinp, const real *pred, const real *target, int n, int 
     return total / ((double)n * k);
 }
 
+/* scores, dinp (N, K), labels (N): Weston-Watkins hinge, mean over rows */
 double K(multiclass_hinge_loss)(real *dinp, const real *scores, const int64_t *labels, int n, int k, real margin)
 {
     double total;
@@ -125,9 +136,4 @@ double K(multiclass_hinge_loss)(real *dinp, const real *scores, const int64_t *l
     return total / n;
 }
 
-#undef CHUNKED_ROW_SUM
-#undef ADD
-#else
-#define TEMPLATE "losses.c"
-#include "template.h"
 #endif

@@ -5,7 +5,43 @@
  * loss_curve_ matches sklearn's even where a logit-based loss would differ.
  * Worked example (binary log loss): p = 0.8 for target 1 and 0.25 for target 0 over n = 2 rows →
  * loss = -(ln 0.8 + ln 0.75)/2 = 0.2554, output deltas (p - y)/n = [-0.1, 0.125]. */
-#ifdef real
+#ifndef real
+#include <float.h>
+#include <string.h>
+#include <tgmath.h>
+#include "cnn.h"
+
+/* Σ (units[i] + 1)·units[i+1]: every layer's weights and biases. */
+size_t cnn_mlp_param_count(const cnn_mlp *net)
+{
+    size_t p = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        p = cnn_size_add(p, cnn_size_mul((size_t)net->units[i] + 1, (size_t)net->units[i + 1]));
+    return p;
+}
+
+/* Parameters that are weights (the L2 penalty's): they come first in the flat vector. */
+static size_t mlp_weight_count(const cnn_mlp *net)
+{
+    size_t nw = 0;
+    for (int i = 0; i < net->n_layers; i++) nw += (size_t)net->units[i] * net->units[i + 1];
+    return nw;
+}
+
+/* n rows of every hidden layer (forward); training adds the output layer, a delta per layer, and a batch
+ * of x and y rows at the end for mlp_epoch to gather shuffled rows into. */
+size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training)
+{
+    int L = net->n_layers;
+    size_t rows = 0; /* at most 3·256 + 2 widths below INT_MAX each: no overflow before the product */
+    for (int i = 1; i < L; i++) rows += net->units[i];
+    if (training) rows = 2 * (rows + net->units[L]) + net->units[0] + net->units[L];
+    return cnn_size_mul(rows, (size_t)n);
+}
+
+#define TEMPLATE "mlp.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
 
 /* Layer pointers into work: act[0] = x, act[1..L] the layer outputs, delta[1..L] their gradients. */
 static void K(mlp_layout)(const real **act, real **delta, real *work, const real *x, int n, const cnn_mlp *net,
@@ -23,7 +59,8 @@ static void K(mlp_layout)(const real **act, real **delta, real *work, const real
     }
 }
 
-/* act[1..L] from act[0]; the output layer gets the output activation, the others the hidden one. */
+/* act[i] (N, units[i]): act[1..L] from act[0], a dense layer each; the output layer gets the output
+ * activation, the others the hidden one, applied in place. */
 static void K(mlp_run)(real *const *act, const real *params, int n, const cnn_mlp *net)
 {
     int L = net->n_layers;
@@ -46,6 +83,7 @@ static void K(mlp_run)(real *const *act, const real *params, int n, const cnn_ml
     }
 }
 
+/* params (P), x (N, units[0]) → out (N, units[L]); work holds the hidden layers */
 void K(mlp_forward)(real *out, real *work, const real *params, const real *x, int n, const cnn_mlp *net)
 {
     const real *act[net->n_layers + 1];
@@ -54,9 +92,9 @@ void K(mlp_forward)(real *out, real *work, const real *params, const real *x, in
     K(mlp_run)((real *const *)act, params, n, net);
 }
 
-/* sklearn's data loss of the output p against y (_base.LOSS_FUNCTIONS, summed over the outputs), and
- * delta = (p - y)/n: the output gradient for each of the four link/loss pairs. Serial: n·k is a
- * minibatch of outputs, too small to share. */
+/* p, y, delta (N, K): sklearn's data loss of the output p against y (_base.LOSS_FUNCTIONS, summed over the
+ * outputs), and delta = (p - y)/n: the output gradient for each of the four link/loss pairs. Serial: n·k is
+ * a minibatch of outputs, too small to share. */
 static double K(mlp_output_loss)(real *delta, const real *p, const real *y, size_t n, size_t k, cnn_mlp_output kind)
 {
     const real eps = sizeof(real) == sizeof(float) ? FLT_EPSILON : DBL_EPSILON, inv_n = (real)1 / n;
@@ -78,7 +116,8 @@ static double K(mlp_output_loss)(real *delta, const real *p, const real *y, size
     return kind == MLP_OUT_IDENTITY ? 0.5 * s / ((double)n * k) : s / n;
 }
 
-/* The data loss of the batch, and grad (P) overwritten with its gradient without the L2 term. */
+/* params, grad (P), x (N, units[0]), y (N, units[L]): the data loss of the batch, and grad overwritten with its
+ * gradient without the L2 term, layer by layer from the output back (sklearn's _backprop). */
 static double K(mlp_backprop)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
                               const cnn_mlp *net)
 {
@@ -108,7 +147,8 @@ static double K(mlp_backprop)(real *grad, real *work, const real *params, const 
     return loss;
 }
 
-/* deltas already carry 1/n, so the L2 term of the batch is (alpha/n)/2·Σ‖W‖² with gradient (alpha/n)·W */
+/* params, grad (P), x (N, units[0]), y (N, units[L]). The deltas already carry 1/n, so the L2 term of the
+ * batch is (alpha/n)/2·Σ‖W‖² with gradient (alpha/n)·W. */
 double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
                         const cnn_mlp *net)
 {
@@ -116,10 +156,10 @@ double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *
     return loss + K(l2_penalty)(grad, params, mlp_weight_count(net), (real)(net->alpha / n));
 }
 
-/* The L2 term (returned) and gradient of the first nw parameters, then the optimizer update, piece by
- * piece so each piece of g and p is still in cache for the update: on a wide net these are memory-bound
- * passes over millions of parameters. Big vectors sum the penalty in CNN_REDUCE_CHUNKS fixed chunks,
- * so it does not depend on the thread count. */
+/* p, g (P), state (P or 2P, as mlp_epoch says): the L2 term (returned) and gradient of the first nw
+ * parameters, then the optimizer update, piece by piece so each piece of g and p is still in cache for the
+ * update: on a wide net these are memory-bound passes over millions of parameters. Big vectors sum the
+ * penalty in CNN_REDUCE_CHUNKS fixed chunks, so it does not depend on the thread count. */
 static double K(mlp_step)(real *p, real *state, real *g, size_t count, size_t nw, real lam, cnn_mlp_optim *opt)
 {
     enum { PIECE = 4096 };
@@ -145,6 +185,9 @@ static double K(mlp_step)(real *p, real *state, real *g, size_t count, size_t nw
     return total;
 }
 
+/* params, grad (P), state (P for SGD, 2P for Adam), x (N, units[0]), y (N, units[L]), order (rows of batches
+ * b0..b1) or NULL. A whole run of batches in one call: a small network's step is microseconds, which a
+ * Python loop around each step would multiply. */
 double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
                     const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt)
 {
@@ -171,36 +214,4 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
     return total;
 }
 
-#else
-#include <float.h>
-#include <string.h>
-#include "cnn.h"
-
-size_t cnn_mlp_param_count(const cnn_mlp *net)
-{
-    size_t p = 0;
-    for (int i = 0; i < net->n_layers; i++)
-        p = cnn_size_add(p, cnn_size_mul((size_t)net->units[i] + 1, (size_t)net->units[i + 1]));
-    return p;
-}
-
-/* Parameters that are weights (the L2 penalty's): they come first in the flat vector. */
-static size_t mlp_weight_count(const cnn_mlp *net)
-{
-    size_t nw = 0;
-    for (int i = 0; i < net->n_layers; i++) nw += (size_t)net->units[i] * net->units[i + 1];
-    return nw;
-}
-
-size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training)
-{
-    int L = net->n_layers;
-    size_t rows = 0; /* at most 3·256 + 2 widths below INT_MAX each: no overflow before the product */
-    for (int i = 1; i < L; i++) rows += net->units[i];
-    if (training) rows = 2 * (rows + net->units[L]) + net->units[0] + net->units[L];
-    return cnn_size_mul(rows, (size_t)n);
-}
-
-#define TEMPLATE "mlp.c"
-#include "template.h"
 #endif

@@ -197,12 +197,14 @@ static format_text parse_format(const char *units, const char *fn)
 
 /* ---- gemm ------------------------------------------------------------------------------------ */
 
-static PyObject *py_gemm(PyObject *self, PyObject *args)
+/* gemm(c, a, b, trans_a, trans_b, accumulate), and _gemm_reference with the same arguments (reference.c) */
+static PyObject *gemm_like(PyObject *args, const char *fn, int reference)
 {
-    static const char *fn = "gemm";
     PyObject *oc, *oa, *ob;
     int ta = 0, tb = 0, acc = 0;
-    if (!PyArg_ParseTuple(args, "OOO|ppp:gemm", &oc, &oa, &ob, &ta, &tb, &acc)) return NULL;
+    if (!PyArg_ParseTuple(args, reference ? "OOO|ppp:_gemm_reference" : "OOO|ppp:gemm", &oc, &oa, &ob, &ta, &tb,
+                          &acc))
+        return NULL;
     int t = real_type(oa, fn, "a");
     if (t < 0) return NULL;
     PyArrayObject *a = array_arg(oa, fn, "a", t, 2, NULL, READ);
@@ -215,10 +217,13 @@ static PyObject *py_gemm(PyObject *self, PyObject *args)
     if (!c || check_overlap(fn, OPERANDS({"c", c, OUT}, {"a", a, IN}, {"b", b, IN}))) return NULL;
     ptrdiff_t rsa = ta ? 1 : kd, csa = ta ? m : 1, rsb = tb ? 1 : n, csb = tb ? kd : 1;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, gemm, DATA(c), DATA(a), DATA(b), m, n, kd, rsa, csa, rsb, csb, n, acc);
+    if (reference) CALL(t, gemm_reference, DATA(c), DATA(a), DATA(b), m, n, kd, rsa, csa, rsb, csb, n, acc);
+    else CALL(t, gemm, DATA(c), DATA(a), DATA(b), m, n, kd, rsa, csa, rsb, csb, n, acc);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
+
+static PyObject *py_gemm(PyObject *s, PyObject *a) { return gemm_like(a, "gemm", 0); }
 
 /* ---- dense ----------------------------------------------------------------------------------- */
 
@@ -985,6 +990,34 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
                         "'avx2', 'avx512', got '%s'", name);
 }
 
+/* ---- reference kernels (reference.c): the tests' oracles --------------------------------------- */
+
+static PyObject *py__gemm_reference(PyObject *s, PyObject *a) { return gemm_like(a, "_gemm_reference", 1); }
+
+/* _conv2d_reference_forward(y, x, w, b or None, stride, padding, dilation, groups): conv2d_forward's
+ * arguments less the scratch */
+static PyObject *py__conv2d_reference_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "_conv2d_reference_forward";
+    PyObject *oy, *ox, *ow, *ob;
+    int stride[2], pad[4], dil[2], groups, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOO" CONV_ARGS ":_conv2d_reference_forward", &oy, &ox, &ow, &ob, &stride[0],
+                          &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+        return NULL;
+    PyArrayObject *x, *w;
+    cnn_conv2d g;
+    int t = conv_operands(fn, ox, ow, stride, pad, dil, groups, &x, &w, &g);
+    PyArrayObject *b = t < 0 ? NULL : optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
+    PyArrayObject *y = t < 0 || !ok ? NULL : array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE);
+    PyArrayObject *ins[] = {x, w, b};
+    const char *inn[] = {"x", "w", "b"};
+    if (!y || check_disjoint(fn, &y, (const char *[]){"y"}, 1, ins, inn, 3)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv2d_reference_forward, DATA(y), DATA(x), DATA(w), DATA(b), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- module ---------------------------------------------------------------------------------- */
 
 /* Each docstring is the one statement of its function's signature: tests/core_signatures.py reads it. The first
@@ -1103,6 +1136,11 @@ static PyMethodDef methods[] = {
     METHOD(set_num_threads, "set_num_threads(n: int)\n\nThe kernels use n threads, 1 <= n <= 1024."),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
+    METHOD(_gemm_reference, "_gemm_reference(c, a, b, trans_a=False, trans_b=False, accumulate=False): gemm by the "
+                            "triple loop of reference.c, summing in double (a test oracle)"),
+    METHOD(_conv2d_reference_forward, "_conv2d_reference_forward(y, x, w, b or None, stride, padding, dilation, "
+                                      "groups): conv2d_forward as a direct loop nest, summing in double "
+                                      "(a test oracle)"),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C kernels (see csrc/cnn.h)", -1, methods};

@@ -1,9 +1,16 @@
 /* optim.c: one flat pass over all parameters per step (one buffer holds every parameter). */
-#ifdef real
+#ifndef real
+#include <tgmath.h>
+#include "cnn.h"
 
 /* Element loops: one thread below CNN_PARALLEL_WORK elements, and no OpenMP region at all there. */
 #define EACH(...) CNN_FOR(count > CNN_PARALLEL_WORK, size_t, i, count, __VA_ARGS__)
 
+#define TEMPLATE "optim.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
+
+/* p, buf, g (P): buf is the momentum buffer (v in the Keras form), unread when momentum = 0 */
 void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real momentum, real dampening,
                  real weight_decay, int nesterov, int first, cnn_opt_variant variant)
 {
@@ -32,6 +39,7 @@ void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real 
     });
 }
 
+/* p, m, v, g (P): m and v are the first and second moment of g */
 void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2,
                   real eps, real weight_decay, int decoupled, long long t, cnn_opt_variant variant)
 {
@@ -52,8 +60,9 @@ void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real l
     });
 }
 
-/* Σp² in LANES running sums, element i in lane i mod LANES: one sum would wait out an add's latency per
- * element; the lanes vectorize, and their order is fixed, so the total is the same for any thread count. */
+/* g, p (P): g += lam·p, and lam/2·Σp² returned. Σp² in LANES running sums, element i in lane i mod LANES:
+ * one sum would wait out an add's latency per element; the lanes vectorize, and their order is fixed, so the
+ * total is the same for any thread count. */
 #define LANES 8
 double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
 {
@@ -77,9 +86,5 @@ double K(l2_penalty)(real *g, const real *p, size_t count, real lam)
     return 0.5 * lam * total;
 }
 
-#undef EACH
 #undef LANES
-#else
-#define TEMPLATE "optim.c"
-#include "template.h"
 #endif

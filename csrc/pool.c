@@ -3,8 +3,23 @@
  * Each thread owns whole (n, c) planes of its output, so backward scatters need no atomics.
  * Worked example: the 2x2 plane [[1 3], [3 2]] max-pools to 3 at index 1 (the first 3 in row-major
  * order) and average-pools to (1+3+3+2)/4 = 2.25. */
-#ifdef real
+#ifndef real
+#include <math.h>
+#include "cnn.h"
 
+/* LeNet's subsampling, 2x2 windows at stride 2 without padding: every window is whole, the divisor is 4,
+ * and the sums run in the general loop's order (row by row), so the results are the same bits. */
+static inline int avg_2x2(const cnn_pool2d *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->pt && !g->pb && !g->pl && !g->pr;
+}
+
+#define TEMPLATE "pool.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
+
+/* x (N, C, H, W) → y, argmax (N, C, OH, OW): argmax keeps each window's winner (h·W + w in its plane), so
+ * the backward is a scatter that needs neither x nor y */
 void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -33,6 +48,7 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
     });
 }
 
+/* dy, argmax (N, C, OH, OW) → dx (N, C, H, W): each dy added onto its window's winner */
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -61,6 +77,7 @@ static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_i
     return 1;
 }
 
+/* x (N, C, H, W) → y (N, C, H/2, W/2): avg_2x2 geometry only */
 static void K(avgpool2x2_forward)(real *y, const real *x, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -74,6 +91,7 @@ static void K(avgpool2x2_forward)(real *y, const real *x, const cnn_pool2d *g)
     });
 }
 
+/* dy (N, C, H/2, W/2) → dx (N, C, H, W): windows do not overlap, so each cell is written once */
 static void K(avgpool2x2_backward)(real *dx, const real *dy, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -92,6 +110,7 @@ static void K(avgpool2x2_backward)(real *dx, const real *dy, const cnn_pool2d *g
     });
 }
 
+/* x (N, C, H, W) → y (N, C, OH, OW) */
 void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad)
 {
     if (avg_2x2(g)) {
@@ -116,6 +135,7 @@ void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count
     });
 }
 
+/* dy (N, C, OH, OW) → dx (N, C, H, W): each window's share spread over its real cells */
 void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad)
 {
     if (avg_2x2(g)) {
@@ -139,16 +159,4 @@ void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int co
     });
 }
 
-#else
-#include "cnn.h"
-
-/* LeNet's subsampling, 2x2 windows at stride 2 without padding: every window is whole, the divisor is 4,
- * and the sums run in the general loop's order (row by row), so the results are the same bits. */
-static inline int avg_2x2(const cnn_pool2d *g)
-{
-    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->pt && !g->pb && !g->pl && !g->pr;
-}
-
-#define TEMPLATE "pool.c"
-#include "template.h"
 #endif

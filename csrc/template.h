@@ -1,10 +1,16 @@
-/* template.h: compile the file named by TEMPLATE once per real type.
- * A kernel file writes its body under `#ifdef real`, using `real` and K(name); its `#else` branch
- * defines TEMPLATE as its own name and includes this file. <tgmath.h> makes exp/log/sqrt/tanh
- * pick the float or double function from the argument's type. */
-#include <tgmath.h>
-#include "cnn.h"
-
+/* template.h: compile the file named by TEMPLATE once per real type, as name_f32 with real = float and
+ * as name_f64 with real = double. A kernel file reads top-down in two parts:
+ *
+ *   #ifndef real            compiled once: includes, and the helpers that do not depend on the type
+ *   ...
+ *   #define TEMPLATE "conv2d.c"
+ *   #include "template.h"   includes this same file twice more, with real defined
+ *   #else                   compiled per real type: the kernels, written with `real` and K(name)
+ *   ...
+ *   #endif
+ *
+ * A file that calls exp/log/sqrt on reals includes <tgmath.h> first, so that each call picks the float or
+ * the double function from its argument's type. cnn.h instantiates its templated prototypes the same way. */
 #define real float
 #define K(name) name##_f32
 #include TEMPLATE

@@ -1,10 +1,11 @@
-"""conv2d_forward / conv2d_backward against torch.nn.functional.conv2d and autograd, plus finite differences."""
+"""conv2d_forward / conv2d_backward against torch.nn.functional.conv2d and autograd, plus finite differences;
+the forward also against reference.c's direct convolution."""
 import numpy as np
 import pytest
 import torch
 
 from cnn import _core
-from conftest import DTYPES, assert_close, rel_err
+from conftest import DTYPES, TOL, assert_close, rel_err
 
 # (n, c, h, w, oc, kh, kw, stride, padding (top, bottom, left, right), dilation, groups)
 CASES = [
@@ -70,6 +71,44 @@ def test_conv2d_matches_torch(rng, dtype, case):
     assert_close(dx, xt.grad.numpy(), dtype)
     assert_close(dw, wt.grad.numpy(), dtype)
     assert_close(db, bt.grad.numpy(), dtype)
+
+
+def reference_forward(x, k, b, stride, pad, dil, groups, out):
+    y = np.full(out, np.nan, x.dtype)
+    _core._conv2d_reference_forward(y, x, k, b, stride, pad, dil, groups)
+    return y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_conv2d_forward_matches_reference(rng, dtype, case):
+    """conv2d_forward on every path (the cases cover im2col, 1x1, depthwise and dense, with stride, padding,
+    dilation and groups) against the direct loop nest of reference.c, with and without bias: float64 to 1e-12,
+    float32 loose as it sums in float32. The reference itself against torch in float64."""
+    x, k, b, dy, stride, pad, dil, groups = make(rng, dtype, case)
+    size = _core.conv2d_scratch_size(x.shape, k.shape, stride, pad, dil, groups)
+    for bias in (b, None):
+        ref = reference_forward(x, k, bias, stride, pad, dil, groups, dy.shape)
+        y = np.full(dy.shape, np.nan, dtype)
+        _core.conv2d_forward(y, x, k, bias, np.empty(size, dtype) if size else None, stride, pad, dil, groups)
+        assert rel_err(y, ref) <= {np.float32: TOL[np.float32], np.float64: 1e-12}[dtype]
+    *_, yt = torch_conv(x.astype(np.float64), k.astype(np.float64), b.astype(np.float64), stride, pad, dil, groups)
+    assert rel_err(reference_forward(x, k, b, stride, pad, dil, groups, dy.shape), yt.detach().numpy()) <= \
+        {np.float32: 1e-7, np.float64: 1e-14}[dtype]
+
+
+def test_conv2d_reference_worked_example_and_checks():
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    w = np.array([[[[1.0, 0.0], [0.0, 1.0]]]])
+    geo = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    y = reference_forward(x, w, None, *geo, (1, 1, 2, 2))
+    np.testing.assert_array_equal(y[0, 0], [[6, 8], [12, 14]])
+    with pytest.raises(ValueError, match="_conv2d_reference_forward: argument 'y'"):
+        _core._conv2d_reference_forward(np.empty((1, 1, 3, 3)), x, w, None, *geo)
+    with pytest.raises(ValueError, match="_conv2d_reference_forward: argument 'b'"):
+        _core._conv2d_reference_forward(np.empty((1, 1, 2, 2)), x, w, np.ones(2), *geo)
+    with pytest.raises(ValueError, match="_conv2d_reference_forward: .*groups"):
+        _core._conv2d_reference_forward(np.empty((1, 1, 2, 2)), x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 0)
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[6]])

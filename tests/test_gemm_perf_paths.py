@@ -1,12 +1,13 @@
 """gemm's performance paths against NumPy (float64 products): every instruction-set instance this CPU
 runs, edge tiles in both directions, the in-place and packed paths, several KC slices, NN/NT/TN/TT,
-accumulate, and bitwise-identical results for 1, 2 and 16 threads."""
+accumulate (each instance also against reference.c's triple loop), and bitwise-identical results for 1, 2 and
+16 threads."""
 import numpy as np
 import pytest
 
 import cnn
 from cnn import _core
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, TOL, assert_close, rel_err
 
 
 
@@ -54,6 +55,9 @@ def test_every_instance_and_edge(rng, isa, name, dtype, ta, tb):
         c = c0.copy()
         _core.gemm(c, a_arg, b_arg, ta, tb, True)
         assert_close(c, c0.astype(np.float64) + a @ b, dtype)
+        ref = c0.copy()  # and against the triple loop of reference.c, float64 to 1e-12
+        _core._gemm_reference(ref, a_arg, b_arg, ta, tb, True)
+        assert rel_err(c, ref) <= {np.float32: TOL[np.float32], np.float64: 1e-12}[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
