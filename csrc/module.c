@@ -994,8 +994,6 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
 
 static PyObject *py__gemm_reference(PyObject *s, PyObject *a) { return gemm_like(a, "_gemm_reference", 1); }
 
-/* _conv2d_reference_forward(y, x, w, b or None, stride, padding, dilation, groups): conv2d_forward's
- * arguments less the scratch */
 static PyObject *py__conv2d_reference_forward(PyObject *self, PyObject *args)
 {
     static const char *fn = "_conv2d_reference_forward";
@@ -1009,9 +1007,7 @@ static PyObject *py__conv2d_reference_forward(PyObject *self, PyObject *args)
     int t = conv_operands(fn, ox, ow, stride, pad, dil, groups, &x, &w, &g);
     PyArrayObject *b = t < 0 ? NULL : optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
     PyArrayObject *y = t < 0 || !ok ? NULL : array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE);
-    PyArrayObject *ins[] = {x, w, b};
-    const char *inn[] = {"x", "w", "b"};
-    if (!y || check_disjoint(fn, &y, (const char *[]){"y"}, 1, ins, inn, 3)) return NULL;
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"x", x, IN}, {"w", w, IN}, {"b", b, IN}))) return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, conv2d_reference_forward, DATA(y), DATA(x), DATA(w), DATA(b), &g);
     Py_END_ALLOW_THREADS
@@ -1136,11 +1132,13 @@ static PyMethodDef methods[] = {
     METHOD(set_num_threads, "set_num_threads(n: int)\n\nThe kernels use n threads, 1 <= n <= 1024."),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
-    METHOD(_gemm_reference, "_gemm_reference(c, a, b, trans_a=False, trans_b=False, accumulate=False): gemm by the "
-                            "triple loop of reference.c, summing in double (a test oracle)"),
-    METHOD(_conv2d_reference_forward, "_conv2d_reference_forward(y, x, w, b or None, stride, padding, dilation, "
-                                      "groups): conv2d_forward as a direct loop nest, summing in double "
-                                      "(a test oracle)"),
+    METHOD(_gemm_reference, "_gemm_reference(c: out[M, N], a: in[M, K], b: in[K, N], trans_a: bool = False, "
+                            "trans_b: bool = False, accumulate: bool = False)\n\n"
+                            "gemm by the triple loop of reference.c, summing in double: the tests' oracle."),
+    METHOD(_conv2d_reference_forward, "_conv2d_reference_forward(y: out[N, OC, OH, OW], x: in[N, C, H, W], "
+                                      "w: in[OC, CG, KH, KW], b: in[OC] | None, stride: (SH, SW), "
+                                      "padding: (PT, PB, PL, PR), dilation: (DH, DW), groups: G)\n\n"
+                                      "conv2d_forward as a direct loop nest, summing in double: the tests' oracle."),
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C kernels (see csrc/cnn.h)", -1, methods};

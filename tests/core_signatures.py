@@ -228,7 +228,7 @@ def _conv_rows():
                  **{k: (0, 0) for k in ("PT", "PB", "PL", "PR")}}
     depthwise = {**general, "G": (2, 4), "CG": (1, 1)}
     return [Row(name, derive=derive, ranges=ranges) for ranges in (general, pointwise, depthwise)
-            for name in ("conv2d_scratch_size", "conv2d_forward", "conv2d_backward")]
+            for name in ("conv2d_scratch_size", "conv2d_forward", "conv2d_backward", "_conv2d_reference_forward")]
 
 
 def _pool_rows():
@@ -244,6 +244,8 @@ def _pool_rows():
 SIGNATURES = [
     Row("gemm", trans_a=Bool(False), trans_b=Bool(False)),
     Row("gemm", trans_a=Bool(True), trans_b=Bool(True), a=Arr("K,M"), b=Arr("N,K")),
+    Row("_gemm_reference", trans_a=Bool(False), trans_b=Bool(False)),
+    Row("_gemm_reference", trans_a=Bool(True), trans_b=Bool(True), a=Arr("K,M"), b=Arr("N,K")),
     *map(Row, ("dense_forward", "dense_backward", "activation_forward", "activation_backward", "softmax_forward",
                "log_softmax_forward", "softmax_backward", "log_softmax_backward", "sparse_cross_entropy_loss",
                "cross_entropy_loss", "binary_cross_entropy_loss", "mse_loss", "multiclass_hinge_loss")),
@@ -261,8 +263,9 @@ SIGNATURES = [
 
 
 def bindings():
-    """The callables of cnn._core (its constants excluded)."""
-    return sorted(n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n)))
+    """The callables of cnn._core: its kernels and the tests' reference kernels (constants and the private gemm
+    instruction-set switch excluded)."""
+    return sorted(n for n in dir(_core) if (not n.startswith("_") or "reference" in n) and callable(getattr(_core, n)))
 
 
 # ---- drawing ------------------------------------------------------------------------------------------
