@@ -949,7 +949,19 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
+#define GET_NUM_THREADS_DOC                                                                                \
+    "get_num_threads() -> the OpenMP threads cnn's kernels called from this thread use: set_num_threads'\n"  \
+    "count, or a lower limit threadpoolctl set in this thread. OpenMP's own count in this thread is brought\n" \
+    "to it, so threadpoolctl.threadpool_info() called afterwards shows the same number."
+
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
+
+#define SET_NUM_THREADS_DOC                                                                                 \
+    "set_num_threads(n): the OpenMP threads cnn's kernels use, in every thread of the process (OpenMP's own\n" \
+    "omp_set_num_threads reaches only the calling thread). Starts at OMP_NUM_THREADS, or the number of CPUs.\n" \
+    "threadpoolctl.threadpool_limits(k) still limits kernels called from the thread that entered it, while\n"  \
+    "it lasts. A process forked after cnn ran keeps the count and may set its own. Results are bitwise the\n"  \
+    "same at any count."
 
 #define MAX_THREADS 1024
 
@@ -1022,8 +1034,8 @@ static PyMethodDef methods[] = {
     METHOD(mlp_loss_grad, "mlp_loss_grad(grad, work, params, x, y, units, hidden, output, alpha) -> loss"),
     METHOD(mlp_epoch, "mlp_epoch(params, state, grad, work, x, y, order or None, units, hidden, output, alpha, "
                       "batch, begin, end, (adam, lr, momentum, nesterov, beta1, beta2, eps, t)) -> (loss·rows, t)"),
-    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> OpenMP threads used by kernels"},
-    METHOD(set_num_threads, "set_num_threads(n)"),
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, GET_NUM_THREADS_DOC},
+    METHOD(set_num_threads, SET_NUM_THREADS_DOC),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     {NULL, NULL, 0, NULL}};
@@ -1033,6 +1045,7 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C 
 PyMODINIT_FUNC PyInit__core(void)
 {
     import_array();
+    if (cnn_threads_init()) return PyErr_Format(PyExc_OSError, "cnn: pthread_atfork failed (out of memory)");
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     static const struct { const char *name; int value; } constants[] = {

@@ -1,8 +1,10 @@
-"""The OpenMP thread count: OMP_NUM_THREADS at start, set/get, threadpoolctl, and kernels whose results
-do not depend on it (each output summed in the same order whatever the thread count)."""
+"""The OpenMP thread count: OMP_NUM_THREADS at start, set/get process-wide (from any Python thread),
+threadpoolctl, and kernels whose results do not depend on it (each output summed in the same order
+whatever the thread count)."""
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -50,6 +52,64 @@ def test_threadpoolctl_sees_and_limits_our_openmp(restore_threads):
     assert cnn.get_num_threads() == 2
     with threadpoolctl.threadpool_limits(1, user_api="openmp"):
         assert cnn.get_num_threads() == 1
+
+
+def gemm_once():
+    a, b = np.ones((300, 700), np.float32), np.ones((700, 260), np.float32)
+    _core.gemm(np.empty((300, 260), np.float32), a, b)  # big enough to open a parallel region
+
+
+def in_new_thread(fn):
+    """fn() run in a fresh Python thread (which has no OpenMP pool yet), and the OS threads its call left
+    behind: libgomp keeps the team of the thread's first parallel region docked, count - 1 workers."""
+    out = {}
+
+    def work():
+        before = len(os.listdir("/proc/self/task"))
+        out["result"] = fn()
+        out["workers"] = len(os.listdir("/proc/self/task")) - before
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return out["result"], out["workers"]
+
+
+def openmp_threads_seen_by_threadpoolctl():
+    return sorted({p["num_threads"] for p in threadpoolctl.threadpool_info() if "gomp" in p["prefix"]})
+
+
+def kernel_threads():
+    """A kernel's threads as this thread sees them: cnn's count, then threadpoolctl's view of libgomp."""
+    gemm_once()
+    return cnn.get_num_threads(), openmp_threads_seen_by_threadpoolctl()
+
+
+needs_proc_and_openmp = pytest.mark.skipif(not (os.path.isdir("/proc/self/task") and _core.HAVE_OPENMP),
+                                           reason="counts OpenMP workers in /proc/self/task")
+
+
+@needs_proc_and_openmp
+def test_set_num_threads_reaches_kernels_called_from_other_threads(restore_threads):
+    # OpenMP's count is per thread: omp_set_num_threads in this thread left other threads at the default
+    more = cnn.get_num_threads() + 1
+    cnn.set_num_threads(more)
+    assert in_new_thread(kernel_threads) == ((more, [more]), more - 1)
+    cnn.set_num_threads(1)
+    assert in_new_thread(kernel_threads) == ((1, [1]), 0)
+
+
+@needs_proc_and_openmp
+def test_threadpool_limits_in_another_thread_limits_its_kernels(restore_threads):
+    cnn.set_num_threads(3)
+
+    def limited():
+        with threadpoolctl.threadpool_limits(1):
+            inside = kernel_threads()
+        return inside, cnn.get_num_threads()
+
+    assert in_new_thread(limited) == (((1, [1]), 3), 0)
+    assert cnn.get_num_threads() == 3
 
 
 def run_at(threads, fn):
