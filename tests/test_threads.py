@@ -2,6 +2,7 @@
 threadpoolctl, and kernels whose results do not depend on it (each output summed in the same order
 whatever the thread count)."""
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -27,6 +28,30 @@ def test_omp_num_threads_is_honoured_at_start():
     out = subprocess.run([sys.executable, "-c", "import cnn; print(cnn.get_num_threads())"], env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "3"
+
+
+def libgomp_wait_policy(**env):
+    """OMP_WAIT_POLICY and GOMP_SPINCOUNT as libgomp read them when `import cnn` loaded it (OMP_DISPLAY_ENV
+    prints them; an unset policy prints as PASSIVE with 300,000 spins), and whether OMP_WAIT_POLICY was in
+    os.environ after the import."""
+    env = dict({k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}, **env,
+               OMP_DISPLAY_ENV="verbose", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", "import os, cnn; print('OMP_WAIT_POLICY' in os.environ)"], env=env,
+                         capture_output=True, text=True, check=True)
+    read = dict(re.findall(r"^\s*(OMP_WAIT_POLICY|GOMP_SPINCOUNT) = '(\w*)'", out.stderr, re.M))
+    return read, out.stdout.strip()
+
+
+@pytest.mark.skipif(not _core.HAVE_OPENMP, reason="built without OpenMP")
+def test_libgomp_loads_passive_unless_the_user_chose_a_policy():
+    read, leaked = libgomp_wait_policy()
+    if "GOMP_SPINCOUNT" not in read:
+        pytest.skip("the OpenMP runtime is not libgomp")
+    assert (read, leaked) == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}, "False")
+    assert libgomp_wait_policy(GOMP_SPINCOUNT="12345") == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "12345"},
+                                                           "False")
+    read, leaked = libgomp_wait_policy(OMP_WAIT_POLICY="active")
+    assert (read["OMP_WAIT_POLICY"], leaked) == ("ACTIVE", "True")
 
 
 def test_set_and_get(restore_threads):
