@@ -85,14 +85,15 @@ def gemm_once():
 
 
 def in_new_thread(fn):
-    """fn() run in a fresh Python thread (which has no OpenMP pool yet), and the OS threads its call left
-    behind: libgomp keeps the team of the thread's first parallel region docked, count - 1 workers."""
+    """fn() run in a fresh Python thread (which has no OpenMP pool yet), and the OS threads its call started:
+    libgomp keeps the team of the thread's first parallel region docked, count - 1 workers. (New thread ids,
+    not a difference of counts: an earlier test's pool may still be exiting.)"""
     out = {}
 
     def work():
-        before = len(os.listdir("/proc/self/task"))
+        before = set(os.listdir("/proc/self/task"))
         out["result"] = fn()
-        out["workers"] = len(os.listdir("/proc/self/task")) - before
+        out["workers"] = len(set(os.listdir("/proc/self/task")) - before)
 
     thread = threading.Thread(target=work)
     thread.start()
@@ -101,7 +102,10 @@ def in_new_thread(fn):
 
 
 def openmp_threads_seen_by_threadpoolctl():
-    return sorted({p["num_threads"] for p in threadpoolctl.threadpool_info() if "gomp" in p["prefix"]})
+    """num_threads of the libgomp cnn uses: the one named libgomp.so.1 (cnn's, or PyTorch's when torch loaded
+    first: the loader then resolves cnn's libgomp.so.1 to it), not a wheel's renamed copy (scikit-learn's)."""
+    return sorted({p["num_threads"] for p in threadpoolctl.threadpool_info()
+                   if os.path.basename(p["filepath"]).startswith("libgomp.so")})
 
 
 def kernel_threads():
