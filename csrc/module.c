@@ -951,8 +951,8 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 
 #define GET_NUM_THREADS_DOC                                                                                \
     "get_num_threads() -> the OpenMP threads cnn's kernels called from this thread use: set_num_threads'\n"  \
-    "count, or a lower limit threadpoolctl set in this thread. OpenMP's own count in this thread is brought\n" \
-    "to it, so threadpoolctl.threadpool_info() called afterwards shows the same number."
+    "count, unless threadpoolctl (or any omp_set_num_threads) set another in this thread since. OpenMP's\n"   \
+    "own count in this thread is brought to it, so threadpoolctl.threadpool_info() then shows the same."
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
 
@@ -960,8 +960,8 @@ static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyL
     "set_num_threads(n): the OpenMP threads cnn's kernels use, in every thread of the process (OpenMP's own\n" \
     "omp_set_num_threads reaches only the calling thread). Starts at OMP_NUM_THREADS, or the number of CPUs.\n" \
     "threadpoolctl.threadpool_limits(k) still limits kernels called from the thread that entered it, while\n"  \
-    "it lasts. A process forked after cnn ran keeps the count and may set its own. Results are bitwise the\n"  \
-    "same at any count."
+    "it lasts (a set_num_threads inside the block is undone in that thread when it ends). A process forked\n" \
+    "after cnn ran keeps the count and may set its own. Results are bitwise the same at any count."
 
 #define MAX_THREADS 1024
 

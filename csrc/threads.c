@@ -17,7 +17,7 @@
 static atomic_int process_count; /* cnn_set_num_threads' count; at load, the OpenMP default */
 static int load_count;           /* the OpenMP default at load: every thread's count until someone sets it */
 static _Thread_local int left;   /* this thread's OpenMP count as cnn last saw or set it; 0: never */
-static int paused;               /* the forking thread's pool was shut down before fork */
+static _Thread_local int paused; /* this thread's pool was shut down before it forked */
 static atomic_int pool_lost;     /* in a child forked with the pool still up: its workers do not exist */
 
 int cnn_num_threads(void)
