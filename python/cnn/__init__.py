@@ -10,11 +10,11 @@ the thread that calls threadpool_limits. A process forked after training keeps t
 Waiting: an OpenMP thread with no work spins for a while, then sleeps. libgomp's default spin is
 300,000 rounds (~4 ms on the 2-vCPU VM of benchmarks/contention.py). On a machine whose other processes
 keep the cores busy, a spinning thread holds a core that its own team needs, and a fit at the default
-thread count ran 2-23x slower than at one thread there; passive (no spin: sleep at once) kept it within
+thread count ran 1.4-23x slower than at one thread there; passive (no spin: sleep at once) kept it within
 1.2x, where spins of 1,000 and 300 rounds (~12 and ~4 µs) still cost up to 1.45x and 1.24x. Passive's
 price is a wake-up (tens of µs on that VM) at each parallel region on an otherwise idle machine: there
-LeNet-5 (B2) at 2 threads took 1.31x its 1-thread time, against 0.64x spinning. The worst case passive
-is 1.3x one thread, spinning 23x. So,
+the MLP (B1) keeps its 2-thread speed-up, but LeNet-5 (B2), with many short regions, loses it (1.29x
+its 1-thread time, against 0.63x spinning). The worst case passive is 1.3x one thread; spinning, 23x. So,
 unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, cnn loads libgomp with OMP_WAIT_POLICY=passive; on a
 machine that runs nothing else, GOMP_SPINCOUNT=300000 (libgomp's default) spins again. The
 variable is set only while libgomp loads (it reads it once, then), so no other library or child
