@@ -79,6 +79,12 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
  * seconds. Which thread takes a piece never changes a result: pieces write disjoint outputs, and reductions
  * sum fixed chunks. (gemm keeps one rectangle per thread: splitting it further costs packing.) */
 #define CNN_UNITS 4
+/* The threads kernels use (threads.c): process-wide, set by cnn_set_num_threads, limited in one thread by
+ * threadpoolctl; a call also brings the calling thread's OpenMP count to it, so a region opened after it
+ * has that many threads. cnn_threads_init registers the fork handlers; the binding calls it at import. */
+int cnn_num_threads(void);
+void cnn_set_num_threads(int n);
+int cnn_threads_init(void);
 #ifdef _OPENMP
 #include <omp.h>
 /* Pieces of more than 64 iterations are rounded to 16, so that element loops over aligned float buffers
@@ -88,7 +94,7 @@ static inline long cnn_chunk(long n)
     long pieces = (long)CNN_UNITS * omp_get_max_threads(), c = (n + pieces - 1) / pieces;
     return c > 64 ? (c + 15) / 16 * 16 : c < 1 ? 1 : c;
 }
-static inline int cnn_team(void) { return omp_get_max_threads() > 1 && !omp_in_parallel(); }
+static inline int cnn_team(void) { return !omp_in_parallel() && cnn_num_threads() > 1; }
 #else
 static inline long cnn_chunk(long n) { (void)n; return 1; }
 static inline int cnn_team(void) { return 0; }
@@ -134,9 +140,6 @@ size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training);
 
 /* Reductions over the batch split into this many fixed chunks, whatever the thread count. */
 #define CNN_REDUCE_CHUNKS 16
-
-int cnn_num_threads(void);
-void cnn_set_num_threads(int n);
 
 /* gemm's instruction set: AUTO picks the widest the CPU has; tests force the others. */
 typedef enum { CNN_ISA_AUTO = 0, CNN_ISA_BASE = 1, CNN_ISA_AVX2 = 2, CNN_ISA_AVX512 = 3 } cnn_gemm_isa;

@@ -954,7 +954,21 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
+#define GET_NUM_THREADS_DOC                                                                                \
+    "get_num_threads() -> int\n\n"                                                                        \
+    "The OpenMP threads cnn's kernels called from this thread use: set_num_threads'\n"                       \
+    "count, unless threadpoolctl (or any omp_set_num_threads) set another in this thread since. OpenMP's\n"   \
+    "own count in this thread is brought to it, so threadpoolctl.threadpool_info() then shows the same."
+
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
+
+#define SET_NUM_THREADS_DOC                                                                                 \
+    "set_num_threads(n: int)\n\n"                                                                          \
+    "The OpenMP threads cnn's kernels use, 1 <= n <= 1024, in every thread of the process (OpenMP's own\n" \
+    "omp_set_num_threads reaches only the calling thread). Starts at OMP_NUM_THREADS, or the number of CPUs.\n" \
+    "threadpoolctl.threadpool_limits(k) still limits kernels called from the thread that entered it, while\n"  \
+    "it lasts (a set_num_threads inside the block is undone in that thread when it ends). A process forked\n" \
+    "after cnn ran keeps the count and may set its own. Results are bitwise the same at any count."
 
 #define MAX_THREADS 1024
 
@@ -1127,9 +1141,8 @@ static PyMethodDef methods[] = {
                       "Trains on batches [begin, end) of the rows of (x, y) taken in order (None: 0, 1, ...), one "
                       "optimizer step a batch; returns Σ batch loss·rows and the new step count t. S = P for SGD, "
                       "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
-    {"get_num_threads", py_get_num_threads, METH_NOARGS,
-     "get_num_threads() -> int\n\nThe OpenMP threads the kernels use."},
-    METHOD(set_num_threads, "set_num_threads(n: int)\n\nThe kernels use n threads, 1 <= n <= 1024."),
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, GET_NUM_THREADS_DOC},
+    METHOD(set_num_threads, SET_NUM_THREADS_DOC),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     METHOD(_gemm_reference, "_gemm_reference(c: out[M, N], a: in[M, K], b: in[K, N], trans_a: bool = False, "
@@ -1146,6 +1159,7 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core", "cnn's C 
 PyMODINIT_FUNC PyInit__core(void)
 {
     import_array();
+    if (cnn_threads_init()) return PyErr_Format(PyExc_OSError, "cnn: pthread_atfork failed (out of memory)");
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     static const struct { const char *name; int value; } constants[] = {

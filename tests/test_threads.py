@@ -1,8 +1,11 @@
-"""The OpenMP thread count: OMP_NUM_THREADS at start, set/get, threadpoolctl, and kernels whose results
-do not depend on it (each output summed in the same order whatever the thread count)."""
+"""The OpenMP thread count: OMP_NUM_THREADS at start, set/get process-wide (from any Python thread),
+threadpoolctl, and kernels whose results do not depend on it (each output summed in the same order
+whatever the thread count)."""
 import os
+import re
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -25,6 +28,30 @@ def test_omp_num_threads_is_honoured_at_start():
     out = subprocess.run([sys.executable, "-c", "import cnn; print(cnn.get_num_threads())"], env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "3"
+
+
+def libgomp_wait_policy(**env):
+    """OMP_WAIT_POLICY and GOMP_SPINCOUNT as libgomp read them when `import cnn` loaded it (OMP_DISPLAY_ENV
+    prints them; an unset policy prints as PASSIVE with 300,000 spins), and whether OMP_WAIT_POLICY was in
+    os.environ after the import."""
+    env = dict({k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}, **env,
+               OMP_DISPLAY_ENV="verbose", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", "import os, cnn; print('OMP_WAIT_POLICY' in os.environ)"], env=env,
+                         capture_output=True, text=True, check=True)
+    read = dict(re.findall(r"^\s*(OMP_WAIT_POLICY|GOMP_SPINCOUNT) = '(\w*)'", out.stderr, re.M))
+    return read, out.stdout.strip()
+
+
+@pytest.mark.skipif(not _core.HAVE_OPENMP, reason="built without OpenMP")
+def test_libgomp_loads_passive_unless_the_user_chose_a_policy():
+    read, leaked = libgomp_wait_policy()
+    if "GOMP_SPINCOUNT" not in read:
+        pytest.skip("the OpenMP runtime is not libgomp")
+    assert (read, leaked) == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}, "False")
+    assert libgomp_wait_policy(GOMP_SPINCOUNT="12345") == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "12345"},
+                                                           "False")
+    read, leaked = libgomp_wait_policy(OMP_WAIT_POLICY="active")
+    assert (read["OMP_WAIT_POLICY"], leaked) == ("ACTIVE", "True")
 
 
 def test_set_and_get(restore_threads):
@@ -50,6 +77,68 @@ def test_threadpoolctl_sees_and_limits_our_openmp(restore_threads):
     assert cnn.get_num_threads() == 2
     with threadpoolctl.threadpool_limits(1, user_api="openmp"):
         assert cnn.get_num_threads() == 1
+
+
+def gemm_once():
+    a, b = np.ones((300, 700), np.float32), np.ones((700, 260), np.float32)
+    _core.gemm(np.empty((300, 260), np.float32), a, b)  # big enough to open a parallel region
+
+
+def in_new_thread(fn):
+    """fn() run in a fresh Python thread (which has no OpenMP pool yet), and the OS threads its call started:
+    libgomp keeps the team of the thread's first parallel region docked, count - 1 workers. (New thread ids,
+    not a difference of counts: an earlier test's pool may still be exiting.)"""
+    out = {}
+
+    def work():
+        before = set(os.listdir("/proc/self/task"))
+        out["result"] = fn()
+        out["workers"] = len(set(os.listdir("/proc/self/task")) - before)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return out["result"], out["workers"]
+
+
+def openmp_threads_seen_by_threadpoolctl():
+    """num_threads of the libgomp cnn uses: the one named libgomp.so.1 (cnn's, or PyTorch's when torch loaded
+    first: the loader then resolves cnn's libgomp.so.1 to it), not a wheel's renamed copy (scikit-learn's)."""
+    return sorted({p["num_threads"] for p in threadpoolctl.threadpool_info()
+                   if os.path.basename(p["filepath"]).startswith("libgomp.so")})
+
+
+def kernel_threads():
+    """A kernel's threads as this thread sees them: cnn's count, then threadpoolctl's view of libgomp."""
+    gemm_once()
+    return cnn.get_num_threads(), openmp_threads_seen_by_threadpoolctl()
+
+
+needs_proc_and_openmp = pytest.mark.skipif(not (os.path.isdir("/proc/self/task") and _core.HAVE_OPENMP),
+                                           reason="counts OpenMP workers in /proc/self/task")
+
+
+@needs_proc_and_openmp
+def test_set_num_threads_reaches_kernels_called_from_other_threads(restore_threads):
+    # OpenMP's count is per thread: omp_set_num_threads in this thread left other threads at the default
+    more = cnn.get_num_threads() + 1
+    cnn.set_num_threads(more)
+    assert in_new_thread(kernel_threads) == ((more, [more]), more - 1)
+    cnn.set_num_threads(1)
+    assert in_new_thread(kernel_threads) == ((1, [1]), 0)
+
+
+@needs_proc_and_openmp
+def test_threadpool_limits_in_another_thread_limits_its_kernels(restore_threads):
+    cnn.set_num_threads(3)
+
+    def limited():
+        with threadpoolctl.threadpool_limits(1):
+            inside = kernel_threads()
+        return inside, cnn.get_num_threads()
+
+    assert in_new_thread(limited) == (((1, [1]), 3), 0)
+    assert cnn.get_num_threads() == 3
 
 
 def run_at(threads, fn):
