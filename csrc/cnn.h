@@ -84,6 +84,7 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
  * has that many threads. cnn_threads_init registers the fork handlers; the binding calls it at import. */
 int cnn_num_threads(void);
 void cnn_set_num_threads(int n);
+void cnn_cap_threads(int n); /* at most n threads in the calling thread (0: no cap), below the count */
 int cnn_threads_init(void);
 #ifdef _OPENMP
 #include <omp.h>

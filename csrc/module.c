@@ -983,6 +983,16 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *py__cap_threads(PyObject *self, PyObject *args)
+{
+    int n;
+    if (!PyArg_ParseTuple(args, "i:_cap_threads", &n)) return NULL;
+    if (n < 0 || n > MAX_THREADS)
+        return PyErr_Format(PyExc_ValueError, "_cap_threads: argument 'n' must lie in [0, %d], got %d", MAX_THREADS, n);
+    cnn_cap_threads(n);
+    Py_RETURN_NONE;
+}
+
 /* ---- gemm instruction set (for tests and benchmarks) ---------------------------------------- */
 
 static const char *const isa_names[] = {"auto", "base", "avx2", "avx512"};
@@ -1143,6 +1153,8 @@ static PyMethodDef methods[] = {
                       "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, GET_NUM_THREADS_DOC},
     METHOD(set_num_threads, SET_NUM_THREADS_DOC),
+    METHOD(_cap_threads, "_cap_threads(n: int)\n\nKernels called from this thread use at most n threads (0: no cap): "
+                         "a fit's cap while other processes keep cores busy (python/cnn/_contention.py)."),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     METHOD(_gemm_reference, "_gemm_reference(c: out[M, N], a: in[M, K], b: in[K, N], trans_a: bool = False, "

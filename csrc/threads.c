@@ -17,6 +17,7 @@
 static atomic_int process_count; /* cnn_set_num_threads' count; at load, the OpenMP default */
 static int load_count;           /* the OpenMP default at load: every thread's count until someone sets it */
 static _Thread_local int left;   /* this thread's OpenMP count as cnn last saw or set it; 0: never */
+static _Thread_local int cap;    /* at most this many threads in this thread (cnn_cap_threads); 0: no cap */
 static _Thread_local int paused; /* this thread's pool was shut down before it forked */
 static atomic_int pool_lost;     /* in a child forked with the pool still up: its workers do not exist */
 
@@ -25,10 +26,15 @@ int cnn_num_threads(void)
     if (atomic_load_explicit(&pool_lost, memory_order_relaxed)) return 1;
     int want = atomic_load_explicit(&process_count, memory_order_relaxed), now = omp_get_max_threads();
     if (now != (left ? left : load_count)) return now; /* threadpoolctl's (or anyone's) limit in this thread */
+    if (cap && want > cap) want = cap;
     if (now != want) omp_set_num_threads(want);
     left = want;
     return want;
 }
+
+/* While other processes keep cores busy, a fit caps the threads its own thread's kernels use (the Python
+ * side measures the free cores: python/cnn/_contention.py). Per thread, so other threads' counts stay. */
+void cnn_cap_threads(int n) { cap = n; }
 
 void cnn_set_num_threads(int n)
 {
@@ -66,5 +72,6 @@ int cnn_threads_init(void)
 #else
 int cnn_num_threads(void) { return 1; }
 void cnn_set_num_threads(int n) { (void)n; }
+void cnn_cap_threads(int n) { (void)n; }
 int cnn_threads_init(void) { return 0; }
 #endif

@@ -6,21 +6,16 @@ import re
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import cnn
 from cnn import _core
+from cnn.layers import Dense
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
-
-
-@pytest.fixture
-def restore_threads():
-    saved = cnn.get_num_threads()
-    yield
-    cnn.set_num_threads(saved)
 
 
 def test_omp_num_threads_is_honoured_at_start():
@@ -43,15 +38,69 @@ def libgomp_wait_policy(**env):
 
 
 @pytest.mark.skipif(not _core.HAVE_OPENMP, reason="built without OpenMP")
-def test_libgomp_loads_passive_unless_the_user_chose_a_policy():
+def test_libgomp_keeps_its_wait_policy():
+    # an idle machine needs libgomp's spin for LeNet's short regions; contention is met by fewer threads
     read, leaked = libgomp_wait_policy()
     if "GOMP_SPINCOUNT" not in read:
         pytest.skip("the OpenMP runtime is not libgomp")
-    assert (read, leaked) == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}, "False")
-    assert libgomp_wait_policy(GOMP_SPINCOUNT="12345") == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "12345"},
-                                                           "False")
-    read, leaked = libgomp_wait_policy(OMP_WAIT_POLICY="active")
-    assert (read["OMP_WAIT_POLICY"], leaked) == ("ACTIVE", "True")
+    assert (read, leaked) == ({"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "300000"}, "False")
+    assert libgomp_wait_policy(GOMP_SPINCOUNT="12345")[0] == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "12345"}
+
+
+def test_free_cores_counts_a_core_taken_once_others_use_a_quarter_of_it():
+    from cnn._contention import free_cores
+
+    assert [free_cores(2, o) for o in (0.0, 0.25, 0.3, 1.0, 1.2, 1.3, 2.0, 5.0)] == [2, 2, 1, 1, 1, 1, 1, 1]
+    assert [free_cores(16, o) for o in (0.0, 0.2, 0.9, 1.25, 3.5, 20.0)] == [16, 16, 15, 15, 12, 1]
+
+
+@pytest.mark.skipif(not _core.HAVE_OPENMP, reason="built without OpenMP")
+def test_a_thread_cap_limits_only_the_thread_that_set_it(restore_threads):
+    cnn.set_num_threads(3)
+    seen = {}
+
+    def other():
+        seen["other"] = cnn.get_num_threads()
+
+    _core._cap_threads(1)
+    try:
+        seen["capped"] = cnn.get_num_threads()
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    finally:
+        _core._cap_threads(0)
+    assert seen == {"capped": 1, "other": 3} and cnn.get_num_threads() == 3
+    with pytest.raises(ValueError, match=r"_cap_threads: argument 'n' must lie in \[0, 1024\], got -1"):
+        _core._cap_threads(-1)
+
+
+@pytest.mark.skipif(not _core.HAVE_OPENMP or not hasattr(os, "sched_getaffinity") or
+                    not os.path.exists("/proc/stat"), reason="needs OpenMP and Linux's /proc/stat")
+def test_a_fit_uses_fewer_threads_while_other_processes_hold_the_cores(restore_threads):
+    from cnn._contention import INTERVAL
+
+    cnn.set_num_threads(2)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in os.sched_getaffinity(0)]
+    try:
+        time.sleep(2 * INTERVAL)  # a window in which others hold every core
+        counts = []
+
+        class Record(cnn.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                counts.append(cnn.get_num_threads())
+
+        rng = np.random.default_rng(0)
+        model = cnn.Sequential([Dense(64, "relu", input_dim=32), Dense(4, "softmax")], seed=0)
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.fit(rng.standard_normal((256, 32)), rng.integers(0, 4, 256), batch_size=8, epochs=3, verbose=0,
+                  callbacks=[Record()])
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert counts[0] == 1 and set(counts) == {1}  # capped from the first batch: the window before the fit
+    assert cnn.get_num_threads() == 2  # the cap ends with the fit
 
 
 def test_set_and_get(restore_threads):

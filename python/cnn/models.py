@@ -41,6 +41,7 @@ import numpy as np
 from . import _core
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
+from ._contention import ThreadCap
 from ._interrupt import NoCommit, deferring_interrupts
 from ._validation import INT_MAX, as_float_array, check_dtype, check_list, check_name, check_number
 from .callbacks import Callback, CallbackList, History
@@ -517,47 +518,52 @@ class Sequential:
         # shuffled batches are gathered into buffers reused across steps
         xbuf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if shuffle else None
         ybuf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype) if shuffle else None
-        self.stop_training = False
-        cbs.on_train_begin()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch)
-            order = self._rng.permutation(n) if shuffle else None
-            total, hits = 0.0, 0
-            for step in range(steps):
-                start, stop = step * batch_size, min((step + 1) * batch_size, n)
-                if shuffle:
-                    xb, yb = xbuf[:stop - start], ybuf[:stop - start]
-                    # mode='clip' (the indices are a permutation) lets take write straight into out;
-                    # mode='raise' would gather into a temporary first
-                    x.take(order[start:stop], axis=0, out=xb, mode="clip")
-                    y.take(order[start:stop], axis=0, out=yb, mode="clip")
-                else:
-                    xb, yb = x[start:stop], y[start:stop]
-                cbs.on_train_batch_begin(step)
-                value, h = self._train_step(xb, yb, fused)
-                total, hits = total + value * (stop - start), hits + h
-                logs = self._logs(total / stop, hits / stop)
-                cbs.on_train_batch_end(step, logs)
-                self._commit.end()
-                if not math.isfinite(value):
-                    bad = self._non_finite_weights()
-                    if bad is not None or not self.stop_training:  # a callback may stop on a NaN loss, not weights
-                        raise self._loss_error(value, f"batch {step} of epoch {epoch}", bad)
-                    break
+        threads = ThreadCap()  # fewer threads while other processes keep cores busy (cnn._contention)
+        try:
+            self.stop_training = False
+            cbs.on_train_begin()
+            logs = {}
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                order = self._rng.permutation(n) if shuffle else None
+                total, hits = 0.0, 0
+                for step in range(steps):
+                    start, stop = step * batch_size, min((step + 1) * batch_size, n)
+                    if shuffle:
+                        xb, yb = xbuf[:stop - start], ybuf[:stop - start]
+                        # mode='clip' (the indices are a permutation) lets take write straight into out;
+                        # mode='raise' would gather into a temporary first
+                        x.take(order[start:stop], axis=0, out=xb, mode="clip")
+                        y.take(order[start:stop], axis=0, out=yb, mode="clip")
+                    else:
+                        xb, yb = x[start:stop], y[start:stop]
+                    cbs.on_train_batch_begin(step)
+                    value, h = self._train_step(xb, yb, fused)
+                    total, hits = total + value * (stop - start), hits + h
+                    logs = self._logs(total / stop, hits / stop)
+                    cbs.on_train_batch_end(step, logs)
+                    self._commit.end()
+                    threads.tick()
+                    if not math.isfinite(value):
+                        bad = self._non_finite_weights()
+                        if bad is not None or not self.stop_training:  # a callback may stop on a NaN loss, not weights
+                            raise self._loss_error(value, f"batch {step} of epoch {epoch}", bad)
+                        break
+                    if self.stop_training:
+                        break
+                self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
+                                    "overflowed and an activation kept the result out of the loss")
+                if x_val is not None:
+                    cbs.on_test_begin()
+                    val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
+                    cbs.on_test_end(self._logs(val_loss, val_acc))
+                    logs.update(self._logs(val_loss, val_acc, "val_"))
+                cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-            self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
-                                "overflowed and an activation kept the result out of the loss")
-            if x_val is not None:
-                cbs.on_test_begin()
-                val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
-                cbs.on_test_end(self._logs(val_loss, val_acc))
-                logs.update(self._logs(val_loss, val_acc, "val_"))
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end(logs)
+            cbs.on_train_end(logs)
+        finally:
+            threads.close()
         self.history = history
         return history
 

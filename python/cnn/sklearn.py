@@ -34,6 +34,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _core
+from ._contention import ThreadCap
 from ._interrupt import NoCommit, deferring_interrupts
 from ._validation import INT_MAX, check_choice, check_number
 
@@ -372,6 +373,7 @@ class _BaseMLP(BaseEstimator):
         n_batches = -(-n_samples // batch_size)
         per_call = max(1, _WORK_PER_CALL // (3 * batch_size * params.size))
         sample_idx = np.arange(n_samples, dtype=np.int64)
+        threads = ThreadCap()  # fewer threads while other processes keep cores busy
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -384,6 +386,7 @@ class _BaseMLP(BaseEstimator):
                 for begin in range(0, n_batches, per_call):
                     end = min(begin + per_call, n_batches)
                     self._checkpoint()
+                    threads.tick()
                     loss_sum, opt.t = _core.mlp_epoch(params, opt.state, grad, work, X, y, order, units, hidden,
                                                       output, alpha, batch_size, begin, end, opt.args())
                     accumulated_loss += loss_sum
@@ -416,6 +419,8 @@ class _BaseMLP(BaseEstimator):
             if self.n_iter_ == 0:  # no epoch of this call ended: nothing to keep (_fit restores)
                 raise
             warnings.warn("Training interrupted by user.", stacklevel=3)
+        finally:
+            threads.close()
         if early_stopping:
             params[...] = self._best_params
         return np.isfinite(params).all()
