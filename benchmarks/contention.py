@@ -1,8 +1,8 @@
 """cnn's default thread count against one thread while another process keeps a core busy.
 
-    PYTHONPATH=python python3 benchmarks/contention.py                    # cnn's wait policy vs libgomp's default
+    PYTHONPATH=python python3 benchmarks/contention.py                    # cnn's adaptive count vs a fixed one
     PYTHONPATH=python python3 benchmarks/contention.py --idle             # the same without the competitor
-    PYTHONPATH=python python3 benchmarks/contention.py --policies cnn,libgomp,passive,spin=10000 --pairs 9
+    PYTHONPATH=python python3 benchmarks/contention.py --policies cnn,fixed,passive,spin=10000 --pairs 9
 
 B1 (MLP 784-500-500-10 SGD epoch) and B2 (LeNet-5 Adam) from benchmarks/workloads.py, each timed at one
 thread and at the default thread count back to back (the order swapped every pair), wall-clock, while
@@ -13,10 +13,11 @@ median time. With --idle, 1/ratio is B7's 2-thread speed-up on a 2-CPU machine.
 
 libgomp reads its wait policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT) once, when it loads, so each policy lives
 in a worker process of its own, started once; the workers take turns pair by pair, so a slow phase of a
-shared machine falls on every policy alike. Policies: `cnn` (neither variable set: what cnn/__init__.py
-picks), `libgomp` (GOMP_SPINCOUNT=300000, libgomp's own default and cnn's before it chose one),
-`passive` (OMP_WAIT_POLICY=passive), `spin=N` (GOMP_SPINCOUNT=N; libgomp spins ~12 ns a count here, and a
-worker's pool spins that long after each of its pairs, while the next policy is timed: no active policy)."""
+shared machine falls on every policy alike. Policies: `cnn` (nothing set: libgomp's spin, and a fit caps
+its threads at the cores other processes leave free, cnn/_contention.py), `fixed` (CNN_ADAPT_THREADS=0:
+libgomp's spin at the count set, cnn before it adapted), `passive` (OMP_WAIT_POLICY=passive at the count
+set), `spin=N` (GOMP_SPINCOUNT=N at the count set; libgomp spins ~12 ns a count here, and a worker's pool
+spins that long after each of its pairs, while the next policy is timed: no active policy)."""
 import argparse
 import json
 import os
@@ -25,15 +26,16 @@ import subprocess
 import sys
 import time
 
-POLICY_ENV = {"cnn": {}, "libgomp": {"GOMP_SPINCOUNT": "300000"}, "passive": {"OMP_WAIT_POLICY": "passive"}}
-WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+FIXED = {"CNN_ADAPT_THREADS": "0"}
+POLICY_ENV = {"cnn": {}, "fixed": FIXED, "passive": dict(FIXED, OMP_WAIT_POLICY="passive")}
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "CNN_ADAPT_THREADS")
 WORKLOADS = ("B1", "B2")
 
 
 def policy_env(name):
     env = {k: v for k, v in os.environ.items() if k not in WAIT_VARIABLES}
     if name.startswith("spin=") and name[5:].isdigit():
-        return dict(env, GOMP_SPINCOUNT=name[5:])
+        return dict(env, GOMP_SPINCOUNT=name[5:], **FIXED)
     if name not in POLICY_ENV:
         raise SystemExit(f"contention.py: unknown policy {name!r}; valid: {sorted(POLICY_ENV)} or spin=N")
     return dict(env, **POLICY_ENV[name])
@@ -87,7 +89,7 @@ def report(policy, threads, name, pairs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policies", default="cnn,libgomp", help="comma-separated policies (default cnn,libgomp)")
+    parser.add_argument("--policies", default="cnn,fixed", help="comma-separated policies (default cnn,fixed)")
     parser.add_argument("--idle", action="store_true", help="no competing process")
     parser.add_argument("--pairs", type=int, default=7, help="1-thread/default pairs per policy and workload")
     parser.add_argument("--quick", action="store_true", help="smaller data (benchmarks/workloads.py's quick sizes)")

@@ -15,8 +15,8 @@ on an L2-resident product, times the threads), speed = reference time / cnn time
 and the process's peak RSS so far. At one thread the time is the thread's CPU time, so other processes
 taking the core do not count (--wall: wall-clock); above one thread it is wall-clock (after letting the
 other side's thread pool go idle), and on a shared 2-core machine it is as noisy as the machine is busy.
-OMP_WAIT_POLICY is recorded with the results: leave it unset (PASSIVE lets a woken worker share the
-caller's core, and 2 threads then gain nothing)."""
+OMP_WAIT_POLICY is recorded with the results: leave it unset (PASSIVE costs a wake-up at every parallel
+region, and LeNet-5's 2 threads then gain nothing)."""
 import argparse
 import json
 import os

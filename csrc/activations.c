@@ -33,10 +33,10 @@ static inline double cnn_tanh(double x)
 {
     double ax = x < 0 ? -x : x, z = x * x;
     double big = 1 - 2 / (cnn_exp(2 * (ax > 22 ? 22 : ax)) + 1); /* tanh(22) rounds to 1 */
-    double small = x + x * z * ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z -
-                                1.61468768441708447952e3) /
-                           (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z +
-                            4.84406305325125486048e3);
+    double small = x +
+                   x * z *
+                       ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3) /
+                       (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3);
     /* copysign keeps tanh(-0) = -0 (x + x·z·R rounds -0 + 0 to +0) and changes no other bit: small already
      * has the sign of x */
     return ax < 0.625 ? copysign(small, x) : x < 0 ? -big : big;
@@ -55,7 +55,11 @@ static inline float cnn_tanh_f32(float x)
     float t = y * 1.44269504088896341f + shift, n = t - shift;
     float r = (y - n * 0.693359375f) + n * 2.12194440e-4f;
     float e = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
-                1.6666665459e-1f) * r + 5.0000001201e-1f) * r * r + r + 1;
+                1.6666665459e-1f) *
+                   r +
+               5.0000001201e-1f) *
+                  r * r +
+              r + 1;
     uint32_t bits;
     memcpy(&bits, &t, sizeof bits);
     bits = (bits - 0x4B400000u + 127u) << 23; /* 2^n */
@@ -63,8 +67,10 @@ static inline float cnn_tanh_f32(float x)
     memcpy(&scale, &bits, sizeof scale);
     float big = 1 - 2 / (e * scale + 1);
     /* x·(1 + z·P(z)), not x + x·z·P(z): -0 stays -0 */
-    float small = x * (1 + z * ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
-                                 1.33314422036e-1f) * z - 3.33332819422e-1f));
+    float small =
+        x *
+        (1 + z * ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+                  3.33332819422e-1f));
     return ax < 0.625f ? small : x < 0 ? -big : big;
 }
 
@@ -77,10 +83,10 @@ static inline double cnn_tanh_f64(double x) { return cnn_tanh(x); }
 /* out may be inp (in place): element i reads only index i, so there is no dependence across elements,
  * and gcc need not version the loop for aliasing (whose fallback is scalar) */
 #define IVDEP _Pragma("GCC ivdep")
-#define SPANS(fn, ...)                                                                                \
-    CNN_FOR(count > CNN_PARALLEL_WORK, size_t, s, (count + SPAN - 1) / SPAN, {                        \
-        size_t lo = s * SPAN, len = count - lo < SPAN ? count - lo : SPAN;                            \
-        fn(__VA_ARGS__);                                                                              \
+#define SPANS(fn, ...)                                                         \
+    CNN_FOR(count > CNN_PARALLEL_WORK, size_t, s, (count + SPAN - 1) / SPAN, { \
+        size_t lo = s * SPAN, len = count - lo < SPAN ? count - lo : SPAN;     \
+        fn(__VA_ARGS__);                                                       \
     })
 
 #define TEMPLATE "activations.c"
@@ -88,27 +94,18 @@ static inline double cnn_tanh_f64(double x) { return cnn_tanh(x); }
 #else
 
 /* inp, out (count), one span: out = f(inp) */
-CNN_VECTOR_CLONES static void K(forward_span)(real *out, const real *inp, size_t count,
-                                              cnn_activation act, real alpha, real beta)
+CNN_VECTOR_CLONES static void K(forward_span)(real *out, const real *inp, size_t count, cnn_activation act, real alpha,
+                                              real beta)
 {
     switch (act) {
-    case ACT_SIGMOID:
-        IVDEP for (size_t i = 0; i < count; i++) out[i] = (real)cnn_sigmoid(inp[i]);
-        break;
-    case ACT_TANH:
-        IVDEP for (size_t i = 0; i < count; i++) out[i] = K(cnn_tanh)(inp[i]);
-        break;
-    case ACT_SCALED_TANH:
-        IVDEP for (size_t i = 0; i < count; i++) out[i] = alpha * K(cnn_tanh)(beta * inp[i]);
-        break;
+    case ACT_SIGMOID: IVDEP for (size_t i = 0; i < count; i++) out[i] = (real)cnn_sigmoid(inp[i]); break;
+    case ACT_TANH: IVDEP for (size_t i = 0; i < count; i++) out[i] = K(cnn_tanh)(inp[i]); break;
+    case ACT_SCALED_TANH: IVDEP for (size_t i = 0; i < count; i++) out[i] = alpha * K(cnn_tanh)(beta * inp[i]); break;
     case ACT_RELU: /* as PyTorch's clamp_min(x, 0): NaN fails x < 0 and propagates, -0 stays -0 */
         IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] < 0 ? 0 : inp[i];
         break;
-    case ACT_LEAKY_RELU:
-        IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] > 0 ? inp[i] : alpha * inp[i];
-        break;
-    default:
-        break;
+    case ACT_LEAKY_RELU: IVDEP for (size_t i = 0; i < count; i++) out[i] = inp[i] > 0 ? inp[i] : alpha * inp[i]; break;
+    default: break;
     }
 }
 
@@ -123,9 +120,8 @@ void K(activation_forward)(real *out, const real *inp, size_t count, cnn_activat
 }
 
 /* dout, inp, out, dinp (count), one span: dinp = dout·f'(x) */
-CNN_VECTOR_CLONES static void K(backward_span)(real *dinp, const real *dout, const real *inp,
-                                               const real *out, size_t count, cnn_activation act, real alpha,
-                                               real beta)
+CNN_VECTOR_CLONES static void K(backward_span)(real *dinp, const real *dout, const real *inp, const real *out,
+                                               size_t count, cnn_activation act, real alpha, real beta)
 {
     switch (act) {
     /* Derivatives from the output y, in double: 1 - y² cancels at saturation, and in float it would
@@ -146,8 +142,7 @@ CNN_VECTOR_CLONES static void K(backward_span)(real *dinp, const real *dout, con
     case ACT_LEAKY_RELU: /* from the input, as PyTorch: the output's sign flips for a negative slope */
         IVDEP for (size_t i = 0; i < count; i++) dinp[i] = inp[i] > 0 ? dout[i] : alpha * dout[i];
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

@@ -28,14 +28,15 @@ typedef enum {
     ACT_TANH = 2,
     ACT_SCALED_TANH = 3, /* a·tanh(s·x): alpha = a, beta = s (LeNet: a = 1.7159, s = 1) */
     ACT_RELU = 4,
-    ACT_LEAKY_RELU = 5,  /* x > 0 ? x : alpha·x */
+    ACT_LEAKY_RELU = 5, /* x > 0 ? x : alpha·x */
     ACT_COUNT
 } cnn_activation;
 
 /* Optimizer update rules. */
 typedef enum {
-    OPT_TORCH = 0, /* torch.optim.SGD/Adam: coupled L2 weight decay, buffer b = μb + (1-τ)g, eps after bias correction */
-    OPT_KERAS = 1  /* Keras/scikit-learn: v = μv - lr·g, eps on the uncorrected sqrt(v), decoupled weight decay */
+    OPT_TORCH =
+        0,        /* torch.optim.SGD/Adam: coupled L2 weight decay, buffer b = μb + (1-τ)g, eps after bias correction */
+    OPT_KERAS = 1 /* Keras/scikit-learn: v = μv - lr·g, eps on the uncorrected sqrt(v), decoupled weight decay */
 } cnn_opt_variant;
 
 /* Convolution geometry, NCHW: x (n, c, h, w), weight (oc, c/groups, kh, kw), y (n, oc, oh, ow) with
@@ -97,41 +98,52 @@ static inline long cnn_chunk(long n)
 }
 static inline int cnn_team(void) { return !omp_in_parallel() && cnn_num_threads() > 1; }
 #else
-static inline long cnn_chunk(long n) { (void)n; return 1; }
+static inline long cnn_chunk(long n)
+{
+    (void)n;
+    return 1;
+}
 static inline int cnn_team(void) { return 0; }
 #endif
 /* for (type i = 0; i < n; i++) { body }, split over the team in cnn_chunk pieces when `parallel` holds
  * and there is a team to split over, else a plain loop: entering an OpenMP region costs ~0.6 µs even
  * when it runs on one thread, and a small training step crosses some twenty of them. */
-#define CNN_FOR(parallel, type, i, n, ...)                                                        \
-    do {                                                                                          \
-        if ((parallel) && cnn_team()) {                                                           \
-            long cnn_chunk_ = cnn_chunk((long)(n));                                               \
-            (void)cnn_chunk_; /* unused without OpenMP */                                         \
-            _Pragma("omp parallel for schedule(dynamic, cnn_chunk_)")                              \
-            for (type i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
-        } else {                                                                                  \
-            for (type i = 0; i < (n); i++) { __VA_ARGS__ }                                        \
-        }                                                                                         \
+#define CNN_FOR(parallel, type, i, n, ...)                                                                           \
+    do {                                                                                                             \
+        if ((parallel) && cnn_team()) {                                                                              \
+            long cnn_chunk_ = cnn_chunk((long)(n));                                                                  \
+            (void)cnn_chunk_; /* unused without OpenMP */                                                            \
+            _Pragma("omp parallel for schedule(dynamic, cnn_chunk_)") for (type i = 0; i < (n); i++) { __VA_ARGS__ } \
+        } else {                                                                                                     \
+            for (type i = 0; i < (n); i++) {                                                                         \
+                __VA_ARGS__                                                                                          \
+            }                                                                                                        \
+        }                                                                                                            \
     } while (0)
 
 /* scikit-learn's MLP (mlp.c): units[0..n_layers] are the layer widths, input first. Parameters lie
  * in one flat vector packed as sklearn's _pack: every coefs_[i] (units[i], units[i+1]) row-major,
  * then every intercepts_[i] (units[i+1]). */
-typedef enum { MLP_OUT_IDENTITY = 0, MLP_OUT_LOGISTIC = 1, MLP_OUT_SOFTMAX = 2, MLP_OUT_EXP = 3, MLP_OUT_COUNT } cnn_mlp_output;
+typedef enum {
+    MLP_OUT_IDENTITY = 0,
+    MLP_OUT_LOGISTIC = 1,
+    MLP_OUT_SOFTMAX = 2,
+    MLP_OUT_EXP = 3,
+    MLP_OUT_COUNT
+} cnn_mlp_output;
 typedef struct {
-    int n_layers;          /* weight layers L: units has L + 1 entries */
+    int n_layers; /* weight layers L: units has L + 1 entries */
     const int *units;
     cnn_activation hidden; /* identity, sigmoid, tanh or relu */
     cnn_mlp_output output; /* identity: squared error; logistic: binary log loss; softmax: log loss; exp: Poisson */
     double alpha;          /* L2 strength: loss += alpha/2·Σ‖W‖²/n (weights only) */
 } cnn_mlp;
 typedef struct {
-    int adam;              /* 0: SGD with momentum (keras velocity form); 1: Adam (keras epsilon form) */
+    int adam; /* 0: SGD with momentum (keras velocity form); 1: Adam (keras epsilon form) */
     double lr, momentum;
     int nesterov;
     double beta1, beta2, eps;
-    long long t;           /* Adam steps taken so far; an epoch advances it */
+    long long t; /* Adam steps taken so far; an epoch advances it */
 } cnn_mlp_optim;
 /* Both counts are SIZE_MAX when they do not fit in size_t (module.c refuses such a network). */
 size_t cnn_mlp_param_count(const cnn_mlp *net);
@@ -159,8 +171,8 @@ void cnn_set_gemm_isa(cnn_gemm_isa isa);
 /* ---- gemm.c ------------------------------------------------------------------------------
  * c (M, N) = [c +] a (M, KD) · b (KD, N), with a(i,k) = a[i·rsa + k·csa], b(k,j) = b[k·rsb + j·csb],
  * so NN, NT and TN forms are stride choices. accumulate = 0 overwrites c, 1 adds to it. */
-void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
-             ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb,
+             ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
 
 /* The forms the layers call, on row-major contiguous matrices: c (m, n) [+]= a (m, k) · b (k, n).
  * nt: b is stored (n, k) and used transposed; tn: a is stored (k, m) and used transposed. A convolution
@@ -183,8 +195,8 @@ static inline void K(gemm_tn)(real *c, const real *a, const real *b, int m, int 
 void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, int n, int in, int out_dim);
 /* dinp (N, IN) = dout·wᵀ (overwrite; NULL skips it), dw (IN, OUT) += inpᵀ·dout, db (OUT) += Σ_n dout (NULL
  * skips); accumulate = 0 overwrites dw and db instead (mlp.c, Dense: no zeroed gradient to read back) */
-void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
-                       int n, int in, int out_dim, int accumulate);
+void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w, int n, int in,
+                       int out_dim, int accumulate);
 
 /* ---- activations.c -----------------------------------------------------------------------
  * inp, out (count): out may equal inp (in place). */
@@ -223,8 +235,8 @@ void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real 
 /* adam_step: m, v (P) moments; t is the 1-based step count. decoupled = 1 for AdamW (p *= 1 - lr·wd).
  *   OPT_TORCH: p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + eps)
  *   OPT_KERAS: p -= lr·sqrt(1-β2^t)/(1-β1^t) · m / (sqrt(v) + eps) */
-void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2,
-                  real eps, real weight_decay, int decoupled, long long t, cnn_opt_variant variant);
+void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2, real eps,
+                  real weight_decay, int decoupled, long long t, cnn_opt_variant variant);
 /* g (P) += lam·p; returns lam/2·Σp² (in double): an L2 penalty term and its gradient. */
 double K(l2_penalty)(real *g, const real *p, size_t count, real lam);
 
@@ -266,8 +278,8 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
 /* ---- reference.c -------------------------------------------------------------------------
  * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.
  * gemm_reference takes gemm's arguments; conv2d_reference_forward conv2d_forward's, less the scratch. */
-void K(gemm_reference)(real *c, const real *a, const real *b, int M, int N, int KD,
-                       ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+void K(gemm_reference)(real *c, const real *a, const real *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
+                       ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
 void K(conv2d_reference_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g);
 
 #endif

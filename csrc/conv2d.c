@@ -56,7 +56,7 @@ size_t conv2d_scratch_size(const cnn_conv2d *g)
 /* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */
 static inline void span(int out, int in, int s, int off, int *lo, int *hi)
 {
-    long long a = off >= 0 ? 0 : (-(long long)off + s - 1) / s;  /* s up to INT_MAX: sums in long long */
+    long long a = off >= 0 ? 0 : (-(long long)off + s - 1) / s; /* s up to INT_MAX: sums in long long */
     long long b = (long long)in - off <= 0 ? 0 : ((long long)in - off + s - 1) / s;
     *lo = a < out ? (int)a : out;
     *hi = b < out ? (int)b : out;
@@ -129,8 +129,7 @@ CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv
             }
             const real *row = plane + (size_t)ih * g->w;
             for (int ow = 0; ow < lo; ow++) out[ow] = 0;
-            if (g->sw == 1)
-                memcpy(out + lo, row + lo + off_w, (size_t)(hi - lo) * sizeof(real));
+            if (g->sw == 1) memcpy(out + lo, row + lo + off_w, (size_t)(hi - lo) * sizeof(real));
             else
                 for (int ow = lo; ow < hi; ow++) out[ow] = row[ow * g->sw + off_w];
             for (int ow = hi; ow < g->ow; ow++) out[ow] = 0;
@@ -200,7 +199,7 @@ static void K(scale_forward)(real *y, const real *x, const real *w, const real *
 
 /* dy (N, OC, H, W), x (N, C, H, W), w (OC) → dw (OC) [+]= Σ dy·x over the planes, dx (N, C, H, W) = Σ_o w·dy */
 static void K(scale_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g,
-                               int accumulate)
+                              int accumulate)
 {
     int m = g->oc / g->c;
     size_t hw = (size_t)g->h * g->w;
@@ -253,8 +252,8 @@ static void K(depthwise_forward)(real *y, const real *x, const real *w, const re
 
 /* dy (N, OC, OH, OW), x (N, C, H, W), w (OC, 1, KH, KW) → dw (OC, 1, KH, KW) [+]=, dx (N, C, H, W) overwritten.
  * Threads own dx planes per (n, c) and dw per output channel, each summed over the batch in order. */
-static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w,
-                                  const cnn_conv2d *g, int accumulate)
+static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g,
+                                  int accumulate)
 {
     if (is_scale(g)) {
         K(scale_backward)(dx, dw, dy, x, w, g, accumulate);
@@ -282,8 +281,8 @@ static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real
         for (int o = c * m; o < (c + 1) * m; o++)
             for (int i = 0; i < g->kh; i++)
                 for (int j = 0; j < g->kw; j++)
-                    K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw, plane,
-                                 w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_INPUT_GRAD);
+                    K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw, plane, w[(size_t)o * kk + i * g->kw + j],
+                                 g, i, j, TAP_INPUT_GRAD);
     });
 }
 
@@ -328,8 +327,8 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
             cols = col;
         }
         for (int q = 0; q < G; q++) /* y[n] group q (OG, OHW) = w group q (OG, CK) · columns group q (CK, OHW) */
-            K(gemm_nn)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og,
-                       ohw, ck, 0);
+            K(gemm_nn)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og, ohw,
+                       ck, 0);
         for (int o = 0; b && o < g->oc; o++) { /* while the sample's output is still in cache */
             real *out = y + n * ys + (size_t)o * ohw;
             for (int p = 0; p < ohw; p++) out[p] += b[o];
@@ -363,8 +362,8 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         return;
     }
     if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */
-        K(gemm_tn)(dw, dy, x, g->oc, ck, g->n, accumulate);  /* dw (OC, CK) [+]= dyᵀ · x (N, CK) */
-        if (dx) K(gemm_nn)(dx, dy, w, g->n, ck, g->oc, 0); /* dx (N, CK) = dy (N, OC) · w (OC, CK) */
+        K(gemm_tn)(dw, dy, x, g->oc, ck, g->n, accumulate); /* dw (OC, CK) [+]= dyᵀ · x (N, CK) */
+        if (dx) K(gemm_nn)(dx, dy, w, g->n, ck, g->oc, 0);  /* dx (N, CK) = dy (N, OC) · w (OC, CK) */
         return;
     }
     /* dw sums over the batch in R chunks of consecutive samples fixed by N alone: each chunk's sum goes
@@ -384,9 +383,9 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
                            cols + (size_t)q * ck * ohw, og, ck, ohw, n > lo);
             if (!dx) continue;
             real *dcol = col ? col : dx + n * xs; /* POINTWISE: the column gradient is dx itself */
-            for (int q = 0; q < G; q++) /* column gradient (CK, OHW) = w group q (OG, CK)ᵀ · dy (OG, OHW) */
-                K(gemm_tn)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck,
-                           ohw, og, 0);
+            for (int q = 0; q < G; q++)           /* column gradient (CK, OHW) = w group q (OG, CK)ᵀ · dy (OG, OHW) */
+                K(gemm_tn)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck, ohw,
+                           og, 0);
             if (col) K(col2im)(dx + n * xs, col, g);
         }
     });

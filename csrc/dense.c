@@ -20,8 +20,8 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
 
 /* dout (N, OUT), inp (N, IN), w (IN, OUT) → dinp (N, IN) = dout·wᵀ, dw (IN, OUT) [+]= inpᵀ·dout,
  * db (OUT) [+]= Σ_n dout: both transposes are gemm forms, so neither operand is copied */
-void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w,
-                       int n, int in, int out_dim, int accumulate)
+void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w, int n, int in,
+                       int out_dim, int accumulate)
 {
     if (dinp) K(gemm_nt)(dinp, dout, w, n, in, out_dim, 0);
     K(gemm_tn)(dw, inp, dout, in, out_dim, n, accumulate);

@@ -78,29 +78,26 @@ cnn_gemm_isa cnn_get_gemm_isa(void)
 void cnn_set_gemm_isa(cnn_gemm_isa isa) { gemm_isa = isa; }
 
 #ifdef CNN_X86
-#define DISPATCH(S, ...)                                  \
-    do {                                                  \
-        cnn_gemm_isa isa = cnn_get_gemm_isa();            \
-        if (isa == CNN_ISA_AVX512)                        \
-            gemm_##S##_avx512(__VA_ARGS__);               \
-        else if (isa == CNN_ISA_AVX2)                     \
-            gemm_##S##_avx2(__VA_ARGS__);                 \
-        else                                              \
-            gemm_##S##_base(__VA_ARGS__);                 \
+#define DISPATCH(S, ...)                                            \
+    do {                                                            \
+        cnn_gemm_isa isa = cnn_get_gemm_isa();                      \
+        if (isa == CNN_ISA_AVX512) gemm_##S##_avx512(__VA_ARGS__);  \
+        else if (isa == CNN_ISA_AVX2) gemm_##S##_avx2(__VA_ARGS__); \
+        else gemm_##S##_base(__VA_ARGS__);                          \
     } while (0)
 #else
 #define DISPATCH(S, ...) gemm_##S##_base(__VA_ARGS__)
 #endif
 
 /* c (M, N) [+]= a (M, KD) · b (KD, N), each read at its strides (cnn.h): the instance for this CPU */
-void gemm_f32(float *c, const float *a, const float *b, int M, int N, int KD,
-              ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
+void gemm_f32(float *c, const float *a, const float *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
+              ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
     DISPATCH(f32, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, accumulate);
 }
 
-void gemm_f64(double *c, const double *a, const double *b, int M, int N, int KD,
-              ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
+void gemm_f64(double *c, const double *a, const double *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
+              ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
     DISPATCH(f64, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, accumulate);
 }

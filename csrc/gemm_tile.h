@@ -22,21 +22,26 @@
 #define MR 6
 #define NR (VLEN * NV)
 #define KC (1024 / (int)sizeof(real)) /* a kc x NR panel of b is 32 KiB (f32, AVX-512): it stays in L1 */
-#define MC (MR * (96 / MR))                       /* an MC x KC block of a is 96 KiB: it stays in L2 */
-#define NC 256 /* a KC x NC block of packed b is 256 KiB: it stays in L2, and on the stack */
+#define MC (MR * (96 / MR))           /* an MC x KC block of a is 96 KiB: it stays in L2 */
+#define NC 256                        /* a KC x NC block of packed b is 256 KiB: it stays in L2, and on the stack */
 
 typedef real G(vec) __attribute__((vector_size(VLEN * sizeof(real))));
 
-static inline G(vec) G(loadu)(const real *p) { G(vec) v; memcpy(&v, p, sizeof v); return v; }
+static inline G(vec) G(loadu)(const real *p)
+{
+    G(vec) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 static inline void G(storeu)(real *p, G(vec) v) { memcpy(p, &v, sizeof v); }
 
 /* c (rows, nr) [+]= a (rows, kc) · b (kc, nv·VLEN), with a(i,k) = a[i·rsa + k·csa] and b(k,j) = b[k·ldb + j];
  * columns of b past nr are padding and are dropped. Always inlined, and called with constant rows and
  * nv, so edge tiles get their own smaller register tile instead of computing padding, and packed
  * calls see constant strides. */
-static inline __attribute__((always_inline)) void
-G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t csa, const real *b,
-        ptrdiff_t ldb, const int rows, const int nv, int nr, int kc, int accumulate)
+static inline __attribute__((always_inline)) void G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa,
+                                                          ptrdiff_t csa, const real *b, ptrdiff_t ldb, const int rows,
+                                                          const int nv, int nr, int kc, int accumulate)
 {
     G(vec) acc[MR][NV];
     for (int i = 0; i < rows; i++)
@@ -67,12 +72,12 @@ G(tile)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t
 }
 
 /* The tile for an mr x nr corner of c: one constant-size instance per row count and width. */
-#define TILE_ROWS(rows)                                                                                   \
-    (nr > VLEN ? G(tile)(c, ldc, a, rsa, csa, b, ldb, rows, NV, nr, kc, accumulate)                       \
+#define TILE_ROWS(rows)                                                             \
+    (nr > VLEN ? G(tile)(c, ldc, a, rsa, csa, b, ldb, rows, NV, nr, kc, accumulate) \
                : G(tile)(c, ldc, a, rsa, csa, b, ldb, rows, 1, nr, kc, accumulate))
-static inline __attribute__((always_inline)) void
-G(tile_any)(real *restrict c, ptrdiff_t ldc, const real *a, ptrdiff_t rsa, ptrdiff_t csa, const real *b,
-            ptrdiff_t ldb, int mr, int nr, int kc, int accumulate)
+static inline __attribute__((always_inline)) void G(tile_any)(real *restrict c, ptrdiff_t ldc, const real *a,
+                                                              ptrdiff_t rsa, ptrdiff_t csa, const real *b,
+                                                              ptrdiff_t ldb, int mr, int nr, int kc, int accumulate)
 {
     switch (mr) {
     case 1: TILE_ROWS(1); break;
@@ -163,9 +168,8 @@ static void G(pack_a)(real *restrict ap, const real *a, ptrdiff_t rsa, ptrdiff_t
 }
 
 /* c[i0:i1, j0:j1] [+]= a[i0:i1, :] · b[:, j0:j1]: one thread's rectangle. */
-static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int j0, int j1, int KD,
-                     ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc,
-                     int accumulate, int pa, int pb)
+static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int j0, int j1, int KD, ptrdiff_t rsa,
+                     ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate, int pa, int pb)
 {
     real ap[MC * KC] __attribute__((aligned(64)));
     real bp[KC * NC] __attribute__((aligned(64)));
@@ -192,8 +196,7 @@ static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int 
                     real *cc = c + ic * ldc + jc + jr;
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
-                        if (pa)
-                            G(tile_any)(cc + ir * ldc, ldc, ap + (size_t)ir * kc, 1, MR, bk, ldb, mr, nr, kc, acc);
+                        if (pa) G(tile_any)(cc + ir * ldc, ldc, ap + (size_t)ir * kc, 1, MR, bk, ldb, mr, nr, kc, acc);
                         else /* !pa implies csa == 1; a constant frees a register */
                             G(tile_any)(cc + ir * ldc, ldc, ak + ir * rsa, rsa, 1, bk, ldb, mr, nr, kc, acc);
                     }
@@ -203,8 +206,8 @@ static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int 
     }
 }
 
-static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
-                    ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
+static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
+                    ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
     int pa = csa != 1 || N > NC, pb = csb != 1 || M > MC;
     if ((double)M * N * KD <= CNN_GEMM_SERIAL_WORK || !cnn_team()) { /* one thread: no region at all */
@@ -230,8 +233,7 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
             int j0 = (int)((long long)nt * q / tn) * NR, j1 = (int)((long long)nt * (q + 1) / tn) * NR;
             i1 = i1 < M ? i1 : M;
             j1 = j1 < N ? j1 : N;
-            if (i0 < i1 && j0 < j1)
-                G(block)(c, a, b, i0, i1, j0, j1, KD, rsa, csa, rsb, csb, ldc, accumulate, pa, pb);
+            if (i0 < i1 && j0 < j1) G(block)(c, a, b, i0, i1, j0, j1, KD, rsa, csa, rsb, csb, ldc, accumulate, pa, pb);
         }
     }
 }

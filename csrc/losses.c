@@ -7,19 +7,21 @@
 #include "cnn.h"
 
 /* Run the body (which calls ADD) for every row i, summing in chunks whose bounds depend only on n. */
-#define CHUNKED_ROW_SUM(total, n, work, ...)                                               \
-    do {                                                                                    \
-        double part_[CNN_REDUCE_CHUNKS];                                                    \
-        size_t work_ = (work);                                                              \
-        CNN_FOR(work_ > 16384, int, c_, CNN_REDUCE_CHUNKS, {                                \
-            int r0_ = (int)((long long)(n) * c_ / CNN_REDUCE_CHUNKS);                       \
-            int r1_ = (int)((long long)(n) * (c_ + 1) / CNN_REDUCE_CHUNKS);                 \
-            double s_ = 0;                                                                  \
-            for (int i = r0_; i < r1_; i++) { __VA_ARGS__ }                                      \
-            part_[c_] = s_;                                                                 \
-        });                                                                                 \
-        total = 0;                                                                          \
-        for (int c_ = 0; c_ < CNN_REDUCE_CHUNKS; c_++) total += part_[c_];                  \
+#define CHUNKED_ROW_SUM(total, n, work, ...)                                \
+    do {                                                                    \
+        double part_[CNN_REDUCE_CHUNKS];                                    \
+        size_t work_ = (work);                                              \
+        CNN_FOR(work_ > 16384, int, c_, CNN_REDUCE_CHUNKS, {                \
+            int r0_ = (int)((long long)(n) * c_ / CNN_REDUCE_CHUNKS);       \
+            int r1_ = (int)((long long)(n) * (c_ + 1) / CNN_REDUCE_CHUNKS); \
+            double s_ = 0;                                                  \
+            for (int i = r0_; i < r1_; i++) {                               \
+                __VA_ARGS__                                                 \
+            }                                                               \
+            part_[c_] = s_;                                                 \
+        });                                                                 \
+        total = 0;                                                          \
+        for (int c_ = 0; c_ < CNN_REDUCE_CHUNKS; c_++) total += part_[c_];  \
     } while (0)
 #define ADD(v) s_ += (v)
 

@@ -103,7 +103,9 @@ static double K(mlp_output_loss)(real *delta, const real *p, const real *y, size
         real pi = p[i], yi = y[i], pc = pi < eps ? eps : pi > 1 - eps ? 1 - eps : pi;
         switch (kind) {
         case MLP_OUT_IDENTITY: s += (double)(yi - pi) * (yi - pi); break;
-        case MLP_OUT_SOFTMAX: if (yi != 0) s -= (double)yi * log(pc); break;
+        case MLP_OUT_SOFTMAX:
+            if (yi != 0) s -= (double)yi * log(pc);
+            break;
         case MLP_OUT_LOGISTIC:
             if (yi != 0) s -= (double)yi * log(pc);
             if (yi != 1) s -= (double)(1 - yi) * log(1 - pc);
@@ -173,10 +175,9 @@ static double K(mlp_step)(real *p, real *state, real *g, size_t count, size_t nw
             size_t len = i1 - i < PIECE ? i1 - i : PIECE, lw = i >= nw ? 0 : nw - i < len ? nw - i : len;
             if (lw) s += K(l2_penalty)(g + i, p + i, lw, lam);
             if (opt->adam)
-                K(adam_step)(p + i, state + i, state + count + i, g + i, len, opt->lr, opt->beta1, opt->beta2,
-                             opt->eps, 0, 0, t, OPT_KERAS);
-            else
-                K(sgd_step)(p + i, state + i, g + i, len, opt->lr, opt->momentum, 0, 0, opt->nesterov, 0, OPT_KERAS);
+                K(adam_step)(p + i, state + i, state + count + i, g + i, len, opt->lr, opt->beta1, opt->beta2, opt->eps,
+                             0, 0, t, OPT_KERAS);
+            else K(sgd_step)(p + i, state + i, g + i, len, opt->lr, opt->momentum, 0, 0, opt->nesterov, 0, OPT_KERAS);
         }
         part[c] = s;
     });

@@ -43,14 +43,14 @@ static void shape_str(char *buf, size_t size, int ndim, const npy_intp *dims)
 static int real_type(PyObject *o, const char *fn, const char *name)
 {
     if (!PyArray_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must be a numpy.ndarray of float32 or float64, got %s",
-                     fn, name, Py_TYPE(o)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must be a numpy.ndarray of float32 or float64, got %s", fn,
+                     name, Py_TYPE(o)->tp_name);
         return -1;
     }
     int t = PyArray_TYPE((PyArrayObject *)o);
     if (t != NPY_FLOAT32 && t != NPY_FLOAT64) {
-        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype float32 or float64, got %s",
-                     fn, name, PyArray_DESCR((PyArrayObject *)o)->typeobj->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype float32 or float64, got %s", fn, name,
+                     PyArray_DESCR((PyArrayObject *)o)->typeobj->tp_name);
         return -1;
     }
     return t;
@@ -59,27 +59,29 @@ static int real_type(PyObject *o, const char *fn, const char *name)
 /* o as an array of exactly this dtype and rank, C-contiguous, aligned, writeable if access == WRITE,
  * every dimension in [1, INT_MAX] and equal to dims[i] unless dims[i] == ANY. NULL with an error set
  * otherwise. Returns a borrowed reference: the caller's argument tuple keeps it alive. */
-static PyArrayObject *array_arg(PyObject *o, const char *fn, const char *name, int type, int ndim,
-                                const npy_intp *dims, int access)
+static PyArrayObject *array_arg(PyObject *o, const char *fn, const char *name, int type, int ndim, const npy_intp *dims,
+                                int access)
 {
     char want[128], got[128];
     if (!PyArray_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must be a numpy.ndarray of %s, got %s",
-                     fn, name, dtype_name(type), Py_TYPE(o)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must be a numpy.ndarray of %s, got %s", fn, name,
+                     dtype_name(type), Py_TYPE(o)->tp_name);
         return NULL;
     }
     PyArrayObject *a = (PyArrayObject *)o;
     if (PyArray_TYPE(a) != type) {
-        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype %s, got %s",
-                     fn, name, dtype_name(type), PyArray_DESCR(a)->typeobj->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype %s, got %s", fn, name, dtype_name(type),
+                     PyArray_DESCR(a)->typeobj->tp_name);
         return NULL;
     }
     if (PyArray_ISBYTESWAPPED(a)) { /* the kernels would read its bytes as native numbers */
         char native = PY_LITTLE_ENDIAN ? '<' : '>', swapped = PY_LITTLE_ENDIAN ? '>' : '<';
-        PyErr_Format(PyExc_TypeError, "%s: argument '%s' must have dtype %s in native byte order ('%c%c%d'), "
-                     "got the byte-swapped '%c%c%d' (convert it with .astype('%c%c%d'))", fn, name, dtype_name(type),
-                     native, PyArray_DESCR(a)->kind, (int)PyArray_ITEMSIZE(a), swapped, PyArray_DESCR(a)->kind,
-                     (int)PyArray_ITEMSIZE(a), native, PyArray_DESCR(a)->kind, (int)PyArray_ITEMSIZE(a));
+        PyErr_Format(PyExc_TypeError,
+                     "%s: argument '%s' must have dtype %s in native byte order ('%c%c%d'), "
+                     "got the byte-swapped '%c%c%d' (convert it with .astype('%c%c%d'))",
+                     fn, name, dtype_name(type), native, PyArray_DESCR(a)->kind, (int)PyArray_ITEMSIZE(a), swapped,
+                     PyArray_DESCR(a)->kind, (int)PyArray_ITEMSIZE(a), native, PyArray_DESCR(a)->kind,
+                     (int)PyArray_ITEMSIZE(a));
         return NULL;
     }
     int bad = PyArray_NDIM(a) != ndim;
@@ -95,8 +97,10 @@ static PyArrayObject *array_arg(PyObject *o, const char *fn, const char *name, i
         return NULL;
     }
     if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a)) {
-        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must be C-contiguous and aligned "
-                     "(use numpy.ascontiguousarray), got a strided or misaligned array", fn, name);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument '%s' must be C-contiguous and aligned "
+                     "(use numpy.ascontiguousarray), got a strided or misaligned array",
+                     fn, name);
         return NULL;
     }
     if (access == WRITE && !PyArray_ISWRITEABLE(a)) {
@@ -122,7 +126,11 @@ static PyArrayObject *optional_arg(PyObject *o, int *ok, const char *fn, const c
  * same length: each element is read before it is written). The wrapper lists its operands in one table;
  * NULL arrays (arguments given as None) are skipped. */
 enum { IN, OUT, SAME };
-typedef struct { const char *name; PyArrayObject *a; int role; } operand;
+typedef struct {
+    const char *name;
+    PyArrayObject *a;
+    int role;
+} operand;
 #define OPERANDS(...) (operand[]){__VA_ARGS__}, (int)(sizeof((operand[]){__VA_ARGS__}) / sizeof(operand))
 
 static int check_overlap(const char *fn, const operand *ops, int count)
@@ -146,8 +154,8 @@ static int check_overlap(const char *fn, const operand *ops, int count)
  * the caller frees with PyMem_RawFree, every entry of the COPY checked to lie in [0, bound): the kernel
  * indexes memory with them, and the caller's array may change under it once the GIL is released.
  * NULL with an error set otherwise (MemoryError, or ValueError naming the argument and the bad entry). */
-static int64_t *checked_indices(const char *fn, const char *name, const char *what, PyArrayObject *a,
-                                npy_intp first, npy_intp count, int64_t bound)
+static int64_t *checked_indices(const char *fn, const char *name, const char *what, PyArrayObject *a, npy_intp first,
+                                npy_intp count, int64_t bound)
 {
     int64_t *copy = PyMem_RawMalloc(count > 0 ? (size_t)count * sizeof *copy : 1);
     if (!copy) return (int64_t *)PyErr_NoMemory();
@@ -171,7 +179,9 @@ static int64_t *checked_indices(const char *fn, const char *name, const char *wh
 #define MAX_ELEMENTS ((size_t)PY_SSIZE_T_MAX / sizeof(double))
 
 /* An element count for an error message: the sizes functions saturate at SIZE_MAX (cnn.h). */
-typedef struct { char s[32]; } numtext;
+typedef struct {
+    char s[32];
+} numtext;
 static numtext count_text(size_t v)
 {
     numtext t;
@@ -187,7 +197,9 @@ static numtext count_text(size_t v)
 
 /* The parse format of a family's wrappers (softmax, losses, pooling), units then ":fn", so that a parse
  * error names the function as the others' literal ":name" formats do. */
-typedef struct { char s[64]; } format_text;
+typedef struct {
+    char s[64];
+} format_text;
 static format_text parse_format(const char *units, const char *fn)
 {
     format_text f;
@@ -202,8 +214,7 @@ static PyObject *gemm_like(PyObject *args, const char *fn, int reference)
 {
     PyObject *oc, *oa, *ob;
     int ta = 0, tb = 0, acc = 0;
-    if (!PyArg_ParseTuple(args, reference ? "OOO|ppp:_gemm_reference" : "OOO|ppp:gemm", &oc, &oa, &ob, &ta, &tb,
-                          &acc))
+    if (!PyArg_ParseTuple(args, reference ? "OOO|ppp:_gemm_reference" : "OOO|ppp:gemm", &oc, &oa, &ob, &ta, &tb, &acc))
         return NULL;
     int t = real_type(oa, fn, "a");
     if (t < 0) return NULL;
@@ -329,8 +340,7 @@ static PyObject *py_activation_backward(PyObject *self, PyObject *args)
     PyObject *odx, *ody, *ox, *oy;
     int act;
     double alpha = 0, beta = 1;
-    if (!PyArg_ParseTuple(args, "OOOOi|dd:activation_backward", &odx, &ody, &ox, &oy, &act, &alpha, &beta))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOi|dd:activation_backward", &odx, &ody, &ox, &oy, &act, &alpha, &beta)) return NULL;
     PyArrayObject *x = elementwise_arg(ox, fn, "x");
     PyArrayObject *y = x ? like(oy, fn, "y", x, READ) : NULL;
     PyArrayObject *dy = y ? like(ody, fn, "dy", x, READ) : NULL;
@@ -381,9 +391,18 @@ static PyObject *softmax_like_backward(PyObject *args, const char *fn, int log)
 }
 
 static PyObject *py_softmax_forward(PyObject *s, PyObject *a) { return softmax_like_forward(a, "softmax_forward", 0); }
-static PyObject *py_log_softmax_forward(PyObject *s, PyObject *a) { return softmax_like_forward(a, "log_softmax_forward", 1); }
-static PyObject *py_softmax_backward(PyObject *s, PyObject *a) { return softmax_like_backward(a, "softmax_backward", 0); }
-static PyObject *py_log_softmax_backward(PyObject *s, PyObject *a) { return softmax_like_backward(a, "log_softmax_backward", 1); }
+static PyObject *py_log_softmax_forward(PyObject *s, PyObject *a)
+{
+    return softmax_like_forward(a, "log_softmax_forward", 1);
+}
+static PyObject *py_softmax_backward(PyObject *s, PyObject *a)
+{
+    return softmax_like_backward(a, "softmax_backward", 0);
+}
+static PyObject *py_log_softmax_backward(PyObject *s, PyObject *a)
+{
+    return softmax_like_backward(a, "log_softmax_backward", 1);
+}
 
 /* ---- losses ---------------------------------------------------------------------------------- */
 
@@ -423,9 +442,15 @@ static PyObject *loss(PyObject *args, const char *fn, loss_kind kind)
     return PyFloat_FromDouble(value);
 }
 
-static PyObject *py_sparse_cross_entropy_loss(PyObject *s, PyObject *a) { return loss(a, "sparse_cross_entropy_loss", SPARSE_CE); }
+static PyObject *py_sparse_cross_entropy_loss(PyObject *s, PyObject *a)
+{
+    return loss(a, "sparse_cross_entropy_loss", SPARSE_CE);
+}
 static PyObject *py_cross_entropy_loss(PyObject *s, PyObject *a) { return loss(a, "cross_entropy_loss", CE); }
-static PyObject *py_binary_cross_entropy_loss(PyObject *s, PyObject *a) { return loss(a, "binary_cross_entropy_loss", BCE); }
+static PyObject *py_binary_cross_entropy_loss(PyObject *s, PyObject *a)
+{
+    return loss(a, "binary_cross_entropy_loss", BCE);
+}
 static PyObject *py_mse_loss(PyObject *s, PyObject *a) { return loss(a, "mse_loss", MSE); }
 static PyObject *py_multiclass_hinge_loss(PyObject *s, PyObject *a) { return loss(a, "multiclass_hinge_loss", HINGE); }
 
@@ -526,14 +551,16 @@ static int check_ints(const char *fn, const char *name, const int *v, int count,
 static int out_size(const char *fn, const char *what, int in, int pad_lo, int pad_hi, long long span, int stride)
 {
     long long room = (long long)in + pad_lo + pad_hi - span;
-    if ((long long)in + pad_lo + pad_hi > INT_MAX) {  /* the kernels index the padded input with ints */
+    if ((long long)in + pad_lo + pad_hi > INT_MAX) { /* the kernels index the padded input with ints */
         PyErr_Format(PyExc_ValueError, "%s: the padded input %s (%lld cells) exceeds %d", fn, what,
                      (long long)in + pad_lo + pad_hi, INT_MAX);
         return -1;
     }
     if (room < 0) {
-        PyErr_Format(PyExc_ValueError, "%s: the %s window (%lld cells with dilation) is larger than the padded "
-                     "input (%lld cells): the output would be empty", fn, what, span, (long long)in + pad_lo + pad_hi);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the %s window (%lld cells with dilation) is larger than the padded "
+                     "input (%lld cells): the output would be empty",
+                     fn, what, span, (long long)in + pad_lo + pad_hi);
         return -1;
     }
     long long out = room / stride + 1;
@@ -556,11 +583,25 @@ static int conv_geometry(const char *fn, cnn_conv2d *g, const npy_intp *xd, cons
             PyErr_Format(PyExc_ValueError, "%s: every dimension of 'x' and 'w' must lie in [1, %d]", fn, INT_MAX);
             return -1;
         }
-    *g = (cnn_conv2d){.n = (int)xd[0], .c = (int)xd[1], .h = (int)xd[2], .w = (int)xd[3], .oc = (int)wd[0],
-                      .kh = (int)wd[2], .kw = (int)wd[3], .sh = stride[0], .sw = stride[1], .pt = pad[0],
-                      .pb = pad[1], .pl = pad[2], .pr = pad[3], .dil_h = dil[0], .dil_w = dil[1], .groups = groups};
+    *g = (cnn_conv2d){.n = (int)xd[0],
+                      .c = (int)xd[1],
+                      .h = (int)xd[2],
+                      .w = (int)xd[3],
+                      .oc = (int)wd[0],
+                      .kh = (int)wd[2],
+                      .kw = (int)wd[3],
+                      .sh = stride[0],
+                      .sw = stride[1],
+                      .pt = pad[0],
+                      .pb = pad[1],
+                      .pl = pad[2],
+                      .pr = pad[3],
+                      .dil_h = dil[0],
+                      .dil_w = dil[1],
+                      .groups = groups};
     if (g->c % groups || g->oc % groups || wd[1] != g->c / groups) {
-        PyErr_Format(PyExc_ValueError, "%s: with groups=%d, the %d input and %ld output channels must both divide "
+        PyErr_Format(PyExc_ValueError,
+                     "%s: with groups=%d, the %d input and %ld output channels must both divide "
                      "by groups and 'w' must have shape (out, %d, kh, kw), got %ld in its second dimension",
                      fn, groups, g->c, (long)wd[0], g->c / groups, (long)wd[1]);
         return -1;
@@ -569,7 +610,8 @@ static int conv_geometry(const char *fn, cnn_conv2d *g, const npy_intp *xd, cons
     g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, (long long)g->dil_w * (g->kw - 1) + 1, g->sw);
     if (g->ow < 0) return -1;
     if ((long long)g->n * g->oh * g->ow > INT_MAX || (long long)g->c * g->kh * g->kw > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "%s: the batch's output positions or the kernel's window exceed %d", fn, INT_MAX);
+        PyErr_Format(PyExc_ValueError, "%s: the batch's output positions or the kernel's window exceed %d", fn,
+                     INT_MAX);
         return -1;
     }
     return 0;
@@ -587,8 +629,10 @@ static PyArrayObject *scratch_arg(PyObject *o, int *ok, const char *fn, int type
         return NULL;
     }
     if (size > MAX_ELEMENTS) {
-        PyErr_Format(PyExc_ValueError, "%s: the scratch this convolution of 'x' and 'w' needs (%s elements) is more "
-                     "than an array can hold (%zu)", fn, count_text(size).s, MAX_ELEMENTS);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the scratch this convolution of 'x' and 'w' needs (%s elements) is more "
+                     "than an array can hold (%zu)",
+                     fn, count_text(size).s, MAX_ELEMENTS);
         *ok = 0;
         return NULL;
     }
@@ -598,8 +642,8 @@ static PyArrayObject *scratch_arg(PyObject *o, int *ok, const char *fn, int type
 }
 
 /* x (N, C, H, W) and w (OC, C/G, KH, KW) of one float type, and their geometry; that type or -1. */
-static int conv_operands(const char *fn, PyObject *ox, PyObject *ow, const int *stride, const int *pad,
-                         const int *dil, int groups, PyArrayObject **x, PyArrayObject **w, cnn_conv2d *g)
+static int conv_operands(const char *fn, PyObject *ox, PyObject *ow, const int *stride, const int *pad, const int *dil,
+                         int groups, PyArrayObject **x, PyArrayObject **w, cnn_conv2d *g)
 {
     int t = real_type(ox, fn, "x");
     *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
@@ -616,9 +660,9 @@ static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
     npy_intp xd[4], wd[4];
     int stride[2], pad[4], dil[2], groups;
     long long xl[4], wl[4];
-    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":conv2d_scratch_size", &xl[0], &xl[1], &xl[2], &xl[3],
-                          &wl[0], &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3],
-                          &dil[0], &dil[1], &groups))
+    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":conv2d_scratch_size", &xl[0], &xl[1], &xl[2], &xl[3], &wl[0],
+                          &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0],
+                          &dil[1], &groups))
         return NULL;
     for (int i = 0; i < 4; i++) {
         xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
@@ -628,8 +672,10 @@ static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
     if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
     size_t size = conv2d_scratch_size(&g);
     if (size > MAX_ELEMENTS)
-        return PyErr_Format(PyExc_ValueError, "%s: arguments 'x_shape' and 'w_shape' need a scratch of %s elements, "
-                            "more than an array can hold (%zu)", fn, count_text(size).s, MAX_ELEMENTS);
+        return PyErr_Format(PyExc_ValueError,
+                            "%s: arguments 'x_shape' and 'w_shape' need a scratch of %s elements, "
+                            "more than an array can hold (%zu)",
+                            fn, count_text(size).s, MAX_ELEMENTS);
     return PyLong_FromSize_t(size);
 }
 
@@ -638,8 +684,8 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
     static const char *fn = "conv2d_forward";
     PyObject *oy, *ox, *ow, *ob, *os;
     int stride[2], pad[4], dil[2], groups;
-    if (!PyArg_ParseTuple(args, "OOOOO" CONV_ARGS ":conv2d_forward", &oy, &ox, &ow, &ob, &os, &stride[0],
-                          &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+    if (!PyArg_ParseTuple(args, "OOOOO" CONV_ARGS ":conv2d_forward", &oy, &ox, &ow, &ob, &os, &stride[0], &stride[1],
+                          &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
         return NULL;
     PyArrayObject *x, *w;
     cnn_conv2d g;
@@ -648,8 +694,8 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
     PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
     PyArrayObject *sc = ok ? scratch_arg(os, &ok, fn, t, &g) : NULL;
     PyArrayObject *y = ok ? array_arg(oy, fn, "y", t, 4, (npy_intp[]){g.n, g.oc, g.oh, g.ow}, WRITE) : NULL;
-    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"scratch", sc, OUT}, {"x", x, IN}, {"w", w, IN},
-                                         {"b", b, IN})))
+    if (!y ||
+        check_overlap(fn, OPERANDS({"y", y, OUT}, {"scratch", sc, OUT}, {"x", x, IN}, {"w", w, IN}, {"b", b, IN})))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
@@ -695,12 +741,21 @@ static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const 
         return -1;
     for (int i = 0; i < 4; i++)
         if (pad[i] > kernel[i / 2] / 2) {
-            PyErr_Format(PyExc_ValueError, "%s: each padding must be at most half the window (%d), got %d",
-                         fn, kernel[i / 2] / 2, pad[i]);
+            PyErr_Format(PyExc_ValueError, "%s: each padding must be at most half the window (%d), got %d", fn,
+                         kernel[i / 2] / 2, pad[i]);
             return -1;
         }
-    *g = (cnn_pool2d){.n = DIM(x, 0), .c = DIM(x, 1), .h = DIM(x, 2), .w = DIM(x, 3), .kh = kernel[0],
-                      .kw = kernel[1], .sh = stride[0], .sw = stride[1], .pt = pad[0], .pb = pad[1], .pl = pad[2],
+    *g = (cnn_pool2d){.n = DIM(x, 0),
+                      .c = DIM(x, 1),
+                      .h = DIM(x, 2),
+                      .w = DIM(x, 3),
+                      .kh = kernel[0],
+                      .kw = kernel[1],
+                      .sh = stride[0],
+                      .sw = stride[1],
+                      .pt = pad[0],
+                      .pb = pad[1],
+                      .pl = pad[2],
                       .pr = pad[3]};
     g->oh = out_size(fn, "height", g->h, g->pt, g->pb, g->kh, g->sh);
     g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, g->kw, g->sw);
@@ -716,10 +771,10 @@ static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
 {
     PyObject *o[3] = {NULL, NULL, NULL};
     int k[2], s[2], p[4], include = 1;
-    int parsed = max ? PyArg_ParseTuple(args, parse_format("OOO" POOL_ARGS, fn).s, &o[0], &o[1], &o[2], &k[0],
-                                        &k[1], &s[0], &s[1], &p[0], &p[1], &p[2], &p[3])
-                     : PyArg_ParseTuple(args, parse_format("OO" POOL_ARGS "p", fn).s, &o[0], &o[1], &k[0], &k[1],
-                                        &s[0], &s[1], &p[0], &p[1], &p[2], &p[3], &include);
+    int parsed = max ? PyArg_ParseTuple(args, parse_format("OOO" POOL_ARGS, fn).s, &o[0], &o[1], &o[2], &k[0], &k[1],
+                                        &s[0], &s[1], &p[0], &p[1], &p[2], &p[3])
+                     : PyArg_ParseTuple(args, parse_format("OO" POOL_ARGS "p", fn).s, &o[0], &o[1], &k[0], &k[1], &s[0],
+                                        &s[1], &p[0], &p[1], &p[2], &p[3], &include);
     if (!parsed) return NULL;
     PyObject *ofull = backward ? o[0] : o[max ? 2 : 1], *opooled = backward ? o[1] : o[0];
     PyObject *oidx = max ? o[backward ? 2 : 1] : NULL;
@@ -733,13 +788,14 @@ static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
     PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, od, pooled_access);
     PyArrayObject *idx = pooled && max ? array_arg(oidx, fn, "argmax", NPY_INT64, 4, od, pooled_access) : NULL;
     int full_role = backward ? OUT : IN, pooled_role = backward ? IN : OUT;
-    if (!pooled || (max && !idx) || check_overlap(fn, OPERANDS({full_name, full, full_role},
-                                                               {pooled_name, pooled, pooled_role},
-                                                               {"argmax", idx, pooled_role})))
+    if (!pooled || (max && !idx) ||
+        check_overlap(fn, OPERANDS({full_name, full, full_role}, {pooled_name, pooled, pooled_role},
+                                   {"argmax", idx, pooled_role})))
         return NULL;
     /* backward scatters through argmax: it reads a checked copy (the forward only writes argmax) */
     int64_t *argmax = max && backward ? checked_indices(fn, "argmax", "plane indices", idx, 0, PyArray_SIZE(idx),
-                                                        (int64_t)g.h * g.w) : NULL;
+                                                        (int64_t)g.h * g.w)
+                                      : NULL;
     if (max && backward && !argmax) return NULL;
     Py_BEGIN_ALLOW_THREADS
     if (max && backward) CALL(t, maxpool2d_backward, DATA(full), DATA(pooled), argmax, &g);
@@ -761,8 +817,7 @@ static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return pool(a
 enum { MLP_MAX_UNITS = 257 }; /* up to 256 weight layers */
 
 /* The network description: units (L + 1,) int64 widths, hidden activation code, output kind, alpha. */
-static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output, double alpha, cnn_mlp *net,
-                       int *units)
+static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output, double alpha, cnn_mlp *net, int *units)
 {
     PyArrayObject *u = array_arg(ounits, fn, "units", NPY_INT64, 1, NULL, READ);
     if (!u) return -1;
@@ -782,8 +837,10 @@ static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output,
         units[i] = (int)v[i];
     }
     if (hidden != ACT_IDENTITY && hidden != ACT_SIGMOID && hidden != ACT_TANH && hidden != ACT_RELU) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'hidden' must be ACT_IDENTITY, ACT_SIGMOID, ACT_TANH or "
-                     "ACT_RELU, got %d", fn, hidden);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument 'hidden' must be ACT_IDENTITY, ACT_SIGMOID, ACT_TANH or "
+                     "ACT_RELU, got %d",
+                     fn, hidden);
         return -1;
     }
     if (output < 0 || output >= MLP_OUT_COUNT) {
@@ -794,8 +851,10 @@ static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output,
     *net = (cnn_mlp){(int)len - 1, units, (cnn_activation)hidden, (cnn_mlp_output)output, alpha};
     size_t count = cnn_mlp_param_count(net);
     if (count > MAX_ELEMENTS) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'units' describes a network of %s parameters, more than "
-                     "an array can hold (%zu)", fn, count_text(count).s, MAX_ELEMENTS);
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument 'units' describes a network of %s parameters, more than "
+                     "an array can hold (%zu)",
+                     fn, count_text(count).s, MAX_ELEMENTS);
         return -1;
     }
     return 0;
@@ -807,8 +866,10 @@ static size_t mlp_workspace_arg(const char *fn, const cnn_mlp *net, int n, const
 {
     size_t size = cnn_mlp_workspace_size(net, n, training);
     if (size <= MAX_ELEMENTS) return size;
-    PyErr_Format(PyExc_ValueError, "%s: arguments 'units' and '%s' (%d rows) need a workspace of %s elements, more "
-                 "than an array can hold (%zu)", fn, rows_name, n, count_text(size).s, MAX_ELEMENTS);
+    PyErr_Format(PyExc_ValueError,
+                 "%s: arguments 'units' and '%s' (%d rows) need a workspace of %s elements, more "
+                 "than an array can hold (%zu)",
+                 fn, rows_name, n, count_text(size).s, MAX_ELEMENTS);
     return SIZE_MAX;
 }
 
@@ -863,7 +924,10 @@ static PyObject *py_mlp_forward(PyObject *self, PyObject *args)
 
 /* The arrays shared by mlp_loss_grad and mlp_epoch: x (N, units[0]), y (N, units[L]), params (P), grad (P),
  * work (at least the training workspace for `rows` rows). */
-typedef struct { PyArrayObject *x, *y, *p, *grad, *work; int t, n; } mlp_arrays;
+typedef struct {
+    PyArrayObject *x, *y, *p, *grad, *work;
+    int t, n;
+} mlp_arrays;
 
 static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject *oy, PyObject *op, PyObject *og,
                           PyObject *owork, const cnn_mlp *net, int param_access, int batch)
@@ -897,8 +961,8 @@ static PyObject *py_mlp_loss_grad(PyObject *self, PyObject *args)
         return NULL;
     if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
         mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, READ, 0) ||
-        check_overlap(fn, OPERANDS({"grad", a.grad, OUT}, {"work", a.work, OUT}, {"params", a.p, IN},
-                                   {"x", a.x, IN}, {"y", a.y, IN})))
+        check_overlap(fn, OPERANDS({"grad", a.grad, OUT}, {"work", a.work, OUT}, {"params", a.p, IN}, {"x", a.x, IN},
+                                   {"y", a.y, IN})))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     loss = CALL(a.t, mlp_loss_grad, DATA(a.grad), DATA(a.work), DATA(a.p), DATA(a.x), DATA(a.y), a.n, &net);
@@ -915,8 +979,8 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
     cnn_mlp net;
     cnn_mlp_optim opt;
     mlp_arrays a;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOiidiii(pddpdddL):mlp_epoch", &op, &ostate, &og, &owork, &ox, &oy, &oorder,
-                          &ou, &hidden, &output, &alpha, &batch, &b0, &b1, &adam, &opt.lr, &opt.momentum, &nesterov,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiidiii(pddpdddL):mlp_epoch", &op, &ostate, &og, &owork, &ox, &oy, &oorder, &ou,
+                          &hidden, &output, &alpha, &batch, &b0, &b1, &adam, &opt.lr, &opt.momentum, &nesterov,
                           &opt.beta1, &opt.beta2, &opt.eps, &opt.t))
         return NULL;
     opt.adam = adam;
@@ -931,8 +995,10 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
     if (!state || !ok) return NULL;
     int n_batches = (int)(((long long)a.n + batch - 1) / batch);
     if (b0 < 0 || b0 > b1 || b1 > n_batches)
-        return PyErr_Format(PyExc_ValueError, "%s: arguments 'begin', 'end' must satisfy 0 <= begin <= end <= %d "
-                            "batches, got %d and %d", fn, n_batches, b0, b1);
+        return PyErr_Format(PyExc_ValueError,
+                            "%s: arguments 'begin', 'end' must satisfy 0 <= begin <= end <= %d "
+                            "batches, got %d and %d",
+                            fn, n_batches, b0, b1);
     if (opt.t < 0 || opt.t > LLONG_MAX - (b1 - b0)) /* Adam counts one step per batch */
         return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must lie in [0, %lld] for %d batches, got %lld",
                             fn, LLONG_MAX - (b1 - b0), b1 - b0, opt.t);
@@ -942,11 +1008,12 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
     /* only the rows of the batches run: a call per batch must not pay for copying the whole epoch's order */
     long long first = (long long)b0 * batch, last = (long long)b1 * batch < a.n ? (long long)b1 * batch : a.n;
     int64_t *rows = order ? checked_indices(fn, "order", "row indices", order, (npy_intp)first,
-                                            (npy_intp)(last - first), a.n) : NULL;
+                                            (npy_intp)(last - first), a.n)
+                          : NULL;
     if (order && !rows) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), DATA(a.x), DATA(a.y), rows,
-                 a.n, batch, b0, b1, &net, &opt);
+    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), DATA(a.x), DATA(a.y), rows, a.n,
+                 batch, b0, b1, &net, &opt);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(rows);
     return Py_BuildValue("dL", total, opt.t);
@@ -954,20 +1021,20 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
-#define GET_NUM_THREADS_DOC                                                                                \
-    "get_num_threads() -> int\n\n"                                                                        \
-    "The OpenMP threads cnn's kernels called from this thread use: set_num_threads'\n"                       \
-    "count, unless threadpoolctl (or any omp_set_num_threads) set another in this thread since. OpenMP's\n"   \
+#define GET_NUM_THREADS_DOC                                                                                 \
+    "get_num_threads() -> int\n\n"                                                                          \
+    "The OpenMP threads cnn's kernels called from this thread use: set_num_threads'\n"                      \
+    "count, unless threadpoolctl (or any omp_set_num_threads) set another in this thread since. OpenMP's\n" \
     "own count in this thread is brought to it, so threadpoolctl.threadpool_info() then shows the same."
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(cnn_num_threads()); }
 
-#define SET_NUM_THREADS_DOC                                                                                 \
-    "set_num_threads(n: int)\n\n"                                                                          \
-    "The OpenMP threads cnn's kernels use, 1 <= n <= 1024, in every thread of the process (OpenMP's own\n" \
+#define SET_NUM_THREADS_DOC                                                                                     \
+    "set_num_threads(n: int)\n\n"                                                                               \
+    "The OpenMP threads cnn's kernels use, 1 <= n <= 1024, in every thread of the process (OpenMP's own\n"      \
     "omp_set_num_threads reaches only the calling thread). Starts at OMP_NUM_THREADS, or the number of CPUs.\n" \
-    "threadpoolctl.threadpool_limits(k) still limits kernels called from the thread that entered it, while\n"  \
-    "it lasts (a set_num_threads inside the block is undone in that thread when it ends). A process forked\n" \
+    "threadpoolctl.threadpool_limits(k) still limits kernels called from the thread that entered it, while\n"   \
+    "it lasts (a set_num_threads inside the block is undone in that thread when it ends). A process forked\n"   \
     "after cnn ran keeps the count and may set its own. Results are bitwise the same at any count."
 
 #define MAX_THREADS 1024
@@ -978,7 +1045,8 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "i:set_num_threads", &n)) return NULL;
     /* libgomp aborts the process when it cannot create the threads asked for, so absurd counts stop here */
     if (n < 1 || n > MAX_THREADS)
-        return PyErr_Format(PyExc_ValueError, "set_num_threads: argument 'n' must lie in [1, %d], got %d", MAX_THREADS, n);
+        return PyErr_Format(PyExc_ValueError, "set_num_threads: argument 'n' must lie in [1, %d], got %d", MAX_THREADS,
+                            n);
     cnn_set_num_threads(n);
     Py_RETURN_NONE;
 }
@@ -997,7 +1065,10 @@ static PyObject *py__cap_threads(PyObject *self, PyObject *args)
 
 static const char *const isa_names[] = {"auto", "base", "avx2", "avx512"};
 
-static PyObject *py_gemm_isa(PyObject *self, PyObject *args) { return PyUnicode_FromString(isa_names[cnn_get_gemm_isa()]); }
+static PyObject *py_gemm_isa(PyObject *self, PyObject *args)
+{
+    return PyUnicode_FromString(isa_names[cnn_get_gemm_isa()]);
+}
 
 static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
 {
@@ -1010,8 +1081,10 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
             cnn_set_gemm_isa(i);
             Py_RETURN_NONE;
         }
-    return PyErr_Format(PyExc_ValueError, "_set_gemm_isa: argument 'name' must be one of 'auto', 'base', "
-                        "'avx2', 'avx512', got '%s'", name);
+    return PyErr_Format(PyExc_ValueError,
+                        "_set_gemm_isa: argument 'name' must be one of 'auto', 'base', "
+                        "'avx2', 'avx512', got '%s'",
+                        name);
 }
 
 /* ---- reference kernels (reference.c): the tests' oracles --------------------------------------- */
@@ -1156,7 +1229,8 @@ static PyMethodDef methods[] = {
     METHOD(_cap_threads, "_cap_threads(n: int)\n\nKernels called from this thread use at most n threads (0: no cap): "
                          "a fit's cap while other processes keep cores busy (python/cnn/_contention.py)."),
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
-    {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS, "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
+    {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS,
+     "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
     METHOD(_gemm_reference, "_gemm_reference(c: out[M, N], a: in[M, K], b: in[K, N], trans_a: bool = False, "
                             "trans_b: bool = False, accumulate: bool = False)\n\n"
                             "gemm by the triple loop of reference.c, summing in double: the tests' oracle."),
@@ -1174,12 +1248,22 @@ PyMODINIT_FUNC PyInit__core(void)
     if (cnn_threads_init()) return PyErr_Format(PyExc_OSError, "cnn: pthread_atfork failed (out of memory)");
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
-    static const struct { const char *name; int value; } constants[] = {
-        {"ACT_IDENTITY", ACT_IDENTITY}, {"ACT_SIGMOID", ACT_SIGMOID}, {"ACT_TANH", ACT_TANH},
-        {"ACT_SCALED_TANH", ACT_SCALED_TANH}, {"ACT_RELU", ACT_RELU}, {"ACT_LEAKY_RELU", ACT_LEAKY_RELU},
-        {"OPT_TORCH", OPT_TORCH}, {"OPT_KERAS", OPT_KERAS},
-        {"MLP_OUT_IDENTITY", MLP_OUT_IDENTITY}, {"MLP_OUT_LOGISTIC", MLP_OUT_LOGISTIC},
-        {"MLP_OUT_SOFTMAX", MLP_OUT_SOFTMAX}, {"MLP_OUT_EXP", MLP_OUT_EXP},
+    static const struct {
+        const char *name;
+        int value;
+    } constants[] = {
+        {"ACT_IDENTITY", ACT_IDENTITY},
+        {"ACT_SIGMOID", ACT_SIGMOID},
+        {"ACT_TANH", ACT_TANH},
+        {"ACT_SCALED_TANH", ACT_SCALED_TANH},
+        {"ACT_RELU", ACT_RELU},
+        {"ACT_LEAKY_RELU", ACT_LEAKY_RELU},
+        {"OPT_TORCH", OPT_TORCH},
+        {"OPT_KERAS", OPT_KERAS},
+        {"MLP_OUT_IDENTITY", MLP_OUT_IDENTITY},
+        {"MLP_OUT_LOGISTIC", MLP_OUT_LOGISTIC},
+        {"MLP_OUT_SOFTMAX", MLP_OUT_SOFTMAX},
+        {"MLP_OUT_EXP", MLP_OUT_EXP},
 #ifdef _OPENMP
         {"HAVE_OPENMP", 1},
 #else

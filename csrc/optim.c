@@ -40,8 +40,8 @@ void K(sgd_step)(real *p, real *buf, const real *g, size_t count, real lr, real 
 }
 
 /* p, m, v, g (P): m and v are the first and second moment of g */
-void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2,
-                  real eps, real weight_decay, int decoupled, long long t, cnn_opt_variant variant)
+void K(adam_step)(real *p, real *m, real *v, const real *g, size_t count, real lr, real beta1, real beta2, real eps,
+                  real weight_decay, int decoupled, long long t, cnn_opt_variant variant)
 {
     /* bias corrections in double, as PyTorch computes them on the host */
     double bc1 = 1 - pow((double)beta1, (double)t), bc2 = 1 - pow((double)beta2, (double)t);

@@ -60,8 +60,8 @@ void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, cons
 }
 
 /* The window of output (oh, ow) clipped to the input, and its divisor. False when it holds no real cell. */
-static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_include_pad, int *h0, int *h1,
-                                int *w0, int *w1, real *div)
+static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_include_pad, int *h0, int *h1, int *w0,
+                                int *w1, real *div)
 {
     *h0 = oh * g->sh - g->pt;
     *w0 = ow * g->sw - g->pl;

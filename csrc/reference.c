@@ -10,8 +10,8 @@
 
 /* c (M, N) [+]= a (M, KD) · b (KD, N), with a(i,k) = a[i·rsa + k·csa] and b(k,j) = b[k·rsb + j·csb],
  * c(i,j) = c[i·ldc + j]: the arguments of gemm, so the same call can be made to both */
-void K(gemm_reference)(real *c, const real *a, const real *b, int M, int N, int KD,
-                       ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
+void K(gemm_reference)(real *c, const real *a, const real *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
+                       ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
