@@ -16,7 +16,6 @@ uses the window since the previous one (or since `import cnn`), so a fit on a bu
 Linux only (/proc/stat); elsewhere, or with CNN_ADAPT_THREADS=0, nothing changes."""
 import math
 import os
-import threading
 import time
 
 from . import _core
@@ -47,21 +46,19 @@ class Governor:
 
     def __init__(self):
         self.cpus = len(os.sched_getaffinity(0))
-        self.lock = threading.Lock()
         self.last = _sample()
         self.free = self.cpus
 
     def update(self):
-        """Free cores over the window since the last look (at most every INTERVAL seconds)."""
-        with self.lock:
-            now = time.monotonic()
-            if now - self.last[0] >= INTERVAL:
-                sample = _sample()
-                wall = sample[0] - self.last[0]
-                others = ((sample[1] - self.last[1]) - (sample[2] - self.last[2])) / wall
-                self.last = sample
-                self.free = free_cores(self.cpus, others)
-            return self.free
+        """Free cores over the window since the last look (at most every INTERVAL seconds). No lock: a
+        Ctrl-C may land anywhere in a fit, and a lock it left held would stop every later fit; two fits
+        looking at once only measure one window twice."""
+        last = self.last
+        if time.monotonic() - last[0] >= INTERVAL:
+            sample = _sample()
+            others = ((sample[1] - last[1]) - (sample[2] - last[2])) / (sample[0] - last[0])
+            self.last, self.free = sample, free_cores(self.cpus, others)
+        return self.free
 
 
 class ThreadCap:
