@@ -74,6 +74,7 @@ def test_conv2d_matches_torch(rng, dtype, case):
 
 
 def reference_forward(x, k, b, stride, pad, dil, groups, out):
+    """reference.c's conv2d_reference_forward: the direct loop nest, the oracle beside PyTorch."""
     y = np.full(out, np.nan, x.dtype)
     _core._conv2d_reference_forward(y, x, k, b, stride, pad, dil, groups)
     return y
