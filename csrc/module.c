@@ -583,22 +583,11 @@ static int conv_geometry(const char *fn, cnn_conv2d *g, const npy_intp *xd, cons
             PyErr_Format(PyExc_ValueError, "%s: every dimension of 'x' and 'w' must lie in [1, %d]", fn, INT_MAX);
             return -1;
         }
-    *g = (cnn_conv2d){.n = (int)xd[0],
-                      .c = (int)xd[1],
-                      .h = (int)xd[2],
-                      .w = (int)xd[3],
-                      .oc = (int)wd[0],
-                      .kh = (int)wd[2],
-                      .kw = (int)wd[3],
-                      .sh = stride[0],
-                      .sw = stride[1],
-                      .pt = pad[0],
-                      .pb = pad[1],
-                      .pl = pad[2],
-                      .pr = pad[3],
-                      .dil_h = dil[0],
-                      .dil_w = dil[1],
-                      .groups = groups};
+    // clang-format off: the geometry in layout order, a row per tensor
+    *g = (cnn_conv2d){.n = (int)xd[0], .c = (int)xd[1], .h = (int)xd[2], .w = (int)xd[3], .oc = (int)wd[0],
+                      .kh = (int)wd[2], .kw = (int)wd[3], .sh = stride[0], .sw = stride[1], .pt = pad[0],
+                      .pb = pad[1], .pl = pad[2], .pr = pad[3], .dil_h = dil[0], .dil_w = dil[1], .groups = groups};
+    // clang-format on
     if (g->c % groups || g->oc % groups || wd[1] != g->c / groups) {
         PyErr_Format(PyExc_ValueError,
                      "%s: with groups=%d, the %d input and %ld output channels must both divide "
@@ -745,18 +734,11 @@ static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const 
                          kernel[i / 2] / 2, pad[i]);
             return -1;
         }
-    *g = (cnn_pool2d){.n = DIM(x, 0),
-                      .c = DIM(x, 1),
-                      .h = DIM(x, 2),
-                      .w = DIM(x, 3),
-                      .kh = kernel[0],
-                      .kw = kernel[1],
-                      .sh = stride[0],
-                      .sw = stride[1],
-                      .pt = pad[0],
-                      .pb = pad[1],
-                      .pl = pad[2],
+    // clang-format off: as conv_geometry's
+    *g = (cnn_pool2d){.n = DIM(x, 0), .c = DIM(x, 1), .h = DIM(x, 2), .w = DIM(x, 3), .kh = kernel[0],
+                      .kw = kernel[1], .sh = stride[0], .sw = stride[1], .pt = pad[0], .pb = pad[1], .pl = pad[2],
                       .pr = pad[3]};
+    // clang-format on
     g->oh = out_size(fn, "height", g->h, g->pt, g->pb, g->kh, g->sh);
     g->ow = g->oh < 0 ? -1 : out_size(fn, "width", g->w, g->pl, g->pr, g->kw, g->sw);
     return g->ow < 0 ? -1 : 0;
