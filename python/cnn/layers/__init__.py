@@ -1,11 +1,13 @@
-"""Layers for cnn.Sequential: one small class per kind, all built on the C kernels."""
+"""Layers for cnn.Sequential and cnn.Model: one small class per kind, all built on the C kernels."""
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
+from .merge import Add, Concatenate, Multiply
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 from .reshape import Flatten, ZeroPadding2D
 
 __all__ = ["Layer", "Dense", "Activation", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
-           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer"]
+           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer",
+           "Add", "Multiply", "Concatenate"]
