@@ -50,7 +50,7 @@ def summary_rows(model):
 
 def _widths(line_length, positions):
     """Cell widths (padding included) so that the table, borders included, is line_length wide."""
-    inner = line_length - 4
+    inner = line_length - len(positions) - 1
     edges = [round(p * inner) for p in positions]
     return [b - a for a, b in zip([0] + edges[:-1], edges)]
 

@@ -80,7 +80,8 @@ class Layer:
             raise TypeError(f"{label} takes inputs= symbolic tensors from cnn.layers.Input or another layer's call, "
                             f"got {type(bad if tensors else inputs).__name__}; to compute on arrays, build a "
                             "cnn.Model or cnn.Sequential and call predict")
-        if self.multi_input != isinstance(inputs, (list, tuple)) or (not self.multi_input and len(tensors) != 1):
+        listed = isinstance(inputs, (list, tuple))
+        if (listed and len(tensors) >= 2) != self.multi_input or (listed and not self.multi_input):
             want = "a list of at least 2 tensors" if self.multi_input else "one tensor"
             raise ValueError(f"{label} takes inputs= {want}, got {type(inputs).__name__} of {len(tensors)}")
         if self.model is not None:
