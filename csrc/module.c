@@ -1007,7 +1007,7 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 static PyObject *elementwise_merge(PyObject *args, const char *fn, int multiply)
 {
     PyObject *oy, *oa, *ob;
-    if (!PyArg_ParseTuple(args, "OOO", &oy, &oa, &ob)) return NULL;
+    if (!PyArg_ParseTuple(args, parse_format("OOO", fn).s, &oy, &oa, &ob)) return NULL;
     PyArrayObject *a = elementwise_arg(oa, fn, "a");
     PyArrayObject *b = a ? like(ob, fn, "b", a, READ) : NULL;
     PyArrayObject *y = b ? like(oy, fn, "y", a, WRITE) : NULL;
@@ -1052,7 +1052,9 @@ static PyObject *concatenate(PyObject *args, const char *fn, int backward)
 {
     PyObject *owhole, *opart;
     long long offset;
-    if (!PyArg_ParseTuple(args, "OOL", backward ? &opart : &owhole, backward ? &owhole : &opart, &offset)) return NULL;
+    if (!PyArg_ParseTuple(args, parse_format("OOL", fn).s, backward ? &opart : &owhole, backward ? &owhole : &opart,
+                          &offset))
+        return NULL;
     const char *part_name = backward ? "dx" : "x", *whole_name = backward ? "dy" : "y";
     int t = real_type(opart, fn, part_name);
     if (t < 0) return NULL;

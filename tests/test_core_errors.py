@@ -33,6 +33,13 @@ def good_calls():
         "adam_step": (_core.adam_step, (p.copy(), np.zeros(5), np.zeros(5), p, 0.1, 0.9, 0.999, 1e-8, 0.0,
                                         False, 1, 0), 3),
         "l2_penalty": (_core.l2_penalty, (np.zeros(5), p, 0.1), 1),
+        # merge (Add, Multiply, Concatenate)
+        "add_forward": (_core.add_forward, (np.empty((4, 3)), x, x.copy()), 1),
+        "multiply_forward": (_core.multiply_forward, (np.empty((4, 3)), x, x.copy()), 2),
+        "multiply_backward": (_core.multiply_backward, (np.empty((4, 3)), np.empty((4, 3)), x, x.copy(), x.copy()),
+                              2),
+        "concatenate_forward": (_core.concatenate_forward, (np.empty((4, 5)), x, 1), 1),
+        "concatenate_backward": (_core.concatenate_backward, (np.empty((4, 3)), np.ones((4, 5)), 2), 1),
         **mlp_calls(),
     }
 

@@ -298,11 +298,7 @@ def _name_layers(layers):
                          "names must be unique")
     for layer in layers:
         if layer.name is None:
-            base, i = layer.default_name(), 0
-            layer.name = base
-            while layer.name in taken:
-                i += 1
-                layer.name = f"{base}_{i}"
+            layer.name = layer.unique_default_name(taken)
             taken[layer.name] += 1
 
 

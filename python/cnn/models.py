@@ -335,11 +335,7 @@ class Sequential(Model):
             return
         names = {layer.name for layer in self.layers}
         if layer.name is None:
-            base, i = layer.default_name(), 0
-            layer.name = base
-            while layer.name in names:
-                i += 1
-                layer.name = f"{base}_{i}"
+            layer.name = layer.unique_default_name(names)
         elif layer.name in names:
             raise ValueError(f"a layer named {layer.name!r} is already in the model; layer names must be unique")
         layer.model = self

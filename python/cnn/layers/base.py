@@ -113,6 +113,16 @@ class Layer:
     def default_name(cls):
         return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower().replace("2_d", "2d")
 
+    @classmethod
+    def unique_default_name(cls, taken):
+        """default_name(), numbered past the names in `taken` (dense, dense_1, ...)."""
+        base = name = cls.default_name()
+        i = 0
+        while name in taken:
+            i += 1
+            name = f"{base}_{i}"
+        return name
+
     def build(self, input_shape):
         """Record the input shape (batch excluded) and return the output shape.
 
