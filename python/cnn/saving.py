@@ -132,11 +132,13 @@ def _array(arrays, key, shape, dtype):
 
 
 def _object_config(obj):
-    """Optimizers and losses keep their constructor arguments as attributes of the same names."""
+    """Optimizers and losses keep their constructor arguments as attributes of the same names; keyword-only
+    ones are aliases (an optimizer's lr=) and are not saved."""
     import inspect
-    params = inspect.signature(type(obj).__init__).parameters
+    params = [p for p in list(inspect.signature(type(obj).__init__).parameters.values())[1:]
+              if p.kind != p.KEYWORD_ONLY]
     return {"class_name": type(obj).__name__,
-            "config": {k: _encode(getattr(obj, k), f"{type(obj).__name__}.{k}") for k in list(params)[1:]}}
+            "config": {p.name: _encode(getattr(obj, p.name), f"{type(obj).__name__}.{p.name}") for p in params}}
 
 
 def _subclasses(base):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import _naming, activations, initializers, regularizers
 from .._validation import check_kernel_size, check_name, check_shape
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Layer:
     def __init__(self, name: str | None = None, input_shape: Shape | None = None, input_dim: int | None = None) -> None:
         if input_dim is not None:
             input_shape = (input_dim,)
-        self.name = check_name(name, "name")
+        self.name = check_name(name, "name") or _naming.unique_name(self.default_name())
         self.input_shape = None if input_shape is None else check_shape(input_shape, "input_shape")
         self.output_shape = None
         self.weights, self.grads = [], []
