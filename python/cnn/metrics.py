@@ -91,6 +91,7 @@ def _snake(name):
 
 class Metric:
     """The stateful protocol: update_state(y_true, y_pred, sample_weight=None), result(), reset_state().
+    Each class keeps its constructor arguments as attributes of the same names (what saving records).
 
     `direction` says whether a larger value is better ('up') or worse ('down'), for EarlyStopping's mode='auto'."""
 
@@ -151,7 +152,8 @@ class MeanMetricWrapper(Mean):
 
 class BinaryAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5) -> None:
-        super().__init__(binary_accuracy, name, threshold=float(check_number(threshold, "threshold")))
+        self.threshold = float(check_number(threshold, "threshold"))
+        super().__init__(binary_accuracy, name, threshold=self.threshold)
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
@@ -166,12 +168,14 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy") -> None:
-        super().__init__(top_k_categorical_accuracy, name, k=check_number(k, "k", low=1, integer=True))
+        self.k = check_number(k, "k", low=1, integer=True)
+        super().__init__(top_k_categorical_accuracy, name, k=self.k)
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy") -> None:
-        super().__init__(sparse_top_k_categorical_accuracy, name, k=check_number(k, "k", low=1, integer=True))
+        self.k = check_number(k, "k", low=1, integer=True)
+        super().__init__(sparse_top_k_categorical_accuracy, name, k=self.k)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
@@ -188,14 +192,14 @@ class _Confusion(Metric):
     """True/false positive/negative weights at each threshold, over every element of y_pred (or the
     class_id column, or each row's top_k entries), as keras.metrics' update_confusion_matrix_variables."""
 
-    def __init__(self, thresholds, name=None, top_k=None, class_id=None):
-        self.thresholds = np.asarray(thresholds, np.float64)
+    def __init__(self, cuts, name=None, top_k=None, class_id=None):
+        self._cuts = np.asarray(cuts, np.float64)
         self.top_k = None if top_k is None else check_number(top_k, "top_k", low=1, integer=True)
         self.class_id = None if class_id is None else check_number(class_id, "class_id", low=0, integer=True)
         super().__init__(name)
 
     def reset_state(self) -> None:
-        self.tp, self.fp, self.tn, self.fn = (np.zeros(len(self.thresholds)) for _ in range(4))
+        self.tp, self.fp, self.tn, self.fn = (np.zeros(len(self._cuts)) for _ in range(4))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = _arrays(y_true, y_pred)
@@ -214,11 +218,11 @@ class _Confusion(Metric):
             y_true, y_pred, w = (a[:, self.class_id] for a in (y_true, y_pred, w))
         positive, pred, w = (y_true != 0).ravel(), y_pred.ravel(), w.ravel()
         # above[j] = weight of predictions strictly above thresholds[j], split by the true label
-        rank = np.searchsorted(np.sort(self.thresholds), pred, side="left")  # thresholds below each prediction
-        order = np.argsort(self.thresholds, kind="stable")
+        rank = np.searchsorted(np.sort(self._cuts), pred, side="left")  # thresholds below each prediction
+        order = np.argsort(self._cuts, kind="stable")
         for is_pos, hit, miss in ((True, self.tp, self.fn), (False, self.fp, self.tn)):
             sel = positive == is_pos
-            counts = np.bincount(rank[sel], w[sel], minlength=len(self.thresholds) + 1)
+            counts = np.bincount(rank[sel], w[sel], minlength=len(self._cuts) + 1)
             above = counts[::-1].cumsum()[::-1][1:]  # above[j]: rank > j
             hit[order] += above
             miss[order] += w[sel].sum() - above
@@ -234,6 +238,7 @@ class _Confusion(Metric):
 class Precision(_Confusion):
     def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str | None = None) -> None:
+        self.thresholds = thresholds if thresholds is None or np.ndim(thresholds) == 0 else list(thresholds)
         self._one = thresholds is None or np.ndim(thresholds) == 0
         default = 0.5 if top_k is None else NEG_INF
         super().__init__([default] if thresholds is None else np.atleast_1d(thresholds), name, top_k, class_id)
@@ -254,8 +259,9 @@ class AUC(_Confusion):
         self.summation_method = check_choice(summation_method, "summation_method",
                                              ("interpolation", "minoring", "majoring"))
         self.from_logits = bool(from_logits)
+        self.thresholds = None if thresholds is None else sorted(float(t) for t in thresholds)
         if thresholds is not None:
-            inner = sorted(float(t) for t in thresholds)
+            inner = self.thresholds
         else:
             num_thresholds = check_number(num_thresholds, "num_thresholds", low=2, integer=True)
             inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
