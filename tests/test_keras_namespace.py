@@ -40,7 +40,8 @@ def test_import_table_paths():
 
     assert tf.keras is keras and tf.__version__ == keras.__version__ == cnn.__version__
     assert tf.random.set_seed is set_random_seed is cnn.utils.set_random_seed
-    assert Sequential is Model is keras.Sequential is cnn.Sequential and load_model is cnn.load_model
+    assert Sequential is keras.Sequential is cnn.Sequential and load_model is cnn.load_model
+    assert Model is cnn.models.Model and isinstance(Sequential(), Model)  # the base every cnn model shares
     assert (Dense, Activation, EarlyStopping, SGD, AUC) == (cnn.layers.Dense, cnn.layers.Activation,
                                                            cnn.callbacks.EarlyStopping, cnn.optimizers.SGD,
                                                            cnn.metrics.AUC)

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from . import activations, initializers, losses, optimizers, regularizers
+from . import activations, initializers, losses, metrics, optimizers, regularizers
 from ._validation import check_number
 
 __all__ = ["encode", "decode", "fields", "typed", "construct", "generator", "generator_state", "array",
@@ -151,6 +151,20 @@ def generator_state(rng):
 
 
 COMPILE_FIELDS = ["optimizer", "iterations", "optimizer_state", "loss", "metrics"]
+COMPILE_OPTIONAL = ["weighted_metrics", "loss_weights"]  # written only when compile was given them
+
+
+def _metric_config(metric):
+    """A metric name as it is, a Metric object as its class and constructor arguments."""
+    return metric if isinstance(metric, str) else object_config(metric)
+
+
+def _metrics_from_config(entries, where):
+    if not isinstance(entries, list):
+        raise ValueError(f"{where} must be a list, got {entries!r}")
+    classes = subclasses(metrics.Metric)
+    return [entry if isinstance(entry, str) else construct(classes, entry, f"{where}[{i}]", "metric")
+            for i, entry in enumerate(entries)]
 
 
 def compile_config(model):
@@ -160,13 +174,18 @@ def compile_config(model):
     opt = model.optimizer
     state = {name: getattr(opt, name) for name in opt._state_names if getattr(opt, name) is not None}
     config = {"optimizer": object_config(opt), "iterations": opt.iterations, "optimizer_state": sorted(state),
-              "loss": object_config(model.loss), "metrics": list(model.metrics)}
+              "loss": object_config(model.loss), "metrics": [_metric_config(m) for m in model.metrics]}
+    if model.weighted_metrics:
+        config["weighted_metrics"] = [_metric_config(m) for m in model.weighted_metrics]
+    if model.loss_weights is not None:
+        config["loss_weights"] = model._loss_weight
     return config, {f"optimizer{name}": value for name, value in state.items()}
 
 
 def compile_from_config(model, compiled, arrays):
     """Compile `model` as `compiled` says and restore the optimizer's state; returns the array names read."""
-    fields(compiled, "config.compile", COMPILE_FIELDS)
+    fields(compiled, "config.compile", COMPILE_FIELDS + [k for k in COMPILE_OPTIONAL
+                                                           if isinstance(compiled, dict) and k in compiled])
     optimizer = construct(subclasses(optimizers.Optimizer), compiled["optimizer"], "config.compile.optimizer",
                            "optimizer")
     loss = construct(subclasses(losses.Loss), compiled["loss"], "config.compile.loss", "loss")
@@ -176,7 +195,10 @@ def compile_from_config(model, compiled, arrays):
             raise ValueError(f"config.compile.{where}.config {entry['config']!r} does not describe a "
                              f"{type(obj).__name__} (it reads as {object_config(obj)['config']!r})")
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"])
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=compiled.get("loss_weights"),
+                      metrics=_metrics_from_config(compiled["metrics"], "config.compile.metrics"),
+                      weighted_metrics=_metrics_from_config(compiled.get("weighted_metrics", []),
+                                                            "config.compile.weighted_metrics"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"config.compile.metrics: {e}") from None
     optimizer.iterations = typed(compiled["iterations"], "config.compile.iterations", int, 0, 2**62)

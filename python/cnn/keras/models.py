@@ -1,9 +1,6 @@
-"""keras.models: cnn's Sequential and load_model under Keras' import path.
-
-cnn has the Sequential form only, so `Model` names Sequential: isinstance(model, keras.Model) holds for
-every cnn model, and a functional `Model(inputs, outputs)` raises TypeError."""
-from ..models import Sequential, load_model
-
-Model = Sequential
+"""keras.models: cnn's Sequential, Model (the base every cnn model shares) and load_model under Keras' import
+path. cnn has no functional API, so `Model(inputs, outputs)` is not available; isinstance(m, keras.Model)
+holds for every cnn model."""
+from ..models import Model, Sequential, load_model
 
 __all__ = ["Sequential", "Model", "load_model"]
