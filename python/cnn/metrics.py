@@ -86,7 +86,8 @@ mae, mse = mean_absolute_error, mean_squared_error
 
 
 def _snake(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras' to_snake_case: 'MeanSquaredError' -> 'mean_squared_error', 'AUC' -> 'auc'."""
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
 
 
 class Metric:
