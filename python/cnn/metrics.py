@@ -51,14 +51,14 @@ def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5
     return np.mean(y_true.reshape(y_pred.shape) == (y_pred > threshold), axis=-1)
 
 
+# the accuracies compare in the arrays' own dtypes: an argmax needs no float64 copy (fit calls them every step)
 def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
-    y_true, y_pred = _arrays(y_true, y_pred)
-    return (y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)).astype(np.float64)
+    return (np.asarray(y_true).argmax(axis=-1) == np.asarray(y_pred).argmax(axis=-1)).astype(np.float64)
 
 
 def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
-    y_pred = np.asarray(y_pred, np.float64)
-    return (_labels(y_true, y_pred.shape[0]) == y_pred.argmax(axis=-1)).astype(np.float64)
+    y_pred = np.asarray(y_pred)
+    return (np.asarray(y_true).reshape(y_pred.shape[0]) == y_pred.argmax(axis=-1)).astype(np.float64)
 
 
 def sparse_top_k_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike, k: int = 5) -> np.ndarray:
@@ -130,10 +130,17 @@ class Mean(Metric):
         self.total, self.count = 0.0, 0.0
 
     def update_state(self, values, sample_weight=None):
-        values = np.asarray(values, np.float64).reshape(-1)
-        w = _weights(sample_weight, len(values))
-        self.total += float(values.sum() if w is None else (values * w).sum())
-        self.count += float(len(values) if w is None else w.sum())
+        """values: one per sample, or rows averaged to one per sample."""
+        values = np.asarray(values, np.float64)
+        if values.ndim != 1:
+            values = values.reshape(len(values), -1).mean(axis=1)
+        if sample_weight is None:
+            self.total += float(values.sum())
+            self.count += len(values)
+        else:
+            w = _weights(sample_weight, len(values))
+            self.total += float((values * w).sum())
+            self.count += float(w.sum())
 
     def result(self) -> float:
         return self.total / self.count if self.count else 0.0
@@ -147,8 +154,7 @@ class MeanMetricWrapper(Mean):
         super().__init__(name or fn.__name__)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        values = np.asarray(self.fn(y_true, y_pred, **self.kwargs), np.float64)
-        super().update_state(values.reshape(len(values), -1).mean(axis=1), sample_weight)
+        super().update_state(self.fn(y_true, y_pred, **self.kwargs), sample_weight)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
