@@ -282,3 +282,17 @@ def test_top_level_load_model_restores_metrics(tmp_path, rng):
     w = rng.random(60)
     assert loaded.evaluate(x, onehot, sample_weight=w, verbose=0) == model.evaluate(x, onehot, sample_weight=w,
                                                                                     verbose=0)
+
+
+def test_class_weight_on_one_sigmoid_output_uses_the_rounded_target(rng):
+    x = rng.standard_normal((40, 5))
+    y = (x[:, 0] > 0).astype(float)
+
+    def fit(**kwargs):
+        model = classifier(out=1, act="sigmoid")
+        model.compile("adam", "binary_crossentropy")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, **kwargs)
+        return model.get_weights()
+
+    for a, b in zip(fit(class_weight={1: 3.0}), fit(sample_weight=np.where(y == 1, 3.0, 1.0))):
+        assert np.array_equal(a, b)
