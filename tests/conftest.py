@@ -1,4 +1,5 @@
-"""Shared test helpers: the parity measure and its tolerances, central differences, and the thread-count fixture."""
+"""Shared test helpers: the parity measure and its tolerances, central differences, the thread-count fixture and fresh
+automatic layer names for every test."""
 import numpy as np
 import pytest
 
@@ -48,6 +49,14 @@ def central_differences(f, arr, eps=1e-6):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def fresh_names():
+    """Every test starts its automatic names afresh ('dense', 'dense_1', ...), as after Keras' clear_session."""
+    from cnn.utils import clear_session
+
+    clear_session()
 
 
 @pytest.fixture

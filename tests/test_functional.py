@@ -258,3 +258,65 @@ def test_data_errors_name_the_argument():
         model.compile("sgd", loss="mse", loss_weights=2.0)
     with pytest.raises(TypeError, match="loss_weights\\[1\\] must be a finite number"):
         model.compile("sgd", loss="mse", loss_weights=[1.0, "x"])
+
+
+def test_sample_weighted_step_of_a_two_output_graph_matches_torch():
+    """Keras 3's sample_weight on every output of the graph, with loss_weights: Σ_k λ_k · Σ w·loss_k / n."""
+    model = branching()
+    model.compile(cnn.optimizers.SGD(0.1), ["sparse_categorical_crossentropy", "mse"], [1.0, 0.5])
+    forward, params = branching_torch(model)
+    opt = torch.optim.SGD(params, lr=0.1)
+    rng = np.random.default_rng(5)
+    x, y1, y2, w = rng.standard_normal((7, 5)), rng.integers(0, 3, 7), rng.standard_normal((7, 2)), rng.random(7)
+    xt, wt = torch.tensor(x), torch.tensor(w)
+    for _ in range(5):
+        opt.zero_grad()
+        logits, reg = forward(xt)
+        ce = torch.nn.functional.cross_entropy(logits, torch.tensor(y1), reduction="none")
+        se = ((reg - torch.tensor(y2)) ** 2).mean(dim=1)
+        loss = (wt * ce).mean() + 0.5 * (wt * se).mean()
+        loss.backward()
+        opt.step()
+        assert abs(model.train_on_batch(x, [y1, y2], sample_weight=w) - loss.item()) < 1e-10
+
+
+def test_keras3_training_api_on_a_two_output_graph(tmp_path):
+    model = branching("float64", seed=4)
+    model.compile("adam", {"cls": "sparse_categorical_crossentropy", "reg": "mse"}, {"cls": 1.0, "reg": 0.25},
+                  metrics=["accuracy"], weighted_metrics=["accuracy"])
+    rng = np.random.default_rng(6)
+    x, y1, y2, w = rng.standard_normal((20, 5)), rng.integers(0, 3, 20), rng.standard_normal((20, 2)), rng.random(20)
+    history = model.fit(x, [y1, y2], batch_size=6, epochs=3, steps_per_epoch=2, sample_weight=w,
+                        validation_data=(x, [y1, y2], w), validation_freq=2, verbose=0)
+    keys = ["loss", "cls_accuracy", "reg_accuracy", "cls_accuracy_1", "reg_accuracy_1"]
+    assert list(history.history) == keys + ["val_" + k for k in keys]
+    assert len(history.history["loss"]) == 3 and len(history.history["val_loss"]) == 1  # validated after epoch 2
+    logs = model.evaluate(x, [y1, y2], sample_weight=w, return_dict=True, verbose=0)
+    assert list(logs) == keys
+    out = model.predict(x, verbose=0)
+    hits = out[0].argmax(axis=1) == y1
+    np.testing.assert_allclose(logs["cls_accuracy"], hits.mean())
+    np.testing.assert_allclose(logs["cls_accuracy_1"], (hits * w).sum() / w.sum(), rtol=1e-12)
+    np.testing.assert_allclose(logs["reg_accuracy"], (out[1].argmax(axis=1) == y2.argmax(axis=1)).mean())
+    assert_same(model(x), out)  # model(x): the same outputs in one pass
+    assert model.evaluate(x, [y1, y2], steps=1, verbose=0)[0] == model.evaluate(x[:32], [y1, y2], verbose=0)[0]
+    model.save(tmp_path / "m.npz")
+    copy = load_model(tmp_path / "m.npz")
+    assert copy.loss_weights == [1.0, 0.25] and copy.evaluate(x, [y1, y2], sample_weight=w, return_dict=True,
+                                                             verbose=0) == logs
+
+
+def test_two_output_graph_refuses_what_keras_does_not_define():
+    model = branching()
+    with pytest.raises(ValueError, match="Metric object .* cannot watch the 2 outputs"):
+        model.compile("sgd", ["sparse_categorical_crossentropy", "mse"], metrics=[cnn.metrics.MeanAbsoluteError()])
+    model.compile("sgd", ["sparse_categorical_crossentropy", "mse"], ["accuracy"])  # cnn's earlier positional metrics
+    assert model.metrics == ["accuracy"] and model.loss_weights is None
+    x = np.zeros((4, 5))
+    with pytest.raises(ValueError, match="class_weight is not supported for a model of 2 outputs"):
+        model.fit(x, [np.zeros(4, int), np.zeros((4, 2))], class_weight={0: 2.0}, verbose=0)
+    single = conv_graph()
+    single.compile("sgd", "sparse_categorical_crossentropy", metrics=[cnn.metrics.SparseCategoricalAccuracy()])
+    xs, ys = np.random.default_rng(0).standard_normal((6, 2, 6, 5)), np.array([0, 1, 2, 3, 0, 0])
+    history = single.fit(xs, ys, class_weight={0: 0.5}, epochs=1, verbose=0)  # one output: as Sequential
+    assert list(history.history) == ["loss", "sparse_categorical_accuracy"]

@@ -120,7 +120,7 @@ BAD_FITS = {
     "validation_split 1": (lambda x, y: (x, y), {"validation_split": 1.0}, "validation_split"),
     "validation_split NaN": (lambda x, y: (x, y), {"validation_split": np.nan}, "validation_split"),
     "validation_data bad y": (lambda x, y: (x, y), {"validation_data": "bad y"}, "y"),
-    "validation_data 3-tuple": (lambda x, y: (x, y), {"validation_data": (1, 2, 3)}, "validation_data"),
+    "validation_data 4-tuple": (lambda x, y: (x, y), {"validation_data": (1, 2, 3, 4)}, "validation_data"),
     "verbose": (lambda x, y: (x, y), {"verbose": 7}, "verbose"),
     "initial_epoch": (lambda x, y: (x, y), {"initial_epoch": -2}, "initial_epoch"),
 }

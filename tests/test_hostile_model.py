@@ -226,7 +226,7 @@ def test_a_model_too_big_for_memory_is_a_memory_error_and_is_left_unbuilt():
     (dict(loss="mse", metrics=5), "metrics"),
     (dict(loss="mse", metrics="accuracy"), "metrics"),
     (dict(loss="mse", metrics=[["accuracy"]]), "metrics"),
-    (dict(loss="mse", metrics=["mae"]), "metrics"),
+    (dict(loss="mse", metrics=["f1"]), "unknown metric 'f1'"),
 ])
 def test_compile_names_the_argument(kwargs, name):
     model = cnn.Sequential([Dense(2, input_dim=3)])

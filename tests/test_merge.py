@@ -140,4 +140,4 @@ def test_merges_take_a_list_and_other_layers_do_not():
         Add()([x, np.ones((1, 3))])
     with pytest.raises(TypeError, match="axis must be a finite integer"):
         Concatenate(axis=1.5)
-    assert Concatenate(axis=1).get_config() == {"axis": 1, "name": None}
+    assert Concatenate(axis=1).get_config() == {"axis": 1, "name": "concatenate"}  # named once made, as in Keras

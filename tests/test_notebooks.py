@@ -8,7 +8,7 @@ import os
 import pathlib
 
 import pytest
-from user_env import child_env, require_mnist_or_fashion
+from user_env import child_env, require_mnist, require_mnist_or_fashion
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -38,7 +38,14 @@ def reads_images(path):
     return "load_mnist_or_fashion(" in (ROOT / "notebooks" / "src" / f"{path.stem}.py").read_text()
 
 
+def reads_mnist(path):
+    """keras.datasets.mnist.load_data() reads MNIST alone."""
+    return "mnist.load_data(" in (ROOT / "notebooks" / "src" / f"{path.stem}.py").read_text()
+
+
 def run(path, quick):
+    if reads_mnist(path):
+        require_mnist()
     if reads_images(path):
         require_mnist_or_fashion()
     nb = nbformat.read(path, as_version=4)

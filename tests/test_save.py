@@ -84,12 +84,12 @@ def test_get_config_is_generic_for_any_layer():
 
     layer = Scale(2.5, name="s")
     assert layer.get_config() == {"factor": 2.5, "offset": (0.0, 1.0), "name": "s"}
-    assert Shift(3, offset=(1, 2)).get_config() == {"by": 3, "offset": (1, 2), "name": None}
+    assert Shift(3, offset=(1, 2)).get_config() == {"by": 3, "offset": (1, 2), "name": "shift"}  # named when made
     assert Scale.from_config(layer.get_config()).factor == 2.5
     dense = Dense(4, activation=cnn.activations.leaky_relu(0.1), kernel_regularizer=cnn.regularizers.l2(0.02))
     config = dense.get_config()
-    assert config["units"] == 4 and config["kernel_initializer"] == "glorot_uniform" and config["name"] is None
-    assert Dropout(0.3, seed=1).get_config() == {"rate": 0.3, "seed": 1, "name": None, "input_shape": None}
+    assert config["units"] == 4 and config["kernel_initializer"] == "glorot_uniform" and config["name"] == "dense"
+    assert Dropout(0.3, seed=1).get_config() == {"rate": 0.3, "seed": 1, "name": "dropout", "input_shape": None}
 
 
 def test_custom_layer_survives_save_and_load(tmp_path):

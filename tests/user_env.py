@@ -38,6 +38,18 @@ def require_mnist_or_fashion():
                  f"(MNIST) or {datasets.FASHION_MNIST_INSTALL} (Fashion-MNIST)")
 
 
+def require_onnx():
+    """onnx and onnxruntime (the [onnx] extra), or a skip saying how to install them; CNN_REQUIRE_ONNX=1 (set
+    by .ci/run, which installs them) makes that a failure."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        reason = 'onnx or onnxruntime is not installed: pip install "cnn[onnx]" (or: pip install onnx onnxruntime)'
+        if os.environ.get("CNN_REQUIRE_ONNX") == "1":
+            pytest.fail(f"{reason} (CNN_REQUIRE_ONNX=1 requires them)")
+        pytest.skip(reason)
+
+
 def child_env(**extra):
     """os.environ for a child process whose `import cnn` finds this process's cnn (installed, or python/ on
     PYTHONPATH), plus extra."""

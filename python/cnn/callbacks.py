@@ -101,7 +101,8 @@ class _Monitor(Callback):
         self.min_delta = abs(float(check_number(min_delta, "min_delta")))
 
     def _direction(self):
-        """+1 to maximise, -1 to minimise; 'auto' knows the losses and accuracy, as Keras 3 does."""
+        """+1 to maximise, -1 to minimise; 'auto' knows the loss and the compiled metrics (each says its
+        direction: mae and mse down, accuracy, precision, recall and auc up), as Keras 3 does."""
         if self.mode != "auto":
             return 1 if self.mode == "max" else -1
         name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
@@ -109,6 +110,9 @@ class _Monitor(Callback):
             return -1
         if name in ("accuracy", "acc"):
             return 1
+        for metric in getattr(self.model, "compiled_metrics", ()):
+            if metric.name == name:
+                return 1 if metric.direction == "up" else -1
         raise ValueError(f"{type(self).__name__} callback received monitor={self.monitor}, but cnn cannot tell "
                          "whether it should be maximized or minimized; pass mode='max' or mode='min'")
 

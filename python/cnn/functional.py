@@ -5,10 +5,13 @@ the model orders it as Keras does (cnn.graph.map_graph) and runs it (cnn.graph.P
 are a tensor or a list of them; fit, evaluate and predict take, and predict returns, an array for a single
 tensor and a list of arrays for a list (x and y may also be dicts by Input or output layer name). compile
 takes one loss for every output, or a list or dict of them, and loss_weights: the training loss is their
-weighted sum; with metrics=['accuracy'] each output's accuracy is logged (as '<output layer>_accuracy'
-when there are several). model.layers lists the Input layers too, in Keras's order, and get_weights
-follows it. A layer called at several places is one layer: its calls share its weights and add their
-gradients into its one slice of the gradient buffer."""
+weighted sum. Each metric (and weighted metric) applies to every output, logged as '<output layer>_<metric>'
+when there are several (metrics=['accuracy'] logs each output's accuracy); a Metric object is one running
+state, so a model of several outputs takes metrics by name or function only (ValueError otherwise).
+sample_weight is one array for every output; class_weight is refused for several outputs, as in Keras.
+model.layers lists the Input layers too, in Keras's order, and get_weights follows it. A layer called at
+several places is one layer: its calls share its weights and add their gradients into its one slice of the
+gradient buffer."""
 from __future__ import annotations
 
 from collections import Counter
@@ -17,15 +20,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import graph
+from . import _naming, graph
 from . import losses as losses_mod
+from . import metrics as metrics_mod
 from . import serialization as ser
 from ._locking import locked
 from ._validation import as_float_array, check_name, check_number
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .models import Model
-from .training import Trainer, _hits
+from .training import Trainer, _are_metrics, _sample_weighted
 
 if TYPE_CHECKING:
     from ._types import DTypeLike
@@ -42,7 +46,7 @@ class Functional(Model):
 
     def __init__(self, inputs: KerasTensor | Sequence[KerasTensor], outputs: KerasTensor | Sequence[KerasTensor],
                  name: str | None = None, seed: int | None = None, dtype: DTypeLike = "float32") -> None:
-        self._init_state(check_name(name, "name") or "functional", seed, dtype)
+        self._init_state(check_name(name, "name") or _naming.unique_name("functional"), seed, dtype)
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = not isinstance(outputs, (list, tuple))
         self.inputs, self.outputs = graph.check_tensors(inputs, "inputs"), graph.check_tensors(outputs, "outputs")
@@ -90,10 +94,18 @@ class Functional(Model):
     # ---- what the trainer drives ---------------------------------------------------------------
 
     @locked
-    def compile(self, optimizer="adam", loss=None, metrics: Sequence[str] | None = None,
-                loss_weights=None) -> None:
-        """As Sequential.compile; loss: one loss for every output, or a list (in outputs order) or dict (by
-        output layer name) of them; loss_weights: a list or dict of numbers (each 1 when not given)."""
+    def compile(self, optimizer="adam", loss=None, loss_weights=None, metrics: Sequence[str] | None = None,
+                weighted_metrics: Sequence[str] | None = None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True) -> None:
+        """As Sequential.compile (Keras 3's signature); loss: one loss
+        for every output, or a list (in outputs order) or dict (by output layer name) of them; loss_weights: a
+        list or dict of numbers (each 1 when not given), or one number for a model of one output."""
+        if _are_metrics(loss_weights):  # compile(optimizer, loss, ['accuracy']): cnn's earlier order
+            if metrics is not None:
+                raise TypeError(f"compile's third argument is loss_weights (Keras 3's order), got the metrics "
+                                f"{loss_weights!r} there as well as metrics={metrics!r}; pass the metrics once, "
+                                "by keyword")
+            loss_weights, metrics = None, loss_weights
         names = self._output_names()
         losses = _per_output(loss, "loss", names, "output")
         losses = [loss] * len(names) if losses is None else losses
@@ -107,8 +119,16 @@ class Functional(Model):
             weights = [loss_weights]
         weights = [1.0] * len(names) if weights is None else \
             [float(check_number(w, f"loss_weights[{i}]")) for i, w in enumerate(weights)]
+        if len(names) > 1:
+            for spec in list(metrics or []) + list(weighted_metrics or []):
+                if isinstance(spec, metrics_mod.Metric):
+                    raise ValueError(f"a Metric object ({type(spec).__name__}) holds one running state and cannot "
+                                     f"watch the {len(names)} outputs {names}; give metrics by name or function "
+                                     "(each applies to every output)")
         losses = [losses_mod.get(item) for item in losses]
-        Trainer.compile(self, optimizer, losses[0], metrics)  # checks the optimizer and the metrics
+        # checks the optimizer, the metrics and the options
+        Trainer.compile(self, optimizer, losses[0], None, metrics, weighted_metrics, run_eagerly, steps_per_execution,
+                        jit_compile, auto_scale_loss)
         self.loss = losses[0] if len(losses) == 1 else losses
         self._losses, self._loss_weights = losses, weights
         self.loss_weights = None if loss_weights is None else weights
@@ -167,22 +187,23 @@ class Functional(Model):
             g.fill(0)
         self._plan.backward(douts)
 
-    def _loss_value(self, out, y, fused, grad):
-        """The weighted sum of the outputs' losses, and each output's gradient (scaled by its weight)."""
+    def _loss_value(self, out, y, fused, grad, sample_weight):
+        """The weighted sum of the outputs' losses (each with the sample weights), and each output's gradient
+        (scaled by its weights)."""
         total, douts = 0.0, []
         for loss, weight, o, t, f in zip(self._losses, self._loss_weights, out, y, fused):
-            value, d = loss(o, t, logits=f, grad=grad)
-            total += weight * value
-            douts.append(d if weight == 1 or d is None else d * weight)
+            value, d = _sample_weighted(loss, o, t, f, grad, sample_weight, weight)
+            total += value
+            douts.append(d)
         return total, douts
 
-    def _accuracy_hits(self, out, y, logits):
-        return np.array([_hits(loss, o, t, f) for loss, o, t, f in zip(self._losses, out, y, logits)])
+    def _metric_outputs(self):
+        prefixes = [""] if len(self.outputs) == 1 else [f"{name}_" for name in self._output_names()]
+        return [(p, loss, int(np.prod(t.shape[1:]))) for p, loss, t in zip(prefixes, self._losses, self.outputs)]
 
-    def _metric_keys(self):
-        if len(self.outputs) == 1:
-            return self.metrics[:1]
-        return [f"{name}_{self.metrics[0]}" for name in self._output_names()]
+    def _metric_views(self, out, y, fused):
+        return [(t, t_out._keras_history[0].activation.forward(o) if f else o)
+                for t, o, f, t_out in zip(y, out, fused, self.outputs)]
 
     def _connected_to(self):
         """{layer: "source[node][tensor], ..."} for summary's Connected to column, or None for a chain that

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from . import _naming
 from . import serialization as ser
 from ._interrupt import NoCommit, deferring_interrupts
 from ._locking import locked
@@ -92,8 +93,8 @@ class Model(Trainer):
         self._lock = threading.RLock()
         self.layers = []
         self.built = False
-        self.optimizer = self.loss = None
-        self.metrics = []
+        self.optimizer = self.loss = self.loss_weights = None
+        self.metrics, self.weighted_metrics, self.compiled_metrics = [], [], []
         self.stop_training = False
         self.history = None
         self._rng = None
@@ -162,8 +163,15 @@ class Model(Trainer):
             self.build()
         return int(self._params.size)
 
+    def _build_if_sized(self):
+        """Build a model that knows its input size but is not built yet (Keras builds it on first use)."""
+        if not self.built and self.layers and self.input_shape is not None:
+            self.build()
+
     @locked
     def get_weights(self) -> list[np.ndarray]:
+        """Every weight array in layer order; [] only while the input size is unknown."""
+        self._build_if_sized()
         return [w.copy() for layer in self.layers for w in layer.weights]
 
     @locked
@@ -183,9 +191,12 @@ class Model(Trainer):
 
     def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
                 print_fn: Callable[[str], object] | None = None) -> None:
-        """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes."""
+        """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes; a
+        model that knows its input size is built first."""
         from . import summary as summary_mod
 
+        with self._lock:
+            self._build_if_sized()
         summary_mod.print_summary(self, line_length, positions, print_fn)
 
     def _connected_to(self):
@@ -300,7 +311,7 @@ class Sequential(Model):
 
     def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None, seed: int | None = None,
                  dtype: DTypeLike = "float32") -> None:
-        self._init_state(check_name(name, "name") or "sequential", seed, dtype)
+        self._init_state(check_name(name, "name") or _naming.unique_name("sequential"), seed, dtype)
         self._input_layer = None
         try:
             for layer in check_list(layers, "layers", (Layer, KerasTensor),
@@ -333,10 +344,7 @@ class Sequential(Model):
             self._input_layer = layer
             self.built = False
             return
-        names = {layer.name for layer in self.layers}
-        if layer.name is None:
-            layer.name = layer.unique_default_name(names)
-        elif layer.name in names:
+        if layer.name in {layer.name for layer in self.layers}:
             raise ValueError(f"a layer named {layer.name!r} is already in the model; layer names must be unique")
         layer.model = self
         self.layers.append(layer)

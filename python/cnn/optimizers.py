@@ -4,7 +4,10 @@ variant='keras' (the default, since the model API is Keras') keeps the velocity 
 epsilon on the uncorrected sqrt(v) and decays weights decoupled (w -= lr·wd·w), as Keras and
 scikit-learn do. variant='torch' follows torch.optim exactly: momentum buffer b = μb + (1-τ)g,
 epsilon after bias correction, weight_decay as coupled L2 (g += wd·w); AdamW is decoupled in both.
-With a constant learning rate and no dampening both SGD variants follow the same trajectory."""
+With a constant learning rate and no dampening both SGD variants follow the same trajectory.
+
+Keras 2 spelled the learning rate `lr`: every optimizer takes lr= as an alias (when given it wins, as in
+Keras 2) and has an `lr` attribute that reads and sets learning_rate."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +21,9 @@ _VARIANTS = {"torch": _core.OPT_TORCH, "keras": _core.OPT_KERAS}
 
 
 class Optimizer:
-    def __init__(self, learning_rate: float, weight_decay: float | None, variant: str) -> None:
+    def __init__(self, learning_rate: float, weight_decay: float | None, variant: str, lr: float | None = None) -> None:
+        if lr is not None:
+            learning_rate = check_number(lr, "lr", low=0)
         self.learning_rate = float(check_number(learning_rate, "learning_rate", low=0))
         self.weight_decay = float(check_number(weight_decay or 0.0, "weight_decay", low=0))
         self.variant = check_choice(variant, "variant", _VARIANTS)
@@ -33,11 +38,21 @@ class Optimizer:
         self.iterations = 0
         self.__dict__.update({k: None for k in self._state_names})
 
+    @property
+    def lr(self) -> float:
+        """Keras 2's name for learning_rate."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.learning_rate = float(check_number(value, "lr", low=0))
+
 
 class SGD(Optimizer):
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, dampening: float = 0.0, variant: str = "keras") -> None:
-        super().__init__(learning_rate, weight_decay, variant)
+                 weight_decay: float = 0.0, dampening: float = 0.0, variant: str = "keras", *,
+                 lr: float | None = None) -> None:
+        super().__init__(learning_rate, weight_decay, variant, lr)
         self.momentum = float(check_number(momentum, "momentum", low=0, high=1))
         self.dampening = float(check_number(dampening, "dampening"))
         self.nesterov = bool(nesterov)
@@ -68,8 +83,9 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float | None = None, weight_decay: float = 0.0, variant: str = "keras") -> None:
-        super().__init__(learning_rate, weight_decay, variant)
+                 epsilon: float | None = None, weight_decay: float = 0.0, variant: str = "keras", *,
+                 lr: float | None = None) -> None:
+        super().__init__(learning_rate, weight_decay, variant, lr)
         self.beta_1 = float(check_number(beta_1, "beta_1", low=0, high=1, high_open=True))
         self.beta_2 = float(check_number(beta_2, "beta_2", low=0, high=1, high_open=True))
         if epsilon is None:
@@ -100,8 +116,9 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float | None = None, variant: str = "keras") -> None:
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, variant)
+                 beta_2: float = 0.999, epsilon: float | None = None, variant: str = "keras", *,
+                 lr: float | None = None) -> None:
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, variant, lr=lr)
 
 
 _REGISTRY = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

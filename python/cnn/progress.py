@@ -1,4 +1,5 @@
-"""Progress reporting for fit: verbose=1 a live bar per epoch, verbose=2 one line per epoch.
+"""Progress reporting for fit, evaluate and predict: verbose=1 a live bar (per epoch in fit), verbose=2 one
+line at the end (of each epoch in fit). Inside fit the validation pass draws nothing of its own, as in Keras.
 
 The bar is tqdm's (tqdm.auto picks the Jupyter widget in a notebook) when tqdm is installed, otherwise
 a carriage-return text bar in Keras' format `steps/steps ━━━━━━━━━━━━━━━━━━━━ 2s 3ms/step - accuracy:
@@ -52,23 +53,22 @@ class ProgbarLogger(Callback):
                 use_tqdm = False
         self.use_tqdm = use_tqdm
         self._bar = None
+        self._in_fit = False
 
     def _out(self):
         return self.stream or sys.stdout
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def _begin(self):
+        """A new bar: fit's epoch, or a whole evaluate or predict."""
         self._start = self._last = time.perf_counter()
-        self._epoch = epoch
         self._logs = {}
         self._drawn = 0
-        if self.verbose == 1:
-            print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=self._out(), flush=True)
-            if self.use_tqdm:
-                from tqdm.auto import tqdm
-                self._bar = tqdm(total=self.params["steps"], file=self._out(), leave=True, dynamic_ncols=True,
-                                 mininterval=self.interval, unit="step", ascii=False)
+        if self.verbose == 1 and self.use_tqdm:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.params["steps"], file=self._out(), leave=True, dynamic_ncols=True,
+                             mininterval=self.interval, unit="step", ascii=False)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _progress(self, batch, logs):
         self._logs = logs or {}
         if self.verbose != 1:
             return
@@ -82,6 +82,22 @@ class ProgbarLogger(Callback):
         elif now - self._last >= self.interval or last:
             self._draw(batch + 1, self._logs, end="")
             self._last = now
+
+    def _finish(self, logs):
+        """The bar completed (verbose 1) or the one summary line (verbose 2)."""
+        logs = self._logs if logs is None else logs
+        if self.verbose == 1:
+            if self._bar is not None:
+                self._bar.set_postfix_str(format_logs(logs)[3:], refresh=False)
+                self._bar.close()
+                self._bar = None
+            else:
+                self._draw(self.params["steps"], logs, end="\n")
+        elif self.verbose == 2:
+            elapsed = time.perf_counter() - self._start
+            steps = self.params["steps"]
+            print(f"{steps}/{steps} - {format_time(elapsed)} - {format_per_step(elapsed / steps)}{format_logs(logs)}",
+                  file=self._out(), flush=True)
 
     def _draw(self, done, logs, end):
         steps = self.params["steps"]
@@ -98,23 +114,44 @@ class ProgbarLogger(Callback):
         self._drawn = max(self._drawn, len(line))
         print(f"\r{line:<{self._drawn}}", end=end, file=self._out(), flush=True)
 
+    def on_train_begin(self, logs=None):
+        self._in_fit = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose in (1, 2):
+            print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=self._out(), flush=True)
+        self._begin()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._progress(batch, logs)
+
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or self._logs
-        if self.verbose == 1:
-            if self._bar is not None:
-                self._bar.set_postfix_str(format_logs(logs)[3:], refresh=False)
-                self._bar.close()
-                self._bar = None
-            else:
-                self._draw(self.params["steps"], logs, end="\n")
-        elif self.verbose == 2:
-            elapsed = time.perf_counter() - self._start
-            print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=self._out())
-            print(f"{self.params['steps']}/{self.params['steps']} - {format_time(elapsed)} "
-                  f"- {format_per_step(elapsed / self.params['steps'])}{format_logs(logs)}", file=self._out(),
-                  flush=True)
+        self._finish(logs or self._logs)
 
     def on_train_end(self, logs=None):
+        self._in_fit = False
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    # evaluate and predict outside fit; fit's validation pass only adds val_ logs to the epoch's line
+    def on_test_begin(self, logs=None):
+        if not self._in_fit:
+            self._begin()
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._in_fit:
+            self._progress(batch, logs)
+
+    def on_test_end(self, logs=None):
+        if not self._in_fit:
+            self._finish(logs)
+
+    def on_predict_begin(self, logs=None):
+        self._begin()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._progress(batch, {})  # the logs hold the batch's outputs, which a bar does not print
+
+    def on_predict_end(self, logs=None):
+        self._finish({})

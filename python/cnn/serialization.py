@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from . import activations, initializers, losses, optimizers, regularizers
+from . import activations, initializers, losses, metrics, optimizers, regularizers
 from ._validation import check_number
 
 __all__ = ["encode", "decode", "fields", "typed", "construct", "generator", "generator_state", "array",
@@ -125,10 +125,12 @@ def array(arrays, key, shape, dtype):
 
 
 def object_config(obj):
-    """Optimizers and losses keep their constructor arguments as attributes of the same names."""
-    params = inspect.signature(type(obj).__init__).parameters
+    """Optimizers, losses and metrics keep their constructor arguments as attributes of the same names;
+    keyword-only ones are aliases (an optimizer's lr=) and are not saved."""
+    params = [p for p in list(inspect.signature(type(obj).__init__).parameters.values())[1:]
+              if p.kind != p.KEYWORD_ONLY]
     return {"class_name": type(obj).__name__,
-            "config": {k: encode(getattr(obj, k), f"{type(obj).__name__}.{k}") for k in list(params)[1:]}}
+            "config": {p.name: encode(getattr(obj, p.name), f"{type(obj).__name__}.{p.name}") for p in params}}
 
 
 def subclasses(base):
@@ -149,6 +151,20 @@ def generator_state(rng):
 
 
 COMPILE_FIELDS = ["optimizer", "iterations", "optimizer_state", "loss", "metrics"]
+COMPILE_OPTIONAL = ["weighted_metrics", "loss_weights"]  # written only when compile was given them
+
+
+def _metric_config(metric):
+    """A metric name as it is, a Metric object as its class and constructor arguments."""
+    return metric if isinstance(metric, str) else object_config(metric)
+
+
+def _metrics_from_config(entries, where):
+    if not isinstance(entries, list):
+        raise ValueError(f"{where} must be a list, got {entries!r}")
+    classes = subclasses(metrics.Metric)
+    return [entry if isinstance(entry, str) else construct(classes, entry, f"{where}[{i}]", "metric")
+            for i, entry in enumerate(entries)]
 
 
 def compile_config(model, many=False):
@@ -160,16 +176,22 @@ def compile_config(model, many=False):
     state = {name: getattr(opt, name) for name in opt._state_names if getattr(opt, name) is not None}
     config = {"optimizer": object_config(opt), "iterations": opt.iterations, "optimizer_state": sorted(state),
               "loss": [object_config(loss) for loss in model._losses] if many else object_config(model.loss),
-              "metrics": list(model.metrics)}
-    if many:
+              "metrics": [_metric_config(m) for m in model.metrics]}
+    if model.weighted_metrics:
+        config["weighted_metrics"] = [_metric_config(m) for m in model.weighted_metrics]
+    if many:  # a Functional always writes its weights (null when compile was given none)
         config["loss_weights"] = model.loss_weights
+    elif model.loss_weights is not None:
+        config["loss_weights"] = model._loss_weight
     return config, {f"optimizer{name}": value for name, value in state.items()}
 
 
 def compile_from_config(model, compiled, arrays, many=False):
     """Compile `model` as `compiled` says and restore the optimizer's state; returns the array names read.
     many: the losses are a list, one per output, and loss_weights is given (compile_config's many)."""
-    fields(compiled, "config.compile", COMPILE_FIELDS + (["loss_weights"] if many else []))
+    required = COMPILE_FIELDS + (["loss_weights"] if many else [])
+    present = [k for k in COMPILE_OPTIONAL if isinstance(compiled, dict) and k in compiled and k not in required]
+    fields(compiled, "config.compile", required + present)
     optimizer = construct(subclasses(optimizers.Optimizer), compiled["optimizer"], "config.compile.optimizer",
                           "optimizer")
     checked = [(optimizer, compiled["optimizer"], "config.compile.optimizer")]
@@ -184,9 +206,11 @@ def compile_from_config(model, compiled, arrays, many=False):
         if json.dumps(object_config(obj), sort_keys=True) != json.dumps(entry, sort_keys=True):
             raise ValueError(f"{where}.config {entry['config']!r} does not describe a "
                              f"{type(obj).__name__} (it reads as {object_config(obj)['config']!r})")
-    kwargs = {"loss_weights": compiled["loss_weights"]} if many else {}
     try:
-        model.compile(optimizer=optimizer, loss=loss if many else loss[0], metrics=compiled["metrics"], **kwargs)
+        model.compile(optimizer=optimizer, loss=loss if many else loss[0], loss_weights=compiled.get("loss_weights"),
+                      metrics=_metrics_from_config(compiled["metrics"], "config.compile.metrics"),
+                      weighted_metrics=_metrics_from_config(compiled.get("weighted_metrics", []),
+                                                            "config.compile.weighted_metrics"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"config.compile.{'metrics or loss_weights' if many else 'metrics'}: {e}") from None
     optimizer.iterations = typed(compiled["iterations"], "config.compile.iterations", int, 0, 2**62)

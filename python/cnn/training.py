@@ -1,11 +1,23 @@
 """Training for every cnn model: compile, fit, evaluate, predict, train_on_batch, test_on_batch.
 
 `Trainer` is a mixin; the model class provides the structure it drives: `layers`, the flat `_params` and
-`_grads` buffers, `_rng`, `_lock`, `_commit`, and `_prepare_inputs(x)`, `_forward(x, training, logits)`,
-`_backward(dout)`, `_fused()` and `_empty_outputs(n)`. Inputs and targets are an array each for a model
-of one input and one output (Sequential), else lists of arrays, one per input or output; a model of
-several outputs also gives `_targets`, `_loss_value`, `_accuracy_hits` and `_metric_keys`. A softmax (or
-sigmoid) output layer followed by a cross-entropy loss is trained from its logits in one fused step.
+`_grads` buffers, `_rng`, `_lock`, `_commit`, `output_shape`, and `_prepare_inputs(x)`,
+`_forward(x, training, logits)`, `_backward(dout)` and `_fused()`. Inputs and targets are an array each for
+a model of one input and one output (Sequential), else lists of arrays, one per input or output; such a
+model (cnn.functional) also gives `_targets`, `_empty_outputs`, `_predicted`, `_loss_value`,
+`_metric_outputs` and `_metric_views`. A softmax (or sigmoid) output layer followed by a cross-entropy loss
+is trained from its logits in one fused step.
+
+Keras 3's signatures: compile(optimizer, loss, loss_weights, metrics, weighted_metrics, ...), fit with
+class_weight, sample_weight, steps_per_epoch, validation_freq, evaluate/predict with progress bars, and
+model(x). Weighted samples follow Keras: the loss is Σ w·loss / batch size (the gradient of each sample's
+loss is scaled by its weight), `weighted_metrics` are Σ w·value / Σ w and `metrics` ignore the weights.
+Metrics see the model's outputs as predict gives them (probabilities after a fused softmax or sigmoid).
+
+compile's third positional argument is loss_weights, as in Keras 3. cnn's earlier compile(optimizer, loss,
+metrics) took metrics there, and that code keeps working: loss weights are numbers, so a list of metric names,
+functions or Metric objects in that place can only be metrics and is taken as such (given together with
+metrics=, it raises TypeError).
 
 Non-finite values. A batch whose loss is not finite is not applied; fit raises FloatingPointError (unless
 a callback such as TerminateOnNaN stops training and the weights are finite). A step whose loss was
@@ -19,6 +31,7 @@ says whether the weights are finite and, if not, which layers hold NaN or infini
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,17 +39,19 @@ import numpy as np
 
 from . import _core
 from . import losses as losses_mod
+from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from ._contention import ThreadCap
 from ._interrupt import deferring_interrupts
 from ._locking import locked
-from ._validation import INT_MAX, check_list, check_number
+from ._validation import INT_MAX, as_float_array, check_list, check_number
 from .callbacks import Callback, CallbackList, History
 from .progress import ProgbarLogger
 
 if TYPE_CHECKING:
     from ._types import ArrayLike, Verbose
     from .losses import Loss
+    from .metrics import Metric
     from .optimizers import Optimizer
 
 __all__ = ["Trainer"]
@@ -44,9 +59,9 @@ __all__ = ["Trainer"]
 _FINITE_CHUNK = 16384  # weights per isfinite call: a training step allocates no weight-sized temporary
 
 
-def _batch_size(value):
+def _batch_size(value, name="batch_size"):
     """32 (Keras' default) for None, else a positive int that the kernels' int holds."""
-    return 32 if value is None else check_number(value, "batch_size", low=1, high=INT_MAX, integer=True)
+    return 32 if value is None else check_number(value, name, low=1, high=INT_MAX, integer=True)
 
 
 def _count(data):
@@ -71,16 +86,19 @@ def _row_buffers(data, m):
     return np.empty((m,) + data.shape[1:], data.dtype)
 
 
-def _hits(loss, out, y, logits):
-    """How many rows of one output `loss` counts as right (the 'accuracy' metric)."""
-    out = out.reshape(len(out), -1)
-    if loss.sparse:
-        return int(np.count_nonzero(out.argmax(axis=1) == y))
-    y = y.reshape(len(y), -1)
-    if out.shape[1] == 1:
-        threshold = 0.0 if logits and loss.fused_activation == "sigmoid" else 0.5
-        return int(np.count_nonzero((out > threshold) == (y > 0.5)))
-    return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
+def _sample_weighted(loss, out, y, fused, grad, sample_weight, weight):
+    """One output's loss and output gradient (None without grad) with the sample weights (Σ w·loss / n, each
+    sample's gradient times its weight) and its loss weight applied."""
+    value, dout = loss(out, y, logits=fused, grad=grad)
+    if sample_weight is not None:
+        value = float(np.mean(sample_weight * loss.per_sample(y, out, logits=fused)))
+        if dout is not None:
+            dout *= sample_weight.astype(dout.dtype).reshape((-1,) + (1,) * (dout.ndim - 1))
+    if weight != 1.0:
+        value *= weight
+        if dout is not None:
+            dout *= dout.dtype.type(weight)
+    return value, dout
 
 
 def _verbose(value):
@@ -89,20 +107,143 @@ def _verbose(value):
     return 1 if value == "auto" else value
 
 
+def _steps(value, name):
+    return None if value is None else check_number(value, name, low=1, integer=True)
+
+
+def _metric_specs(metrics, name):
+    """The metrics compile was given: names (a cnn.metrics function becomes its name) and Metric objects."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, metrics_mod.Metric)) or callable(metrics):
+        raise TypeError(f"{name} must be a list, such as ['accuracy'], got {metrics!r}")
+    specs = []
+    for m in check_list(metrics, name, object, "metric names, cnn.metrics functions or Metric objects"):
+        if callable(m) and not isinstance(m, metrics_mod.Metric):
+            metrics_mod.get(m)  # a function cnn does not know raises here, naming what it accepts
+            m = m.__name__
+        elif isinstance(m, str) and m not in metrics_mod.ACCURACY:
+            metrics_mod.get(m)
+        elif not isinstance(m, (str, metrics_mod.Metric)):
+            metrics_mod.get(m)
+        specs.append(m)
+    return specs
+
+
+def _are_metrics(value):
+    """Whether compile's third argument is cnn's earlier positional metrics (a list of names, functions or
+    Metric objects), which no loss weight can be."""
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        isinstance(v, (str, metrics_mod.Metric)) or callable(v) for v in value)
+
+
+def _loss_weight(loss_weights):
+    """The factor on the loss (the model has one output): a number, or a list or dict holding one."""
+    if loss_weights is None:
+        return 1.0
+    items = loss_weights if isinstance(loss_weights, (list, tuple)) else (
+        list(loss_weights.values()) if isinstance(loss_weights, dict) else [loss_weights])
+    if len(items) != 1:
+        raise ValueError(f"loss_weights must be one number (the model has one output), got {loss_weights!r}")
+    return float(check_number(items[0], "loss_weights", low=0))
+
+
+class _Batches:
+    """(start, stop, order) of each batch: one pass over the n rows per epoch, or, with steps_per_epoch, a
+    stream that carries on across epochs and begins a new pass (a new shuffle) when one ends, as Keras 3's
+    epoch iterator does with arrays. A pass draws its permutation from the model's generator when its first
+    batch is taken."""
+
+    def __init__(self, rng, n, batch_size, shuffle):
+        self.rng, self.n, self.batch_size, self.shuffle = rng, n, batch_size, shuffle
+        self.passes = self._passes()
+
+    def _passes(self):
+        while True:
+            order = self.rng.permutation(self.n) if self.shuffle else None
+            for start in range(0, self.n, self.batch_size):
+                yield start, min(start + self.batch_size, self.n), order
+
+    def epoch(self, steps):
+        if steps is None:  # a whole pass, from its beginning
+            self.passes = self._passes()
+            steps = -(-self.n // self.batch_size)
+        for _ in range(steps):
+            yield next(self.passes)
+
+
 class Trainer:
     """compile/fit/evaluate/predict over the structure a model class provides (see the module docstring)."""
 
     @locked
     def compile(self, optimizer: str | Optimizer = "adam", loss: str | Loss | None = None,
-                metrics: Sequence[str] | None = None) -> None:
+                loss_weights: float | None = None, metrics: Sequence[str | Metric] | None = None,
+                weighted_metrics: Sequence[str | Metric] | None = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1, jit_compile: str | bool = "auto", auto_scale_loss: bool = True) -> None:
+        """Keras 3's compile. metrics and weighted_metrics take names ('accuracy', 'mae', 'auc', ...),
+        cnn.metrics functions and Metric objects; 'accuracy' means binary, categorical or sparse categorical
+        accuracy as the loss and the output say. run_eagerly, steps_per_execution, jit_compile and
+        auto_scale_loss are accepted for Keras code and change nothing: cnn runs eagerly, one step per call,
+        in the model's dtype."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+        if _are_metrics(loss_weights):  # compile(optimizer, loss, ['accuracy']): cnn's earlier order
+            if metrics is not None:
+                raise TypeError(f"compile's third argument is loss_weights (Keras 3's order), got the metrics "
+                                f"{loss_weights!r} there as well as metrics={metrics!r}; pass the metrics once, "
+                                "by keyword")
+            loss_weights, metrics = None, loss_weights
+        weight = _loss_weight(loss_weights)
+        check_number(steps_per_execution, "steps_per_execution", low=1, integer=True)
         optimizer, loss = optimizers_mod.get(optimizer), losses_mod.get(loss)
-        metrics = check_list(metrics, "metrics", str, "metric names such as ['accuracy']")
-        for m in metrics:
-            if m not in ("accuracy", "acc"):
-                raise ValueError(f"unknown metric {m!r} in metrics; cnn supports 'accuracy' (or 'acc')")
-        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+        self.metrics = _metric_specs(metrics, "metrics")
+        self.weighted_metrics = _metric_specs(weighted_metrics, "weighted_metrics")
+        self.optimizer, self.loss, self.loss_weights, self._loss_weight = optimizer, loss, loss_weights, weight
+        self.compiled_metrics = []
+
+    def _make_metrics(self):
+        """[(Metric, weighted, output index)] from compile's specs, reset; also kept as self.compiled_metrics.
+        Each spec applies to every output, its name prefixed by the output's ('<output layer>_accuracy') when
+        there are several; repeated names get _1, _2, ... as in Keras."""
+        outputs = self._metric_outputs()
+        pairs, seen = [], {}
+        for specs, weighted in ((self.metrics, False), (self.weighted_metrics, True)):
+            for spec in specs:
+                for index, (prefix, loss, size) in enumerate(outputs):
+                    if isinstance(spec, str) and spec in metrics_mod.ACCURACY:
+                        metric = metrics_mod.accuracy_for(loss.sparse, size, spec)
+                    else:
+                        metric = metrics_mod.get(spec)
+                    metric.name = prefix + metric.name
+                    count = seen.get(metric.name, 0)
+                    seen[metric.name] = count + 1
+                    if count:
+                        metric.name = f"{metric.name}_{count}"
+                    metric.reset_state()
+                    pairs.append((metric, weighted, index))
+        self.compiled_metrics = [m for m, _, _ in pairs]
+        return pairs
+
+    def _metric_outputs(self):
+        """(name prefix, loss, values per sample) of each output the metrics watch."""
+        return [("", self.loss, math.prod(self.output_shape))]
+
+    def _metric_views(self, out, y, fused):
+        """[(targets, outputs as predict gives them)] of each output, for the metrics."""
+        return [(y, self.layers[-1].activation.forward(out) if fused else out)]
+
+    def _update_metrics(self, pairs, out, y, fused, sample_weight):
+        if not pairs:
+            return
+        views = self._metric_views(out, y, fused)
+        for metric, weighted, index in pairs:
+            metric.update_state(*views[index], sample_weight if weighted else None)
+
+    @staticmethod
+    def _logs(loss, pairs, prefix=""):
+        logs = {prefix + "loss": float(loss)}
+        logs.update({prefix + metric.name: metric.result() for metric, _, _ in pairs})
+        return logs
 
     # ---- fit ---------------------------------------------------------------------------------
 
@@ -110,27 +251,43 @@ class Trainer:
     @deferring_interrupts
     def fit(self, x: ArrayLike | None = None, y: ArrayLike | None = None, batch_size: int | None = None,
             epochs: int = 1, verbose: Verbose = "auto", callbacks: Sequence[Callback] | None = None,
-            validation_split: float = 0.0, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-            shuffle: bool = True, initial_epoch: int = 0) -> History:
+            validation_split: float = 0.0, validation_data: tuple | None = None, shuffle: bool = True,
+            class_weight: dict[int, float] | None = None, sample_weight: ArrayLike | None = None,
+            initial_epoch: int = 0, steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq: int | Sequence[int] = 1) -> History:
         """Train for epochs initial_epoch..epochs-1; returns a History (also kept as model.history).
 
-        Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
-        metric); epoch logs add 'val_loss' and 'val_<metric>' when validating."""
+        Per-batch logs hold the running means of the epoch so far ('loss', and each metric); epoch logs add
+        'val_loss' and 'val_<metric>' on the epochs validation_freq selects (every n-th, or those listed,
+        counted from 1). steps_per_epoch=s makes an epoch s batches of a stream that carries on across
+        epochs. validation_data may be (x_val, y_val) or (x_val, y_val, sample_weight_val)."""
         self._check_compiled()
         batch_size, verbose = _batch_size(batch_size), _verbose(verbose)
+        val_batch_size = _batch_size(validation_batch_size or batch_size, "validation_batch_size")
         check_number(epochs, "epochs", low=0, integer=True)
         check_number(initial_epoch, "initial_epoch", low=0, integer=True)
         check_number(validation_split, "validation_split", low=0, high=1, high_open=True)
+        steps_per_epoch, validation_steps = _steps(steps_per_epoch, "steps_per_epoch"), _steps(validation_steps,
+                                                                                                "validation_steps")
+        validate_on = self._validation_epochs(validation_freq)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("pass class_weight or sample_weight, not both (Keras refuses both too)")
         x, y = self._prepare(x, y)
-        x, y, x_val, y_val = self._validation_arrays(x, y, validation_split, validation_data)
+        sample_weight = self._sample_weight(sample_weight, _count(x))
+        x, y, sample_weight, val = self._validation_arrays(x, y, sample_weight, validation_split, validation_data)
+        if class_weight is not None:
+            sample_weight = self._class_sample_weights(class_weight, y)
         callbacks = check_list(callbacks, "callbacks", Callback, "cnn.callbacks.Callback instances")
         bad = self._non_finite_weights()
         if bad is not None:
             raise ValueError(f"the model's weights hold NaN or infinity before training ({bad}); "
                              "set finite weights with set_weights or rebuild the model")
+        pairs = self._make_metrics()
         history = History()
+        steps = steps_per_epoch or -(-_count(x) // batch_size)
         cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks + [history], self,
-                           {"verbose": verbose, "epochs": epochs, "steps": -(-_count(x) // batch_size)})
+                           {"verbose": verbose, "epochs": epochs, "steps": steps})
+        batches = _Batches(self._rng, _count(x), batch_size, shuffle)
         threads = ThreadCap()  # fewer threads while other processes keep cores busy (cnn._contention)
         try:
             self.stop_training = False
@@ -138,14 +295,14 @@ class Trainer:
             logs = {}
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
-                logs = self._fit_epoch(epoch, x, y, batch_size, shuffle, cbs, threads)
+                logs = self._fit_epoch(epoch, x, y, sample_weight, batches, steps_per_epoch, pairs, cbs, threads)
                 self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
                                     "overflowed and an activation kept the result out of the loss")
-                if x_val is not None:
+                if val is not None and validate_on(epoch + 1):
                     cbs.on_test_begin()
-                    val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
-                    cbs.on_test_end(self._logs(val_loss, val_acc))
-                    logs.update(self._logs(val_loss, val_acc, "val_"))
+                    val_logs = self._evaluate_arrays(*val, val_batch_size, pairs, cbs, validation_steps)
+                    cbs.on_test_end(val_logs)
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
@@ -155,25 +312,33 @@ class Trainer:
         self.history = history
         return history
 
-    def _fit_epoch(self, epoch, x, y, batch_size, shuffle, cbs, threads):
+    def _fit_epoch(self, epoch, x, y, sample_weight, batches, steps_per_epoch, pairs, cbs, threads):
         """One epoch of steps over (x, y); returns the last batch's logs (the epoch's running means)."""
-        n, fused = _count(x), self._fused()
-        order = self._rng.permutation(n) if shuffle else None
-        if shuffle:  # shuffled batches are gathered into buffers reused across steps
-            xbuf, ybuf = _row_buffers(x, min(batch_size, n)), _row_buffers(y, min(batch_size, n))
-        total, hits, logs = 0.0, 0, {}
-        for step in range(-(-n // batch_size)):
-            start, stop = step * batch_size, min((step + 1) * batch_size, n)
-            if shuffle:
+        fused, rows = self._fused(), min(batches.batch_size, _count(x))
+        if batches.shuffle:  # shuffled batches are gathered into buffers reused across steps
+            xbuf, ybuf = _row_buffers(x, rows), _row_buffers(y, rows)
+        total, seen, logs = 0.0, 0, {}
+        for metric, _, _ in pairs:
+            metric.reset_state()
+        for step, (start, stop, order) in enumerate(batches.epoch(steps_per_epoch)):
+            sw = None
+            if order is not None:
                 xb, yb = _rows(xbuf, 0, stop - start), _rows(ybuf, 0, stop - start)
                 _gather(x, order[start:stop], xb)
                 _gather(y, order[start:stop], yb)
+                if sample_weight is not None:
+                    sw = sample_weight[order[start:stop]]
             else:
                 xb, yb = _rows(x, start, stop), _rows(y, start, stop)
+                if sample_weight is not None:
+                    sw = sample_weight[start:stop]
             cbs.on_train_batch_begin(step)
-            value, h = self._train_step(xb, yb, fused)
-            total, hits = total + value * (stop - start), hits + h
-            logs = self._logs(total / stop, hits / stop)
+            value, out = self._train_step(xb, yb, fused, sw)
+            seen += stop - start
+            total += value * (stop - start)
+            if math.isfinite(value):
+                self._update_metrics(pairs, out, yb, fused, sw)
+            logs = self._logs(total / seen, pairs)
             cbs.on_train_batch_end(step, logs)
             self._commit.end()
             threads.tick()
@@ -186,108 +351,201 @@ class Trainer:
                 break
         return logs
 
-    def _train_step(self, x, y, fused):
-        """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
+    def _loss_value(self, out, y, fused, grad, sample_weight):
+        """(loss, gradient w.r.t. the output or None without grad) with the sample weights and compile's
+        loss_weights applied."""
+        return _sample_weighted(self.loss, out, y, fused, grad, sample_weight, self._loss_weight)
+
+    def _train_step(self, x, y, fused, sample_weight=None):
+        """One gradient step on a batch; returns (loss, the output it was computed from). A non-finite loss
+        skips the update."""
         out = self._forward(x, training=True, logits=fused)
-        value, dout = self._loss_value(out, y, fused, grad=True)
+        value, dout = self._loss_value(out, y, fused, True, sample_weight)
         self._backward(dout)
         value += self._penalty(grad=True)  # after backward: Dense and Conv2D overwrite their gradients
         if not math.isfinite(value):
-            return value, 0
+            return value, out
         self._commit.begin()  # ended by the caller once the batch is recorded
         self.optimizer.step(self._params, self._grads)
-        hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
-        return value, hits
+        return value, out
 
-    def _validation_arrays(self, x, y, validation_split, validation_data):
-        """(x, y, x_val, y_val): validation_data as given, else the last fraction of the rows, taken before
-        any shuffling (Keras' train_validation_split)."""
+    @staticmethod
+    def _validation_epochs(validation_freq):
+        """Whether to validate after epoch e (counted from 1): every n-th epoch, or those listed (Keras)."""
+        if isinstance(validation_freq, numbers.Integral) and not isinstance(validation_freq, bool):
+            n = check_number(validation_freq, "validation_freq", low=1, integer=True)
+            return lambda e: e % n == 0
+        if isinstance(validation_freq, (list, tuple, set, range)):
+            listed = {check_number(e, "validation_freq's epochs", low=1, integer=True) for e in validation_freq}
+            return listed.__contains__
+        raise TypeError(f"validation_freq must be an integer or a list of epochs, got {validation_freq!r}")
+
+    def _sample_weight(self, sample_weight, n, name="sample_weight"):
+        """Per-sample weights as float64 (n,), finite and >= 0; None stays None."""
+        if sample_weight is None:
+            return None
+        w = as_float_array(sample_weight, name, np.float64)
+        if w.ndim == 2 and w.shape[1] == 1:
+            w = w[:, 0]
+        if w.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), one weight per sample, got {w.shape}")
+        if w.min() < 0:
+            raise ValueError(f"{name} must be >= 0, got {w.min()}")
+        return w
+
+    def _class_sample_weights(self, class_weight, y):
+        """Keras' class_weight as sample weights: each sample gets its class's weight (1 for a class not
+        listed); the class is the label, the argmax of a one-hot row, or the rounded single output. A model of
+        several outputs refuses it, as Keras does."""
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict mapping class indices to weights, got "
+                            f"{type(class_weight).__name__}")
+        if type(y) is list:
+            if len(y) > 1:
+                raise ValueError(f"class_weight is not supported for a model of {len(y)} outputs (Keras refuses it "
+                                 "too); pass sample_weight instead")
+            y = y[0]
+        if self.loss.sparse:
+            classes = y
+        else:
+            rows = y.reshape(len(y), -1)
+            classes = rows.argmax(axis=1) if rows.shape[1] > 1 else np.round(rows[:, 0]).astype(np.int64)
+        weights = np.ones(len(y))
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+                raise TypeError(f"class_weight keys must be integer class indices, got {key!r}")
+            weights[classes == key] = check_number(value, f"class_weight[{key}]", low=0)
+        return weights
+
+    def _validation_arrays(self, x, y, sample_weight, validation_split, validation_data):
+        """(x, y, sample_weight, validation): validation_data as given, else the last fraction of the rows
+        (and of the weights), taken before any shuffling (Keras' train_validation_split); validation is
+        (x_val, y_val, weights or None), or None."""
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            return (x, y) + self._prepare(*validation_data)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)")
+            x_val, y_val = self._prepare(*validation_data[:2])
+            w_val = self._sample_weight(validation_data[2], _count(x_val), "validation_data's sample_weight") \
+                if len(validation_data) == 3 else None
+            return x, y, sample_weight, (x_val, y_val, w_val)
         if not validation_split:
-            return x, y, None, None
+            return x, y, sample_weight, None
         n = _count(x)
         split = int(np.floor(n * (1 - validation_split)))
         if split in (0, n):
             raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
                              f"validation out of {n}")
-        return _rows(x, 0, split), _rows(y, 0, split), _rows(x, split, n), _rows(y, split, n)
+        w_train, w_val = (None, None) if sample_weight is None else (sample_weight[:split], sample_weight[split:])
+        return _rows(x, 0, split), _rows(y, 0, split), w_train, (_rows(x, split, n), _rows(y, split, n), w_val)
 
     # ---- one batch ---------------------------------------------------------------------------
 
     @locked
     @deferring_interrupts
-    def train_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
-        """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                       class_weight: dict[int, float] | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """One optimizer step on (x, y); returns the loss, or [loss, metrics...] when compiled with metrics
+        (the metrics of this batch alone, as Keras 2's reset_metrics=True)."""
         self._check_compiled()
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("pass class_weight or sample_weight, not both (Keras refuses both too)")
         x, y = self._prepare(x, y)
-        value, hits = self._train_step(x, y, self._fused())
+        sample_weight = self._sample_weight(sample_weight, _count(x))
+        if class_weight is not None:
+            sample_weight = self._class_sample_weights(class_weight, y)
+        pairs, fused = self._make_metrics(), self._fused()
+        value, out = self._train_step(x, y, fused, sample_weight)
         self._commit.end()
         if not math.isfinite(value):
             raise self._loss_error(value, "this batch", self._non_finite_weights())
         self._check_weights("after this batch's step, which was applied",
                             "either the step overflowed, or the weights held them before this call and an "
                             "activation kept them out of the loss")
-        return self._result(value, hits / _count(x))
+        self._update_metrics(pairs, out, y, fused, sample_weight)
+        return self._results(self._logs(value, pairs), return_dict)
 
     @locked
-    def test_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
-        """The loss on (x, y) in inference mode, or [loss, accuracy] when compiled with metrics."""
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """The loss on (x, y) in inference mode, or [loss, metrics...] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
-        value, acc = self._evaluate_arrays(x, y, _count(x))
-        return self._result(value, acc)
+        n = _count(x)
+        logs = self._evaluate_arrays(x, y, self._sample_weight(sample_weight, n), n, self._make_metrics())
+        return self._results(logs, return_dict)
+
+    def _results(self, logs, return_dict):
+        """Keras' return value: the logs as a dict, the loss alone, or [loss, metric, ...]."""
+        if return_dict:
+            return logs
+        return list(logs.values()) if len(logs) > 1 else logs["loss"]
 
     # ---- inference ---------------------------------------------------------------------------
 
     @locked
+    def __call__(self, x: ArrayLike, training: bool = False) -> np.ndarray:
+        """The outputs for x in one pass, as Keras' model(x): predict without batches, callbacks or progress;
+        training=True runs the layers as in training (dropout on)."""
+        out = self._forward(self._prepare_inputs(x), training=bool(training), logits=False)
+        return self._predicted([o.copy() for o in out]) if type(out) is list else out.copy()
+
+    @locked
     def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
+                 sample_weight: ArrayLike | None = None, steps: int | None = None,
                  callbacks: Sequence[Callback] | None = None,
                  return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """The loss (and accuracy) over (x, y) in inference mode (dropout off)."""
+        """The loss (and metrics) over (x, y) in inference mode (dropout off); a progress bar at verbose=1
+        ('auto'), one line at 2. steps=s evaluates the first s batches only."""
         self._check_compiled()
+        verbose = _verbose(verbose)
         x, y = self._prepare(x, y)
-        batch_size = _batch_size(batch_size)
-        cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                             "steps": -(-_count(x) // batch_size)})
+        n = _count(x)
+        sample_weight = self._sample_weight(sample_weight, n)
+        batch_size, steps = _batch_size(batch_size), _steps(steps, "steps")
+        callbacks = check_list(callbacks, "callbacks", Callback, "cnn.callbacks.Callback instances")
+        cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks, self,
+                           {"verbose": verbose, "epochs": 1, "steps": min(steps or INT_MAX, -(-n // batch_size))})
         cbs.on_test_begin()
-        value, acc = self._evaluate_arrays(x, y, batch_size, cbs)
-        logs = self._logs(value, acc)
+        logs = self._evaluate_arrays(x, y, sample_weight, batch_size, self._make_metrics(), cbs, steps)
         cbs.on_test_end(logs)
-        if return_dict:
-            return logs
-        return self._result(value, acc)
+        return self._results(logs, return_dict)
 
-    def _evaluate_arrays(self, x, y, batch_size, cbs=None):
-        """(mean loss + penalty, accuracy) over all of x in inference mode."""
-        fused, n = self._fused(), _count(x)
-        total, hits = 0.0, 0
+    def _evaluate_arrays(self, x, y, sample_weight, batch_size, pairs, cbs=None, steps=None):
+        """The logs (mean loss + penalty, and each metric) over x, or its first `steps` batches, in inference
+        mode."""
+        fused = self._fused()
+        n = _count(x) if steps is None else min(_count(x), steps * batch_size)
+        total = 0.0
+        for metric, _, _ in pairs:
+            metric.reset_state()
         for step, start in enumerate(range(0, n, batch_size)):
             if cbs is not None:
                 cbs.on_test_batch_begin(step)
             stop = min(start + batch_size, n)
             xb, yb = _rows(x, start, stop), _rows(y, start, stop)
+            sw = None if sample_weight is None else sample_weight[start:stop]
             out = self._forward(xb, training=False, logits=fused)
-            value, _ = self._loss_value(out, yb, fused, grad=False)
+            value, _ = self._loss_value(out, yb, fused, False, sw)
             total += value * (stop - start)
-            if self.metrics:
-                hits += self._accuracy_hits(out, yb, fused)
+            self._update_metrics(pairs, out, yb, fused, sw)
             if cbs is not None:
-                cbs.on_test_batch_end(step, {"loss": total / stop})
-        return total / n + self._penalty(grad=False), hits / n
+                cbs.on_test_batch_end(step, self._logs(total / stop, pairs))
+        return self._logs(total / n + self._penalty(grad=False), pairs)
 
     @locked
     def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
-                callbacks: Sequence[Callback] | None = None) -> np.ndarray:
+                steps: int | None = None, callbacks: Sequence[Callback] | None = None) -> np.ndarray:
         """The model's outputs (probabilities after a softmax) for x, in inference mode: an array, or a list of
-        them for a model whose outputs are a list."""
+        them for a model whose outputs are a list; a progress bar at verbose=1 ('auto'), one line at 2. steps=s
+        predicts the first s batches only."""
+        verbose = _verbose(verbose)
         x = self._prepare_inputs(x)
-        n = _count(x)
-        batch_size = _batch_size(batch_size)
-        cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                             "steps": -(-_count(x) // batch_size)})
+        batch_size, steps = _batch_size(batch_size), _steps(steps, "steps")
+        n = _count(x) if steps is None else min(_count(x), steps * batch_size)
+        callbacks = check_list(callbacks, "callbacks", Callback, "cnn.callbacks.Callback instances")
+        cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks, self,
+                           {"verbose": verbose, "epochs": 1, "steps": -(-n // batch_size)})
         cbs.on_predict_begin()
         out = self._empty_outputs(n)
         for step, start in enumerate(range(0, n, batch_size)):
@@ -320,32 +578,8 @@ class Trainer:
         return np.empty((n,) + tuple(self.output_shape), self.dtype)
 
     def _predicted(self, out):
-        """What predict returns, from the arrays _empty_outputs made."""
+        """What predict and model(x) return, from the arrays _empty_outputs made (or _forward gave)."""
         return out
-
-    def _loss_value(self, out, y, fused, grad):
-        """(loss, gradient w.r.t. the output, None without grad)."""
-        return self.loss(out, y, logits=fused, grad=grad)
-
-    def _accuracy_hits(self, out, y, logits):
-        return _hits(self.loss, out, y, logits)
-
-    def _metric_keys(self):
-        """The log name of each accuracy _accuracy_hits counts."""
-        return self.metrics[:1]
-
-    def _result(self, value, acc):
-        """What evaluate, train_on_batch and test_on_batch return: the loss, or [loss, accuracies...]."""
-        if not self.metrics:
-            return value
-        return [value] + [float(a) for a in acc] if isinstance(acc, np.ndarray) else [value, acc]
-
-    def _logs(self, loss, acc, prefix=""):
-        logs = {prefix + "loss": float(loss)}
-        if self.metrics:
-            for key, a in zip(self._metric_keys(), acc if isinstance(acc, np.ndarray) else [acc]):
-                logs[prefix + key] = float(a)
-        return logs
 
     def _penalty(self, grad):
         """The regularisation loss; with grad=True its gradient is added to the gradient buffer."""

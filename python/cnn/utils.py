@@ -1,4 +1,4 @@
-"""Small helpers with Keras' names: one-hot labels and a global seed."""
+"""Small helpers with Keras' names: one-hot labels, a global seed and clear_session."""
 from __future__ import annotations
 
 import numbers
@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _naming
+
 if TYPE_CHECKING:
     from ._types import ArrayLike, DTypeLike
 
-__all__ = ["to_categorical", "set_random_seed"]
+__all__ = ["to_categorical", "set_random_seed", "clear_session"]
 
 
 def to_categorical(y: ArrayLike, num_classes: int | None = None, dtype: DTypeLike = "float32") -> np.ndarray:
@@ -46,3 +48,9 @@ def set_random_seed(seed: int) -> None:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     random.seed(int(seed))
     np.random.seed(int(seed))
+
+
+def clear_session() -> None:
+    """Keras' clear_session: automatic names start again ('dense', 'sequential', ...). cnn keeps no graph or
+    global model state, so there is nothing else to free; models already made keep their names."""
+    _naming.reset()

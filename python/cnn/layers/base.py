@@ -8,7 +8,8 @@ into the gradient views, or, for a layer whose `overwrites_grads` is True (Dense
 them: the model then need not zero them before each step, a pass over every gradient saved.
 
 Every layer remembers the arguments its constructor was called with, so `get_config()` /
-`from_config()` (used by save, load and pickle) work for any subclass without extra code."""
+`from_config()` (used by save, load and pickle) work for any subclass without extra code. A layer made
+without a name gets Keras' automatic one ('dense', 'dense_1', ...; see cnn.utils.clear_session)."""
 from __future__ import annotations
 
 import functools
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import _naming, activations, initializers, regularizers
 from .._validation import check_kernel_size, check_name, check_shape
 
 if TYPE_CHECKING:
@@ -52,7 +53,11 @@ class Layer:
                     elif kind != inspect.Parameter.VAR_POSITIONAL:
                         config[k] = v
                 self._init_args = config
-            init(self, *args, **kw)
+                init(self, *args, **kw)
+                if self.name is None:  # named once made, so a refused construction uses up no number
+                    self.name = _naming.unique_name(self.default_name())
+            else:
+                init(self, *args, **kw)
 
         cls.__init__ = recording_init
 
@@ -60,6 +65,8 @@ class Layer:
         if input_dim is not None:
             input_shape = (input_dim,)
         self.name = check_name(name, "name")
+        if self.name is None and type(self).__init__ is Layer.__init__:  # a layer with no constructor of its own
+            self.name = _naming.unique_name(self.default_name())
         self.input_shape = None if input_shape is None else check_shape(input_shape, "input_shape")
         self.output_shape = None
         self.weights, self.grads = [], []

@@ -1,0 +1,3 @@
+"""keras.activations: cnn.activations under Keras' import path."""
+from ..activations import *  # noqa: F403
+from ..activations import __all__  # noqa: F401

@@ -1,0 +1,3 @@
+"""keras.callbacks: cnn.callbacks under Keras' import path."""
+from ..callbacks import *  # noqa: F403
+from ..callbacks import __all__  # noqa: F401
