@@ -205,6 +205,9 @@ class Trainer:
         """[(Metric, weighted, output index)] from compile's specs, reset; also kept as self.compiled_metrics.
         Each spec applies to every output, its name prefixed by the output's ('<output layer>_accuracy') when
         there are several; repeated names get _1, _2, ... as in Keras."""
+        if not self.metrics and not self.weighted_metrics:  # the common case, kept off the per-step path
+            self.compiled_metrics = []
+            return []
         outputs = self._metric_outputs()
         pairs, seen = [], {}
         for specs, weighted in ((self.metrics, False), (self.weighted_metrics, True)):
@@ -451,8 +454,9 @@ class Trainer:
         if class_weight is not None and sample_weight is not None:
             raise ValueError("pass class_weight or sample_weight, not both (Keras refuses both too)")
         x, y = self._prepare(x, y)
-        sample_weight = self._sample_weight(sample_weight, _count(x))
-        if class_weight is not None:
+        if sample_weight is not None:
+            sample_weight = self._sample_weight(sample_weight, _count(x))
+        elif class_weight is not None:
             sample_weight = self._class_sample_weights(class_weight, y)
         pairs, fused = self._make_metrics(), self._fused()
         value, out = self._train_step(x, y, fused, sample_weight)
