@@ -466,6 +466,8 @@ class Trainer:
         self._check_weights("after this batch's step, which was applied",
                             "either the step overflowed, or the weights held them before this call and an "
                             "activation kept them out of the loss")
+        if not pairs and not return_dict:  # the loss alone, without building the logs (_results' answer)
+            return float(value)
         self._update_metrics(pairs, out, y, fused, sample_weight)
         return self._results(self._logs(value, pairs), return_dict)
 
