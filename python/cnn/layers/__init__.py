@@ -5,7 +5,11 @@ from .core import Activation, Dense
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .recurrent import GRU, LSTM, SimpleRNN
+from .embedding import Embedding
 from .reshape import Flatten, ZeroPadding2D
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = ["Layer", "Dense", "Activation", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
-           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer"]
+           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer",
+           "SimpleRNN", "LSTM", "GRU", "Embedding", "TimeDistributed", "Bidirectional"]
