@@ -17,10 +17,10 @@
 
 /* The cache's arrays, as offsets in elements: xt (T, N, IN) the input in processing order; a (T, N, G·U)
  * the input projection, which each step overwrites with its gates' activations; h (T+1, N, U) the states,
- * h_0 first; c (T+1, N, U) the LSTM's cells; rn (T, N, U) the GRU's hR_n + b_hn, which its reset gate
+ * h_0 first; c (T+1, N, U) the LSTM's cells and tc (T, N, U) their tanh; rn (T, N, U) the GRU's hR_n + b_hn, which its reset gate
  * multiplied; rec (N, G·U) one step's recurrent product. */
 typedef struct {
-    size_t xt, a, h, c, rn, rec, end;
+    size_t xt, a, h, c, tc, rn, rec, end;
 } rnn_cache_layout;
 /* The backward's scratch: da (T, N, G·U) the gradients of the gate pre-activations (the input projection's);
  * dr (T, N, G·U) the recurrent product's, the GRU's only (elsewhere it is da); dh, dc (N, U) the running
@@ -37,6 +37,7 @@ static rnn_cache_layout cache_layout(const cnn_rnn *g)
     l.a = o, o = cnn_size_add(o, cnn_size_mul(tn, gu));
     l.h = o, o = cnn_size_add(o, cnn_size_mul(cnn_size_add(tn, g->n), g->units));
     l.c = o, o = g->cell == CELL_LSTM ? cnn_size_add(o, cnn_size_mul(cnn_size_add(tn, g->n), g->units)) : o;
+    l.tc = o, o = g->cell == CELL_LSTM ? cnn_size_add(o, cnn_size_mul(tn, g->units)) : o;
     l.rn = o, o = g->cell == CELL_GRU ? cnn_size_add(o, cnn_size_mul(tn, g->units)) : o;
     l.rec = o, o = cnn_size_add(o, cnn_size_mul(g->n, gu));
     l.end = o;
@@ -63,20 +64,17 @@ size_t rnn_work_size(const cnn_rnn *g) { return work_layout(g).end; }
 /* The fused gate passes split each step into pieces of one batch row and UNIT_BLOCK units: parallel over
  * the batch and the units, and each piece's elements are independent, so any thread count gives the same bits. */
 #define UNIT_BLOCK 64
+/* the element loops read and write disjoint rows: no dependence across j */
+#define IVDEP _Pragma("GCC ivdep")
+
+/* σ(z) = (1 + tanh(z/2))/2: in float by the float tanh, eight lanes to a vector where the double logistic
+ * gives four (within 1e-7 absolute, far inside float32's 1e-5 parity with PyTorch); in double as activations.c */
+static inline float sig_f32(float z) { return 0.5f + 0.5f * cnn_tanh_f32(0.5f * z); }
+static inline double sig_f64(double z) { return cnn_sigmoid(z); }
 
 #define TEMPLATE "rnn.c"
 #include "template.h" /* the kernels below, once per real type */
 #else
-
-static inline real K(rnn_act)(real z, cnn_activation act)
-{
-    switch (act) {
-    case ACT_TANH: return K(cnn_tanh)(z);
-    case ACT_SIGMOID: return (real)cnn_sigmoid(z);
-    case ACT_RELU: return z < 0 ? 0 : z;
-    default: return z;
-    }
-}
 
 /* act'(z) read off y = act(z), as activations.c does */
 static inline real K(rnn_act_grad)(real y, cnn_activation act)
@@ -89,46 +87,77 @@ static inline real K(rnn_act_grad)(real y, cnn_activation act)
     }
 }
 
-static inline real K(sig)(real z) { return (real)cnn_sigmoid(z); }
+
+/* The row kernels below take units [j0, j1) of one batch row, every pointer at that row: a (G·U) the input
+ * projection plus the input bias, overwritten with the gates' activations; rec (G·U) the recurrent product
+ * (plus the GRU's recurrent bias); hp, h (U) the previous and the new state. No test in the loops, and
+ * restrict and ivdep to say the rows do not alias: they vectorize (with AVX2 in the CNN_VECTOR_CLONES copy). */
+CNN_VECTOR_CLONES static void K(rnn_row)(real *restrict a, real *restrict h, const real *restrict rec,
+                                         cnn_activation act, int j0, int j1)
+{
+    switch (act) { /* a loop per activation: a switch inside the loop would keep it scalar */
+    case ACT_TANH:
+        IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++) h[j] = a[j] = K(cnn_tanh)(a[j] + rec[j]);
+        break;
+    case ACT_SIGMOID: IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++) h[j] = a[j] = K(sig)(a[j] + rec[j]); break;
+    case ACT_RELU:
+        IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++) h[j] = a[j] = a[j] + rec[j] < 0 ? 0 : a[j] + rec[j];
+        break;
+    default: IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++) h[j] = a[j] = a[j] + rec[j]; break;
+    }
+}
+
+/* c (U) the new cell, cp the previous one, tc (U) tanh(c), kept for the backward */
+CNN_VECTOR_CLONES static void K(lstm_row)(real *restrict a, real *restrict h, real *restrict c, real *restrict tc,
+                                          const real *restrict rec, const real *restrict cp, size_t su, int j0, int j1)
+{
+    IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++)
+    {
+        real ig = K(sig)(a[j] + rec[j]);
+        real fg = K(sig)(a[su + j] + rec[su + j]);
+        real cg = K(cnn_tanh)(a[2 * su + j] + rec[2 * su + j]);
+        real og = K(sig)(a[3 * su + j] + rec[3 * su + j]);
+        real cn = fg * cp[j] + ig * cg, t = K(cnn_tanh)(cn);
+        c[j] = cn, tc[j] = t, h[j] = og * t;
+        a[j] = ig, a[su + j] = fg, a[2 * su + j] = cg, a[3 * su + j] = og;
+    }
+}
+
+/* rn (U) keeps hR_n + b_hn, which the reset gate scaled */
+CNN_VECTOR_CLONES static void K(gru_row)(real *restrict a, real *restrict h, real *restrict rn,
+                                         const real *restrict rec, const real *restrict hp, size_t su, int j0, int j1)
+{
+    IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++)
+    {
+        real zg = K(sig)(a[j] + rec[j]);
+        real rg = K(sig)(a[su + j] + rec[su + j]);
+        real ng = K(cnn_tanh)(a[2 * su + j] + rg * rec[2 * su + j]);
+        rn[j] = rec[2 * su + j], h[j] = zg * hp[j] + (1 - zg) * ng;
+        a[j] = zg, a[su + j] = rg, a[2 * su + j] = ng;
+    }
+}
 
 /* Step s's gates for units [j0, j1) of batch row i: reads a_s (the input projection) and rec (h_{s}·R),
- * overwrites a_s with the activations and writes h_{s+1} (and c_{s+1}, rn_s). */
-CNN_VECTOR_CLONES static void K(gates_forward)(real *cache, const real *b, const cnn_rnn *g, rnn_cache_layout l, int s,
-                                               int i, int j0, int j1)
+ * overwrites a_s with the activations and writes h_{s+1} (and c_{s+1}, tanh c_{s+1}, rn_s). */
+static void K(gates_forward)(real *cache, const cnn_rnn *g, rnn_cache_layout l, int s, int i, int j0, int j1)
 {
     int u = g->units, gu = cnn_rnn_gates(g->cell) * u;
     size_t row = (size_t)s * g->n + i, next = row + g->n;
     real *a = cache + l.a + row * gu, *h = cache + l.h + next * u;
     const real *rec = cache + l.rec + (size_t)i * gu, *hp = cache + l.h + row * u;
-    static const real zero[1] = {0};
-    if (g->cell == CELL_RNN) {
-        for (int j = j0; j < j1; j++) h[j] = a[j] = K(rnn_act)(a[j] + rec[j] + (b ? b[j] : 0), g->act);
-    } else if (g->cell == CELL_LSTM) {
-        real *c = cache + l.c + next * u;
-        const real *cp = cache + l.c + row * u, *bb = b ? b : zero;
-        int step = b ? 1 : 0;
-        for (int j = j0; j < j1; j++) {
-            real ig = K(sig)(a[j] + rec[j] + bb[j * step]);
-            real fg = K(sig)(a[u + j] + rec[u + j] + bb[(u + j) * step]);
-            real cg = K(cnn_tanh)(a[2 * u + j] + rec[2 * u + j] + bb[(2 * u + j) * step]);
-            real og = K(sig)(a[3 * u + j] + rec[3 * u + j] + bb[(3 * u + j) * step]);
-            c[j] = fg * cp[j] + ig * cg;
-            h[j] = og * K(cnn_tanh)(c[j]);
-            a[j] = ig, a[u + j] = fg, a[2 * u + j] = cg, a[3 * u + j] = og;
-        }
-    } else {
-        real *rn = cache + l.rn + row * u;
-        const real *bx = b ? b : zero, *bh = b ? b + gu : zero;
-        int step = b ? 1 : 0;
-        for (int j = j0; j < j1; j++) {
-            real zg = K(sig)(a[j] + bx[j * step] + rec[j] + bh[j * step]);
-            real rg = K(sig)(a[u + j] + bx[(u + j) * step] + rec[u + j] + bh[(u + j) * step]);
-            rn[j] = rec[2 * u + j] + bh[(2 * u + j) * step];
-            real ng = K(cnn_tanh)(a[2 * u + j] + bx[(2 * u + j) * step] + rg * rn[j]);
-            h[j] = zg * hp[j] + (1 - zg) * ng;
-            a[j] = zg, a[u + j] = rg, a[2 * u + j] = ng;
-        }
-    }
+    if (g->cell == CELL_RNN) K(rnn_row)(a, h, rec, g->act, j0, j1);
+    else if (g->cell == CELL_LSTM)
+        K(lstm_row)(a, h, cache + l.c + next * u, cache + l.tc + row * u, rec, cache + l.c + row * u, u, j0, j1);
+    else K(gru_row)(a, h, cache + l.rn + row * u, rec, hp, u, j0, j1);
+}
+
+/* m (rows, cols) += b (cols) on every row: the input bias, once for every step */
+static void K(add_rows)(real *m, const real *b, size_t rows, int cols)
+{
+    CNN_FOR(rows * cols > CNN_PARALLEL_WORK, size_t, i, rows, {
+        real *restrict row = m + i * cols;
+        IVDEP for (size_t j = 0; j < (size_t)cols; j++) row[j] += b[j];
+    });
 }
 
 /* x (N, T, IN) → xt (T, N, IN) in processing order; back = 1 copies dxt into dx the other way */
@@ -156,15 +185,18 @@ void K(rnn_forward)(real *y, real *h_last, real *c_last, real *cache, const real
     size_t nu = (size_t)n * u;
     K(to_time_major)(cache + l.xt, x, g, 0);
     K(gemm_nn)(cache + l.a, cache + l.xt, w, g->t * n, gu, g->in, 0);
+    if (b) K(add_rows)(cache + l.a, b, (size_t)g->t * n, gu);
     if (h0) memcpy(cache + l.h, h0, nu * sizeof(real));
     else memset(cache + l.h, 0, nu * sizeof(real));
     if (g->cell == CELL_LSTM && c0) memcpy(cache + l.c, c0, nu * sizeof(real));
     else if (g->cell == CELL_LSTM) memset(cache + l.c, 0, nu * sizeof(real));
     for (int s = 0; s < g->t; s++) {
-        K(gemm_nn)(cache + l.rec, cache + l.h + (size_t)s * nu, r, n, gu, u, 0);
+        if (g->cell == CELL_GRU && b) /* the recurrent bias, which the reset gate scales with the product */
+            for (int i = 0; i < n; i++) memcpy(cache + l.rec + (size_t)i * gu, b + gu, gu * sizeof(real));
+        K(gemm_nn)(cache + l.rec, cache + l.h + (size_t)s * nu, r, n, gu, u, g->cell == CELL_GRU && b);
         CNN_FOR(nu * gu / u > CNN_PARALLEL_WORK, int, p, n *pieces, {
             int j0 = p % pieces * UNIT_BLOCK, j1 = j0 + UNIT_BLOCK < u ? j0 + UNIT_BLOCK : u;
-            K(gates_forward)(cache, b, g, l, s, p / pieces, j0, j1);
+            K(gates_forward)(cache, g, l, s, p / pieces, j0, j1);
         });
     }
     const real *hs = cache + l.h + nu;
@@ -177,53 +209,68 @@ void K(rnn_forward)(real *y, real *h_last, real *c_last, real *cache, const real
     if (c_last) memcpy(c_last, cache + l.c + (size_t)g->t * nu, nu * sizeof(real));
 }
 
-/* Step s's gate gradients for units [j0, j1) of batch row i, from dh (the state's gradient from later steps,
- * plus dy_s) and the LSTM's dc: writes da_s (and the GRU's dr_s), and leaves in dh and dc what flows to
- * step s - 1 without passing through R (the recurrent gemm adds the rest to dh). */
-CNN_VECTOR_CLONES static void K(gates_backward)(real *work, const real *cache, const real *dy, const cnn_rnn *g,
-                                                rnn_cache_layout l, rnn_work_layout wl, int s, int i, int j0, int j1)
+/* The backward's row kernels, as the forward's: dh (U) holds the state's gradient, from later steps and from
+ * this step's output, and each leaves in dh (and the LSTM's dc) what flows to the previous
+ * step without passing through R; da, dr (G·U) the gradients of the pre-activations and of the recurrent product. */
+CNN_VECTOR_CLONES static void K(rnn_row_backward)(real *restrict da, real *restrict dh, const real *restrict h,
+                                                  cnn_activation act, int j0, int j1)
+{
+    IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++)
+    {
+        da[j] = dh[j] * K(rnn_act_grad)(h[j], act);
+        dh[j] = 0;
+    }
+}
+
+CNN_VECTOR_CLONES static void K(lstm_row_backward)(real *restrict da, real *restrict dh, real *restrict dc,
+                                                   const real *restrict a, const real *restrict tc,
+                                                   const real *restrict cp, size_t su, int j0, int j1)
+{
+    IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++)
+    {
+        real ig = a[j], fg = a[su + j], cg = a[2 * su + j], og = a[3 * su + j], t = tc[j];
+        real dht = dh[j], dct = dc[j] + dht * og * (1 - t * t);
+        da[j] = dct * cg * ig * (1 - ig);
+        da[su + j] = dct * cp[j] * fg * (1 - fg);
+        da[2 * su + j] = dct * ig * (1 - cg * cg);
+        da[3 * su + j] = dht * t * og * (1 - og);
+        dc[j] = dct * fg, dh[j] = 0;
+    }
+}
+
+CNN_VECTOR_CLONES static void K(gru_row_backward)(real *restrict da, real *restrict dr, real *restrict dh,
+                                                  const real *restrict a, const real *restrict rn,
+                                                  const real *restrict hp, size_t su, int j0, int j1)
+{
+    IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++)
+    {
+        real zg = a[j], rg = a[su + j], ng = a[2 * su + j], dht = dh[j];
+        real dn = dht * (1 - zg) * (1 - ng * ng), dz = dht * (hp[j] - ng) * zg * (1 - zg);
+        real drg = dn * rn[j] * rg * (1 - rg);
+        dr[j] = da[j] = dz, dr[su + j] = da[su + j] = drg;
+        da[2 * su + j] = dn, dr[2 * su + j] = dn * rg;
+        dh[j] = dht * zg;
+    }
+}
+
+/* Step s's gate gradients for units [j0, j1) of batch row i: dy_s counts where the forward returned it (every
+ * step with sequences, else the last only) */
+static void K(gates_backward)(real *work, const real *cache, const real *dy, const cnn_rnn *g, rnn_cache_layout l,
+                              rnn_work_layout wl, int s, int i, int j0, int j1)
 {
     int u = g->units, gu = cnn_rnn_gates(g->cell) * u;
     size_t row = (size_t)s * g->n + i, next = row + g->n;
-    const real *a = cache + l.a + row * gu, *h = cache + l.h + next * u, *hp = cache + l.h + row * u;
+    const real *a = cache + l.a + row * gu;
     real *da = work + wl.da + row * gu, *dh = work + wl.dh + (size_t)i * u;
-    static const real zero[1] = {0};
-    /* dy_s when every step's output is returned, else only the last step's output has one */
-    const real *dys = g->sequences ? dy + ((size_t)i * g->t + s) * u : s == g->t - 1 ? dy + (size_t)i * u : zero;
-    int dstep = g->sequences || s == g->t - 1 ? 1 : 0;
-    if (g->cell == CELL_RNN) {
-        for (int j = j0; j < j1; j++) {
-            da[j] = (dh[j] + dys[j * dstep]) * K(rnn_act_grad)(h[j], g->act);
-            dh[j] = 0;
-        }
-    } else if (g->cell == CELL_LSTM) {
-        real *dc = work + wl.dc + (size_t)i * u;
-        const real *c = cache + l.c + next * u, *cp = cache + l.c + row * u;
-        for (int j = j0; j < j1; j++) {
-            real ig = a[j], fg = a[u + j], cg = a[2 * u + j], og = a[3 * u + j];
-            real dht = dh[j] + dys[j * dstep], tc = K(cnn_tanh)(c[j]);
-            real dct = dc[j] + dht * og * (1 - tc * tc);
-            da[j] = dct * cg * ig * (1 - ig);
-            da[u + j] = dct * cp[j] * fg * (1 - fg);
-            da[2 * u + j] = dct * ig * (1 - cg * cg);
-            da[3 * u + j] = dht * tc * og * (1 - og);
-            dc[j] = dct * fg;
-            dh[j] = 0;
-        }
-    } else {
-        real *dr = work + wl.dr + row * gu;
-        const real *rn = cache + l.rn + row * u;
-        for (int j = j0; j < j1; j++) {
-            real zg = a[j], rg = a[u + j], ng = a[2 * u + j];
-            real dht = dh[j] + dys[j * dstep];
-            real dn = dht * (1 - zg) * (1 - ng * ng);
-            dr[j] = da[j] = dht * (hp[j] - ng) * zg * (1 - zg);
-            dr[u + j] = da[u + j] = dn * rn[j] * rg * (1 - rg);
-            da[2 * u + j] = dn;
-            dr[2 * u + j] = dn * rg;
-            dh[j] = dht * zg;
-        }
-    }
+    const real *dys = g->sequences ? dy + ((size_t)i * g->t + s) * u : s == g->t - 1 ? dy + (size_t)i * u : NULL;
+    if (dys) IVDEP for (size_t j = (size_t)j0; j < (size_t)j1; j++) dh[j] += dys[j];
+    if (g->cell == CELL_RNN) K(rnn_row_backward)(da, dh, cache + l.h + next * u, g->act, j0, j1);
+    else if (g->cell == CELL_LSTM)
+        K(lstm_row_backward)(da, dh, work + wl.dc + (size_t)i * u, a, cache + l.tc + row * u, cache + l.c + row * u, u,
+                             j0, j1);
+    else
+        K(gru_row_backward)(da, work + wl.dr + row * gu, dh, a, cache + l.rn + row * u, cache + l.h + row * u, u, j0,
+                            j1);
 }
 
 /* Column sums of m (rows, cols) into s (cols) [+]=: each thread owns a block of columns and adds its rows in
