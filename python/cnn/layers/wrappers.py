@@ -80,7 +80,7 @@ class TimeDistributed(_Wrapper):
 
     def backward(self, dy, need_dx=True):
         n, t, shape = self._nt
-        dx = self.layer.backward(np.ascontiguousarray(dy).reshape((n * t,) + dy.shape[2:]), need_dx=need_dx)
+        dx = self.layer.backward(np.ascontiguousarray(dy).reshape((n * t,) + self.layer.output_shape), need_dx=need_dx)
         return dx.reshape(shape) if need_dx else None
 
 
