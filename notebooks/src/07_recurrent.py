@@ -66,7 +66,7 @@ topt = torch.optim.Adam([p for p in twin.parameters() if p.requires_grad], lr=0.
 epochs = 200 if QUICK else 1500
 filt_curves = {"cnn": [], "PyTorch": []}
 ut, yt = torch.tensor(u), torch.tensor(y_noisy)
-for epoch in range(epochs):  # full batch: one step an epoch
+for _ in range(epochs):  # full batch: one step an epoch
     filt_curves["cnn"].append(filt.train_on_batch(u, y_noisy))
     topt.zero_grad()
     loss = torch.mean((twin(ut) - yt) ** 2)
