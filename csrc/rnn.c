@@ -87,7 +87,6 @@ static inline real K(rnn_act_grad)(real y, cnn_activation act)
     }
 }
 
-
 /* The row kernels below take units [j0, j1) of one batch row, every pointer at that row: a (G·U) the input
  * projection plus the input bias, overwritten with the gates' activations; rec (G·U) the recurrent product
  * (plus the GRU's recurrent bias); hp, h (U) the previous and the new state. No test in the loops, and
