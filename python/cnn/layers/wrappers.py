@@ -103,6 +103,8 @@ class Bidirectional(_Wrapper):
         if (backward_layer.go_backwards == layer.go_backwards
                 or backward_layer.return_sequences != layer.return_sequences):
             raise ValueError("backward_layer must read the other way (go_backwards) and match return_sequences")
+        for prefix, inner in (("forward", layer), ("backward", backward_layer)):
+            inner.name = inner.name or f"{prefix}_{inner.default_name()}"  # Keras's names
         self.forward_layer, self.backward_layer = layer, backward_layer
         self._inner = (layer, backward_layer)
 
