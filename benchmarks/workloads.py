@@ -318,3 +318,65 @@ def b7_scaling(quick, pairs):
 
 
 WORKLOADS = {"B1": b1_mlp, "B2": b2_lenet, "B3": b3_mlp_classifier, "B4": b4_toy, "B5": b5_gemm, "B6": b6_conv}
+
+
+# ---- R1, R2: recurrent layers (issue 17) ----------------------------------------------------------
+
+def r1_lstm_step(threads, quick, repeats):
+    """One Adam training step of LSTM(128) over 50 steps of 32 features, batch 32, then Dense(10) softmax."""
+    batch, steps, features, units = 32, 50, 32, 128
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch, steps, features), dtype=np.float32), rng.integers(0, 10, batch)
+    model = cnn.Sequential([cnn.layers.LSTM(units, input_shape=(steps, features)),
+                            cnn.layers.Dense(10, activation="softmax")], seed=0)
+    model.compile(optimizer=cnn.optimizers.Adam(1e-3, variant="torch"), loss="sparse_categorical_crossentropy")
+    torch.manual_seed(0)
+    lstm, fc = torch.nn.LSTM(features, units, batch_first=True), torch.nn.Linear(units, 10)
+    topt = torch.optim.Adam([*lstm.parameters(), *fc.parameters()], lr=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    reps = 2 if quick else 5
+
+    def ours():
+        for _ in range(reps):
+            model.train_on_batch(x, y)
+
+    def ref():
+        for _ in range(reps):
+            topt.zero_grad(set_to_none=False)
+            torch.nn.functional.cross_entropy(fc(lstm(xt)[0][:, -1]), yt).backward()
+            topt.step()
+
+    t_cnn, t_ref = interleave([ours, ref], repeats)
+    macs = steps * batch * 4 * units * (features + units)  # the gate products; the Dense is noise
+    return pair("R1", f"LSTM({units}) over {steps} steps of {features}, b{batch}, one Adam step", "torch",
+                t_cnn / reps, t_ref / reps, 2 * 3 * macs)
+
+
+def r2_gru_inference(threads, quick, repeats):
+    """GRU(64) over 100 steps of 16 features at batch 1, inference: model.predict against the module under
+    no_grad."""
+    steps, features, units = 100, 16, 64
+    x = np.random.default_rng(0).standard_normal((1, steps, features), dtype=np.float32)
+    model = cnn.Sequential([cnn.layers.GRU(units, input_shape=(steps, features))], seed=0)
+    model.build()
+    gru = torch.nn.GRU(features, units, batch_first=True)
+    xt = torch.from_numpy(x)
+    reps = 20 if quick else 100
+
+    def ours():
+        for _ in range(reps):
+            model.predict(x, verbose=0)
+
+    def ref():
+        with torch.no_grad():
+            for _ in range(reps):
+                gru(xt)
+
+    t_cnn, t_ref = interleave([ours, ref], repeats)
+    macs = steps * 3 * units * (features + units)
+    return pair("R2", f"GRU({units}) over {steps} steps of {features}, b1, inference", "torch", t_cnn / reps,
+                t_ref / reps, 2 * macs)
+
+
+WORKLOADS["R1"] = r1_lstm_step
+WORKLOADS["R2"] = r2_gru_inference

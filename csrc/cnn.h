@@ -160,6 +160,22 @@ int cnn_gemm_isa_supported(cnn_gemm_isa isa);
 cnn_gemm_isa cnn_get_gemm_isa(void); /* the instance in use, never AUTO */
 void cnn_set_gemm_isa(cnn_gemm_isa isa);
 
+/* ---- recurrent layers (rnn.c) ----------------------------------------------------------------
+ * A whole sequence at once: x (N, T, IN), units U, G gate blocks of U (cnn_rnn_gates). */
+typedef enum { CELL_RNN = 0, CELL_LSTM = 1, CELL_GRU = 2, CELL_COUNT } cnn_rnn_cell;
+typedef struct {
+    int n, t, in, units;
+    cnn_rnn_cell cell;
+    cnn_activation act; /* SimpleRNN's: identity, sigmoid, tanh or relu; LSTM and GRU use tanh and σ */
+    int go_backwards;   /* read x from its last step to its first; outputs stay in processing order (Keras) */
+    int sequences;      /* y holds every step's h (N, T, U), else the last one (N, U) */
+} cnn_rnn;
+static inline int cnn_rnn_gates(cnn_rnn_cell cell) { return cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1; }
+/* Elements of the forward's cache (kept for the backward) and of the backward's scratch; SIZE_MAX when
+ * the count does not fit in size_t. */
+size_t rnn_cache_size(const cnn_rnn *g);
+size_t rnn_work_size(const cnn_rnn *g);
+
 /* The templated prototypes below, as name_f32 and name_f64. */
 #define TEMPLATE "cnn.h"
 #include "template.h"
@@ -284,6 +300,23 @@ void K(multiply_forward)(real *y, const real *a, const real *b, size_t count);
 void K(multiply_backward)(real *da, real *db, const real *dy, const real *a, const real *b, size_t count);
 void K(concatenate_forward)(real *y, const real *x, size_t m, size_t in, size_t out, size_t offset);
 void K(concatenate_backward)(real *dx, const real *dy, size_t m, size_t in, size_t out, size_t offset);
+/* ---- rnn.c -------------------------------------------------------------------------------
+ * x (N, T, IN), w (IN, G·U), r (U, G·U), b (G·U), or (2, G·U) input and recurrent biases for the GRU, or
+ * NULL; h0, c0 (N, U) or NULL (zeros); y (N, T, U) or (N, U) as g->sequences; h_last, c_last (N, U) or
+ * NULL; cache (rnn_cache_size). backward reads the cache as the forward left it; dy shaped as y, dh_last
+ * and dc_last (N, U) or NULL; dx, dh0, dc0 overwrite (NULL skips), dw, dr, db (NULL skips) accumulate, or
+ * overwrite when accumulate = 0; work (rnn_work_size). */
+void K(rnn_forward)(real *y, real *h_last, real *c_last, real *cache, const real *x, const real *w, const real *r,
+                    const real *b, const real *h0, const real *c0, const cnn_rnn *g);
+void K(rnn_backward)(real *dx, real *dh0, real *dc0, real *dw, real *dr, real *db, real *work, const real *dy,
+                     const real *dh_last, const real *dc_last, const real *cache, const real *w, const real *r,
+                     const cnn_rnn *g, int accumulate);
+
+/* ---- embedding.c -------------------------------------------------------------------------
+ * ids (M) in [0, V), table (V, D), y (M, D). backward adds each dy row onto dtable's row ids[m] (overwrite
+ * when accumulate = 0: rows no id names become 0). */
+void K(embedding_forward)(real *y, const int64_t *ids, const real *table, int m, int d);
+void K(embedding_backward)(real *dtable, const real *dy, const int64_t *ids, int m, int v, int d, int accumulate);
 
 /* ---- reference.c -------------------------------------------------------------------------
  * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.

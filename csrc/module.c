@@ -1175,6 +1175,228 @@ static PyObject *py__conv2d_reference_forward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- recurrent layers and embedding (issue 17) ------------------------------------------------- */
+
+static int check_cell(const char *fn, int cell)
+{
+    if (cell >= 0 && cell < CELL_COUNT) return 0;
+    PyErr_Format(PyExc_ValueError, "%s: argument 'cell' must be a CELL_* code in [0, %d), got %d", fn, CELL_COUNT,
+                 cell);
+    return -1;
+}
+
+/* The recurrent geometry from the sizes and codes; -1 with an error when a code is bad or T·N, the rows of
+ * the kernels' gemms, exceeds an int. */
+static int rnn_geometry(const char *fn, cnn_rnn *g, npy_intp n, npy_intp t, npy_intp in, npy_intp u, int cell, int act,
+                        int go_backwards, int sequences)
+{
+    if (check_cell(fn, cell)) return -1;
+    int simple = cell == CELL_RNN;
+    if (simple ? act != ACT_IDENTITY && act != ACT_SIGMOID && act != ACT_TANH && act != ACT_RELU : act != ACT_TANH) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'act' must be %s, got %d", fn,
+                     simple ? "ACT_IDENTITY, ACT_SIGMOID, ACT_TANH or ACT_RELU" : "ACT_TANH for LSTM and GRU", act);
+        return -1;
+    }
+    if (n < 1 || t < 1 || in < 1 || u < 1 || n > INT_MAX || t > INT_MAX || in > INT_MAX ||
+        u > INT_MAX / cnn_rnn_gates((cnn_rnn_cell)cell) || (long long)n * t > INT_MAX) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the sizes N=%ld, T=%ld, IN=%ld, U=%ld must be >= 1, with T·N and the gates' width "
+                     "%d·U at most %d",
+                     fn, (long)n, (long)t, (long)in, (long)u, cnn_rnn_gates((cnn_rnn_cell)cell), INT_MAX);
+        return -1;
+    }
+    *g = (cnn_rnn){(int)n, (int)t, (int)in, (int)u, (cnn_rnn_cell)cell, (cnn_activation)act, go_backwards, sequences};
+    return 0;
+}
+
+/* A scratch argument of exactly `size` elements (rnn_cache_size or rnn_work_size). */
+static PyArrayObject *sized_arg(PyObject *o, const char *fn, const char *name, int type, size_t size, int access)
+{
+    if (size > MAX_ELEMENTS) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' would need %s elements, more than an array can hold (%zu)",
+                     fn, name, count_text(size).s, MAX_ELEMENTS);
+        return NULL;
+    }
+    return array_arg(o, fn, name, type, 1, (npy_intp[]){(npy_intp)size}, access);
+}
+
+/* The weights w (IN, G·U), r (U, G·U) of one float type t; U from r. */
+static int rnn_weights(const char *fn, PyObject *ow, PyObject * or, int t, int cell, PyArrayObject **w,
+                       PyArrayObject **r)
+{
+    *r = array_arg(or, fn, "r", t, 2, NULL, READ);
+    if (!*r) return -1;
+    npy_intp u = PyArray_DIM(*r, 0), gu = u * cnn_rnn_gates((cnn_rnn_cell)cell);
+    if (gu > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'r' has %ld units: the gates' width exceeds %d", fn, (long)u,
+                     INT_MAX);
+        return -1;
+    }
+    *r = array_arg(or, fn, "r", t, 2, (npy_intp[]){u, gu}, READ);
+    *w = *r ? array_arg(ow, fn, "w", t, 2, (npy_intp[]){ANY, gu}, READ) : NULL;
+    return *w ? 0 : -1;
+}
+
+static PyObject *py_rnn_scratch_size(PyObject *self, PyObject *args)
+{
+    static const char *fn = "rnn_scratch_size";
+    long long xs[3], u;
+    int cell, backward;
+    if (!PyArg_ParseTuple(args, "(LLL)Lip:rnn_scratch_size", &xs[0], &xs[1], &xs[2], &u, &cell, &backward)) return NULL;
+    cnn_rnn g;
+    for (int i = 0; i < 3; i++) xs[i] = xs[i] < 0 || xs[i] > INT_MAX ? 0 : xs[i];
+    if (rnn_geometry(fn, &g, (npy_intp)xs[0], (npy_intp)xs[1], (npy_intp)xs[2], u < 0 || u > INT_MAX ? 0 : (npy_intp)u,
+                     cell, ACT_TANH, 0, 0))
+        return NULL;
+    size_t size = backward ? rnn_work_size(&g) : rnn_cache_size(&g);
+    if (size > MAX_ELEMENTS)
+        return PyErr_Format(PyExc_ValueError, "%s: the scratch (%s elements) is more than an array can hold (%zu)", fn,
+                            count_text(size).s, MAX_ELEMENTS);
+    return PyLong_FromSize_t(size);
+}
+
+static PyObject *py_rnn_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "rnn_forward";
+    PyObject *oy, *ohl, *ocl, *ocache, *ox, *ow, *or, *ob, *oh0, *oc0;
+    int cell, act, back, seq, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOiipp:rnn_forward", &oy, &ohl, &ocl, &ocache, &ox, &ow, &or, &ob, &oh0, &oc0,
+                          &cell, &act, &back, &seq))
+        return NULL;
+    int t = real_type(ox, fn, "x");
+    if (t < 0 || check_cell(fn, cell)) return NULL;
+    PyArrayObject *x = array_arg(ox, fn, "x", t, 3, NULL, READ), *w, *r;
+    if (!x || rnn_weights(fn, ow, or, t, cell, &w, &r)) return NULL;
+    cnn_rnn g;
+    if (rnn_geometry(fn, &g, PyArray_DIM(x, 0), PyArray_DIM(x, 1), PyArray_DIM(x, 2), PyArray_DIM(r, 0), cell, act,
+                     back, seq))
+        return NULL;
+    int n = g.n, u = g.units, gu = cnn_rnn_gates(g.cell) * u, lstm = cell == CELL_LSTM;
+    w = array_arg(ow, fn, "w", t, 2, (npy_intp[]){g.in, gu}, READ);
+    PyArrayObject *b = !w                 ? NULL
+                       : cell == CELL_GRU ? optional_arg(ob, &ok, fn, "b", t, 2, (npy_intp[]){2, gu}, READ)
+                                          : optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){gu}, READ);
+    if (!w || !ok) return NULL;
+    PyArrayObject *h0 = optional_arg(oh0, &ok, fn, "h0", t, 2, (npy_intp[]){n, u}, READ);
+    PyArrayObject *c0 = ok && lstm ? optional_arg(oc0, &ok, fn, "c0", t, 2, (npy_intp[]){n, u}, READ) : NULL;
+    PyArrayObject *y = !ok   ? NULL
+                       : seq ? array_arg(oy, fn, "y", t, 3, (npy_intp[]){n, g.t, u}, WRITE)
+                             : array_arg(oy, fn, "y", t, 2, (npy_intp[]){n, u}, WRITE);
+    PyArrayObject *hl = y ? optional_arg(ohl, &ok, fn, "h_last", t, 2, (npy_intp[]){n, u}, WRITE) : NULL;
+    PyArrayObject *cl = y && ok && lstm ? optional_arg(ocl, &ok, fn, "c_last", t, 2, (npy_intp[]){n, u}, WRITE) : NULL;
+    if (!y || !ok) return NULL;
+    if (!lstm && (oc0 != Py_None || ocl != Py_None))
+        return PyErr_Format(PyExc_ValueError,
+                            "%s: arguments 'c0' and 'c_last' must be None for a cell without a "
+                            "cell state (only CELL_LSTM has one)",
+                            fn);
+    PyArrayObject *cache = sized_arg(ocache, fn, "cache", t, rnn_cache_size(&g), WRITE);
+    if (!cache || check_overlap(fn, OPERANDS({"y", y, OUT}, {"h_last", hl, OUT}, {"c_last", cl, OUT},
+                                             {"cache", cache, OUT}, {"x", x, IN}, {"w", w, IN}, {"r", r, IN},
+                                             {"b", b, IN}, {"h0", h0, IN}, {"c0", c0, IN})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, rnn_forward, DATA(y), DATA(hl), DATA(cl), DATA(cache), DATA(x), DATA(w), DATA(r), DATA(b), DATA(h0),
+         DATA(c0), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_rnn_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "rnn_backward";
+    PyObject *odx, *odh0, *odc0, *odw, *odr, *odb, *owork, *ody, *odhl, *odcl, *ocache, *ow, *or ;
+    long long steps;
+    int cell, act, back, seq, accumulate = 1, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOLiipp|p:rnn_backward", &odx, &odh0, &odc0, &odw, &odr, &odb, &owork, &ody,
+                          &odhl, &odcl, &ocache, &ow, &or, &steps, &cell, &act, &back, &seq, &accumulate))
+        return NULL;
+    int t = real_type(ody, fn, "dy");
+    if (t < 0 || check_cell(fn, cell)) return NULL;
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, seq ? 3 : 2, NULL, READ), *w, *r;
+    if (!dy || rnn_weights(fn, ow, or, t, cell, &w, &r)) return NULL;
+    cnn_rnn g;
+    if (rnn_geometry(fn, &g, PyArray_DIM(dy, 0), steps < 1 || steps > INT_MAX ? 0 : (npy_intp)steps, PyArray_DIM(w, 0),
+                     PyArray_DIM(r, 0), cell, act, back, seq))
+        return NULL;
+    int n = g.n, u = g.units, gu = cnn_rnn_gates(g.cell) * u, lstm = cell == CELL_LSTM;
+    dy = seq ? array_arg(ody, fn, "dy", t, 3, (npy_intp[]){n, g.t, u}, READ)
+             : array_arg(ody, fn, "dy", t, 2, (npy_intp[]){n, u}, READ);
+    PyArrayObject *dhl = dy ? optional_arg(odhl, &ok, fn, "dh_last", t, 2, (npy_intp[]){n, u}, READ) : NULL;
+    PyArrayObject *dcl = dy && ok && lstm ? optional_arg(odcl, &ok, fn, "dc_last", t, 2, (npy_intp[]){n, u}, READ)
+                                          : NULL;
+    PyArrayObject *dx = dy && ok ? optional_arg(odx, &ok, fn, "dx", t, 3, (npy_intp[]){n, g.t, g.in}, WRITE) : NULL;
+    PyArrayObject *dh0 = dy && ok ? optional_arg(odh0, &ok, fn, "dh0", t, 2, (npy_intp[]){n, u}, WRITE) : NULL;
+    PyArrayObject *dc0 = dy && ok && lstm ? optional_arg(odc0, &ok, fn, "dc0", t, 2, (npy_intp[]){n, u}, WRITE) : NULL;
+    if (!dy || !ok) return NULL;
+    if (!lstm && (odc0 != Py_None || odcl != Py_None))
+        return PyErr_Format(PyExc_ValueError,
+                            "%s: arguments 'dc0' and 'dc_last' must be None for a cell without a "
+                            "cell state (only CELL_LSTM has one)",
+                            fn);
+    PyArrayObject *dw = array_arg(odw, fn, "dw", t, 2, (npy_intp[]){g.in, gu}, WRITE);
+    PyArrayObject *dr = dw ? array_arg(odr, fn, "dr", t, 2, (npy_intp[]){u, gu}, WRITE) : NULL;
+    PyArrayObject *db = !dr                ? NULL
+                        : cell == CELL_GRU ? optional_arg(odb, &ok, fn, "db", t, 2, (npy_intp[]){2, gu}, WRITE)
+                                           : optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){gu}, WRITE);
+    if (!dr || !ok) return NULL;
+    PyArrayObject *work = sized_arg(owork, fn, "work", t, rnn_work_size(&g), WRITE);
+    PyArrayObject *cache = work ? sized_arg(ocache, fn, "cache", t, rnn_cache_size(&g), READ) : NULL;
+    if (!cache || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dh0", dh0, OUT}, {"dc0", dc0, OUT}, {"dw", dw, OUT},
+                                             {"dr", dr, OUT}, {"db", db, OUT}, {"work", work, OUT}, {"dy", dy, IN},
+                                             {"dh_last", dhl, IN}, {"dc_last", dcl, IN}, {"cache", cache, IN},
+                                             {"w", w, IN}, {"r", r, IN})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, rnn_backward, DATA(dx), DATA(dh0), DATA(dc0), DATA(dw), DATA(dr), DATA(db), DATA(work), DATA(dy), DATA(dhl),
+         DATA(dcl), DATA(cache), DATA(w), DATA(r), &g, accumulate);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_embedding_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "embedding_forward";
+    PyObject *oy, *oids, *otable;
+    if (!PyArg_ParseTuple(args, "OOO:embedding_forward", &oy, &oids, &otable)) return NULL;
+    int t = real_type(otable, fn, "table");
+    PyArrayObject *table = t < 0 ? NULL : array_arg(otable, fn, "table", t, 2, NULL, READ);
+    PyArrayObject *ids = table ? array_arg(oids, fn, "ids", NPY_INT64, 1, NULL, READ) : NULL;
+    if (!ids) return NULL;
+    int m = DIM(ids, 0), v = DIM(table, 0), d = DIM(table, 1);
+    PyArrayObject *y = array_arg(oy, fn, "y", t, 2, (npy_intp[]){m, d}, WRITE);
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"ids", ids, IN}, {"table", table, IN}))) return NULL;
+    int64_t *idx = checked_indices(fn, "ids", "row indices of the table", ids, 0, m, v);
+    if (!idx) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, embedding_forward, DATA(y), idx, DATA(table), m, d);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(idx);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_embedding_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "embedding_backward";
+    PyObject *odt, *ody, *oids;
+    int accumulate = 1;
+    if (!PyArg_ParseTuple(args, "OOO|p:embedding_backward", &odt, &ody, &oids, &accumulate)) return NULL;
+    int t = real_type(odt, fn, "dtable");
+    PyArrayObject *dt = t < 0 ? NULL : array_arg(odt, fn, "dtable", t, 2, NULL, WRITE);
+    PyArrayObject *ids = dt ? array_arg(oids, fn, "ids", NPY_INT64, 1, NULL, READ) : NULL;
+    if (!ids) return NULL;
+    int m = DIM(ids, 0), v = DIM(dt, 0), d = DIM(dt, 1);
+    PyArrayObject *dy = array_arg(ody, fn, "dy", t, 2, (npy_intp[]){m, d}, READ);
+    if (!dy || check_overlap(fn, OPERANDS({"dtable", dt, OUT}, {"dy", dy, IN}, {"ids", ids, IN}))) return NULL;
+    int64_t *idx = checked_indices(fn, "ids", "row indices of the table", ids, 0, m, v);
+    if (!idx) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, embedding_backward, DATA(dt), DATA(dy), idx, m, v, d, accumulate);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(idx);
+    Py_RETURN_NONE;
+}
+
 /* ---- module ---------------------------------------------------------------------------------- */
 
 /* Each docstring is the one statement of its function's signature: tests/core_signatures.py reads it. The first
@@ -1300,6 +1522,37 @@ static PyMethodDef methods[] = {
                       "Trains on batches [begin, end) of the rows of (x, y) taken in order (None: 0, 1, ...), one "
                       "optimizer step a batch; returns Σ batch loss·rows and the new step count t. S = P for SGD, "
                       "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
+    /* recurrent layers and embedding (issue 17) */
+    METHOD(rnn_scratch_size, "rnn_scratch_size(x_shape: (N, T, IN), units: U, cell: int, backward: bool) -> int\n\n"
+                             "S, the elements of the cache rnn_forward keeps (backward false) or of the work "
+                             "rnn_backward needs (backward true) for this cell (a CELL_* code) and size."),
+    METHOD(rnn_forward, "rnn_forward(y: out[N, T, U], h_last: out[N, U] | None, c_last: out[N, U] | None, "
+                        "cache: out[S], x: in[N, T, IN], w: in[IN, GU], r: in[U, GU], b: in[GU] | None, "
+                        "h0: in[N, U] | None, c0: in[N, U] | None, cell: int, act: int, go_backwards: bool, "
+                        "sequences: bool)\n\n"
+                        "Runs a SimpleRNN, LSTM or GRU (cell, a CELL_* code) over x: y = every step's state in "
+                        "processing order, or with sequences false y is (N, U), the last; h_last, c_last = the "
+                        "final states. w, r, b are Keras's kernel, recurrent_kernel and bias, GU = G·U for G = 1, "
+                        "4, 3 gates, and the GRU's b is (2, GU). h0, c0 = the initial states (None: zeros); c0 "
+                        "and c_last are the LSTM's only. act is SimpleRNN's activation (ACT_IDENTITY, "
+                        "ACT_SIGMOID, ACT_TANH or ACT_RELU), ACT_TANH for the others. S = rnn_scratch_size(x.shape, "
+                        "U, cell, False); go_backwards reads x from its last step."),
+    METHOD(rnn_backward, "rnn_backward(dx: out[N, T, IN] | None, dh0: out[N, U] | None, dc0: out[N, U] | None, "
+                         "dw: inout[IN, GU], dr: inout[U, GU], db: inout[GU] | None, work: out[W], dy: in[N, T, U], "
+                         "dh_last: in[N, U] | None, dc_last: in[N, U] | None, cache: in[S], w: in[IN, GU], "
+                         "r: in[U, GU], steps: T, cell: int, act: int, go_backwards: bool, sequences: bool, "
+                         "accumulate: bool = True)\n\n"
+                         "Backpropagation through time from the gradients dy of y and dh_last, dc_last of the final "
+                         "states: dx, dh0, dc0 = the input and initial-state gradients; dw, dr, db += the weight "
+                         "gradients (= when accumulate is false). cache as rnn_forward left it with the same "
+                         "arguments; dy is (N, U) when sequences is false; W = rnn_scratch_size((N, T, IN), U, "
+                         "cell, True)."),
+    METHOD(embedding_forward, "embedding_forward(y: out[M, D], ids: in int64[M] < V, table: in[V, D])\n\n"
+                              "y = the rows of table that ids name."),
+    METHOD(embedding_backward, "embedding_backward(dtable: inout[V, D], dy: in[M, D], ids: in int64[M] < V, "
+                               "accumulate: bool = True)\n\n"
+                               "dtable += each row of dy added onto the row its id names (= when accumulate is "
+                               "false: rows no id names become 0)."),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, GET_NUM_THREADS_DOC},
     METHOD(set_num_threads, SET_NUM_THREADS_DOC),
     METHOD(_cap_threads, "_cap_threads(n: int)\n\nKernels called from this thread use at most n threads (0: no cap): "
@@ -1340,6 +1593,10 @@ PyMODINIT_FUNC PyInit__core(void)
         {"MLP_OUT_LOGISTIC", MLP_OUT_LOGISTIC},
         {"MLP_OUT_SOFTMAX", MLP_OUT_SOFTMAX},
         {"MLP_OUT_EXP", MLP_OUT_EXP},
+        /* recurrent cells (issue 17) */
+        {"CELL_RNN", CELL_RNN},
+        {"CELL_LSTM", CELL_LSTM},
+        {"CELL_GRU", CELL_GRU},
 #ifdef _OPENMP
         {"HAVE_OPENMP", 1},
 #else

@@ -241,6 +241,32 @@ def _pool_rows():
             for name in ("maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward")]
 
 
+# ---- recurrent layers and embedding (issue 17) ----
+
+
+def _rnn_rows():
+    """Each cell (SimpleRNN, LSTM, GRU) with every step's output and with the last only. GU = gates·U; UC is U for
+    the LSTM and 0 elsewhere, so that c0, c_last, dc0 and dc_last are None for the cells without a cell state;
+    the GRU's bias has two rows (TWO)."""
+    def size(s, c, backward):
+        return _core.rnn_scratch_size((s["N"], s["T"], s["IN"]), s["U"], c, backward)
+
+    rows = []
+    for cell, gates in ((_core.CELL_RNN, 1), (_core.CELL_LSTM, 4), (_core.CELL_GRU, 3)):
+        derive = {"GU": lambda s, g=gates: g * s["U"], "UC": lambda s, c=cell: s["U"] if c == _core.CELL_LSTM else 0,
+                  "TWO": lambda s: 2, "S": lambda s, c=cell: size(s, c, False), "W": lambda s, c=cell: size(s, c, True)}
+        bias = "TWO,GU" if cell == _core.CELL_GRU else "GU"
+        codes = dict(cell=Int(cell, cell), act=Int(_core.ACT_TANH, _core.ACT_TANH), derive=derive)
+        rows.append(Row("rnn_scratch_size", **codes))
+        for seq in (True, False):
+            out = "N,T,U" if seq else "N,U"
+            rows.append(Row("rnn_forward", y=Arr(out, True), b=Arr(bias, optional=True), c_last=Arr("N,UC", True, True),
+                            c0=Arr("N,UC", optional=True), sequences=Bool(seq), **codes))
+            rows.append(Row("rnn_backward", dy=Arr(out), db=Arr(bias, True, True), dc0=Arr("N,UC", True, True),
+                            dc_last=Arr("N,UC", optional=True), sequences=Bool(seq), **codes))
+    return rows
+
+
 SIGNATURES = [
     Row("gemm", trans_a=Bool(False), trans_b=Bool(False)),
     Row("gemm", trans_a=Bool(True), trans_b=Bool(True), a=Arr("K,M"), b=Arr("N,K")),
@@ -263,6 +289,9 @@ SIGNATURES = [
     *map(Row, ("add_forward", "multiply_forward", "multiply_backward")),
     *(Row(name, derive={"J": lambda s: s["I"] + s["OFF"]}, ranges={"OFF": (0, 9)}, offset=Size("OFF"))
       for name in ("concatenate_forward", "concatenate_backward")),
+    *_rnn_rows(),
+    Row("embedding_forward"),
+    Row("embedding_backward"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Weight initializers by name, Keras' definitions (fans of a conv kernel include its window)."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -9,7 +10,7 @@ if TYPE_CHECKING:
     from ._types import Initializer
 
 __all__ = ["get", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "zeros", "ones", "random_normal",
-           "random_uniform"]
+           "random_uniform", "orthogonal"]
 
 
 def _fans(shape):
@@ -58,6 +59,16 @@ def random_uniform(shape, rng, dtype, limit=0.05):
     return rng.uniform(-limit, limit, shape).astype(dtype)
 
 
+def orthogonal(shape, rng, dtype):
+    """Keras' Orthogonal (gain 1), the recurrent kernels' default: Q of the QR of a normal draw, signs fixed by
+    R's diagonal so Q is uniform over the orthogonal matrices; rows of a wide matrix are orthonormal."""
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return (q.T if rows < cols else q).reshape(shape).astype(dtype)
+
+
 def _truncated_normal(rng, stddev, shape, dtype):
     """Keras' truncated normal: redraw beyond two standard deviations; stddev corrected by 1/0.8796."""
     std = stddev / 0.87962566103423978
@@ -70,7 +81,7 @@ def _truncated_normal(rng, stddev, shape, dtype):
 
 
 _REGISTRY = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, he_normal, zeros, ones,
-                                      random_normal, random_uniform)}
+                                      random_normal, random_uniform, orthogonal)}
 
 
 def get(name: Initializer) -> Callable[..., np.ndarray]:

@@ -52,6 +52,8 @@ class Loss:
     def __call__(self, out, y, logits=False, grad=True):
         """out (N, K) model output (or its logits when logits=True); y targets; returns (loss, dout)."""
         out = out.reshape(out.shape[0], -1)
+        if not self.sparse:  # a sequence's targets (N, T, K) flatten as its outputs do
+            y = y.reshape(out.shape)
         dout = np.empty_like(out) if grad else None
         if logits or self.from_logits or self.fused_activation is None:
             value = self._kernel(dout, out, y)

@@ -6,8 +6,12 @@ from .dropout import Dropout
 from .input_layer import Input, InputLayer
 from .merge import Add, Concatenate, Multiply
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .recurrent import GRU, LSTM, SimpleRNN
+from .embedding import Embedding
 from .reshape import Flatten, ZeroPadding2D
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = ["Layer", "Dense", "Activation", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer",
-           "Add", "Multiply", "Concatenate"]
+           "Add", "Multiply", "Concatenate",
+           "SimpleRNN", "LSTM", "GRU", "Embedding", "TimeDistributed", "Bidirectional"]
