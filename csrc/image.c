@@ -1,0 +1,101 @@
+/* image.c: affine warps of NCHW planes, following scipy.ndimage.affine_transform (ni_interpolation.c) so that
+ * its order 0 and 1 results with mode='constant' are the same numbers: the input coordinate of output (i, j)
+ * is (m00·i + m01·j + m02, m10·i + m11·j + m12), summed in that order in double; a coordinate outside
+ * [0, H-1] × [0, W-1] reads cval (no interpolation toward the fill), order 0 takes the cell floor(c + 0.5),
+ * order 1 weighs the cells floor(c) and floor(c) + 1 by 1 - t and 1 - (1 - t), t = c - floor(c), and sums
+ * the four products in double, row-major. Fill 'nearest' and 'reflect' instead extend the plane beyond its
+ * edges (a b c d | d d d d, and d c b a | a b c d | d c b a) and sample the extension.
+ * Worked example: the plane [[1 2], [3 4]] sampled at (0.5, 0.25) is 0.5·(1·0.75 + 2·0.25) + 0.5·(3·0.75 +
+ * 4·0.25) = 2.25. Each thread owns whole output planes. */
+#ifndef real
+#include <math.h>
+#include "cnn.h"
+
+/* A cell index of the extended plane [0, len) under a 'nearest' or 'reflect' fill: idx may lie anywhere
+ * the caller's coordinate reduction leaves it, a few periods out at most. */
+static inline long extend_index(long idx, long len, cnn_image_fill fill)
+{
+    if (fill == IMAGE_FILL_NEAREST) return idx < 0 ? 0 : idx >= len ? len - 1 : idx;
+    long period = 2 * len;
+    idx %= period;
+    if (idx < 0) idx += period;
+    return idx < len ? idx : period - 1 - idx;
+}
+
+/* A coordinate brought into [-1, len], where its neighbours' indices fit a long: 'nearest' reads the edge
+ * anywhere past it; 'reflect' repeats every 2·len cells and mirrors about -1/2 as scipy's map_coordinate
+ * does, before rounding, so that order 0 breaks a tie outside the plane as scipy does. False for a coordinate
+ * that samples no cell (NaN or infinite). */
+static inline int reduce_coordinate(double *c, long len, cnn_image_fill fill)
+{
+    if (!isfinite(*c)) return 0;
+    double n = (double)len, period = 2.0 * n;
+    if (fill == IMAGE_FILL_NEAREST) {
+        if (*c < -1) *c = -1;
+        if (*c > n) *c = n;
+    } else if ((*c = fmod(*c, period)) < 0) {
+        *c = *c < -n ? *c + period : -*c - 1;
+    } else if (*c >= n) {
+        *c = period - *c - 1;
+    }
+    return 1;
+}
+
+#define TEMPLATE "image.c"
+#include "template.h" /* the kernels below, once per real type */
+#else
+
+/* One sample of the plane in (H, W) at the input coordinate (r, c). */
+static inline real K(sample)(const real *in, long h, long w, double r, double c, const cnn_affine *g)
+{
+    if (g->fill == IMAGE_FILL_CONSTANT) {
+        /* scipy's 'constant': outside the grid's extent (or NaN) is the fill, however close */
+        if (!(r >= 0 && r <= (double)(h - 1) && c >= 0 && c <= (double)(w - 1))) return (real)g->cval;
+    } else if (!reduce_coordinate(&r, h, g->fill) || !reduce_coordinate(&c, w, g->fill)) return (real)g->cval;
+    if (g->order == 0) {
+        long i = (long)floor(r + 0.5), j = (long)floor(c + 0.5);
+        if (g->fill != IMAGE_FILL_CONSTANT) i = extend_index(i, h, g->fill), j = extend_index(j, w, g->fill);
+        return in[i * w + j];
+    }
+    double fr = floor(r), fc = floor(c);
+    long i0 = (long)fr, j0 = (long)fc, i1 = i0 + 1, j1 = j0 + 1;
+    if (g->fill == IMAGE_FILL_CONSTANT) {
+        /* on the last row or column the second cell has weight 0; scipy reads it mirrored inside */
+        if (i1 >= h) i1 = h > 1 ? h - 2 : 0;
+        if (j1 >= w) j1 = w > 1 ? w - 2 : 0;
+    } else {
+        i0 = extend_index(i0, h, g->fill), i1 = extend_index(i1, h, g->fill);
+        j0 = extend_index(j0, w, g->fill), j1 = extend_index(j1, w, g->fill);
+    }
+    double wr0 = 1.0 - (r - fr), wr1 = 1.0 - wr0, wc0 = 1.0 - (c - fc), wc1 = 1.0 - wc0;
+    double t = 0.0;
+    t += (double)in[i0 * w + j0] * wr0 * wc0;
+    t += (double)in[i0 * w + j1] * wr0 * wc1;
+    t += (double)in[i1 * w + j0] * wr1 * wc0;
+    t += (double)in[i1 * w + j1] * wr1 * wc1;
+    return (real)t;
+}
+
+/* x (N, C, H, W), matrix (M, 2, 3) with M = 1 (one for every image) or N (one each), y (N, C, OH, OW):
+ * y[n, c, i, j] = x[n, c] sampled at matrix[n] · (i, j, 1) */
+void K(affine_transform_forward)(real *y, const real *x, const real *matrix, const cnn_affine *g)
+{
+    size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
+    CNN_FOR((size_t)g->n * g->c * ohw * 4 > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
+        const real *m = matrix + (g->per_image ? pl / g->c : 0) * 6, *in = x + pl * hw;
+        double m00 = m[0], m01 = m[1], m02 = m[2], m10 = m[3], m11 = m[4], m12 = m[5];
+        real *out = y + pl * ohw;
+        for (int i = 0; i < g->oh; i++)
+            for (int j = 0; j < g->ow; j++) {
+                /* scipy's order of the sums, so that a coordinate on the grid's edge falls on the same side */
+                double r = (double)i * m00, c = (double)i * m10;
+                r += (double)j * m01;
+                c += (double)j * m11;
+                r += m02;
+                c += m12;
+                out[(size_t)i * g->ow + j] = K(sample)(in, g->h, g->w, r, c, g);
+            }
+    });
+}
+
+#endif
