@@ -5,7 +5,9 @@ from .core import Activation, Dense
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .preprocessing import RandomContrast, RandomFlip, RandomRotation, RandomTranslation, RandomZoom
 from .reshape import Flatten, ZeroPadding2D
 
 __all__ = ["Layer", "Dense", "Activation", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
-           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer"]
+           "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer", "RandomRotation", "RandomZoom",
+           "RandomTranslation", "RandomFlip", "RandomContrast"]
