@@ -1,6 +1,8 @@
-"""Image warps on NCHW batches, in C: scipy.ndimage.affine_transform's convention, every plane at once."""
+"""Images: warps of NCHW batches in C (scipy.ndimage.affine_transform's convention, every plane at once), and a
+PNG writer for grayscale images."""
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,7 +13,7 @@ from ._validation import as_float_array, check_choice, check_number
 if TYPE_CHECKING:
     from ._types import ArrayLike
 
-__all__ = ["affine_transform", "FILL_MODES"]
+__all__ = ["affine_transform", "write_png", "FILL_MODES"]
 
 FILL_MODES = {"constant": _core.IMAGE_FILL_CONSTANT, "nearest": _core.IMAGE_FILL_NEAREST,
               "reflect": _core.IMAGE_FILL_REFLECT}
@@ -63,3 +65,22 @@ def affine_transform(x: ArrayLike, matrix: ArrayLike, offset: ArrayLike = 0.0, c
     out = np.empty((n, c, oh, ow), dtype)
     _core.affine_transform_forward(out, x, affine_matrices(matrix, offset, n, dtype), order, FILL_MODES[mode], cval)
     return out
+
+
+def write_png(path, image: ArrayLike) -> None:
+    """Save a uint8 grayscale image (H, W) as an 8-bit PNG, with the standard library only (zlib for the
+    compression and the checksums)."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim != 2:
+        raise ValueError(f"write_png: expected a uint8 image of shape (H, W), got {img.dtype} of shape {img.shape}")
+
+    def chunk(kind, data):
+        return (len(data).to_bytes(4, "big") + kind + data
+                + zlib.crc32(kind + data).to_bytes(4, "big"))
+
+    h, w = img.shape
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit gray, no interlace
+    rows = b"".join(b"\0" + row.tobytes() for row in img)  # filter type 0 on every row
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9))
+                + chunk(b"IEND", b""))
