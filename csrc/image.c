@@ -28,52 +28,80 @@ static inline long extend_index(long idx, long len, cnn_image_fill fill)
  * that samples no cell (NaN or infinite). */
 static inline int reduce_coordinate(double *c, long len, cnn_image_fill fill)
 {
-    if (!isfinite(*c)) return 0;
     double n = (double)len, period = 2.0 * n;
+    if (*c >= 0 && *c <= n - 1) return 1; /* inside the plane: most samples */
+    if (!isfinite(*c)) return 0;
     if (fill == IMAGE_FILL_NEAREST) {
         if (*c < -1) *c = -1;
         if (*c > n) *c = n;
-    } else if ((*c = fmod(*c, period)) < 0) {
-        *c = *c < -n ? *c + period : -*c - 1;
-    } else if (*c >= n) {
-        *c = period - *c - 1;
+        return 1;
     }
+    if (*c <= -period || *c >= period) *c = fmod(*c, period);
+    if (*c < 0) *c = *c < -n ? *c + period : -*c - 1;
+    else if (*c >= n) *c = period - *c - 1;
     return 1;
+}
+
+/* floor(v) as a long, for |v| < 2^62 (every caller has bounded v first): libm's floor is a call on baseline
+ * x86-64 (no SSE4.1 roundsd), and two of them a sample cost more than the rest of a bilinear sample. */
+static inline long floor_long(double v)
+{
+    long t = (long)v;
+    return t - (v < (double)t);
 }
 
 #define TEMPLATE "image.c"
 #include "template.h" /* the kernels below, once per real type */
 #else
 
-/* One sample of the plane in (H, W) at the input coordinate (r, c). */
-static inline real K(sample)(const real *in, long h, long w, double r, double c, const cnn_affine *g)
+/* One sample of the plane (H, W) at the input coordinate (r, c), order and fill as cnn_affine says. */
+static inline real K(sample)(const real *in, long h, long w, double r, double c, int order, cnn_image_fill fill,
+                             real cval)
 {
-    if (g->fill == IMAGE_FILL_CONSTANT) {
+    if (fill == IMAGE_FILL_CONSTANT) {
         /* scipy's 'constant': outside the grid's extent (or NaN) is the fill, however close */
-        if (!(r >= 0 && r <= (double)(h - 1) && c >= 0 && c <= (double)(w - 1))) return (real)g->cval;
-    } else if (!reduce_coordinate(&r, h, g->fill) || !reduce_coordinate(&c, w, g->fill)) return (real)g->cval;
-    if (g->order == 0) {
-        long i = (long)floor(r + 0.5), j = (long)floor(c + 0.5);
-        if (g->fill != IMAGE_FILL_CONSTANT) i = extend_index(i, h, g->fill), j = extend_index(j, w, g->fill);
+        if (!(r >= 0 && r <= (double)(h - 1) && c >= 0 && c <= (double)(w - 1))) return cval;
+    } else if (!reduce_coordinate(&r, h, fill) || !reduce_coordinate(&c, w, fill)) return cval;
+    if (order == 0) {
+        long i = floor_long(r + 0.5), j = floor_long(c + 0.5);
+        if (fill != IMAGE_FILL_CONSTANT) i = extend_index(i, h, fill), j = extend_index(j, w, fill);
         return in[i * w + j];
     }
-    double fr = floor(r), fc = floor(c);
-    long i0 = (long)fr, j0 = (long)fc, i1 = i0 + 1, j1 = j0 + 1;
-    if (g->fill == IMAGE_FILL_CONSTANT) {
+    long i0 = floor_long(r), j0 = floor_long(c), i1 = i0 + 1, j1 = j0 + 1;
+    double tr = r - (double)i0, tc = c - (double)j0;
+    if (fill == IMAGE_FILL_CONSTANT) {
         /* on the last row or column the second cell has weight 0; scipy reads it mirrored inside */
         if (i1 >= h) i1 = h > 1 ? h - 2 : 0;
         if (j1 >= w) j1 = w > 1 ? w - 2 : 0;
     } else {
-        i0 = extend_index(i0, h, g->fill), i1 = extend_index(i1, h, g->fill);
-        j0 = extend_index(j0, w, g->fill), j1 = extend_index(j1, w, g->fill);
+        i0 = extend_index(i0, h, fill), i1 = extend_index(i1, h, fill);
+        j0 = extend_index(j0, w, fill), j1 = extend_index(j1, w, fill);
     }
-    double wr0 = 1.0 - (r - fr), wr1 = 1.0 - wr0, wc0 = 1.0 - (c - fc), wc1 = 1.0 - wc0;
-    double t = 0.0;
-    t += (double)in[i0 * w + j0] * wr0 * wc0;
-    t += (double)in[i0 * w + j1] * wr0 * wc1;
-    t += (double)in[i1 * w + j0] * wr1 * wc0;
-    t += (double)in[i1 * w + j1] * wr1 * wc1;
-    return (real)t;
+    /* scipy sums the four weighted cells; two lerps along the row, then one down, are the same value to
+     * rounding in half the multiplications */
+    double a = in[i0 * w + j0], b = in[i0 * w + j1], cc = in[i1 * w + j0], d = in[i1 * w + j1];
+    double top = a + (b - a) * tc, bottom = cc + (d - cc) * tc;
+    return (real)(top + (bottom - top) * tr);
+}
+
+/* One output plane; called with constant order and fill, so that each loop is compiled without their tests. */
+static inline void K(warp_plane)(real *out, const real *in, const real *m, const cnn_affine *g, int order,
+                                 cnn_image_fill fill)
+{
+    /* locals: the stores to out could alias g's fields (cval is a double), which would reload them each sample */
+    double m00 = m[0], m01 = m[1], m02 = m[2], m10 = m[3], m11 = m[4], m12 = m[5];
+    long h = g->h, w = g->w;
+    int oh = g->oh, ow = g->ow;
+    real cval = (real)g->cval;
+    for (int i = 0; i < oh; i++) {
+        double ri = (double)i * m00, ci = (double)i * m10;
+        real *row = out + (size_t)i * ow;
+        for (int j = 0; j < ow; j++) {
+            /* scipy's order of the sums, so that a coordinate on the grid's edge falls on the same side */
+            double r = ri + (double)j * m01 + m02, c = ci + (double)j * m11 + m12;
+            row[j] = K(sample)(in, h, w, r, c, order, fill, cval);
+        }
+    }
 }
 
 /* x (N, C, H, W), matrix (M, 2, 3) with M = 1 (one for every image) or N (one each), y (N, C, OH, OW):
@@ -83,18 +111,10 @@ void K(affine_transform_forward)(real *y, const real *x, const real *matrix, con
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
     CNN_FOR((size_t)g->n * g->c * ohw * 4 > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
         const real *m = matrix + (g->per_image ? pl / g->c : 0) * 6, *in = x + pl * hw;
-        double m00 = m[0], m01 = m[1], m02 = m[2], m10 = m[3], m11 = m[4], m12 = m[5];
         real *out = y + pl * ohw;
-        for (int i = 0; i < g->oh; i++)
-            for (int j = 0; j < g->ow; j++) {
-                /* scipy's order of the sums, so that a coordinate on the grid's edge falls on the same side */
-                double r = (double)i * m00, c = (double)i * m10;
-                r += (double)j * m01;
-                c += (double)j * m11;
-                r += m02;
-                c += m12;
-                out[(size_t)i * g->ow + j] = K(sample)(in, g->h, g->w, r, c, g);
-            }
+        if (g->fill == IMAGE_FILL_CONSTANT && g->order == 1) K(warp_plane)(out, in, m, g, 1, IMAGE_FILL_CONSTANT);
+        else if (g->fill == IMAGE_FILL_CONSTANT) K(warp_plane)(out, in, m, g, 0, IMAGE_FILL_CONSTANT);
+        else K(warp_plane)(out, in, m, g, g->order, g->fill);
     });
 }
 

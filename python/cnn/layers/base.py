@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 class Layer:
     overwrites_grads = False
+    augmentation = False  # the random augmentation layers (preprocessing.py): nothing before them learns
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -131,6 +132,16 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def wants_input_gradient(self) -> bool:
+        """False when every layer before this one in its model is an augmentation layer: Sequential asks every
+        layer but the first for its input gradient, and nothing before this one would learn from it."""
+        for layer in self.model.layers if self.model is not None else ():
+            if layer is self:
+                return False
+            if not layer.augmentation:
+                return True
+        return True
 
     def check_input(self, x):
         if self.input_shape is not None and x.shape[1:] != self.input_shape:

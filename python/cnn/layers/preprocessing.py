@@ -51,6 +51,8 @@ def factor_range(factor, name, symmetric=True, bound=None):
 class RandomLayer(RandomLayerMixin, Layer):
     """The shared part: shape checks, the generator, identity outside training, and the backward rule."""
 
+    augmentation = True
+
     def __init__(self, seed, name, input_shape):
         super().__init__(name=name, input_shape=input_shape)
         self._init_seed(seed)
@@ -65,16 +67,9 @@ class RandomLayer(RandomLayerMixin, Layer):
         return self.augment(x, self.generator()) if training else x
 
     def backward(self, dy, need_dx=True):
-        if not need_dx or dy is None or self._nothing_upstream_learns():
+        if not need_dx or dy is None or not self.wants_input_gradient():
             return None
         return self.transpose(dy) if self._active else dy
-
-    def _nothing_upstream_learns(self):
-        """True when no layer before this one holds weights (augmentation layers first): no gradient is needed."""
-        if self.model is None:
-            return False
-        index = next(i for i, layer in enumerate(self.model.layers) if layer is self)
-        return all(layer.count_params() == 0 for layer in self.model.layers[:index])
 
     def transpose(self, dy):
         raise ValueError(f"layer {self.name!r} ({type(self).__name__}) passes no gradient while training to the "
