@@ -18,6 +18,7 @@ import numpy as np
 
 import cnn
 from cnn.__main__ import positive_int
+from cnn._contention import ThreadCap
 from cnn.applications import BACKGROUND, lenet5, lenet5_inputs
 from cnn.callbacks import LearningRateScheduler
 from cnn.image import write_png
@@ -107,9 +108,57 @@ def save_mismatches(folder, images, labels, predicted, count):
     return len(wrong)
 
 
+def predict_classes(model, x, batch=1000):
+    """model.predict(x).argmax(1) under fit's thread cap: on a busy machine a full thread team in predict
+    waits on busy cores (cnn._contention)."""
+    cap = ThreadCap()
+    try:
+        labels = []
+        for start in range(0, len(x), batch):
+            cap.tick()
+            labels.append(model.predict(x[start:start + batch], verbose=0).argmax(axis=1))
+        return np.concatenate(labels)
+    finally:
+        cap.close()
+
+
+def train(args, data, verbose=True):
+    """Train as the parsed flags say on data ((x_train, y_train), (x_test, y_test)), uint8 images (N, 28, 28);
+    returns the trained model, the per-epoch logs (loss, accuracy, val_loss, val_accuracy, learning_rate),
+    the test predictions and the test accuracy. Prints as the program does unless verbose is false."""
+    say = print if verbose else (lambda *a, **k: None)
+    (x_train, y_train), (x_test, y_test) = data
+    n = len(x_train) if args.train_samples is None else min(args.train_samples, len(x_train))
+    train_x, test_x = lenet5_inputs(x_train[:n]), lenet5_inputs(x_test)
+    y_train, y_test = y_train[:n].astype(np.int64), y_test.astype(np.int64)
+
+    model = build_model(args)
+    lr = LECTURE_SCHEDULE(0) if args.schedule == "lecture" else args.lr
+    model.compile(cnn.optimizers.Adam(lr, variant="torch"), "sparse_categorical_crossentropy", ["accuracy"])
+    callbacks = [LearningRateScheduler(LECTURE_SCHEDULE)] if args.schedule == "lecture" else []
+    say(f"LeNet-5 on {n} training and {len(test_x)} test images, {args.epochs} epochs, batch {args.batch_size}, "
+        f"seed {args.random_seed}, learning rate {args.schedule}"
+        + (f", augmentation (rotation {args.rotation}, zoom {args.zoom}, translation {args.translation})"
+           if args.augment else ""), flush=True)
+    start, history = time.perf_counter(), {}
+    for epoch in range(args.epochs):
+        logs = model.fit(train_x, y_train, batch_size=args.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                         validation_data=(test_x, y_test), callbacks=callbacks, verbose=0).history
+        logs["learning_rate"] = [float(model.optimizer.learning_rate)]
+        for key, values in logs.items():
+            history.setdefault(key, []).append(values[-1])
+        say(f"Epoch {epoch + 1}/{args.epochs}: training loss {logs['loss'][-1]:.4f}, accuracy "
+            f"{logs['accuracy'][-1]:.4f}; testing loss {logs['val_loss'][-1]:.4f}, accuracy "
+            f"{logs['val_accuracy'][-1]:.4f}; learning rate {model.optimizer.learning_rate:g}", flush=True)
+    predicted = predict_classes(model, test_x)
+    correct = int((predicted == y_test).sum())
+    say(f"Test accuracy: {correct / len(y_test):.4f} ({correct} of {len(y_test)} correct) in "
+        f"{time.perf_counter() - start:.1f} s")
+    return {"model": model, "history": history, "predicted": predicted, "accuracy": correct / len(y_test)}
+
+
 def main(argv=None):
-    """Run the program with these arguments (default: the command line's); returns the trained model, the
-    per-epoch logs (loss, accuracy, val_loss, val_accuracy), the test predictions and the test accuracy."""
+    """Run the program with these arguments (default: the command line's); returns what train returns."""
     p = parser()
     args = p.parse_args(argv)
     if args.save_mismatch < 0:
@@ -118,36 +167,13 @@ def main(argv=None):
         p.error(f"argument --lr: expected a number > 0, got {args.lr}")
     if args.threads is not None:
         cnn.set_num_threads(args.threads)
-    (x_train, y_train), (x_test, y_test) = load_data(args, p)
-    n = len(x_train) if args.train_samples is None else min(args.train_samples, len(x_train))
-    train, test = lenet5_inputs(x_train[:n]), lenet5_inputs(x_test)
-    y_train, y_test = y_train[:n].astype(np.int64), y_test.astype(np.int64)
-
-    model = build_model(args)
-    lr = LECTURE_SCHEDULE(0) if args.schedule == "lecture" else args.lr
-    model.compile(cnn.optimizers.Adam(lr, variant="torch"), "sparse_categorical_crossentropy", ["accuracy"])
-    callbacks = [LearningRateScheduler(LECTURE_SCHEDULE)] if args.schedule == "lecture" else []
-    print(f"LeNet-5 on {n} training and {len(test)} test images, {args.epochs} epochs, batch {args.batch_size}, "
-          f"seed {args.random_seed}, learning rate {args.schedule}"
-          + (f", augmentation (rotation {args.rotation}, zoom {args.zoom}, translation {args.translation})"
-             if args.augment else ""), flush=True)
-    start, history = time.perf_counter(), {}
-    for epoch in range(args.epochs):
-        logs = model.fit(train, y_train, batch_size=args.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                         validation_data=(test, y_test), callbacks=callbacks, verbose=0).history
-        for key, values in logs.items():
-            history.setdefault(key, []).append(values[-1])
-        print(f"Epoch {epoch + 1}/{args.epochs}: training loss {logs['loss'][-1]:.4f}, accuracy "
-              f"{logs['accuracy'][-1]:.4f}; testing loss {logs['val_loss'][-1]:.4f}, accuracy "
-              f"{logs['val_accuracy'][-1]:.4f}; learning rate {model.optimizer.learning_rate:g}", flush=True)
-    predicted = model.predict(test, verbose=0).argmax(axis=1)
-    correct = int((predicted == y_test).sum())
-    print(f"Test accuracy: {correct / len(y_test):.4f} ({correct} of {len(y_test)} correct) in "
-          f"{time.perf_counter() - start:.1f} s")
+    data = load_data(args, p)
+    result = train(args, data)
     if args.save_mismatch:
-        saved = save_mismatches(args.mismatch_dir, x_test, y_test, predicted, args.save_mismatch)
+        (_, _), (x_test, y_test) = data
+        saved = save_mismatches(args.mismatch_dir, x_test, y_test, result["predicted"], args.save_mismatch)
         print(f"Saved {saved} misclassified test digits to {args.mismatch_dir}/")
-    return {"model": model, "history": history, "predicted": predicted, "accuracy": correct / len(y_test)}
+    return result
 
 
 if __name__ == "__main__":
