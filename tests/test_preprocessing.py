@@ -169,3 +169,16 @@ def test_bad_arguments_are_named(make, error, words):
 def test_unbuilt_layer_without_seed_names_itself():
     with pytest.raises(ValueError, match="RandomFlip needs seed="):
         RandomFlip().forward(np.ones((1, 1, 2, 2)), training=True)
+
+
+def test_save_and_load_keep_the_layers_and_their_generators(tmp_path):
+    model = cnn.Sequential([RandomRotation(0.1, seed=3, fill_mode="nearest", input_shape=(1, 8, 8)), RandomFlip(),
+                            Flatten(), Dense(2)], seed=1)
+    model.compile("sgd", "mse")
+    x = images(n=4, c=1, h=8, w=8)
+    model.train_on_batch(x, np.zeros((4, 2), np.float32))  # both generators have moved on
+    model.save(tmp_path / "m.keras")
+    loaded = cnn.models.load_model(tmp_path / "m.keras")
+    assert [layer.get_config() for layer in loaded.layers] == [layer.get_config() for layer in model.layers]
+    for a, b in zip(model.layers[:2], loaded.layers[:2]):
+        np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
