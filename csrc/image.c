@@ -67,21 +67,23 @@ static inline real K(sample)(const real *in, long h, long w, double r, double c,
         if (fill != IMAGE_FILL_CONSTANT) i = extend_index(i, h, fill), j = extend_index(j, w, fill);
         return in[i * w + j];
     }
-    long i0 = floor_long(r), j0 = floor_long(c), i1 = i0 + 1, j1 = j0 + 1;
-    double tr = r - (double)i0, tc = c - (double)j0;
+    long i0, j0, i1, j1;
     if (fill == IMAGE_FILL_CONSTANT) {
-        /* on the last row or column the second cell has weight 0; scipy reads it mirrored inside */
-        if (i1 >= h) i1 = h > 1 ? h - 2 : 0;
-        if (j1 >= w) j1 = w > 1 ? w - 2 : 0;
+        /* inside the plane floor is truncation; on the last row or column the second cell has weight 0 (scipy
+         * reads it mirrored inside, the value is the same) */
+        i0 = (long)r, j0 = (long)c;
+        i1 = i0 + (i0 < h - 1), j1 = j0 + (j0 < w - 1);
     } else {
-        i0 = extend_index(i0, h, fill), i1 = extend_index(i1, h, fill);
-        j0 = extend_index(j0, w, fill), j1 = extend_index(j1, w, fill);
+        i0 = floor_long(r), j0 = floor_long(c);
+        i1 = extend_index(i0 + 1, h, fill), j1 = extend_index(j0 + 1, w, fill);
     }
-    /* scipy sums the four weighted cells; two lerps along the row, then one down, are the same value to
-     * rounding in half the multiplications */
-    double a = in[i0 * w + j0], b = in[i0 * w + j1], cc = in[i1 * w + j0], d = in[i1 * w + j1];
-    double top = a + (b - a) * tc, bottom = cc + (d - cc) * tc;
-    return (real)(top + (bottom - top) * tr);
+    real tr = (real)(r - (double)i0), tc = (real)(c - (double)j0);
+    if (fill != IMAGE_FILL_CONSTANT) i0 = extend_index(i0, h, fill), j0 = extend_index(j0, w, fill);
+    /* scipy sums the four weighted cells in double; two lerps along the rows, then one down, in the plane's
+     * type, give the same value to its rounding in half the multiplications */
+    real a = in[i0 * w + j0], b = in[i0 * w + j1], cc = in[i1 * w + j0], d = in[i1 * w + j1];
+    real top = a + (b - a) * tc, bottom = cc + (d - cc) * tc;
+    return top + (bottom - top) * tr;
 }
 
 /* One output plane; called with constant order and fill, so that each loop is compiled without their tests. */

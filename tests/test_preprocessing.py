@@ -75,7 +75,7 @@ def test_identity_outside_training_and_seeded_draws_repeat(make):
     x = images()
     a, b = built(make(seed=3), (2, 9, 11)), built(make(seed=3), (2, 9, 11))
     assert a.forward(x) is x
-    first = a.forward(x, training=True)
+    first = a.forward(x, training=True).copy()  # the warps reuse their output buffer, as Conv2D does
     np.testing.assert_array_equal(first, b.forward(x, training=True))
     assert not np.array_equal(first, a.forward(x, training=True))  # the next batch draws anew
 
@@ -182,3 +182,33 @@ def test_save_and_load_keep_the_layers_and_their_generators(tmp_path):
     assert [layer.get_config() for layer in loaded.layers] == [layer.get_config() for layer in model.layers]
     for a, b in zip(model.layers[:2], loaded.layers[:2]):
         np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
+
+
+def test_consecutive_warps_resample_once_with_the_product_of_their_matrices():
+    layers = [RandomRotation(0.1, seed=1, input_shape=(2, 9, 11)), RandomZoom(0.2, seed=2),
+              RandomTranslation(0.1, 0.2, seed=3)]
+    model = cnn.Sequential(layers + [Flatten(), Dense(2)], seed=0)
+    model.build()
+    x = images()
+    h = x
+    for layer in layers:
+        h = layer.forward(h, training=True)
+    m = [type(layer).from_config(layer.get_config()).matrices(4, 9, 11, np.random.default_rng(seed))
+         for layer, seed in zip(layers, (1, 2, 3))]
+    product = np.eye(3)[None].repeat(4, 0)
+    for mi in m:
+        product = product @ np.concatenate([mi, np.tile([[[0.0, 0.0, 1.0]]], (4, 1, 1))], axis=1)
+    want = cnn.image.affine_transform(x, product[:, :2].astype(np.float32), mode="reflect")
+    np.testing.assert_allclose(h, want, atol=1e-5)
+
+
+def test_warps_with_other_fills_resample_apart():
+    rotate, shift = RandomRotation(0.1, seed=1, input_shape=(2, 9, 11)), RandomTranslation(0.1, 0.2, seed=3,
+                                                                                           fill_mode="nearest")
+    model = cnn.Sequential([rotate, shift, Flatten(), Dense(2)], seed=0)
+    model.build()
+    x = images()
+    got = shift.forward(rotate.forward(x, training=True), training=True)
+    alone = [built(RandomRotation(0.1, seed=1), (2, 9, 11)), built(RandomTranslation(0.1, 0.2, seed=3,
+                                                                                     fill_mode="nearest"), (2, 9, 11))]
+    np.testing.assert_array_equal(got, alone[1].forward(alone[0].forward(x, training=True), training=True))

@@ -20,6 +20,7 @@ import numpy as np
 from .. import _core
 from .._validation import check_choice, check_image_shape, check_number
 from ..image import FILL_MODES
+from ._buffers import reuse
 from ._random import RandomLayerMixin
 from .base import Layer
 
@@ -46,6 +47,15 @@ def factor_range(factor, name, symmetric=True, bound=None):
     if bound is not None and max(abs(lower), abs(upper)) > bound:
         raise ValueError(f"{name} must lie in [-{bound}, {bound}], got {factor!r}")
     return float(lower), float(upper)
+
+
+def affine_rows(n, *entries):
+    """(n, 2, 3) matrices from their six entries in row-major order, each a number or n values (a few
+    assignments: np.stack of small arrays costs several times as much, once a step)."""
+    m = np.empty((n, 2, 3))
+    for k, entry in enumerate(entries):
+        m[:, k // 3, k % 3] = entry
+    return m
 
 
 class RandomLayer(RandomLayerMixin, Layer):
@@ -78,20 +88,51 @@ class RandomLayer(RandomLayerMixin, Layer):
 
 class RandomAffine(RandomLayer):
     """A warp drawn per image: `matrices(n, h, w, rng)` gives (n, 2, 3) float64 matrices mapping an output
-    (row, column, 1) to the input coordinate it reads."""
+    (row, column, 1) to the input coordinate it reads.
+
+    Consecutive warp layers of a model with the same interpolation and fill resample once: the first draws
+    every layer's matrices (each from its own generator, in layer order) and warps with their product, and
+    the others pass their input on. The geometry is the same as one warp after another; the image is
+    interpolated once instead of at every layer (less blur), and only what falls outside the original image
+    is filled. One resampling instead of three keeps rotation, zoom and translation at a few percent of a
+    LeNet-5 step (benchmarks/augmentation.py)."""
 
     def __init__(self, fill_mode, interpolation, fill_value, seed, name, input_shape):
         super().__init__(seed, name, input_shape)
         self.fill_mode = check_choice(fill_mode, "fill_mode", FILL_MODES)
         self.interpolation = check_choice(interpolation, "interpolation", INTERPOLATIONS)
         self.fill_value = float(check_number(fill_value, "fill_value"))
+        self._buffers = {}
+
+    def _joins(self, layer):
+        return (isinstance(layer, RandomAffine) and layer.interpolation == self.interpolation
+                and layer.fill_mode == self.fill_mode and layer.fill_value == self.fill_value)
+
+    def _chain(self):
+        """The warp layers this one applies: itself and the joining ones right after it in its model; none when
+        it joins the layer before it."""
+        layers = self.model.layers if self.model is not None else [self]
+        i = next(k for k, layer in enumerate(layers) if layer is self)
+        if i > 0 and self._joins(layers[i - 1]):
+            return []
+        end = i + 1
+        while end < len(layers) and self._joins(layers[end]):
+            end += 1
+        return layers[i:end]
 
     def augment(self, x, rng):
+        chain = self._chain()
+        if not chain:
+            return x  # the warp layer before this one applied this one's warp too
         n, _, h, w = x.shape
-        matrices = np.ascontiguousarray(self.matrices(n, h, w, rng), dtype=x.dtype)
-        out = np.empty_like(x)
-        _core.affine_transform_forward(out, np.ascontiguousarray(x), matrices, INTERPOLATIONS[self.interpolation],
-                                       FILL_MODES[self.fill_mode], self.fill_value)
+        m = self.matrices(n, h, w, rng)
+        for layer in chain[1:]:  # input coordinate = m · (next's matrix · (output, 1), 1)
+            nxt = layer.matrices(n, h, w, layer.generator())
+            m = np.concatenate([m[:, :, :2] @ nxt[:, :, :2], m[:, :, :2] @ nxt[:, :, 2:] + m[:, :, 2:]], axis=2)
+        out = reuse(self._buffers, "out", x.shape, x.dtype)  # as Conv2D's output: a fresh 128 KB costs page faults
+        _core.affine_transform_forward(out, np.ascontiguousarray(x), np.ascontiguousarray(m, dtype=x.dtype),
+                                       INTERPOLATIONS[self.interpolation], FILL_MODES[self.fill_mode],
+                                       self.fill_value)
         return out
 
 
@@ -112,7 +153,7 @@ class RandomRotation(RandomAffine):
         # Keras's matrix in (x, y): x' = cos·x - sin·y + dx, y' = sin·x + cos·y + dy, about the centre
         dx = ((w - 1) - (cos * (w - 1) - sin * (h - 1))) / 2
         dy = ((h - 1) - (sin * (w - 1) + cos * (h - 1))) / 2
-        return np.stack([np.stack([cos, sin, dy], 1), np.stack([-sin, cos, dx], 1)], 1)
+        return affine_rows(n, cos, sin, dy, -sin, cos, dx)
 
 
 class RandomZoom(RandomAffine):
@@ -134,9 +175,7 @@ class RandomZoom(RandomAffine):
     def matrices(self, n, h, w, rng):
         zy = 1 + rng.uniform(*self.height_range, n)
         zx = zy if self.width_range is None else 1 + rng.uniform(*self.width_range, n)
-        zero = np.zeros(n)
-        return np.stack([np.stack([zy, zero, (h - 1) / 2 * (1 - zy)], 1),
-                         np.stack([zero, zx, (w - 1) / 2 * (1 - zx)], 1)], 1)
+        return affine_rows(n, zy, 0, (h - 1) / 2 * (1 - zy), 0, zx, (w - 1) / 2 * (1 - zx))
 
 
 class RandomTranslation(RandomAffine):
@@ -153,8 +192,7 @@ class RandomTranslation(RandomAffine):
     def matrices(self, n, h, w, rng):
         dy = rng.uniform(*self.height_range, n) * h
         dx = rng.uniform(*self.width_range, n) * w
-        one, zero = np.ones(n), np.zeros(n)
-        return np.stack([np.stack([one, zero, -dy], 1), np.stack([zero, one, -dx], 1)], 1)
+        return affine_rows(n, 1, 0, -dy, 0, 1, -dx)
 
 
 class RandomFlip(RandomLayer):
