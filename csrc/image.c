@@ -8,6 +8,7 @@
  * Worked example: the plane [[1 2], [3 4]] sampled at (0.5, 0.25) is 0.5·(1·0.75 + 2·0.25) + 0.5·(3·0.75 +
  * 4·0.25) = 2.25. Each thread owns whole output planes. */
 #ifndef real
+#include <limits.h>
 #include <math.h>
 #include "cnn.h"
 
@@ -49,6 +50,60 @@ static inline long floor_long(double v)
     long t = (long)v;
     return t - (v < (double)t);
 }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(CNN_NO_CLONES)
+#include <immintrin.h>
+/* The constant-fill bilinear row of a float plane, four samples at a time on AVX2 (gathering the four cells of
+ * each): lane by lane the scalar path's operations in its order, without FMA, so the same bits. Outside the
+ * plane a lane reads cell 0 and is replaced by cval. Returns the samples done, the row's length rounded down
+ * to 4; the caller does the rest. The plane's cell indices must fit an int. */
+__attribute__((target("avx2"))) static int warp_row_f32_avx2(float *out, const float *in, int h, int w, int ow,
+                                                             double ri, double ci, const double *m, float cval)
+{
+    const __m256d zero = _mm256_setzero_pd(), hm1 = _mm256_set1_pd(h - 1), wm1 = _mm256_set1_pd(w - 1);
+    const __m256d vri = _mm256_set1_pd(ri), vci = _mm256_set1_pd(ci), m01 = _mm256_set1_pd(m[1]),
+                  m02 = _mm256_set1_pd(m[2]), m11 = _mm256_set1_pd(m[4]), m12 = _mm256_set1_pd(m[5]);
+    const __m128i last_r = _mm_set1_epi32(h - 1), last_c = _mm_set1_epi32(w - 1), width = _mm_set1_epi32(w);
+    const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m128 fill = _mm_set1_ps(cval);
+    int j = 0;
+    for (; j + 4 <= ow; j += 4) {
+        __m256d jd = _mm256_setr_pd(j, j + 1, j + 2, j + 3);
+        __m256d r = _mm256_add_pd(_mm256_add_pd(vri, _mm256_mul_pd(jd, m01)), m02);
+        __m256d c = _mm256_add_pd(_mm256_add_pd(vci, _mm256_mul_pd(jd, m11)), m12);
+        __m256d in_r = _mm256_and_pd(_mm256_cmp_pd(r, zero, _CMP_GE_OQ), _mm256_cmp_pd(r, hm1, _CMP_LE_OQ));
+        __m256d in_c = _mm256_and_pd(_mm256_cmp_pd(c, zero, _CMP_GE_OQ), _mm256_cmp_pd(c, wm1, _CMP_LE_OQ));
+        __m256d inside = _mm256_and_pd(in_r, in_c);
+        r = _mm256_and_pd(r, inside), c = _mm256_and_pd(c, inside);
+        __m128i i0 = _mm256_cvttpd_epi32(r), j0 = _mm256_cvttpd_epi32(c); /* truncation: floor inside */
+        __m128i i1 = _mm_sub_epi32(i0, _mm_cmplt_epi32(i0, last_r)),
+                j1 = _mm_sub_epi32(j0, _mm_cmplt_epi32(j0, last_c));
+        __m128 tr = _mm256_cvtpd_ps(_mm256_sub_pd(r, _mm256_cvtepi32_pd(i0)));
+        __m128 tc = _mm256_cvtpd_ps(_mm256_sub_pd(c, _mm256_cvtepi32_pd(j0)));
+        __m128i row0 = _mm_mullo_epi32(i0, width), row1 = _mm_mullo_epi32(i1, width);
+        __m128 a = _mm_i32gather_ps(in, _mm_add_epi32(row0, j0), 4),
+               b = _mm_i32gather_ps(in, _mm_add_epi32(row0, j1), 4);
+        __m128 cc = _mm_i32gather_ps(in, _mm_add_epi32(row1, j0), 4),
+               d = _mm_i32gather_ps(in, _mm_add_epi32(row1, j1), 4);
+        __m128 top = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), tc));
+        __m128 bottom = _mm_add_ps(cc, _mm_mul_ps(_mm_sub_ps(d, cc), tc));
+        __m128 v = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bottom, top), tr));
+        __m128 keep = _mm_castsi128_ps(
+            _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(inside), low_halves)));
+        _mm_storeu_ps(out + j, _mm_blendv_ps(fill, v, keep));
+    }
+    return j;
+}
+static int warp_avx2(void) { return __builtin_cpu_supports("avx2"); }
+#else
+static int warp_row_f32_avx2(float *out, const float *in, int h, int w, int ow, double ri, double ci, const double *m,
+                             float cval)
+{
+    (void)out, (void)in, (void)h, (void)w, (void)ow, (void)ri, (void)ci, (void)m, (void)cval;
+    return 0;
+}
+static int warp_avx2(void) { return 0; }
+#endif
 
 #define TEMPLATE "image.c"
 #include "template.h" /* the kernels below, once per real type */
@@ -95,10 +150,15 @@ static inline void K(warp_plane)(real *out, const real *in, const real *m, const
     long h = g->h, w = g->w;
     int oh = g->oh, ow = g->ow;
     real cval = (real)g->cval;
+    double md[6] = {m00, m01, m02, m10, m11, m12};
+    int vector = sizeof(real) == sizeof(float) && order == 1 && fill == IMAGE_FILL_CONSTANT && h * w <= INT_MAX &&
+                 warp_avx2();
     for (int i = 0; i < oh; i++) {
         double ri = (double)i * m00, ci = (double)i * m10;
         real *row = out + (size_t)i * ow;
-        for (int j = 0; j < ow; j++) {
+        int j = vector ? warp_row_f32_avx2((float *)row, (const float *)in, (int)h, (int)w, ow, ri, ci, md, (float)cval)
+                       : 0;
+        for (; j < ow; j++) {
             /* scipy's order of the sums, so that a coordinate on the grid's edge falls on the same side */
             double r = ri + (double)j * m01 + m02, c = ci + (double)j * m11 + m12;
             row[j] = K(sample)(in, h, w, r, c, order, fill, cval);
