@@ -1,10 +1,11 @@
-/* image.c: affine warps of NCHW planes, following scipy.ndimage.affine_transform (ni_interpolation.c) so that
- * its order 0 and 1 results with mode='constant' are the same numbers: the input coordinate of output (i, j)
- * is (m00·i + m01·j + m02, m10·i + m11·j + m12), summed in that order in double; a coordinate outside
- * [0, H-1] × [0, W-1] reads cval (no interpolation toward the fill), order 0 takes the cell floor(c + 0.5),
- * order 1 weighs the cells floor(c) and floor(c) + 1 by 1 - t and 1 - (1 - t), t = c - floor(c), and sums
- * the four products in double, row-major. Fill 'nearest' and 'reflect' instead extend the plane beyond its
- * edges (a b c d | d d d d, and d c b a | a b c d | d c b a) and sample the extension.
+/* image.c: affine warps of NCHW planes, following scipy.ndimage.affine_transform (ni_interpolation.c) with
+ * mode='constant': the input coordinate of output (i, j) is (m00·i + m01·j + m02, m10·i + m11·j + m12), summed
+ * in that order in double, so that a coordinate on the grid's edge falls on scipy's side of it; a coordinate
+ * outside [0, H-1] × [0, W-1] reads cval (no interpolation toward the fill); order 0 takes the cell
+ * floor(c + 0.5) (scipy's very numbers); order 1 blends the cells floor(c) and floor(c) + 1 with t = c - floor(c)
+ * (scipy's value to the plane type's rounding: scipy sums four weighted cells in double, we lerp twice along
+ * the rows and once down). Fill 'nearest' and 'reflect' instead extend the plane beyond its edges
+ * (a b c d | d d d d, and d c b a | a b c d | d c b a) and sample the extension.
  * Worked example: the plane [[1 2], [3 4]] sampled at (0.5, 0.25) is 0.5·(1·0.75 + 2·0.25) + 0.5·(3·0.75 +
  * 4·0.25) = 2.25. Each thread owns whole output planes. */
 #ifndef real

@@ -45,7 +45,8 @@ def affine_transform(x: ArrayLike, matrix: ArrayLike, offset: ArrayLike = 0.0, c
                      output_shape: tuple[int, int] | None = None, mode: str = "constant") -> np.ndarray:
     """Warp every plane of x (N, C, H, W): out[n, c, i, j] = x[n, c] at the input coordinate
     matrix[n] @ (i, j) + offset[n], as scipy.ndimage.affine_transform(x[n, c], matrix[n], offset[n], order=order,
-    mode=mode, cval=cval) plane by plane (the same numbers for order 0 and 1).
+    mode=mode, cval=cval) plane by plane: order 0 gives scipy's numbers, order 1
+    scipy's to the dtype's rounding.
 
     matrix: one 2x2 or 2x3 matrix for every image, or (N, 2, 2) / (N, 2, 3), one per image; a 2x3 matrix's last
     column is the offset. order: 0 (nearest cell) or 1 (bilinear). mode: 'constant' (cval outside the plane,
