@@ -51,6 +51,21 @@ typedef struct {
     int n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr;
 } cnn_pool2d;
 
+/* image.c, affine warps: how a sample outside the plane reads (scipy.ndimage's modes of the same names). */
+typedef enum {
+    IMAGE_FILL_CONSTANT = 0,
+    IMAGE_FILL_NEAREST = 1,
+    IMAGE_FILL_REFLECT = 2,
+    IMAGE_FILL_COUNT
+} cnn_image_fill;
+/* x (n, c, h, w) warped into y (n, c, oh, ow); order 0 (nearest cell) or 1 (bilinear); per_image: one matrix
+ * per image, else one for all; cval the 'constant' fill (and what a NaN or infinite coordinate reads). */
+typedef struct {
+    int n, c, h, w, oh, ow, order, per_image;
+    cnn_image_fill fill;
+    double cval;
+} cnn_affine;
+
 /* Sizes multiplied and added in size_t, saturating at SIZE_MAX: a count that does not fit reads as SIZE_MAX
  * (never as a small wrapped number that would pass a length check). Every factor is >= 1. */
 static inline size_t cnn_size_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
@@ -274,6 +289,10 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g);
 void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad);
 void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad);
+/* ---- image.c -----------------------------------------------------------------------------
+ * x (N, C, H, W), matrix (M, 2, 3) with M = 1 or N, y (N, C, OH, OW): y[n, c, i, j] = x[n, c] at the input
+ * coordinate matrix[n]·(i, j, 1), as scipy.ndimage.affine_transform with order 0 or 1 (cnn_affine). */
+void K(affine_transform_forward)(real *y, const real *x, const real *matrix, const cnn_affine *g);
 /* ---- mlp.c -------------------------------------------------------------------------------
  * params (P) as cnn_mlp says; x (N, units[0]); y (N, units[L]) targets (0/1 for the classifiers).
  * mlp_forward: out (N, units[L]) = the network's output; work (cnn_mlp_workspace_size(net, N, 0)). */

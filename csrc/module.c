@@ -794,6 +794,51 @@ static PyObject *py_maxpool2d_backward(PyObject *s, PyObject *a) { return pool(a
 static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_forward", 0, 0); }
 static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_backward", 0, 1); }
 
+/* ---- image: affine warps ------------------------------------------------------------------------ */
+
+static PyObject *py_affine_transform_forward(PyObject *self, PyObject *args)
+{
+    const char *fn = "affine_transform_forward";
+    PyObject *oy, *ox, *om;
+    int order, fill;
+    double cval;
+    if (!PyArg_ParseTuple(args, "OOOiid:affine_transform_forward", &oy, &ox, &om, &order, &fill, &cval)) return NULL;
+    if (order != 0 && order != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'order' must be 0 or 1, got %d", fn, order);
+        return NULL;
+    }
+    if (fill < 0 || fill >= IMAGE_FILL_COUNT) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'fill' must be an IMAGE_FILL_* code in [0, %d), got %d", fn,
+                     IMAGE_FILL_COUNT, fill);
+        return NULL;
+    }
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 4, NULL, READ);
+    PyArrayObject *y = x ? array_arg(oy, fn, "y", t, 4, (npy_intp[]){DIM(x, 0), DIM(x, 1), ANY, ANY}, WRITE) : NULL;
+    PyArrayObject *m = y ? array_arg(om, fn, "matrix", t, 3, (npy_intp[]){ANY, 2, 3}, READ) : NULL;
+    if (!m) return NULL;
+    if (DIM(m, 0) != 1 && DIM(m, 0) != DIM(x, 0)) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'matrix' must hold 1 or N = %d matrices, got %d", fn, DIM(x, 0),
+                     DIM(m, 0));
+        return NULL;
+    }
+    if (check_overlap(fn, OPERANDS({"y", y, OUT}, {"x", x, IN}, {"matrix", m, IN}))) return NULL;
+    cnn_affine g = {.n = DIM(x, 0),
+                    .c = DIM(x, 1),
+                    .h = DIM(x, 2),
+                    .w = DIM(x, 3),
+                    .oh = DIM(y, 2),
+                    .ow = DIM(y, 3),
+                    .order = order,
+                    .per_image = DIM(m, 0) > 1,
+                    .fill = (cnn_image_fill)fill,
+                    .cval = cval};
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, affine_transform_forward, DATA(y), DATA(x), DATA(m), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- mlp --------------------------------------------------------------------------------------- */
 
 enum { MLP_MAX_UNITS = 257 }; /* up to 256 weight layers */
@@ -1502,6 +1547,13 @@ static PyMethodDef methods[] = {
                                 "y[:, offset:offset + I] = x; 0 <= offset <= J - I."),
     METHOD(concatenate_backward, "concatenate_backward(dx: out[M, I], dy: in[M, J], offset: int)\n\n"
                                  "dx = dy[:, offset:offset + I], the gradient through concatenate_forward."),
+    /* image: affine warps */
+    METHOD(affine_transform_forward, "affine_transform_forward(y: out[N, C, OH, OW], x: in[N, C, H, W], "
+                                     "matrix: in[M, 2, 3], order: int, fill: int, cval: float)\n\n"
+                                     "y[n, c, i, j] = x[n, c] at the coordinate matrix[n]·(i, j, 1) (matrix[0] for "
+                                     "every n when M = 1, else M = N), as scipy.ndimage.affine_transform: order 0 "
+                                     "(nearest cell) or 1 (bilinear); fill an IMAGE_FILL_* code (CONSTANT reads cval "
+                                     "outside the plane)."),
     METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool) -> int\n\n"
                                "W, the reals of scratch mlp_forward (training false) or mlp_loss_grad and mlp_epoch "
                                "need for n rows of the network whose L + 1 layer widths are units."),
@@ -1597,6 +1649,9 @@ PyMODINIT_FUNC PyInit__core(void)
         {"CELL_RNN", CELL_RNN},
         {"CELL_LSTM", CELL_LSTM},
         {"CELL_GRU", CELL_GRU},
+        {"IMAGE_FILL_CONSTANT", IMAGE_FILL_CONSTANT},
+        {"IMAGE_FILL_NEAREST", IMAGE_FILL_NEAREST},
+        {"IMAGE_FILL_REFLECT", IMAGE_FILL_REFLECT},
 #ifdef _OPENMP
         {"HAVE_OPENMP", 1},
 #else

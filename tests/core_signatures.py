@@ -283,6 +283,11 @@ SIGNATURES = [
     *_mlp_rows(),
     *_conv_rows(),
     *_pool_rows(),
+    # image: affine warps, one matrix for every image or one each
+    Row("affine_transform_forward", order=Int(0, 1), fill=Int(0, 2), cval=Real(-2.0, 2.0),
+        derive={"M": lambda s: 1, "2": lambda s: 2, "3": lambda s: 3}),
+    Row("affine_transform_forward", order=Int(0, 1), fill=Int(0, 2), cval=Real(-2.0, 2.0),
+        derive={"M": lambda s: s["N"], "2": lambda s: 2, "3": lambda s: 3}),
     Row("get_num_threads"),
     Row("set_num_threads"),
     # merge (Add, Multiply, Concatenate): the part's columns lie inside the whole's

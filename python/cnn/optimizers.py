@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, schedules  # noqa: F401 (cnn.optimizers.schedules, as keras.optimizers.schedules)
 from ._validation import check_choice, check_number
 
 __all__ = ["SGD", "Adam", "AdamW", "get"]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 class Layer:
     overwrites_grads = False  # a model sets it False on a shared layer: each call adds its gradient
     multi_input = False  # merge layers take a list of tensors
+    augmentation = False  # the random augmentation layers (preprocessing.py): nothing before them learns
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -183,6 +184,16 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def wants_input_gradient(self) -> bool:
+        """False when every layer before this one in its model is an augmentation layer: Sequential asks every
+        layer but the first for its input gradient, and nothing before this one would learn from it."""
+        for layer in self.model.layers if self.model is not None else ():
+            if layer is self:
+                return False
+            if not layer.augmentation:
+                return True
+        return True
 
     def check_input(self, x):
         if self.input_shape is not None and x.shape[1:] != self.input_shape:

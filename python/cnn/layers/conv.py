@@ -112,7 +112,7 @@ class Conv2D(Layer):
         x, z, y, logits, scratch = self._cache
         dy = np.ascontiguousarray(dy)
         dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
-        dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx else None
+        dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx and self.wants_input_gradient() else None
         _core.conv2d_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, x, self.weights[0],
                               scratch, *self._geometry(), not self.overwrites_grads)
         return dx

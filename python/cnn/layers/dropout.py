@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 
 from .._validation import check_number
+from ._random import RandomLayerMixin
 from .base import Layer
 
 if TYPE_CHECKING:
     from .._types import Shape
 
 
-class Dropout(Layer):
+class Dropout(RandomLayerMixin, Layer):
     """Zeroes each input with probability `rate` and scales the kept ones by 1/(1 - rate) while training,
     so inference needs no rescaling; the identity in predict and evaluate.
 
@@ -23,18 +23,8 @@ class Dropout(Layer):
                  input_shape: Shape | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.rate = float(check_number(rate, "rate", low=0, high=1))
-        self.seed = None if seed is None else check_number(seed, "seed", low=0, integer=True)
-        self._rng = None
+        self._init_seed(seed)
         self._mask = None
-
-    def generator(self):
-        if self._rng is None and self.seed is not None:
-            self._rng = np.random.default_rng(self.seed)
-        if self._rng is not None:
-            return self._rng
-        if self.model is None or self.model._rng is None:
-            raise ValueError(f"layer {self.name!r}: Dropout needs seed= or to be part of a built model")
-        return self.model._rng
 
     def forward(self, x, training=False, logits=False):
         self.check_input(x)
