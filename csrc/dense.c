@@ -25,8 +25,13 @@ void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const r
 {
     if (dinp) K(gemm_nt)(dinp, dout, w, n, in, out_dim, 0);
     K(gemm_tn)(dw, inp, dout, in, out_dim, n, accumulate);
-    if (!db) return;
-    /* each thread owns a slice of columns and sums its rows in order: no reduction across threads */
+    if (db) K(bias_backward)(db, dout, n, out_dim, accumulate);
+}
+
+/* dout (N, OUT) → db (OUT) [+]= Σ_n dout: each thread owns a slice of columns and sums its rows in order, so
+ * there is no reduction across threads (dense_backward, sparse_backward) */
+void K(bias_backward)(real *db, const real *dout, int n, int out_dim, int accumulate)
+{
     enum { COLS = 64 };
     int blocks = (out_dim + COLS - 1) / COLS;
     CNN_FOR((size_t)n * out_dim > 65536, int, cb, blocks, {

