@@ -812,14 +812,15 @@ static PyArrayObject *csr_vector(PyObject *o, const char *fn, const char *name, 
     return array_arg(o, fn, name, type, 1, (npy_intp[]){len < 0 ? ANY : len}, READ);
 }
 
-static int csr_arrays_arg(const char *fn, PyObject *odata, PyObject *oindices, PyObject *oindptr, int t, csr_arrays *c)
+static int csr_arrays_arg(const char *fn, const char *data_name, PyObject *odata, PyObject *oindices,
+                          PyObject *oindptr, int t, csr_arrays *c)
 {
-    c->data = csr_vector(odata, fn, "data", t, -1);
+    c->data = csr_vector(odata, fn, data_name, t, -1);
     c->nnz = c->data ? PyArray_DIM(c->data, 0) : 0;
     c->indices = c->data ? csr_vector(oindices, fn, "indices", NPY_INT64, c->nnz ? c->nnz : -1) : NULL;
     if (c->indices && PyArray_DIM(c->indices, 0) != c->nnz) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'indices' must have shape (%ld,), as 'data', got (%ld,)", fn,
-                     (long)c->nnz, (long)PyArray_DIM(c->indices, 0));
+        PyErr_Format(PyExc_ValueError, "%s: argument 'indices' must have shape (%ld,), as '%s', got (%ld,)", fn,
+                     (long)c->nnz, data_name, (long)PyArray_DIM(c->indices, 0));
         return -1;
     }
     c->indptr = c->indices ? array_arg(oindptr, fn, "indptr", NPY_INT64, 1, NULL, READ) : NULL;
@@ -859,12 +860,12 @@ static int csr_gather(const char *fn, const csr_arrays *c, const int64_t *rows, 
     for (int i = 0; i <= c->n; i++)
         if (i ? ptr[i] < ptr[i - 1] || ptr[i] > c->nnz : ptr[0] != 0) {
             PyErr_Format(PyExc_ValueError,
-                         "%s: argument 'indptr' must run from 0 to len(data) = %ld without decreasing, got %lld at %d",
+                         "%s: argument 'indptr' must run from 0 to NNZ = %ld without decreasing, got %lld at %d",
                          fn, (long)c->nnz, (long long)ptr[i], i);
             goto fail;
         }
     if (ptr[c->n] != c->nnz) {
-        PyErr_Format(PyExc_ValueError, "%s: argument 'indptr' must end at len(data) = %ld, got %lld", fn, (long)c->nnz,
+        PyErr_Format(PyExc_ValueError, "%s: argument 'indptr' must end at NNZ = %ld, got %lld", fn, (long)c->nnz,
                      (long long)ptr[c->n]);
         goto fail;
     }
@@ -910,7 +911,7 @@ static PyObject *py_sparse_forward(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOOO:sparse_forward", &oout, &odata, &oindices, &oindptr, &ow, &ob)) return NULL;
     int t = real_type(ow, fn, "w");
     PyArrayObject *w = t < 0 ? NULL : array_arg(ow, fn, "w", t, 2, NULL, READ);
-    if (!w || csr_arrays_arg(fn, odata, oindices, oindptr, t, &c)) return NULL;
+    if (!w || csr_arrays_arg(fn, "data", odata, oindices, oindptr, t, &c)) return NULL;
     int out_dim = DIM(w, 1);
     PyArrayObject *out = array_arg(oout, fn, "out", t, 2, (npy_intp[]){c.n, out_dim}, WRITE);
     PyArrayObject *b = out ? optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){out_dim}, READ) : NULL;
@@ -936,7 +937,7 @@ static PyObject *py_sparse_backward(PyObject *self, PyObject *args)
         return NULL;
     int t = real_type(odw, fn, "dw");
     PyArrayObject *dw = t < 0 ? NULL : array_arg(odw, fn, "dw", t, 2, NULL, WRITE);
-    if (!dw || csr_arrays_arg(fn, odata, oindices, oindptr, t, &c)) return NULL;
+    if (!dw || csr_arrays_arg(fn, "data", odata, oindices, oindptr, t, &c)) return NULL;
     int in = DIM(dw, 0), out_dim = DIM(dw, 1);
     PyArrayObject *db = optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){out_dim}, WRITE);
     PyArrayObject *dy = ok ? array_arg(ody, fn, "dout", t, 2, (npy_intp[]){c.n, out_dim}, READ) : NULL;
@@ -1056,7 +1057,7 @@ static int mlp_input_arg(const char *fn, PyObject *ox, PyObject *oindices, PyObj
         in->n = in->x ? DIM(in->x, 0) : 0;
         return in->x ? 0 : -1;
     }
-    if (csr_arrays_arg(fn, ox, oindices, oindptr, in->t, &in->csr)) return -1;
+    if (csr_arrays_arg(fn, "x", ox, oindices, oindptr, in->t, &in->csr)) return -1;
     in->x = in->csr.data;
     in->n = in->csr.n;
     return 0;
