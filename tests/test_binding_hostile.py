@@ -94,6 +94,40 @@ def call():
                                1e-4, batch, 0, n // batch, (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0))
     return total, p
 """),
+    # the CSR's column indices and its row offsets, each in turn (index is the array written)
+    "sparse_forward": ("indices", """
+n, cols = 4000, 300
+indptr = np.arange(0, 5 * n + 1, 5)
+index, data = rng.integers(0, cols, 5 * n), rng.standard_normal(5 * n)
+w, out = rng.standard_normal((cols, 64)), np.empty((n, 64))
+def call():
+    _core.sparse_forward(out, data, index, indptr, w, None)
+    return (out.copy(),)
+"""),
+    "sparse_backward": ("indptr", """
+n, cols = 4000, 300
+index = np.arange(0, 5 * n + 1, 5)
+indices, data = rng.integers(0, cols, 5 * n), rng.standard_normal(5 * n)
+dw, dy = np.empty((cols, 64)), rng.standard_normal((n, 64))
+def call():
+    _core.sparse_backward(dw, None, dy, data, indices, index, False)
+    return (dw.copy(),)
+"""),
+    "mlp_epoch (CSR x)": ("indices", """
+n, batch, units = 4000, 100, np.array([300, 16, 3])
+indptr = np.arange(0, 5 * n + 1, 5)
+index, data = rng.integers(0, 300, 5 * n), rng.standard_normal(5 * n)
+y = np.eye(3)[rng.integers(0, 3, n)]
+count = 301 * 16 + 17 * 3
+p0, grad = rng.standard_normal(count) * 0.1, np.empty(count)
+work = np.empty(_core.mlp_workspace_size(units, batch, True, True))
+def call():
+    p, state = p0.copy(), np.zeros(count)
+    total, t = _core.mlp_epoch(p, state, grad, work, data, y, None, units, _core.ACT_RELU, _core.MLP_OUT_SOFTMAX,
+                               1e-4, batch, 0, n // batch, (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0), None, index,
+                               indptr)
+    return total, p
+"""),
 }
 
 
