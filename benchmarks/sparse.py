@@ -29,8 +29,10 @@ def bag_of_words(samples, words, density, classes, seed=0):
     """Word counts (1 to 3) at random positions; the label is a noisy function of a few hundred words, so the
     loss falls over the epochs."""
     rng = np.random.default_rng(seed)
-    X = sp.random(samples, words, density=density, format="csr", random_state=seed,
-                  data_rvs=lambda k: rng.integers(1, 4, k).astype(np.float64))
+    per_doc = max(1, round(density * words))  # drawn with replacement (a repeat adds to the count), as scipy's
+    rows = np.repeat(np.arange(samples), per_doc)  # sparse.random would draw from all samples·words cells at once
+    X = sp.csr_matrix((rng.integers(1, 4, rows.size).astype(np.float64),
+                       (rows, rng.integers(0, words, rows.size))), shape=(samples, words))
     topic = rng.standard_normal((words, classes)) * (rng.random((words, 1)) < 0.005)
     y = np.argmax(X @ topic + 0.5 * rng.standard_normal((samples, classes)), axis=1)
     return X, y

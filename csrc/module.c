@@ -812,8 +812,8 @@ static PyArrayObject *csr_vector(PyObject *o, const char *fn, const char *name, 
     return array_arg(o, fn, name, type, 1, (npy_intp[]){len < 0 ? ANY : len}, READ);
 }
 
-static int csr_arrays_arg(const char *fn, const char *data_name, PyObject *odata, PyObject *oindices,
-                          PyObject *oindptr, int t, csr_arrays *c)
+static int csr_arrays_arg(const char *fn, const char *data_name, PyObject *odata, PyObject *oindices, PyObject *oindptr,
+                          int t, csr_arrays *c)
 {
     c->data = csr_vector(odata, fn, data_name, t, -1);
     c->nnz = c->data ? PyArray_DIM(c->data, 0) : 0;
@@ -860,8 +860,8 @@ static int csr_gather(const char *fn, const csr_arrays *c, const int64_t *rows, 
     for (int i = 0; i <= c->n; i++)
         if (i ? ptr[i] < ptr[i - 1] || ptr[i] > c->nnz : ptr[0] != 0) {
             PyErr_Format(PyExc_ValueError,
-                         "%s: argument 'indptr' must run from 0 to NNZ = %ld without decreasing, got %lld at %d",
-                         fn, (long)c->nnz, (long long)ptr[i], i);
+                         "%s: argument 'indptr' must run from 0 to NNZ = %ld without decreasing, got %lld at %d", fn,
+                         (long)c->nnz, (long long)ptr[i], i);
             goto fail;
         }
     if (ptr[c->n] != c->nnz) {
