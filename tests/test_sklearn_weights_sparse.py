@@ -179,6 +179,22 @@ def test_sparse_input_is_never_densified():
 
 
 # ---- scikit-learn's own tests -------------------------------------------------------------------------------
+WEIGHT_AND_SPARSE_CHECKS = {
+    "check_sample_weights_pandas_series", "check_sample_weights_not_an_array", "check_sample_weights_list",
+    "check_all_zero_sample_weights_error", "check_sample_weights_shape", "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_dense_data", "check_sample_weight_equivalence_on_sparse_data",
+    "check_estimator_sparse_tag", "check_estimator_sparse_array", "check_estimator_sparse_matrix"}
+
+
+@pytest.mark.parametrize("est", [MLPClassifier(), MLPRegressor()], ids=repr)
+def test_check_estimator_includes_the_weight_and_sparse_checks(est):
+    """fit's sample_weight and the sparse input tag make check_estimator generate these checks, which
+    test_sklearn_mlp.py::test_check_estimator runs (none is expected to fail)."""
+    from sklearn.utils.estimator_checks import estimator_checks_generator
+    names = {getattr(check, "func", check).__name__ for _, check in estimator_checks_generator(est)}
+    assert WEIGHT_AND_SPARSE_CHECKS <= names
+
+
 SKLEARN_TEST_MLP = os.path.join(os.path.dirname(sklearn.__file__), "neural_network", "tests", "test_mlp.py")
 IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 
