@@ -125,6 +125,47 @@ def test_sample_weight_errors_are_sklearns(data):
     assert all(np.array_equal(a, b) for a, b in zip(coefs, clf.coefs_))  # all or nothing, as any failed fit
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("cls,y_kind", [(MLPClassifier, "multiclass"), (MLPClassifier, "multilabel"),
+                                        (MLPRegressor, "squared_error"), (MLPRegressor, "poisson")])
+def test_weighted_loss_and_every_gradient_are_sklearns(cls, y_kind, sparse):
+    """mlp_loss_grad with sample weights (some 0), on a dense or CSR x, against sklearn's own _loss_grad_lbfgs:
+    the loss, the L2 term, and the gradient of every weight and bias, one batch of odd sizes."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((13, 7)) * (rng.random_sample((13, 7)) < 0.4)
+    X[3] = 0  # an empty row
+    y = {"multiclass": rng.randint(0, 3, 13), "multilabel": rng.randint(0, 2, (13, 3)),
+         "squared_error": rng.standard_normal((13, 2)), "poisson": rng.uniform(0, 2, (13, 2))}[y_kind]
+    sw = rng.uniform(0, 2, 13)
+    sw[5] = 0
+    kw = dict(hidden_layer_sizes=(5, 4), activation="tanh", alpha=0.3, max_iter=1, random_state=0)
+    if cls is MLPRegressor:
+        kw["loss"] = y_kind if y_kind == "poisson" else "squared_error"
+    ours = fit(cls(**kw), X, y)
+    ref = fit(getattr(sk, cls.__name__)(**kw), X, y)
+    ref.coefs_, ref.intercepts_ = [c.copy() for c in ours.coefs_], [b.copy() for b in ours.intercepts_]
+    Y = ours._label_binarizer.transform(y).astype(float) if cls is MLPClassifier else y
+    ref._coef_indptr, ref._intercept_indptr, at = [], [], 0
+    for c in ref.coefs_:
+        ref._coef_indptr.append((at, at + c.size, c.shape))
+        at += c.size
+    for b in ref.intercepts_:
+        ref._intercept_indptr.append((at, at + b.size))
+        at += b.size
+    Xs = sp.csr_matrix(X) if sparse else X
+    layers = len(ref.coefs_) + 1
+    want_loss, want_grad = ref._loss_grad_lbfgs(ours._params.copy(), Xs, Y, sw, [Xs] + [None] * (layers - 1),
+                                                [None] * (layers - 1), [None] * (layers - 1), [None] * (layers - 1))
+    x, csr = cnn.sklearn._as_input(Xs, np.float64)
+    units, hidden, output, alpha = ours._net_args()
+    grad = np.empty_like(ours._params)
+    work = np.empty(cnn._core.mlp_workspace_size(units, 13, True, sparse))
+    loss = cnn._core.mlp_loss_grad(grad, work, ours._params, x, np.ascontiguousarray(Y, float), units, hidden,
+                                   output, alpha, sw, *csr)
+    assert loss == pytest.approx(want_loss, rel=1e-13)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+
+
 # ---- sparse input -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("solver,early_stopping", [("sgd", False), ("sgd", True), ("adam", False), ("adam", True),
