@@ -43,7 +43,7 @@ static size_t mlp_layers_width(const cnn_mlp *net, int training)
 size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training, int sparse)
 {
     size_t rows = mlp_layers_width(net, training);
-    if (training) rows += net->units[net->n_layers] + 1 + (sparse ? 0 : net->units[0]);
+    if (training) rows += (size_t)net->units[net->n_layers] + 1 + (sparse ? 0 : (size_t)net->units[0]);
     return cnn_size_mul(rows, (size_t)n);
 }
 
