@@ -163,8 +163,17 @@ typedef struct {
 /* Both counts are SIZE_MAX when they do not fit in size_t (module.c refuses such a network). */
 size_t cnn_mlp_param_count(const cnn_mlp *net);
 /* Reals of scratch for n rows: hidden activations only (forward), or with the output, every delta and
- * room to gather a shuffled batch (training). */
-size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training);
+ * room to gather a shuffled batch (training; its x rows only when x is dense, sparse = 0). */
+size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training, int sparse);
+
+/* ---- sparse input (sparse.c, mlp.c) ----
+ * A CSR matrix: row i holds the entries indptr[i] <= e < indptr[i + 1], in column indices[e] with value
+ * data[e], a real of the kernel's type. module.c passes private copies of indptr and indices whose every
+ * entry it has checked (indptr non-decreasing from 0, indices in [0, columns)). */
+typedef struct {
+    const int64_t *indptr, *indices;
+    const void *data;
+} cnn_csr;
 
 /* Reductions over the batch split into this many fixed chunks, whatever the thread count. */
 #define CNN_REDUCE_CHUNKS 16
@@ -228,6 +237,17 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
  * skips); accumulate = 0 overwrites dw and db instead (mlp.c, Dense: no zeroed gradient to read back) */
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w, int n, int in,
                        int out_dim, int accumulate);
+/* db (OUT) [+]= Σ_n dout (N, OUT): the bias gradient of dense_backward and sparse_backward */
+void K(bias_backward)(real *db, const real *dout, int n, int out_dim, int accumulate);
+
+/* ---- sparse.c ----------------------------------------------------------------------------
+ * x (N, IN) as CSR: data, indices (NNZ), indptr (N + 1), as cnn_csr; w (IN, OUT), b (OUT) or NULL, out (N, OUT).
+ * sparse_forward: out = x·w + b. sparse_backward: dw (IN, OUT) [+]= xᵀ·dout, db (OUT) [+]= Σ_n dout (NULL skips
+ * it), overwritten when accumulate = 0; no input gradient (the input is data). */
+void K(sparse_forward)(real *out, const real *data, const int64_t *indices, const int64_t *indptr, const real *w,
+                       const real *b, int n, int out_dim);
+void K(sparse_backward)(real *dw, real *db, const real *dout, const real *data, const int64_t *indices,
+                        const int64_t *indptr, int n, int in, int out_dim, int accumulate);
 
 /* ---- activations.c -----------------------------------------------------------------------
  * inp, out (count): out may equal inp (in place). */
@@ -294,21 +314,25 @@ void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int co
  * coordinate matrix[n]·(i, j, 1), as scipy.ndimage.affine_transform with order 0 or 1 (cnn_affine). */
 void K(affine_transform_forward)(real *y, const real *x, const real *matrix, const cnn_affine *g);
 /* ---- mlp.c -------------------------------------------------------------------------------
- * params (P) as cnn_mlp says; x (N, units[0]); y (N, units[L]) targets (0/1 for the classifiers).
- * mlp_forward: out (N, units[L]) = the network's output; work (cnn_mlp_workspace_size(net, N, 0)). */
-void K(mlp_forward)(real *out, real *work, const real *params, const real *x, int n, const cnn_mlp *net);
-/* mlp_loss_grad: returns sklearn's batch loss (data loss + L2 term) and OVERWRITES grad (P) with its
- * gradient: the whole gradient is divided by the batch size, so it cannot accumulate.
- * work (cnn_mlp_workspace_size(net, N, 1)). */
-double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
-                        const cnn_mlp *net);
+ * params (P) as cnn_mlp says; x (N, units[0]) dense, or NULL and xs its CSR; y (N, units[L]) targets (0/1 for
+ * the classifiers); sw (N) sample weights or NULL (all 1).
+ * mlp_forward: out (N, units[L]) = the network's output; work (cnn_mlp_workspace_size(net, N, 0, 0)). */
+void K(mlp_forward)(real *out, real *work, const real *params, const real *x, const cnn_csr *xs, int n,
+                    const cnn_mlp *net);
+/* mlp_loss_grad: returns sklearn's batch loss (data loss + L2 term, both divided by Σ sw, or N) and OVERWRITES
+ * grad (P) with its gradient: the whole gradient is divided by Σ sw, so it cannot accumulate.
+ * work (cnn_mlp_workspace_size(net, N, 1, xs != NULL)). */
+double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const cnn_csr *xs, const real *y,
+                        const real *sw, int n, const cnn_mlp *net);
 /* mlp_epoch: batches [b0, b1) of size `batch` (the last one may be shorter) over the N rows, taken in
  * the order `order` when given, else in place; each is a loss_grad and an optimizer step on params.
  * order holds only the row indices of those batches, each in [0, N): order[0] is the first row of batch
- * b0 (module.c passes a checked private copy of that stretch of the caller's shuffled indices).
+ * b0 (module.c passes a checked private copy of that stretch of the caller's shuffled indices). A sparse
+ * x arrives as xs already gathered: just the rows of those batches, in the order taken (module.c).
  * state: SGD velocity (P) or Adam moments m, v (2P). Returns Σ batch loss·batch rows. */
-double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
-                    const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt);
+double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const cnn_csr *xs, const real *y,
+                    const real *sw, const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net,
+                    cnn_mlp_optim *opt);
 
 /* ---- merge.c (Add, Multiply, Concatenate) -------------------------------------------------
  * Element-wise merges of two tensors of `count` elements; y may be a or b. Add's gradient is dy itself.

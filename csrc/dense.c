@@ -18,15 +18,10 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
     });
 }
 
-/* dout (N, OUT), inp (N, IN), w (IN, OUT) → dinp (N, IN) = dout·wᵀ, dw (IN, OUT) [+]= inpᵀ·dout,
- * db (OUT) [+]= Σ_n dout: both transposes are gemm forms, so neither operand is copied */
-void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w, int n, int in,
-                       int out_dim, int accumulate)
+/* dout (N, OUT) → db (OUT) [+]= Σ_n dout: each thread owns a slice of columns and sums its rows in order, so
+ * there is no reduction across threads (dense_backward, sparse_backward) */
+void K(bias_backward)(real *db, const real *dout, int n, int out_dim, int accumulate)
 {
-    if (dinp) K(gemm_nt)(dinp, dout, w, n, in, out_dim, 0);
-    K(gemm_tn)(dw, inp, dout, in, out_dim, n, accumulate);
-    if (!db) return;
-    /* each thread owns a slice of columns and sums its rows in order: no reduction across threads */
     enum { COLS = 64 };
     int blocks = (out_dim + COLS - 1) / COLS;
     CNN_FOR((size_t)n * out_dim > 65536, int, cb, blocks, {
@@ -37,6 +32,16 @@ void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const r
             for (int j = j0; j < j1; j++) db[j] += row[j];
         }
     });
+}
+
+/* dout (N, OUT), inp (N, IN), w (IN, OUT) → dinp (N, IN) = dout·wᵀ, dw (IN, OUT) [+]= inpᵀ·dout,
+ * db (OUT) [+]= Σ_n dout: both transposes are gemm forms, so neither operand is copied */
+void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w, int n, int in,
+                       int out_dim, int accumulate)
+{
+    if (dinp) K(gemm_nt)(dinp, dout, w, n, in, out_dim, 0);
+    K(gemm_tn)(dw, inp, dout, in, out_dim, n, accumulate);
+    if (db) K(bias_backward)(db, dout, n, out_dim, accumulate);
 }
 
 #endif

@@ -28,14 +28,22 @@ static size_t mlp_weight_count(const cnn_mlp *net)
     return nw;
 }
 
-/* n rows of every hidden layer (forward); training adds the output layer, a delta per layer, and a batch
- * of x and y rows at the end for mlp_epoch to gather shuffled rows into. */
-size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training)
+/* Reals per row of every layer output (forward: the hidden ones) and, training, of every delta. */
+static size_t mlp_layers_width(const cnn_mlp *net, int training)
 {
     int L = net->n_layers;
     size_t rows = 0; /* at most 3·256 + 2 widths below INT_MAX each: no overflow before the product */
     for (int i = 1; i < L; i++) rows += net->units[i];
-    if (training) rows = 2 * (rows + net->units[L]) + net->units[0] + net->units[L];
+    return training ? 2 * (rows + net->units[L]) : rows;
+}
+
+/* n rows of every hidden layer (forward); training adds the output layer, a delta per layer, and a batch
+ * of y rows, sample weights and (dense x only) x rows at the end for mlp_epoch to gather shuffled rows into:
+ * a sparse x arrives gathered (module.c), and a row of a bag of words would be wide. */
+size_t cnn_mlp_workspace_size(const cnn_mlp *net, int n, int training, int sparse)
+{
+    size_t rows = mlp_layers_width(net, training);
+    if (training) rows += (size_t)net->units[net->n_layers] + 1 + (sparse ? 0 : (size_t)net->units[0]);
     return cnn_size_mul(rows, (size_t)n);
 }
 
@@ -59,9 +67,9 @@ static void K(mlp_layout)(const real **act, real **delta, real *work, const real
     }
 }
 
-/* act[i] (N, units[i]): act[1..L] from act[0], a dense layer each; the output layer gets the output
- * activation, the others the hidden one, applied in place. */
-static void K(mlp_run)(real *const *act, const real *params, int n, const cnn_mlp *net)
+/* act[i] (N, units[i]): act[1..L] from act[0] (or from xs when x is sparse), a dense layer each; the output
+ * layer gets the output activation, the others the hidden one, applied in place. */
+static void K(mlp_run)(real *const *act, const cnn_csr *xs, const real *params, int n, const cnn_mlp *net)
 {
     int L = net->n_layers;
     const real *w = params, *b = params;
@@ -69,7 +77,8 @@ static void K(mlp_run)(real *const *act, const real *params, int n, const cnn_ml
     for (int i = 0; i < L; i++) {
         int in = net->units[i], out = net->units[i + 1];
         size_t count = (size_t)n * out;
-        K(dense_forward)(act[i + 1], act[i], w, b, n, in, out);
+        if (i == 0 && xs) K(sparse_forward)(act[1], xs->data, xs->indices, xs->indptr, w, b, n, out);
+        else K(dense_forward)(act[i + 1], act[i], w, b, n, in, out);
         w += (size_t)in * out;
         b += out;
         if (i < L - 1) {
@@ -83,52 +92,71 @@ static void K(mlp_run)(real *const *act, const real *params, int n, const cnn_ml
     }
 }
 
-/* params (P), x (N, units[0]) → out (N, units[L]); work holds the hidden layers */
-void K(mlp_forward)(real *out, real *work, const real *params, const real *x, int n, const cnn_mlp *net)
+/* params (P), x (N, units[0]) or its CSR xs → out (N, units[L]); work holds the hidden layers */
+void K(mlp_forward)(real *out, real *work, const real *params, const real *x, const cnn_csr *xs, int n,
+                    const cnn_mlp *net)
 {
     const real *act[net->n_layers + 1];
     K(mlp_layout)(act, NULL, work, x, n, net, 0);
     act[net->n_layers] = out;
-    K(mlp_run)((real *const *)act, params, n, net);
+    K(mlp_run)((real *const *)act, xs, params, n, net);
 }
 
-/* p, y, delta (N, K): sklearn's data loss of the output p against y (_base.LOSS_FUNCTIONS, summed over the
- * outputs), and delta = (p - y)/n: the output gradient for each of the four link/loss pairs. Serial: n·k is
- * a minibatch of outputs, too small to share. */
-static double K(mlp_output_loss)(real *delta, const real *p, const real *y, size_t n, size_t k, cnn_mlp_output kind)
+/* Σ sw over the n rows (in double), or n when there are no sample weights: sklearn's sw_sum, which divides the
+ * batch's loss, its L2 term and every gradient. */
+static double K(mlp_weight_sum)(const real *sw, int n)
 {
-    const real eps = sizeof(real) == sizeof(float) ? FLT_EPSILON : DBL_EPSILON, inv_n = (real)1 / n;
     double s = 0;
-    for (size_t i = 0; i < n * k; i++) {
-        real pi = p[i], yi = y[i], pc = pi < eps ? eps : pi > 1 - eps ? 1 - eps : pi;
-        switch (kind) {
-        case MLP_OUT_IDENTITY: s += (double)(yi - pi) * (yi - pi); break;
-        case MLP_OUT_SOFTMAX:
-            if (yi != 0) s -= (double)yi * log(pc);
-            break;
-        case MLP_OUT_LOGISTIC:
-            if (yi != 0) s -= (double)yi * log(pc);
-            if (yi != 1) s -= (double)(1 - yi) * log(1 - pc);
-            break;
-        default: s += (yi != 0 ? (double)yi * log(yi / pi) : 0) - yi + pi; break;
-        }
-        delta[i] = (pi - yi) * inv_n;
-    }
-    /* squared error is halved and averaged over all n·k outputs; the others are summed over outputs */
-    return kind == MLP_OUT_IDENTITY ? 0.5 * s / ((double)n * k) : s / n;
+    for (int i = 0; sw && i < n; i++) s += sw[i];
+    return sw ? s : n;
 }
 
-/* params, grad (P), x (N, units[0]), y (N, units[L]): the data loss of the batch, and grad overwritten with its
- * gradient without the L2 term, layer by layer from the output back (sklearn's _backprop). */
-static double K(mlp_backprop)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
-                              const cnn_mlp *net)
+/* p, y, delta (N, K), sw (N) or NULL: sklearn's data loss of the output p against y (_base.LOSS_FUNCTIONS,
+ * summed over the outputs, each row weighted by sw and the sum divided by norm = Σ sw), and delta = (p - y)·
+ * sw/norm: the output gradient for each of the four link/loss pairs. Serial: n·k is a minibatch of outputs,
+ * too small to share. */
+static double K(mlp_output_loss)(real *delta, const real *p, const real *y, const real *sw, size_t n, size_t k,
+                                 double norm, cnn_mlp_output kind)
+{
+    const real eps = sizeof(real) == sizeof(float) ? FLT_EPSILON : DBL_EPSILON, inv = (real)(1 / norm);
+    double total = 0, s = 0; /* unweighted, s runs over every output, in their order */
+    for (size_t r = 0; r < n; r++) {
+        real scale = sw ? sw[r] * inv : inv;
+        if (sw) s = 0;
+        for (size_t i = r * k; i < (r + 1) * k; i++) {
+            real pi = p[i], yi = y[i], pc = pi < eps ? eps : pi > 1 - eps ? 1 - eps : pi;
+            switch (kind) {
+            case MLP_OUT_IDENTITY: s += (double)(yi - pi) * (yi - pi); break;
+            case MLP_OUT_SOFTMAX:
+                if (yi != 0) s -= (double)yi * log(pc);
+                break;
+            case MLP_OUT_LOGISTIC:
+                if (yi != 0) s -= (double)yi * log(pc);
+                if (yi != 1) s -= (double)(1 - yi) * log(1 - pc);
+                break;
+            default: s += (yi != 0 ? (double)yi * log(yi / pi) : 0) - yi + pi; break;
+            }
+            delta[i] = (pi - yi) * scale;
+        }
+        if (sw) total += sw[r] * s;
+    }
+    if (!sw) total = s;
+    /* squared error is halved and averaged over all outputs; the others are summed over outputs */
+    return kind == MLP_OUT_IDENTITY ? 0.5 * total / (norm * k) : total / norm;
+}
+
+/* params, grad (P), x (N, units[0]) or its CSR xs, y (N, units[L]), sw (N) or NULL summing to norm: the data
+ * loss of the batch, and grad overwritten with its gradient without the L2 term, layer by layer from the output
+ * back (sklearn's _backprop). */
+static double K(mlp_backprop)(real *grad, real *work, const real *params, const real *x, const cnn_csr *xs,
+                              const real *y, const real *sw, int n, double norm, const cnn_mlp *net)
 {
     int L = net->n_layers;
     const real *act[L + 1];
     real *delta[L + 1];
     K(mlp_layout)(act, delta, work, x, n, net, 1);
-    K(mlp_run)((real *const *)act, params, n, net);
-    double loss = K(mlp_output_loss)(delta[L], act[L], y, n, net->units[L], net->output);
+    K(mlp_run)((real *const *)act, xs, params, n, net);
+    double loss = K(mlp_output_loss)(delta[L], act[L], y, sw, n, net->units[L], norm, net->output);
 
     size_t nw = 0, offset_w[L], offset_b[L];
     for (int i = 0; i < L; i++) {
@@ -142,20 +170,25 @@ static double K(mlp_backprop)(real *grad, real *work, const real *params, const 
     /* every gradient is written once, so it is overwritten rather than zeroed and added to */
     for (int i = L - 1; i >= 0; i--) {
         int in = net->units[i], out = net->units[i + 1];
-        K(dense_backward)(i ? delta[i] : NULL, grad + offset_w[i], grad + offset_b[i], delta[i + 1], act[i],
-                          params + offset_w[i], n, in, out, 0);
+        if (i == 0 && xs)
+            K(sparse_backward)(grad + offset_w[0], grad + offset_b[0], delta[1], xs->data, xs->indices, xs->indptr, n,
+                               in, out, 0);
+        else
+            K(dense_backward)(i ? delta[i] : NULL, grad + offset_w[i], grad + offset_b[i], delta[i + 1], act[i],
+                              params + offset_w[i], n, in, out, 0);
         if (i) K(activation_backward)(delta[i], delta[i], NULL, act[i], (size_t)n * in, net->hidden, 0, 1);
     }
     return loss;
 }
 
-/* params, grad (P), x (N, units[0]), y (N, units[L]). The deltas already carry 1/n, so the L2 term of the
- * batch is (alpha/n)/2·Σ‖W‖² with gradient (alpha/n)·W. */
-double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const real *y, int n,
-                        const cnn_mlp *net)
+/* params, grad (P), x (N, units[0]) or its CSR xs, y (N, units[L]), sw (N) or NULL. The deltas already carry
+ * 1/norm (norm = Σ sw, or n), so the L2 term of the batch is (alpha/norm)/2·Σ‖W‖² with gradient (alpha/norm)·W. */
+double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *x, const cnn_csr *xs, const real *y,
+                        const real *sw, int n, const cnn_mlp *net)
 {
-    double loss = K(mlp_backprop)(grad, work, params, x, y, n, net);
-    return loss + K(l2_penalty)(grad, params, mlp_weight_count(net), (real)(net->alpha / n));
+    double norm = K(mlp_weight_sum)(sw, n);
+    double loss = K(mlp_backprop)(grad, work, params, x, xs, y, sw, n, norm, net);
+    return loss + K(l2_penalty)(grad, params, mlp_weight_count(net), (real)(net->alpha / norm));
 }
 
 /* p, g (P), state (P or 2P, as mlp_epoch says): the L2 term (returned) and gradient of the first nw
@@ -186,31 +219,37 @@ static double K(mlp_step)(real *p, real *state, real *g, size_t count, size_t nw
     return total;
 }
 
-/* params, grad (P), state (P for SGD, 2P for Adam), x (N, units[0]), y (N, units[L]), order (rows of batches
- * b0..b1) or NULL. A whole run of batches in one call: a small network's step is microseconds, which a
- * Python loop around each step would multiply. */
-double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
-                    const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt)
+/* params, grad (P), state (P for SGD, 2P for Adam), x (N, units[0]) or xs (the CSR of just the rows of batches
+ * b0..b1, in the order taken), y (N, units[L]), sw (N) or NULL, order (rows of batches b0..b1) or NULL. A whole
+ * run of batches in one call: a small network's step is microseconds, which a Python loop around each step
+ * would multiply. */
+double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const cnn_csr *xs, const real *y,
+                    const real *sw, const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net,
+                    cnn_mlp_optim *opt)
 {
     int in = net->units[0], k = net->units[net->n_layers];
     size_t count = cnn_mlp_param_count(net), nw = mlp_weight_count(net);
-    real *xb = work + cnn_mlp_workspace_size(net, batch, 1) - (size_t)batch * ((size_t)in + k);
-    real *yb = xb + (size_t)batch * in;
+    real *yb = work + mlp_layers_width(net, 1) * batch, *wb = yb + (size_t)batch * k, *xb = wb + batch;
     double total = 0;
     for (int bi = b0; bi < b1; bi++) {
         int start = bi * batch, m = n - start < batch ? n - start : batch;
-        const real *xs = x + (size_t)start * in, *ys = y + (size_t)start * k;
+        const real *xr = xs ? NULL : x + (size_t)start * in, *ys = y + (size_t)start * k, *ws = sw ? sw + start : NULL;
         if (order) { /* sklearn copies the shuffled rows too (_safe_indexing) */
             const int64_t *rows = order + (size_t)(bi - b0) * batch;
             for (int r = 0; r < m; r++) {
-                memcpy(xb + (size_t)r * in, x + (size_t)rows[r] * in, in * sizeof(real));
+                if (!xs) memcpy(xb + (size_t)r * in, x + (size_t)rows[r] * in, in * sizeof(real));
                 memcpy(yb + (size_t)r * k, y + (size_t)rows[r] * k, k * sizeof(real));
+                if (sw) wb[r] = sw[rows[r]];
             }
-            xs = xb;
+            xr = xs ? NULL : xb;
             ys = yb;
+            ws = sw ? wb : NULL;
         }
-        double loss = K(mlp_backprop)(grad, work, params, xs, ys, m, net);
-        total += (loss + K(mlp_step)(params, state, grad, count, nw, (real)(net->alpha / m), opt)) * m;
+        cnn_csr batch_xs = {xs ? xs->indptr + (size_t)(bi - b0) * batch : NULL, xs ? xs->indices : NULL,
+                            xs ? xs->data : NULL};
+        double norm = K(mlp_weight_sum)(ws, m);
+        double loss = K(mlp_backprop)(grad, work, params, xr, xs ? &batch_xs : NULL, ys, ws, m, norm, net);
+        total += (loss + K(mlp_step)(params, state, grad, count, nw, (real)(net->alpha / norm), opt)) * m;
     }
     return total;
 }

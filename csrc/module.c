@@ -839,6 +839,163 @@ static PyObject *py_affine_transform_forward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- sparse input (sparse.c; mlp's CSR x) ------------------------------------------------------------ */
+
+/* The three arrays of a CSR matrix as scipy holds them (data, indices, indptr), checked for type and shape:
+ * NNZ may be 0 (every row empty), so these two are checked here rather than by array_arg. */
+typedef struct {
+    PyArrayObject *data, *indices, *indptr;
+    int n;        /* rows: len(indptr) - 1 */
+    npy_intp nnz; /* len(data) = len(indices) */
+} csr_arrays;
+
+static PyArrayObject *csr_vector(PyObject *o, const char *fn, const char *name, int type, npy_intp len)
+{
+    if (PyArray_Check(o) && PyArray_NDIM((PyArrayObject *)o) == 1 && PyArray_DIM((PyArrayObject *)o, 0) == 0 &&
+        len <= 0 && PyArray_TYPE((PyArrayObject *)o) == type)
+        return (PyArrayObject *)o; /* empty: its data pointer is never read */
+    return array_arg(o, fn, name, type, 1, (npy_intp[]){len < 0 ? ANY : len}, READ);
+}
+
+static int csr_arrays_arg(const char *fn, const char *data_name, PyObject *odata, PyObject *oindices, PyObject *oindptr,
+                          int t, csr_arrays *c)
+{
+    c->data = csr_vector(odata, fn, data_name, t, -1);
+    c->nnz = c->data ? PyArray_DIM(c->data, 0) : 0;
+    c->indices = c->data ? csr_vector(oindices, fn, "indices", NPY_INT64, c->nnz ? c->nnz : -1) : NULL;
+    if (c->indices && PyArray_DIM(c->indices, 0) != c->nnz) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'indices' must have shape (%ld,), as '%s', got (%ld,)", fn,
+                     (long)c->nnz, data_name, (long)PyArray_DIM(c->indices, 0));
+        return -1;
+    }
+    c->indptr = c->indices ? array_arg(oindptr, fn, "indptr", NPY_INT64, 1, NULL, READ) : NULL;
+    if (c->indptr && PyArray_DIM(c->indptr, 0) < 2) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'indptr' must hold N + 1 >= 2 offsets, got %ld", fn,
+                     (long)PyArray_DIM(c->indptr, 0));
+        return -1;
+    }
+    c->n = c->indptr ? (int)PyArray_DIM(c->indptr, 0) - 1 : 0;
+    return c->indptr ? 0 : -1;
+}
+
+/* A private CSR of `count` rows of c (rows[i], or first + i when rows is NULL), copied while the GIL is held
+ * and checked on the copy: indptr runs from 0 to NNZ without decreasing, every index lies in [0, cols). The
+ * kernels index memory with them, and another thread may write the caller's arrays once the GIL is released.
+ * The gathered rows are what sklearn's _safe_indexing makes of a shuffled batch. Free with csr_free. */
+typedef struct {
+    int64_t *indptr, *indices;
+    void *data;
+} csr_copy;
+
+static void csr_free(csr_copy *g)
+{
+    PyMem_RawFree(g->indptr);
+    PyMem_RawFree(g->indices);
+    PyMem_RawFree(g->data);
+}
+
+static int csr_gather(const char *fn, const csr_arrays *c, const int64_t *rows, npy_intp first, npy_intp count,
+                      int cols, csr_copy *g)
+{
+    size_t item = PyArray_ITEMSIZE(c->data);
+    int64_t *ptr = PyMem_RawMalloc(((size_t)c->n + 1) * sizeof *ptr);
+    *g = (csr_copy){PyMem_RawMalloc(((size_t)count + 1) * sizeof(int64_t)), NULL, NULL};
+    if (!ptr || !g->indptr) goto nomem;
+    memcpy(ptr, PyArray_DATA(c->indptr), ((size_t)c->n + 1) * sizeof *ptr);
+    for (int i = 0; i <= c->n; i++)
+        if (i ? ptr[i] < ptr[i - 1] || ptr[i] > c->nnz : ptr[0] != 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: argument 'indptr' must run from 0 to NNZ = %ld without decreasing, got %lld at %d", fn,
+                         (long)c->nnz, (long long)ptr[i], i);
+            goto fail;
+        }
+    if (ptr[c->n] != c->nnz) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'indptr' must end at NNZ = %ld, got %lld", fn, (long)c->nnz,
+                     (long long)ptr[c->n]);
+        goto fail;
+    }
+    g->indptr[0] = 0;
+    for (npy_intp i = 0; i < count; i++) {
+        int64_t r = rows ? rows[i] : first + i;
+        g->indptr[i + 1] = g->indptr[i] + ptr[r + 1] - ptr[r];
+    }
+    size_t total = (size_t)g->indptr[count];
+    g->indices = PyMem_RawMalloc(total ? total * sizeof(int64_t) : 1);
+    g->data = PyMem_RawMalloc(total ? total * item : 1);
+    if (!g->indices || !g->data) goto nomem;
+    for (npy_intp i = 0; i < count; i++) {
+        int64_t r = rows ? rows[i] : first + i, len = ptr[r + 1] - ptr[r];
+        memcpy(g->indices + g->indptr[i], (const int64_t *)PyArray_DATA(c->indices) + ptr[r], (size_t)len * 8);
+        memcpy((char *)g->data + (size_t)g->indptr[i] * item, PyArray_BYTES(c->data) + (size_t)ptr[r] * item,
+               (size_t)len * item);
+    }
+    for (size_t e = 0; e < total; e++)
+        if (g->indices[e] < 0 || g->indices[e] >= cols) {
+            PyErr_Format(PyExc_ValueError, "%s: argument 'indices' must hold column indices in [0, %d), got %lld", fn,
+                         cols, (long long)g->indices[e]);
+            goto fail;
+        }
+    PyMem_RawFree(ptr);
+    return 0;
+nomem:
+    PyErr_NoMemory();
+fail:
+    PyMem_RawFree(ptr);
+    csr_free(g);
+    *g = (csr_copy){NULL, NULL, NULL};
+    return -1;
+}
+
+static PyObject *py_sparse_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "sparse_forward";
+    PyObject *oout, *odata, *oindices, *oindptr, *ow, *ob;
+    csr_arrays c;
+    csr_copy g;
+    int ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOO:sparse_forward", &oout, &odata, &oindices, &oindptr, &ow, &ob)) return NULL;
+    int t = real_type(ow, fn, "w");
+    PyArrayObject *w = t < 0 ? NULL : array_arg(ow, fn, "w", t, 2, NULL, READ);
+    if (!w || csr_arrays_arg(fn, "data", odata, oindices, oindptr, t, &c)) return NULL;
+    int out_dim = DIM(w, 1);
+    PyArrayObject *out = array_arg(oout, fn, "out", t, 2, (npy_intp[]){c.n, out_dim}, WRITE);
+    PyArrayObject *b = out ? optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){out_dim}, READ) : NULL;
+    if (!out || !ok ||
+        check_overlap(fn, OPERANDS({"out", out, OUT}, {"data", c.data, IN}, {"w", w, IN}, {"b", b, IN})) ||
+        csr_gather(fn, &c, NULL, 0, c.n, DIM(w, 0), &g))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, sparse_forward, DATA(out), g.data, g.indices, g.indptr, DATA(w), DATA(b), c.n, out_dim);
+    Py_END_ALLOW_THREADS
+    csr_free(&g);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sparse_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "sparse_backward";
+    PyObject *odw, *odb, *ody, *odata, *oindices, *oindptr;
+    int accumulate = 1, ok = 1;
+    csr_arrays c;
+    csr_copy g;
+    if (!PyArg_ParseTuple(args, "OOOOOO|p:sparse_backward", &odw, &odb, &ody, &odata, &oindices, &oindptr, &accumulate))
+        return NULL;
+    int t = real_type(odw, fn, "dw");
+    PyArrayObject *dw = t < 0 ? NULL : array_arg(odw, fn, "dw", t, 2, NULL, WRITE);
+    if (!dw || csr_arrays_arg(fn, "data", odata, oindices, oindptr, t, &c)) return NULL;
+    int in = DIM(dw, 0), out_dim = DIM(dw, 1);
+    PyArrayObject *db = optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){out_dim}, WRITE);
+    PyArrayObject *dy = ok ? array_arg(ody, fn, "dout", t, 2, (npy_intp[]){c.n, out_dim}, READ) : NULL;
+    if (!dy || check_overlap(fn, OPERANDS({"dw", dw, OUT}, {"db", db, OUT}, {"dout", dy, IN}, {"data", c.data, IN})) ||
+        csr_gather(fn, &c, NULL, 0, c.n, in, &g))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, sparse_backward, DATA(dw), DATA(db), DATA(dy), g.data, g.indices, g.indptr, c.n, in, out_dim, accumulate);
+    Py_END_ALLOW_THREADS
+    csr_free(&g);
+    Py_RETURN_NONE;
+}
+
 /* ---- mlp --------------------------------------------------------------------------------------- */
 
 enum { MLP_MAX_UNITS = 257 }; /* up to 256 weight layers */
@@ -889,9 +1046,10 @@ static int mlp_net_arg(const char *fn, PyObject *ounits, int hidden, int output,
 
 /* The training (or forward) scratch of n rows, or SIZE_MAX with an error naming 'units' and the rows'
  * argument when it cannot be an array. */
-static size_t mlp_workspace_arg(const char *fn, const cnn_mlp *net, int n, const char *rows_name, int training)
+static size_t mlp_workspace_arg(const char *fn, const cnn_mlp *net, int n, const char *rows_name, int training,
+                                int sparse)
 {
-    size_t size = cnn_mlp_workspace_size(net, n, training);
+    size_t size = cnn_mlp_workspace_size(net, n, training, sparse);
     if (size <= MAX_ELEMENTS) return size;
     PyErr_Format(PyExc_ValueError,
                  "%s: arguments 'units' and '%s' (%d rows) need a workspace of %s elements, more "
@@ -916,53 +1074,90 @@ static PyObject *py_mlp_workspace_size(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_workspace_size";
     PyObject *ou;
-    int n, training, units[MLP_MAX_UNITS];
+    int n, training, sparse = 0, units[MLP_MAX_UNITS];
     cnn_mlp net;
-    if (!PyArg_ParseTuple(args, "Oip:mlp_workspace_size", &ou, &n, &training)) return NULL;
+    if (!PyArg_ParseTuple(args, "Oip|p:mlp_workspace_size", &ou, &n, &training, &sparse)) return NULL;
     if (mlp_net_arg(fn, ou, ACT_IDENTITY, MLP_OUT_IDENTITY, 0, &net, units)) return NULL;
     if (n < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 'n' must be >= 1, got %d", fn, n);
-    size_t size = mlp_workspace_arg(fn, &net, n, "n", training);
+    size_t size = mlp_workspace_arg(fn, &net, n, "n", training, sparse);
     return size == SIZE_MAX ? NULL : PyLong_FromSize_t(size);
+}
+
+/* The network's input: x (N, units[0]) dense, or with indices and indptr given, x the data of a CSR matrix
+ * (N, units[0]); gathers all N rows when gather is set (mlp_epoch gathers only its batches' rows itself). */
+typedef struct {
+    int t, n;
+    PyArrayObject *x; /* the dense x, or the CSR's data */
+    csr_arrays csr;
+    int sparse;
+} mlp_input;
+
+static int mlp_input_arg(const char *fn, PyObject *ox, PyObject *oindices, PyObject *oindptr, int cols, mlp_input *in)
+{
+    in->sparse = oindices != Py_None || oindptr != Py_None;
+    in->t = real_type(ox, fn, "x");
+    if (in->t < 0) return -1;
+    if (!in->sparse) {
+        in->x = array_arg(ox, fn, "x", in->t, 2, (npy_intp[]){ANY, cols}, READ);
+        in->n = in->x ? DIM(in->x, 0) : 0;
+        return in->x ? 0 : -1;
+    }
+    if (csr_arrays_arg(fn, "x", ox, oindices, oindptr, in->t, &in->csr)) return -1;
+    in->x = in->csr.data;
+    in->n = in->csr.n;
+    return 0;
 }
 
 static PyObject *py_mlp_forward(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_forward";
-    PyObject *oout, *owork, *op, *ox, *ou;
+    PyObject *oout, *owork, *op, *ox, *ou, *oindices = Py_None, *oindptr = Py_None;
     int hidden, output, units[MLP_MAX_UNITS];
     cnn_mlp net;
-    if (!PyArg_ParseTuple(args, "OOOOOii:mlp_forward", &oout, &owork, &op, &ox, &ou, &hidden, &output)) return NULL;
-    if (mlp_net_arg(fn, ou, hidden, output, 0, &net, units)) return NULL;
-    int t = real_type(ox, fn, "x");
-    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 2, (npy_intp[]){ANY, units[0]}, READ);
-    if (!x) return NULL;
-    int n = DIM(x, 0);
+    mlp_input in;
+    csr_copy g = {NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "OOOOOii|OO:mlp_forward", &oout, &owork, &op, &ox, &ou, &hidden, &output, &oindices,
+                          &oindptr))
+        return NULL;
+    if (mlp_net_arg(fn, ou, hidden, output, 0, &net, units) || mlp_input_arg(fn, ox, oindices, oindptr, units[0], &in))
+        return NULL;
+    int t = in.t, n = in.n;
     PyArrayObject *p = array_arg(op, fn, "params", t, 1, (npy_intp[]){(npy_intp)cnn_mlp_param_count(&net)}, READ);
     PyArrayObject *out = p ? array_arg(oout, fn, "out", t, 2, (npy_intp[]){n, units[net.n_layers]}, WRITE) : NULL;
-    size_t size = out ? mlp_workspace_arg(fn, &net, n, "x", 0) : SIZE_MAX;
+    size_t size = out ? mlp_workspace_arg(fn, &net, n, "x", 0, 0) : SIZE_MAX;
     PyArrayObject *work = size != SIZE_MAX ? vector_arg(owork, fn, "work", t, size, 0) : NULL;
-    if (!work || check_overlap(fn, OPERANDS({"out", out, OUT}, {"work", work, OUT}, {"params", p, IN}, {"x", x, IN})))
+    if (!work ||
+        check_overlap(fn, OPERANDS({"out", out, OUT}, {"work", work, OUT}, {"params", p, IN}, {"x", in.x, IN})) ||
+        (in.sparse && csr_gather(fn, &in.csr, NULL, 0, n, units[0], &g)))
         return NULL;
+    cnn_csr xs = {g.indptr, g.indices, g.data};
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, mlp_forward, DATA(out), DATA(work), DATA(p), DATA(x), n, &net);
+    CALL(t, mlp_forward, DATA(out), DATA(work), DATA(p), in.sparse ? NULL : DATA(in.x), in.sparse ? &xs : NULL, n,
+         &net);
     Py_END_ALLOW_THREADS
+    csr_free(&g);
     Py_RETURN_NONE;
 }
 
-/* The arrays shared by mlp_loss_grad and mlp_epoch: x (N, units[0]), y (N, units[L]), params (P), grad (P),
- * work (at least the training workspace for `rows` rows). */
+/* The arrays shared by mlp_loss_grad and mlp_epoch: x (N, units[0]) dense or CSR, y (N, units[L]), sample
+ * weights (N) or None, params (P), grad (P), work (at least the training workspace for `rows` rows). */
 typedef struct {
-    PyArrayObject *x, *y, *p, *grad, *work;
+    PyArrayObject *x, *y, *sw, *p, *grad, *work;
+    mlp_input in;
     int t, n;
 } mlp_arrays;
 
-static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject *oy, PyObject *op, PyObject *og,
-                          PyObject *owork, const cnn_mlp *net, int param_access, int batch)
+static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject *oy, PyObject *osw, PyObject *oindices,
+                          PyObject *oindptr, PyObject *op, PyObject *og, PyObject *owork, const cnn_mlp *net,
+                          int param_access, int batch)
 {
-    a->t = real_type(ox, fn, "x");
-    a->x = a->t < 0 ? NULL : array_arg(ox, fn, "x", a->t, 2, (npy_intp[]){ANY, net->units[0]}, READ);
-    if (!a->x) return -1;
-    a->n = DIM(a->x, 0);
+    int ok = 1;
+    if (mlp_input_arg(fn, ox, oindices, oindptr, net->units[0], &a->in)) return -1;
+    a->t = a->in.t;
+    a->x = a->in.x;
+    a->n = a->in.n;
+    a->sw = optional_arg(osw, &ok, fn, "sample_weight", a->t, 1, (npy_intp[]){a->n}, READ);
+    if (!ok) return -1;
     size_t count = cnn_mlp_param_count(net);
     a->y = array_arg(oy, fn, "y", a->t, 2, (npy_intp[]){a->n, net->units[net->n_layers]}, READ);
     a->p = a->y ? array_arg(op, fn, "params", a->t, 1, (npy_intp[]){(npy_intp)count}, param_access) : NULL;
@@ -971,7 +1166,8 @@ static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject 
         PyErr_Format(PyExc_ValueError, "%s: argument 'batch' must lie in [1, %d], got %d", fn, a->n, batch);
         return -1;
     }
-    size_t size = a->grad ? mlp_workspace_arg(fn, net, batch ? batch : a->n, batch ? "batch" : "x", 1) : SIZE_MAX;
+    size_t size = a->grad ? mlp_workspace_arg(fn, net, batch ? batch : a->n, batch ? "batch" : "x", 1, a->in.sparse)
+                          : SIZE_MAX;
     a->work = size != SIZE_MAX ? vector_arg(owork, fn, "work", a->t, size, 0) : NULL;
     return a->work ? 0 : -1;
 }
@@ -979,42 +1175,49 @@ static int mlp_arrays_arg(const char *fn, mlp_arrays *a, PyObject *ox, PyObject 
 static PyObject *py_mlp_loss_grad(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_loss_grad";
-    PyObject *og, *owork, *op, *ox, *oy, *ou;
+    PyObject *og, *owork, *op, *ox, *oy, *ou, *osw = Py_None, *oindices = Py_None, *oindptr = Py_None;
     int hidden, output, units[MLP_MAX_UNITS];
     double alpha, loss;
     cnn_mlp net;
     mlp_arrays a;
-    if (!PyArg_ParseTuple(args, "OOOOOOiid:mlp_loss_grad", &og, &owork, &op, &ox, &oy, &ou, &hidden, &output, &alpha))
+    csr_copy g = {NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "OOOOOOiid|OOO:mlp_loss_grad", &og, &owork, &op, &ox, &oy, &ou, &hidden, &output,
+                          &alpha, &osw, &oindices, &oindptr))
         return NULL;
     if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
-        mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, READ, 0) ||
+        mlp_arrays_arg(fn, &a, ox, oy, osw, oindices, oindptr, op, og, owork, &net, READ, 0) ||
         check_overlap(fn, OPERANDS({"grad", a.grad, OUT}, {"work", a.work, OUT}, {"params", a.p, IN}, {"x", a.x, IN},
-                                   {"y", a.y, IN})))
+                                   {"y", a.y, IN}, {"sample_weight", a.sw, IN})) ||
+        (a.in.sparse && csr_gather(fn, &a.in.csr, NULL, 0, a.n, units[0], &g)))
         return NULL;
+    cnn_csr xs = {g.indptr, g.indices, g.data};
     Py_BEGIN_ALLOW_THREADS
-    loss = CALL(a.t, mlp_loss_grad, DATA(a.grad), DATA(a.work), DATA(a.p), DATA(a.x), DATA(a.y), a.n, &net);
+    loss = CALL(a.t, mlp_loss_grad, DATA(a.grad), DATA(a.work), DATA(a.p), a.in.sparse ? NULL : DATA(a.x),
+                a.in.sparse ? &xs : NULL, DATA(a.y), DATA(a.sw), a.n, &net);
     Py_END_ALLOW_THREADS
+    csr_free(&g);
     return PyFloat_FromDouble(loss);
 }
 
 static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 {
     static const char *fn = "mlp_epoch";
-    PyObject *op, *ostate, *og, *owork, *ox, *oy, *oorder, *ou;
+    PyObject *op, *ostate, *og, *owork, *ox, *oy, *oorder, *ou, *osw = Py_None, *oindices = Py_None, *oindptr = Py_None;
     int hidden, output, batch, b0, b1, adam, nesterov, units[MLP_MAX_UNITS], ok = 1;
     double alpha, total;
     cnn_mlp net;
     cnn_mlp_optim opt;
     mlp_arrays a;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOiidiii(pddpdddL):mlp_epoch", &op, &ostate, &og, &owork, &ox, &oy, &oorder, &ou,
-                          &hidden, &output, &alpha, &batch, &b0, &b1, &adam, &opt.lr, &opt.momentum, &nesterov,
-                          &opt.beta1, &opt.beta2, &opt.eps, &opt.t))
+    csr_copy g = {NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "OOOOOOOOiidiii(pddpdddL)|OOO:mlp_epoch", &op, &ostate, &og, &owork, &ox, &oy, &oorder,
+                          &ou, &hidden, &output, &alpha, &batch, &b0, &b1, &adam, &opt.lr, &opt.momentum, &nesterov,
+                          &opt.beta1, &opt.beta2, &opt.eps, &opt.t, &osw, &oindices, &oindptr))
         return NULL;
     opt.adam = adam;
     opt.nesterov = nesterov;
     if (batch < 1) return PyErr_Format(PyExc_ValueError, "%s: argument 'batch' must be >= 1, got %d", fn, batch);
     if (mlp_net_arg(fn, ou, hidden, output, alpha, &net, units) ||
-        mlp_arrays_arg(fn, &a, ox, oy, op, og, owork, &net, WRITE, batch))
+        mlp_arrays_arg(fn, &a, ox, oy, osw, oindices, oindptr, op, og, owork, &net, WRITE, batch))
         return NULL;
     size_t count = cnn_mlp_param_count(&net); /* mlp_net_arg kept 2·count within MAX_ELEMENTS < SIZE_MAX/2 */
     PyArrayObject *state = vector_arg(ostate, fn, "state", a.t, adam ? 2 * count : count, 1);
@@ -1030,7 +1233,8 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
         return PyErr_Format(PyExc_ValueError, "%s: the step count 't' must lie in [0, %lld] for %d batches, got %lld",
                             fn, LLONG_MAX - (b1 - b0), b1 - b0, opt.t);
     if (check_overlap(fn, OPERANDS({"params", a.p, OUT}, {"state", state, OUT}, {"grad", a.grad, OUT},
-                                   {"work", a.work, OUT}, {"x", a.x, IN}, {"y", a.y, IN}, {"order", order, IN})))
+                                   {"work", a.work, OUT}, {"x", a.x, IN}, {"y", a.y, IN}, {"order", order, IN},
+                                   {"sample_weight", a.sw, IN})))
         return NULL;
     /* only the rows of the batches run: a call per batch must not pay for copying the whole epoch's order */
     long long first = (long long)b0 * batch, last = (long long)b1 * batch < a.n ? (long long)b1 * batch : a.n;
@@ -1038,11 +1242,17 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
                                             (npy_intp)(last - first), a.n)
                           : NULL;
     if (order && !rows) return NULL;
+    if (a.in.sparse && csr_gather(fn, &a.in.csr, rows, (npy_intp)first, (npy_intp)(last - first), units[0], &g)) {
+        PyMem_RawFree(rows);
+        return NULL;
+    }
+    cnn_csr xs = {g.indptr, g.indices, g.data};
     Py_BEGIN_ALLOW_THREADS
-    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), DATA(a.x), DATA(a.y), rows, a.n,
-                 batch, b0, b1, &net, &opt);
+    total = CALL(a.t, mlp_epoch, DATA(a.p), DATA(state), DATA(a.grad), DATA(a.work), a.in.sparse ? NULL : DATA(a.x),
+                 a.in.sparse ? &xs : NULL, DATA(a.y), DATA(a.sw), rows, a.n, batch, b0, b1, &net, &opt);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(rows);
+    csr_free(&g);
     return Py_BuildValue("dL", total, opt.t);
 }
 
@@ -1554,26 +1764,36 @@ static PyMethodDef methods[] = {
                                      "every n when M = 1, else M = N), as scipy.ndimage.affine_transform: order 0 "
                                      "(nearest cell) or 1 (bilinear); fill an IMAGE_FILL_* code (CONSTANT reads cval "
                                      "outside the plane)."),
-    METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool) -> int\n\n"
+    METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool, "
+                               "sparse: bool = False) -> int\n\n"
                                "W, the reals of scratch mlp_forward (training false) or mlp_loss_grad and mlp_epoch "
-                               "need for n rows of the network whose L + 1 layer widths are units."),
+                               "need for n rows of the network whose L + 1 layer widths are units (sparse: with x "
+                               "a CSR matrix)."),
     METHOD(mlp_forward, "mlp_forward(out: out[N, K], work: out[W], params: in[P], x: in[N, IN], "
-                        "units: in int64[L + 1], hidden: int, output: int)\n\n"
+                        "units: in int64[L + 1], hidden: int, output: int, indices: in int64[NNZ] < IN | None = None, "
+                        "indptr: in int64[N1] < NNZ1 | None = None)\n\n"
                         "out = the network's prediction for x. units = (IN, hidden widths..., K); P = Σ (units[i] "
                         "+ 1)·units[i + 1], each layer's (in, out) weights then its biases; work at least W = "
                         "mlp_workspace_size(units, N, False); hidden is ACT_IDENTITY, ACT_SIGMOID, ACT_TANH or "
-                        "ACT_RELU, output an MLP_OUT_* code."),
+                        "ACT_RELU, output an MLP_OUT_* code. With indices and indptr, x is the data (NNZ) of a CSR "
+                        "matrix (N, IN) as sparse_forward's."),
     METHOD(mlp_loss_grad, "mlp_loss_grad(grad: out[P], work: out[W], params: in[P], x: in[N, IN], y: in[N, K], "
-                          "units: in int64[L + 1], hidden: int, output: int, alpha: float) -> float\n\n"
-                          "The loss of the network on (x, y) plus alpha/(2N)·Σw² over its weights; grad = its "
-                          "gradient. Sizes and codes as mlp_forward, W = mlp_workspace_size(units, N, True)."),
+                          "units: in int64[L + 1], hidden: int, output: int, alpha: float, "
+                          "sample_weight: in[N] | None = None, indices: in int64[NNZ] < IN | None = None, "
+                          "indptr: in int64[N1] < NNZ1 | None = None) -> float\n\n"
+                          "The loss of the network on (x, y), rows weighted by sample_weight (None: 1) and divided by "
+                          "their sum S, plus alpha/(2S)·Σw² over its weights; grad = its gradient. Sizes, codes and a "
+                          "CSR x as mlp_forward, W = mlp_workspace_size(units, N, True, sparse)."),
     METHOD(mlp_epoch, "mlp_epoch(params: inout[P], state: inout[S], grad: out[P], work: out[W], x: in[N, IN], "
                       "y: in[N, K], order: in int64[N] < N | None, units: in int64[L + 1], hidden: int, output: int, "
                       "alpha: float, batch: int, begin: int, end: int, opt: (adam: bool, lr: float, momentum: float, "
-                      "nesterov: bool, beta1: float, beta2: float, eps: float, t: int)) -> (float, int)\n\n"
+                      "nesterov: bool, beta1: float, beta2: float, eps: float, t: int), "
+                      "sample_weight: in[N] | None = None, indices: in int64[NNZ] < IN | None = None, "
+                      "indptr: in int64[N1] < NNZ1 | None = None) -> (float, int)\n\n"
                       "Trains on batches [begin, end) of the rows of (x, y) taken in order (None: 0, 1, ...), one "
-                      "optimizer step a batch; returns Σ batch loss·rows and the new step count t. S = P for SGD, "
-                      "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
+                      "optimizer step a batch, each batch's loss as mlp_loss_grad's; returns Σ batch loss·rows and "
+                      "the new step count t. S = P for SGD, 2·P for Adam; W = mlp_workspace_size(units, batch, True, "
+                      "sparse); sizes, codes and a CSR x as mlp_forward."),
     /* recurrent layers and embedding (issue 17) */
     METHOD(rnn_scratch_size, "rnn_scratch_size(x_shape: (N, T, IN), units: U, cell: int, backward: bool) -> int\n\n"
                              "S, the elements of the cache rnn_forward keeps (backward false) or of the work "
@@ -1605,6 +1825,15 @@ static PyMethodDef methods[] = {
                                "accumulate: bool = True)\n\n"
                                "dtable += each row of dy added onto the row its id names (= when accumulate is "
                                "false: rows no id names become 0)."),
+    /* sparse input */
+    METHOD(sparse_forward, "sparse_forward(out: out[N, OUT], data: in[NNZ], indices: in int64[NNZ] < IN, "
+                           "indptr: in int64[N1] < NNZ1, w: in[IN, OUT], b: in[OUT] | None)\n\n"
+                           "out = x·w + b for the CSR matrix x (N, IN) = (data, indices, indptr) as scipy holds it: "
+                           "N1 = N + 1 offsets from 0 to NNZ, never decreasing (NNZ may be 0)."),
+    METHOD(sparse_backward, "sparse_backward(dw: inout[IN, OUT], db: inout[OUT] | None, dout: in[N, OUT], "
+                            "data: in[NNZ], indices: in int64[NNZ] < IN, indptr: in int64[N1] < NNZ1, "
+                            "accumulate: bool = True)\n\n"
+                            "dw += xᵀ·dout, db += Σdout (= when accumulate is false), x as sparse_forward's."),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, GET_NUM_THREADS_DOC},
     METHOD(set_num_threads, SET_NUM_THREADS_DOC),
     METHOD(_cap_threads, "_cap_threads(n: int)\n\nKernels called from this thread use at most n threads (0: no cap): "

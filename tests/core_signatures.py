@@ -18,6 +18,9 @@ Argument specs:
   Units("IN,H,K")                          int64 array of the sizes of those symbols (an MLP's layer widths)
   Size("SH")                               an int equal to that symbol's size (a stride, a pad, a group count)
   Tup(spec, ...)                           a tuple of the specs' values
+  Indptr("N", "NNZ")                       a CSR matrix's int64 row offsets: N + 1 of them, from 0 to NNZ, never
+                                           decreasing (some rows empty)
+  Const(value)                             that value, always (None: a dense call of a binding that takes a CSR)
 Arguments from `first_optional` (the first with a default) on may be left out. A symbol is drawn from
 `ranges` ({symbol: (lo, hi)}, default (1, 9)) when first needed, unless `derive` computes it from others
 ({symbol: function of the sizes mapping}: an MLP's parameter count, a convolution's output height). An
@@ -77,6 +80,16 @@ class Size:
 class Tup:
     def __init__(self, *specs):
         self.specs = specs
+
+
+class Indptr:
+    def __init__(self, rows, nnz):
+        self.rows, self.nnz = rows, nnz
+
+
+class Const:
+    def __init__(self, value):
+        self.value = value
 
 
 # ---- the docstrings --------------------------------------------------------------------------------------
@@ -188,18 +201,27 @@ def _spec(arg, specs):
 
 
 def _mlp_rows():
-    """A 2-layer MLP: widths IN, H, K; P parameters; W reals of training scratch for N rows (batch 1)."""
+    """A 2-layer MLP: widths IN, H, K; P parameters; W reals of training scratch for N rows (batch 1): y, a sample
+    weight and (dense x) x rows to gather a batch into. Each kernel once with a dense x and once with a CSR x."""
     derive = {"P": lambda s: (s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"],
-              "W": lambda s: s["N"] * (2 * (s["H"] + s["K"]) + s["IN"] + s["K"]),
+              "W": lambda s: s["N"] * (2 * (s["H"] + s["K"]) + s["IN"] + s["K"] + 1),
               "S": lambda s: 2 * ((s["IN"] + 1) * s["H"] + (s["H"] + 1) * s["K"])}  # Adam's two moments
     net = dict(units=Units("IN,H,K"), alpha=Real(0, 1), derive=derive)
+    dense = dict(indices=Const(None), indptr=Const(None))
+    csr = dict(x=Arr("NNZ"), indices=Labels("NNZ", "IN"), indptr=Indptr("N", "NNZ"))
+    epoch = dict(batch=Int(1, 1), begin=Int(0, 0), end=Int(0, 1), adam=Bool(True), lr=Real(1e-4, 1), t=Int(0, 10**6))
     return [
         Row("mlp_workspace_size", n=Int(1, 100), **net),
-        Row("mlp_forward", **net),
-        Row("mlp_loss_grad", **net),
-        Row("mlp_epoch", batch=Int(1, 1), begin=Int(0, 0), end=Int(0, 1), adam=Bool(True), lr=Real(1e-4, 1),
-            t=Int(0, 10**6), **net),
+        *(Row("mlp_forward", **net, **x) for x in (dense, csr)),
+        *(Row("mlp_loss_grad", **net, **x) for x in (dense, csr)),
+        *(Row("mlp_epoch", **epoch, **net, **x) for x in (dense, csr)),
     ]
+
+
+def _sparse_rows():
+    """CSR × dense (sparse.c): x (N, IN) with NNZ entries, some rows empty."""
+    csr = dict(indptr=Indptr("N", "NNZ"))
+    return [Row("sparse_forward", **csr), Row("sparse_backward", **csr)]
 
 
 def _fits(size, k, d, lo, hi):
@@ -281,6 +303,7 @@ SIGNATURES = [
     Row("adam_step"),
     Row("l2_penalty"),
     *_mlp_rows(),
+    *_sparse_rows(),
     *_conv_rows(),
     *_pool_rows(),
     # image: affine warps, one matrix for every image or one each
@@ -382,6 +405,10 @@ def _draw(row, pick, dtype, ranges=None):
         elif isinstance(a, Labels):
             shape, k = dims(a.shape), dims(a.classes)[0]
             args.append(_labels(pick, shape, k))
+        elif isinstance(a, Indptr):
+            args.append(_indptr(pick, sizes[a.rows], sizes[a.nnz]))
+        elif isinstance(a, Const):
+            args.append(a.value)
         else:
             args.append(value(a))
     return args, sizes
@@ -390,6 +417,11 @@ def _draw(row, pick, dtype, ranges=None):
 def _labels(pick, shape, k):
     rng = np.random.default_rng(pick.integer(0, 2**32 - 1))
     return rng.integers(0, k, shape, dtype=np.int64)
+
+
+def _indptr(pick, rows, nnz):
+    rng = np.random.default_rng(pick.integer(0, 2**32 - 1))
+    return np.concatenate([[0], np.sort(rng.integers(0, nnz + 1, rows - 1)), [nnz]]).astype(np.int64)
 
 
 def valid_call(row, pick, dtype, ranges=None):
@@ -547,6 +579,10 @@ def broken_call(row, pick, dtype):
         elif isinstance(spec, Arr):
             base = valid[i] if valid[i] is not None else _values(pick, (2, 3), dtype)
             args[i] = _bad_array(pick, base, dtype)
+        elif isinstance(spec, Indptr):  # out of range, decreasing, the wrong length or type
+            args[i] = _bad_labels(pick, valid[i][::-1].copy() if pick.chance(0.3) else valid[i], sizes[spec.nnz] + 1)
+        elif isinstance(spec, Const):
+            args[i] = _bad_scalar(pick, spec)
         else:
             args[i] = _bad_scalar(pick, spec, valid[i])
     if pick.chance(0.1) and len(args) > row.first_optional:

@@ -94,6 +94,40 @@ def call():
                                1e-4, batch, 0, n // batch, (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0))
     return total, p
 """),
+    # the CSR's column indices and its row offsets, each in turn (index is the array written)
+    "sparse_forward": ("indices", """
+n, cols = 4000, 300
+indptr = np.arange(0, 5 * n + 1, 5)
+index, data = rng.integers(0, cols, 5 * n), rng.standard_normal(5 * n)
+w, out = rng.standard_normal((cols, 64)), np.empty((n, 64))
+def call():
+    _core.sparse_forward(out, data, index, indptr, w, None)
+    return (out.copy(),)
+"""),
+    "sparse_backward": ("indptr", """
+n, cols = 4000, 300
+index = np.arange(0, 5 * n + 1, 5)
+indices, data = rng.integers(0, cols, 5 * n), rng.standard_normal(5 * n)
+dw, dy = np.empty((cols, 64)), rng.standard_normal((n, 64))
+def call():
+    _core.sparse_backward(dw, None, dy, data, indices, index, False)
+    return (dw.copy(),)
+"""),
+    "mlp_epoch (CSR x)": ("indices", """
+n, batch, units = 4000, 100, np.array([300, 16, 3])
+indptr = np.arange(0, 5 * n + 1, 5)
+index, data = rng.integers(0, 300, 5 * n), rng.standard_normal(5 * n)
+y = np.eye(3)[rng.integers(0, 3, n)]
+count = 301 * 16 + 17 * 3
+p0, grad = rng.standard_normal(count) * 0.1, np.empty(count)
+work = np.empty(_core.mlp_workspace_size(units, batch, True, True))
+def call():
+    p, state = p0.copy(), np.zeros(count)
+    total, t = _core.mlp_epoch(p, state, grad, work, data, y, None, units, _core.ACT_RELU, _core.MLP_OUT_SOFTMAX,
+                               1e-4, batch, 0, n // batch, (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0), None, index,
+                               indptr)
+    return total, p
+"""),
 }
 
 
@@ -123,7 +157,7 @@ def test_mlp_counts_that_overflow_are_refused_naming_units():
 def test_mlp_counts_at_the_int32_boundary_are_exact():
     units = np.array([5, INT_MAX, 3])
     # 2·(hidden + out) + in + out rows of scratch: computed in size_t, not wrapped in int
-    assert _core.mlp_workspace_size(units, 100, True) == 100 * (2 * (INT_MAX + 3) + 5 + 3)
+    assert _core.mlp_workspace_size(units, 100, True) == 100 * (2 * (INT_MAX + 3) + 5 + 3 + 1)
     assert _core.mlp_workspace_size(units, 7, False) == 7 * INT_MAX
     # params must hold (in + 1)·hidden + (hidden + 1)·out, not that count after hidden + 1 wrapped in int
     count = (1 + 1) * INT_MAX + (INT_MAX + 1) * 1

@@ -41,21 +41,35 @@ def good_calls():
         "concatenate_forward": (_core.concatenate_forward, (np.empty((4, 5)), x, 1), 1),
         "concatenate_backward": (_core.concatenate_backward, (np.empty((4, 3)), np.ones((4, 5)), 2), 1),
         **mlp_calls(),
+        **sparse_calls(),
     }
 
 
 def mlp_calls():
     """A 3-4-2 network on 4 rows; its arrays are fresh so a corrupted copy never aliases another's."""
-    units, x, y = np.array([3, 4, 2]), np.ones((4, 3)), np.zeros((4, 2))
+    units, y, csr = np.array([3, 4, 2]), np.zeros((4, 2)), csr_parts()
     count, work = 4 * 4 + 5 * 2, np.zeros(_core.mlp_workspace_size(units, 4, True))
     net = (units, _core.ACT_TANH, _core.MLP_OUT_SOFTMAX)
-    return {
-        "mlp_forward": (_core.mlp_forward, (np.empty((4, 2)), work.copy(), np.ones(count), x, *net), 3),
-        "mlp_loss_grad": (_core.mlp_loss_grad, (np.empty(count), work.copy(), np.ones(count), x, y, *net, 1e-4), 3),
-        "mlp_epoch": (_core.mlp_epoch, (np.ones(count), np.zeros(count), np.empty(count), work.copy(), x, y,
+    return {  # with a CSR x (its data in x's place), and weighted where the kernel takes sample weights
+        "mlp_forward": (_core.mlp_forward, (np.empty((4, 2)), work.copy(), np.ones(count), csr[0], *net, *csr[1:]), 3),
+        "mlp_loss_grad": (_core.mlp_loss_grad, (np.empty(count), work.copy(), np.ones(count), csr[0], y, *net, 1e-4,
+                                                np.ones(4), *csr[1:]), 3),
+        "mlp_epoch": (_core.mlp_epoch, (np.ones(count), np.zeros(count), np.empty(count), work.copy(), csr[0], y,
                                         np.arange(4), *net, 1e-4, 4, 0, 1,
-                                        (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0)), 4),
+                                        (False, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0), np.ones(4), *csr[1:]), 4),
     }
+
+
+def sparse_calls():
+    """The CSR of x = [[1 0 0], [0 0 2], [0 0 0], [3 0 4]] (one empty row) with dense (3, 2) weights."""
+    return {
+        "sparse_forward": (_core.sparse_forward, (np.empty((4, 2)), *csr_parts(), np.ones((3, 2)), np.ones(2)), 4),
+        "sparse_backward": (_core.sparse_backward, (np.zeros((3, 2)), np.zeros(2), np.ones((4, 2)), *csr_parts()), 2),
+    }
+
+
+def csr_parts():
+    return np.array([1.0, 2, 3, 4]), np.array([0, 2, 0, 2]), np.array([0, 1, 2, 2, 4])
 
 
 CALLS = good_calls()

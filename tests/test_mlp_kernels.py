@@ -248,7 +248,9 @@ def test_epoch_outputs_must_not_alias():
 
 def test_workspace_size_bad_input_raises():
     assert _core.mlp_workspace_size(np.array([3, 4, 2]), 5, False) == 5 * 4
-    assert _core.mlp_workspace_size(np.array([3, 4, 2]), 5, True) == 5 * (2 * (4 + 2) + 3 + 2)
+    # training: the layers and their deltas, then room to gather a batch's y rows, weights and (dense) x rows
+    assert _core.mlp_workspace_size(np.array([3, 4, 2]), 5, True) == 5 * (2 * (4 + 2) + 2 + 1 + 3)
+    assert _core.mlp_workspace_size(np.array([3, 4, 2]), 5, True, True) == 5 * (2 * (4 + 2) + 2 + 1)
     with pytest.raises(ValueError, match="'n'"):
         _core.mlp_workspace_size(np.array([3, 4, 2]), 0, True)
     with pytest.raises(ValueError, match="'units'"):

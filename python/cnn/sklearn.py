@@ -22,6 +22,7 @@ import weakref
 import numpy as np
 import scipy
 import scipy.optimize
+import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -31,7 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import _core
 from ._contention import ThreadCap
@@ -78,6 +79,16 @@ def _locked(method):
         with lock:
             return method(self, *args, **kwargs)
     return wrapper
+
+
+def _as_input(X, dtype):
+    """X as the C kernels take it: a C-contiguous array and (None, None), or for a sparse matrix (CSR: the first
+    layer then runs on its nonzeros) its data and (indices, indptr) in int64, the binding's index type."""
+    if scipy.sparse.issparse(X):
+        X = X.tocsr()
+        return (np.ascontiguousarray(X.data, dtype=dtype),
+                (np.ascontiguousarray(X.indices, dtype=np.int64), np.ascontiguousarray(X.indptr, dtype=np.int64)))
+    return np.ascontiguousarray(X, dtype=dtype), (None, None)
 
 
 def _pack(coefs, intercepts, dtype):
@@ -213,13 +224,13 @@ class _BaseMLP(BaseEstimator):
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
-            X = validate_data(self, _native(X), reset=False, dtype=(np.float64, np.float32))
+            X = validate_data(self, _native(X), accept_sparse="csr", reset=False, dtype=(np.float64, np.float32))
         params = self._flat_params()
-        X = np.ascontiguousarray(X, dtype=params.dtype)
+        x, csr = _as_input(X, params.dtype)
         units = self._units()
         out = np.empty((X.shape[0], units[-1]), dtype=params.dtype)
         work = np.empty(max(1, _core.mlp_workspace_size(units, X.shape[0], False)), dtype=params.dtype)
-        _core.mlp_forward(out, work, params, X, units, _HIDDEN[self.activation], _OUTPUT[self.out_activation_])
+        _core.mlp_forward(out, work, params, x, units, _HIDDEN[self.activation], _OUTPUT[self.out_activation_], *csr)
         return out
 
     # ---- fitting -------------------------------------------------------------------------------------
@@ -256,7 +267,7 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _fit(self, X, y, incremental=False, setup=None):
+    def _fit(self, X, y, sample_weight=None, incremental=False, setup=None):
         """All or nothing: a fit that raises (bad data, a validation set too small, non-finite weights, Ctrl-C
         before one of its epochs ended) leaves the estimator as it was. A Ctrl-C after that is sklearn's: the
         fit stops with a warning and keeps the last completed batch. `setup` runs first, under the same rule.
@@ -269,7 +280,7 @@ class _BaseMLP(BaseEstimator):
             saved = {k: copy.deepcopy(v) if isinstance(v, (np.ndarray, list, _Optimizer)) else v
                      for k, v in vars(self).items() if k not in params}
             try:
-                return self._fit_or_raise(X, y, incremental, setup)
+                return self._fit_or_raise(X, y, sample_weight, incremental, setup)
             except BaseException:
                 for k in [k for k in vars(self) if k not in params]:
                     delattr(self, k)
@@ -286,13 +297,15 @@ class _BaseMLP(BaseEstimator):
             self._commit.pending = False
             raise KeyboardInterrupt
 
-    def _fit_or_raise(self, X, y, incremental, setup):
+    def _fit_or_raise(self, X, y, sample_weight, incremental, setup):
         hidden = self._check_params()
         if setup is not None:
             setup()
         fitted_before = hasattr(self, "coefs_")
         first_pass = not fitted_before or (not self.warm_start and not incremental)
         X, y = self._validate_input(_native(X), _native(y), incremental, reset=first_pass)
+        if sample_weight is not None:  # sklearn 1.7+: each row's loss and gradient weighted, divided by Σ weights
+            sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
@@ -304,9 +317,9 @@ class _BaseMLP(BaseEstimator):
         else:
             self._bind(self._flat_params(), self._units())
         if self.solver in _STOCHASTIC:
-            finite = self._fit_stochastic(X, y, incremental)
+            finite = self._fit_stochastic(X, y, sample_weight, incremental)
         else:
-            self._fit_lbfgs(X, y)
+            self._fit_lbfgs(X, y, sample_weight)
             finite = np.isfinite(self._params).all()
         if not finite:  # _fit puts the estimator back as it was; the message says what that is
             raise ValueError(_NON_FINITE + (" The estimator keeps the weights it had before this call." if
@@ -316,18 +329,20 @@ class _BaseMLP(BaseEstimator):
     def _net_args(self):
         return self._units(), _HIDDEN[self.activation], _OUTPUT[self.out_activation_], float(self.alpha)
 
-    def _fit_lbfgs(self, X, y):
+    def _fit_lbfgs(self, X, y, sample_weight):
         params = self._params
-        X = np.ascontiguousarray(X, dtype=params.dtype)
+        n_samples = X.shape[0]
+        x, csr = _as_input(X, params.dtype)
         y = np.ascontiguousarray(y, dtype=params.dtype)
+        sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=params.dtype)
         units, hidden, output, alpha = self._net_args()
-        work = np.empty(_core.mlp_workspace_size(units, X.shape[0], True), dtype=params.dtype)
+        work = np.empty(_core.mlp_workspace_size(units, n_samples, True, csr[0] is not None), dtype=params.dtype)
         grad = np.empty_like(params)
 
         def loss_grad(p):
             self._checkpoint()
             params[...] = p
-            loss = _core.mlp_loss_grad(grad, work, params, X, y, units, hidden, output, alpha)
+            loss = _core.mlp_loss_grad(grad, work, params, x, y, units, hidden, output, alpha, sw, *csr)
             return loss, grad.astype(np.float64)  # a copy: scipy may keep the gradient it was given
 
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
@@ -339,7 +354,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = res.fun
         params[...] = res.x
 
-    def _fit_stochastic(self, X, y, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, incremental):
         params = self._params
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _Optimizer(self, params.size, params.dtype)
@@ -347,19 +362,24 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        X_val = y_val = None
-        if early_stopping:
+        X_val = y_val = sw_val = None
+        if early_stopping:  # the weights split with their rows; the split itself draws as without them (sklearn)
             stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-            X, X_val, y, y_val = train_test_split(X, y, random_state=self._random_state,
-                                                  test_size=self.validation_fraction, stratify=stratify)
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
+                                     stratify=stratify)
+            X, X_val, y, y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight, sw_val = parts[4:]
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
                                  "of your dataset.")
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
-        X = np.ascontiguousarray(X, dtype=params.dtype)
-        y = np.ascontiguousarray(y, dtype=params.dtype)
         n_samples = X.shape[0]
+        x, csr = _as_input(X, params.dtype)
+        y = np.ascontiguousarray(y, dtype=params.dtype)
+        sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=params.dtype)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -368,7 +388,7 @@ class _BaseMLP(BaseEstimator):
                               stacklevel=3)
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         units, hidden, output, alpha = self._net_args()
-        work = np.empty(_core.mlp_workspace_size(units, batch_size, True), dtype=params.dtype)
+        work = np.empty(_core.mlp_workspace_size(units, batch_size, True, csr[0] is not None), dtype=params.dtype)
         grad = np.empty_like(params)
         n_batches = -(-n_samples // batch_size)
         per_call = max(1, _WORK_PER_CALL // (3 * batch_size * params.size))
@@ -387,8 +407,8 @@ class _BaseMLP(BaseEstimator):
                     end = min(begin + per_call, n_batches)
                     self._checkpoint()
                     threads.tick()
-                    loss_sum, opt.t = _core.mlp_epoch(params, opt.state, grad, work, X, y, order, units, hidden,
-                                                      output, alpha, batch_size, begin, end, opt.args())
+                    loss_sum, opt.t = _core.mlp_epoch(params, opt.state, grad, work, x, y, order, units, hidden,
+                                                      output, alpha, batch_size, begin, end, opt.args(), sw, *csr)
                     accumulated_loss += loss_sum
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
@@ -401,7 +421,7 @@ class _BaseMLP(BaseEstimator):
                 # With early stopping sklearn returns the best epoch's weights instead, so that runs on.
                 if not early_stopping and not np.isfinite(params).all():
                     break
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 opt.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
@@ -425,9 +445,9 @@ class _BaseMLP(BaseEstimator):
             params[...] = self._best_params
         return np.isfinite(params).all()
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
         if early_stopping:
-            score = self._score(X_val, y_val)
+            score = self._score(X_val, y_val, sample_weight=sw_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {self.validation_scores_[-1]:f}")
@@ -448,9 +468,10 @@ class _BaseMLP(BaseEstimator):
 
     @_locked
     @deferring_interrupts
-    def fit(self, X, y):
-        """Fit the model to data matrix X and targets y; returns self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X (dense, or sparse: the first layer then runs on its nonzeros) and targets
+        y, each sample's loss weighted by sample_weight (None: 1) as scikit-learn 1.7+ does; returns self."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC:
@@ -458,11 +479,16 @@ class _BaseMLP(BaseEstimator):
                                  "stochastic.")
         return True
 
-    def _score_with_function(self, X, y, score_function):
+    def _score_with_function(self, X, y, score_function, sample_weight=None):
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return score_function(y, y_pred)
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -479,7 +505,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._store_params(locals())
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True, dtype=(np.float64, np.float32),
+                             reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -509,16 +536,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y_pred = y_pred.ravel()
         return self._label_binarizer.inverse_transform(y_pred)
 
-    def _score(self, X, y):
-        return self._score_with_function(X, y, accuracy_score)
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, accuracy_score, sample_weight)
 
     @available_if(lambda est: est._check_solver())
     @_locked
     @deferring_interrupts
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y); `classes` (all labels) is required on the first call, and y's labels must
-        be among them. Classes that y lacks still get their output (a column of predict_proba)."""
-        return self._fit(X, y, incremental=True, setup=lambda: self._check_partial_fit_classes(y, classes))
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), weighted as fit's; `classes` (all labels) is required on the first call, and y's
+        labels must be among them. Classes that y lacks still get their output (a column of predict_proba)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True,
+                         setup=lambda: self._check_partial_fit_classes(y, classes))
 
     def _check_partial_fit_classes(self, y, classes):
         """sklearn.utils.multiclass._check_partial_fit_first_call, and the label binarizer of a first call."""
@@ -569,8 +597,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return super()._check_params()
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse="csr", multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
@@ -585,12 +613,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
-    def _score(self, X, y):
-        return self._score_with_function(X, y, r2_score)
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, r2_score, sample_weight)
 
     @available_if(lambda est: est._check_solver())
     @_locked
     @deferring_interrupts
-    def partial_fit(self, X, y):
-        """One epoch over (X, y)."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), weighted as fit's."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
