@@ -198,9 +198,14 @@ class Sequential:
         """build's work: everything new is made first and the model points at it only at the end."""
         for layer in self.layers:
             shape = layer.build(shape)
-        specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()]
+        # trainable weights first: the optimizer steps over that prefix, and only it has gradients
+        specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()
+                 if spec[0] not in layer.non_trainable]
+        trainable = len(specs)
+        specs += [(layer, spec) for layer in self.layers for spec in layer.weight_specs()
+                  if spec[0] in layer.non_trainable]
         sizes = [math.prod(s[1]) for _, s in specs]
-        total = sum(sizes)
+        total, trainable_total = sum(sizes), sum(sizes[:trainable])
         memory = _physical_memory()
         largest = max(zip(sizes, (layer.name for layer, _ in specs)), default=(0, None))
         need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
@@ -214,13 +219,16 @@ class Sequential:
             rng.bit_generator.state = self._rng.bit_generator.state
         else:
             rng = np.random.default_rng(self.seed if self.seed is not None else np.random.randint(2**31 - 1))
-        params, grads = np.zeros(total, self.dtype), np.zeros(total, self.dtype)
-        weights, gradients = {id(layer): [] for layer in self.layers}, {id(layer): [] for layer in self.layers}
+        params, grads = np.zeros(total, self.dtype), np.zeros(trainable_total, self.dtype)
+        views, gradients = {}, {id(layer): [] for layer in self.layers}
         offset = 0
-        for (layer, (_, wshape, _)), size in zip(specs, sizes):
-            weights[id(layer)].append(params[offset:offset + size].reshape(wshape))
-            gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
+        for i, ((layer, (wname, wshape, _)), size) in enumerate(zip(specs, sizes)):
+            views[id(layer), wname] = params[offset:offset + size].reshape(wshape)
+            if i < trainable:
+                gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
             offset += size
+        weights = {id(layer): [views[id(layer), wname] for wname, _, _ in layer.weight_specs()]
+                   for layer in self.layers}
         for layer in self.layers:
             new, old = weights[id(layer)], layer.weights if layer.built else []
             if old and [w.shape for w in old] == [w.shape for w in new]:
@@ -351,7 +359,7 @@ class Sequential:
         if not math.isfinite(value):
             return value, 0
         self._commit.begin()  # ended by the caller once the batch is recorded
-        self.optimizer.step(self._params, self._grads)
+        self.optimizer.step(self._params[:self._grads.size], self._grads)
         hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
         return value, hits
 

@@ -278,7 +278,7 @@ def _compile_from_payload(model, compiled, arrays):
     if names and not model.built:
         raise ValueError("config.compile.optimizer_state is not empty but the model is not built")
     for name in names:
-        setattr(optimizer, name, np.array(_array(arrays, f"optimizer{name}", model._params.shape, model.dtype)))
+        setattr(optimizer, name, np.array(_array(arrays, f"optimizer{name}", model._grads.shape, model.dtype)))
     return {f"optimizer{name}" for name in names}
 
 

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 class Layer:
     overwrites_grads = False
+    # names of weights (from weight_specs) that training updates in forward, never the optimizer (Keras's
+    # non-trainable weights: BatchNormalization's moving statistics); they have no gradient views
+    non_trainable = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

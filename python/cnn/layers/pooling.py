@@ -106,3 +106,42 @@ class AveragePooling2D(_Pooling2D):
 
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
+
+
+class _GlobalPooling2D(Layer):
+    """(N, C, H, W) → (N, C): the pooling kernels with one window over the whole plane."""
+
+    _pool = None  # MaxPooling2D or AveragePooling2D: the window pooling this is the whole-plane case of
+
+    def __init__(self, input_shape: Shape | None = None, name: str | None = None) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        self._window = None
+
+    def compute_output_shape(self, input_shape):
+        c, h, w = check_image_shape(self, input_shape)
+        self._window = self._pool(pool_size=(h, w))
+        self._window.build(input_shape)
+        return (c,)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return self._window.forward(x, training).reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return self._window.backward(np.ascontiguousarray(dy).reshape(dy.shape + (1, 1)), need_dx)
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """The mean of each channel's plane (Keras's GlobalAveragePooling2D with channels first, keepdims=False)."""
+
+    _pool = AveragePooling2D
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """The maximum of each channel's plane; the first maximum in row-major order takes the gradient."""
+
+    _pool = MaxPooling2D
+
+
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
