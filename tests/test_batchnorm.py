@@ -69,21 +69,21 @@ def test_layer_matches_torch(rng, dtype, shape, training, affine):
         np.testing.assert_array_equal(layer.weights[-1], moving_var.numpy())
 
 
-def test_backward_matches_central_differences(rng):
-    for training in (True, False):
-        x = rng.standard_normal((3, 2, 2, 3))
-        dy = rng.standard_normal(x.shape)
-        layer = _layer(x, rng, np.float64)
-        moving = [w.copy() for w in layer.weights[-2:]]
+@pytest.mark.parametrize("training", [True, False])
+def test_backward_matches_central_differences(rng, training):
+    x = rng.standard_normal((3, 2, 2, 3))
+    dy = rng.standard_normal(x.shape)
+    layer = _layer(x, rng, np.float64)
+    moving = [w.copy() for w in layer.weights[-2:]]
 
-        def loss():
-            layer.weights[-2][...], layer.weights[-1][...] = moving
-            return float(np.sum(layer.forward(x, training=training) * dy))
+    def loss():
+        layer.weights[-2][...], layer.weights[-1][...] = moving
+        return float(np.sum(layer.forward(x, training=training) * dy))
 
-        loss()
-        dx = layer.backward(dy).copy()
-        np.testing.assert_allclose(dx, central_differences(loss, x), rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(layer.grads[0], central_differences(loss, layer.weights[0]), rtol=1e-6, atol=1e-8)
+    loss()
+    dx = layer.backward(dy).copy()
+    np.testing.assert_allclose(dx, central_differences(loss, x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(layer.grads[0], central_differences(loss, layer.weights[0]), rtol=1e-6, atol=1e-8)
 
 
 def test_worked_example():
