@@ -241,6 +241,21 @@ def _pool_rows():
             for name in ("maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward")]
 
 
+def _layers16_rows():
+    """Issue 16's layers: batch normalization, Keras's relu, upsampling (OH = H·SH), transposed convolution (any
+    output plane: the full one is cropped by (PT, PL) and cut or zero-extended)."""
+    relu = dict(max_value=Real(0.5, 6.0), negative_slope=Real(0.0, 1.0), threshold=Real(-1.0, 1.0))
+    upsample = dict(derive={"OH": lambda s: s["H"] * s["SH"], "OW": lambda s: s["W"] * s["SW"]},
+                    ranges={"SH": (1, 3), "SW": (1, 3)})
+    transpose = dict(derive={"S": lambda s: _core.conv_transpose2d_scratch_size(
+                         tuple(s[k] for k in ("N", "C", "H", "W")), tuple(s[k] for k in ("C", "OC", "KH", "KW")))},
+                     ranges={**WINDOW, "PT": (0, 3), "PL": (0, 3)})
+    return [Row("batchnorm_forward"), Row("batchnorm_backward"), Row("relu_forward", **relu),
+            Row("relu_backward", **relu), Row("upsample2d_forward", **upsample), Row("upsample2d_backward", **upsample),
+            Row("conv_transpose2d_scratch_size", ranges=WINDOW), Row("conv_transpose2d_forward", **transpose),
+            Row("conv_transpose2d_backward", **transpose)]
+
+
 SIGNATURES = [
     Row("gemm", trans_a=Bool(False), trans_b=Bool(False)),
     Row("gemm", trans_a=Bool(True), trans_b=Bool(True), a=Arr("K,M"), b=Arr("N,K")),
@@ -257,6 +272,7 @@ SIGNATURES = [
     *_mlp_rows(),
     *_conv_rows(),
     *_pool_rows(),
+    *_layers16_rows(),
     Row("get_num_threads"),
     Row("set_num_threads"),
 ]
