@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import cnn
 from cnn import _core
 from cnn.layers import BatchNormalization, Conv2D, Dense
+from cnn.layers.normalization import inference_steps
 from conftest import DTYPES, assert_close, central_differences
 
 # (n, c, h, w) and the dense (n, features) case as w = h = None; batch 1 included (a plane of several pixels)
@@ -149,20 +150,26 @@ def test_save_load_and_predict_use_moving_statistics(rng, tmp_path):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["conv", "dense"])
-def test_folded_into_previous_layer(rng, dtype, kind):
+def test_predict_folds_into_previous_layer(rng, dtype, kind):
     x = rng.standard_normal((3, 2, 7, 6) if kind == "conv" else (3, 5)).astype(dtype)
     prev = Conv2D(4, 3, padding="same") if kind == "conv" else Dense(4)
-    model = cnn.Sequential([prev, BatchNormalization()], seed=2, dtype=dtype)
+    model = cnn.Sequential([prev, BatchNormalization(), cnn.layers.Activation("relu")], seed=2, dtype=dtype)
     model.build(x.shape[1:])
     bn = model.layers[1]
     bn.set_weights([rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4), rng.random(4) + 0.5])
     prev.weights[1][...] = rng.standard_normal(4)
-    unfused = model.predict(x, verbose=0)
-    kernel, bias = bn.folded(prev)
-    single = cnn.Sequential([type(prev).from_config(prev.get_config())], dtype=dtype)
-    single.build(x.shape[1:])
-    single.set_weights([kernel, bias])
-    assert_close(single.predict(x, verbose=0), unfused, dtype, factor=10)
+    assert [params is not None for _, params in inference_steps(model.layers)] == [True, False]
+    unfused = np.maximum(bn.forward(prev.forward(x).copy(), training=False), 0)
+    fused = model.predict(x, verbose=0)
+    assert_close(fused, unfused, dtype, factor=10)
+    assert not np.array_equal(fused, model.layers[0].forward(x))  # the fold did change the layer's output
+
+
+def test_no_fold_across_an_activation():
+    # BatchNormalization after the ReLU normalises the rectified output: no affine fold exists
+    model = cnn.Sequential([Conv2D(2, 3, activation="relu", input_shape=(1, 5, 5)), BatchNormalization()])
+    model.build()
+    assert [params is None for _, params in inference_steps(model.layers)] == [True, True]
 
 
 def test_bad_arguments():

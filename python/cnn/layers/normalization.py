@@ -10,6 +10,8 @@ from .. import _core, initializers
 from .._validation import check_number
 from ._buffers import reuse
 from .base import Layer
+from .conv import Conv2D
+from .core import Dense
 
 if TYPE_CHECKING:
     from .._types import Initializer, Shape
@@ -106,3 +108,24 @@ class BatchNormalization(Layer):
         # Conv2D kernels are (out, in, kh, kw): scale the first axis; Dense kernels (in, out): the last
         kernel = kernel * (scale[:, None, None, None] if kernel.ndim == 4 else scale)
         return kernel.astype(dtype), bias.astype(dtype)
+
+
+def _foldable(layer, bn):
+    """A Conv2D, or a Dense with (None, units) outputs, whose output goes straight into bn (no activation)."""
+    return (isinstance(bn, BatchNormalization) and isinstance(layer, (Conv2D, Dense))
+            and layer.activation.name == "linear" and (isinstance(layer, Conv2D) or len(layer.output_shape) == 1))
+
+
+def inference_steps(layers):
+    """[(layer, params)] for an inference pass over a chain of layers: a Conv2D or Dense directly followed by a
+    BatchNormalization runs with the normalisation folded into its kernel and bias (params), and the
+    BatchNormalization is skipped; every other layer runs as it is (params None)."""
+    steps, i = [], 0
+    while i < len(layers):
+        if i + 1 < len(layers) and _foldable(layers[i], layers[i + 1]):
+            steps.append((layers[i], layers[i + 1].folded(layers[i])))
+            i += 2
+        else:
+            steps.append((layers[i], None))
+            i += 1
+    return steps
