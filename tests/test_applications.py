@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cnn
-from cnn.applications import lenet5, lenet5_inputs, lenet5_torch
+from cnn.applications import conv_autoencoder, conv_autoencoder_torch, lenet5, lenet5_inputs, lenet5_torch
 from cnn.interop import from_torch, to_torch
 
 # parameters per trainable layer, the lecture's table: conv1 6·25+6, 1x1 6+6, conv3 16·6·25+16, 1x1 16+16,
@@ -85,3 +85,25 @@ def test_lenet5_inputs_rejects_other_images(bad):
 
 def test_applications_loads_lazily():
     assert cnn.applications.lenet5 is lenet5
+
+
+def test_conv_autoencoder_trains_as_its_torch_twin():
+    """Same weights, same batches, plain SGD: per-step losses and the final reconstructions agree (float32)."""
+    rng = np.random.default_rng(0)
+    model = conv_autoencoder(seed=0)
+    model.compile(optimizer=cnn.optimizers.SGD(learning_rate=0.5), loss="binary_crossentropy")
+    net = to_torch(model, conv_autoencoder_torch())
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    x = rng.random((40, 1, 28, 28)).astype(np.float32) ** 3  # ink-like: mostly near 0
+    for step in range(10):
+        xb = x[step % 4 * 10:(step % 4 + 1) * 10]
+        ours = model.train_on_batch(xb, xb)
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(torch.from_numpy(xb)), torch.from_numpy(xb))
+        loss.backward()
+        opt.step()
+        assert abs(ours - loss.item()) <= 1e-5 * abs(loss.item()), (step, ours, loss.item())
+    with torch.no_grad():
+        theirs = torch.sigmoid(net(torch.from_numpy(x))).numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), theirs, atol=1e-5)
+    assert model.layers[5].name == "code" and model.layers[5].output_shape == (2,)

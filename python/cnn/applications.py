@@ -1,4 +1,6 @@
-"""Ready-made networks: the lecture's LeNet-5 in cnn and in torch.nn, and its input mapping.
+"""Ready-made networks, each in cnn and as a torch.nn twin of the same architecture (cnn.interop copies the
+weights between them): the lecture's LeNet-5 and its input mapping, and a convolutional autoencoder for 28x28
+images (conv_autoencoder).
 
 The architecture (LeCun et al. 1998, as the lecture builds it in Keras), for 1x32x32 inputs:
 Conv 6@5x5 → AvgPool 2 → per-channel a·x + b (a 1x1 Conv with groups=6) → scaled tanh → Conv 16@5x5 →
@@ -14,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import initializers
-from .layers import Activation, AveragePooling2D, Conv2D, Dense, Flatten
+from .layers import (Activation, AveragePooling2D, Conv2D, Conv2DTranspose, Dense, Flatten, MaxPooling2D,
+                     Reshape)
 from .models import Sequential
 
 if TYPE_CHECKING:
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._types import ArrayLike, DTypeLike
 
-__all__ = ["lenet5", "lenet5_torch", "lenet5_inputs"]
+__all__ = ["lenet5", "lenet5_torch", "lenet5_inputs", "conv_autoencoder", "conv_autoencoder_torch"]
 
 # the lecture's mapping of a pixel x in [0, 1]: background 1.175, full ink -0.1
 BACKGROUND, INK_SLOPE = 1.175, 1.275
@@ -96,3 +99,44 @@ def lenet5_inputs(images: ArrayLike) -> np.ndarray:
                          f"shape {images.shape}")
     x = np.pad(images, ((0, 0), (2, 2), (2, 2)))[:, None].astype(np.float32) / np.float32(255)
     return np.float32(BACKGROUND) - np.float32(INK_SLOPE) * x
+
+
+def conv_autoencoder(latent_dim: int = 2, seed: int | None = None, dtype: DTypeLike = "float32") -> Sequential:
+    """A convolutional autoencoder for (N, 1, 28, 28) images in [0, 1], trained with binary_crossentropy against
+    its input. Encoder: Conv 16@3x3 relu → MaxPool 2 → Conv 8@3x3 relu → MaxPool 2 → Flatten → Dense latent_dim
+    (the layer named 'code': a 2-D code by default, to plot). Decoder: Dense 392 relu → Reshape (8, 7, 7) →
+    Conv2DTranspose 16@2x2 stride 2 relu → Conv2DTranspose 8@2x2 stride 2 relu → Conv 1@3x3 sigmoid. 'same'
+    convolutions and 2x2 transposed ones at stride 2 (which need no padding), so the torch twin is plain.
+    The encoder is model.layers up to and including 'code'."""
+    return Sequential([
+        Conv2D(16, 3, padding="same", activation="relu", input_shape=(1, 28, 28), name="enc_conv1"),
+        MaxPooling2D(2, name="enc_pool1"),
+        Conv2D(8, 3, padding="same", activation="relu", name="enc_conv2"),
+        MaxPooling2D(2, name="enc_pool2"),
+        Flatten(name="enc_flatten"),
+        Dense(latent_dim, name="code"),
+        Dense(8 * 7 * 7, activation="relu", name="dec_dense"),
+        Reshape((8, 7, 7), name="dec_reshape"),
+        Conv2DTranspose(16, 2, strides=2, activation="relu", name="dec_up1"),
+        Conv2DTranspose(8, 2, strides=2, activation="relu", name="dec_up2"),
+        Conv2D(1, 3, padding="same", activation="sigmoid", name="dec_out"),
+    ], name="conv_autoencoder", seed=seed, dtype=dtype)
+
+
+def conv_autoencoder_torch(latent_dim: int = 2) -> torch.nn.Sequential:
+    """conv_autoencoder as a torch.nn.Sequential (PyTorch's initialisation) ending in logits: train it with
+    torch.nn.functional.binary_cross_entropy_with_logits. Its modules carry the cnn layers' names."""
+    import collections
+
+    import torch
+
+    nn = torch.nn
+    return nn.Sequential(collections.OrderedDict([
+        ("enc_conv1", nn.Conv2d(1, 16, 3, padding=1)), ("enc_relu1", nn.ReLU()), ("enc_pool1", nn.MaxPool2d(2)),
+        ("enc_conv2", nn.Conv2d(16, 8, 3, padding=1)), ("enc_relu2", nn.ReLU()), ("enc_pool2", nn.MaxPool2d(2)),
+        ("enc_flatten", nn.Flatten()), ("code", nn.Linear(8 * 7 * 7, latent_dim)),
+        ("dec_dense", nn.Linear(latent_dim, 8 * 7 * 7)), ("dec_relu", nn.ReLU()),
+        ("dec_reshape", nn.Unflatten(1, (8, 7, 7))),
+        ("dec_up1", nn.ConvTranspose2d(8, 16, 2, stride=2)), ("dec_relu1", nn.ReLU()),
+        ("dec_up2", nn.ConvTranspose2d(16, 8, 2, stride=2)), ("dec_relu2", nn.ReLU()),
+        ("dec_out", nn.Conv2d(8, 1, 3, padding=1))]))

@@ -1,8 +1,12 @@
 """Copy weights between a cnn.Sequential and a torch.nn.Module of the same architecture.
 
-The trainable layers are paired in order: torch.nn.Linear with Dense (cnn's kernel is (in, out), so it
-is torch's weight transposed) and torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)). Only
-parameters move; strides, padding and activations are the caller's to match. torch is imported here,
+The layers with weights are paired by name when every one has a torch submodule of that (last) name, as
+cnn.applications' twins do, else in order: torch.nn.Linear with Dense (cnn's kernel is (in, out), so it
+is torch's weight transposed), torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)),
+torch.nn.ConvTranspose2d with Conv2DTranspose (both (in, out, kh, kw)) and torch.nn.BatchNorm1d/2d with
+BatchNormalization (weight, bias, running_mean, running_var as gamma, beta, moving_mean, moving_variance).
+Only parameters and running statistics move; strides, padding, momentum, epsilon and activations are the
+caller's to match. torch is imported here,
 on use, so `import cnn` never loads it."""
 from __future__ import annotations
 
@@ -27,13 +31,18 @@ def _pairs(model, torch_module):
     if not model.built:
         model.build()
     ours = [layer for layer in model.layers if layer.weights]
-    theirs = []
+    kinds = _torch_kinds()
+    known = tuple(t for types in kinds.values() for t in types)
+    theirs, named = [], {}
     for name, module in torch_module.named_modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+        if isinstance(module, known):
             theirs.append(module)
+            named[name.rsplit(".", 1)[-1]] = module
         elif any(True for _ in module.parameters(recurse=False)):
-            raise ValueError(f"torch module {name!r} ({type(module).__name__}) has parameters but is neither "
-                             "Linear nor Conv2d; cnn cannot map it")
+            raise ValueError(f"torch module {name!r} ({type(module).__name__}) has parameters but is none of "
+                             f"{', '.join(t.__name__ for t in known)}; cnn cannot map it")
+    if len(named) == len(theirs) and all(layer.name in named for layer in ours):
+        theirs = [named[layer.name] for layer in ours]  # a twin that names its modules as the layers: by name
     if len(ours) != len(theirs):
         raise ValueError(f"the cnn model has {len(ours)} layers with weights "
                          f"({', '.join(type(layer).__name__ for layer in ours)}), the torch module {len(theirs)} "
@@ -41,14 +50,13 @@ def _pairs(model, torch_module):
     pairs = []
     for layer, module in zip(ours, theirs):
         kind = type(layer).__name__
-        wanted = {"Dense": torch.nn.Linear, "Conv2D": torch.nn.Conv2d}.get(kind)
-        if wanted is None or not isinstance(module, wanted):
+        wanted = kinds.get(kind, ())
+        if not isinstance(module, wanted):
             raise ValueError(f"cannot pair cnn layer {layer.name!r} ({kind}) with torch {type(module).__name__}; "
-                             "Dense pairs with Linear and Conv2D with Conv2d")
-        weight = module.weight.detach()
-        shapes = [tuple(weight.T.shape) if kind == "Dense" else tuple(weight.shape)]
-        if module.bias is not None:
-            shapes.append(tuple(module.bias.shape))
+                             "Dense pairs with Linear, Conv2D with Conv2d, Conv2DTranspose with ConvTranspose2d "
+                             "and BatchNormalization with BatchNorm1d/2d")
+        shapes = [tuple(t.T.shape) if kind == "Dense" and i == 0 else tuple(t.shape)
+                  for i, t in enumerate(_tensors(module))]
         ours_shapes = [w.shape for w in layer.weights]
         if ours_shapes != shapes:
             raise ValueError(f"cnn layer {layer.name!r} ({kind}) has weight shapes {ours_shapes}, torch "
@@ -58,24 +66,37 @@ def _pairs(model, torch_module):
     return pairs
 
 
+def _torch_kinds():
+    """cnn layer type name → the torch module types it pairs with."""
+    import torch
+
+    nn = torch.nn
+    return {"Dense": (nn.Linear,), "Conv2D": (nn.Conv2d,), "Conv2DTranspose": (nn.ConvTranspose2d,),
+            "BatchNormalization": (nn.BatchNorm1d, nn.BatchNorm2d)}
+
+
+def _tensors(module):
+    """The module's tensors in the order of the paired cnn layer's weights (torch's layout)."""
+    names = ("weight", "bias", "running_mean", "running_var")
+    return [t for t in (getattr(module, name, None) for name in names) if t is not None]
+
+
 def from_torch(model: Sequential, torch_module: torch.nn.Module) -> Sequential:
     """Set the weights of `model` (a cnn.Sequential) from `torch_module`; returns model."""
     for layer, module, kind in _pairs(model, torch_module):
-        weight = module.weight.detach().cpu().double().numpy()
-        layer.weights[0][...] = weight.T if kind == "Dense" else weight
-        if module.bias is not None:
-            layer.weights[1][...] = module.bias.detach().cpu().double().numpy()
+        for i, (w, t) in enumerate(zip(layer.weights, _tensors(module))):
+            value = t.detach().cpu().double().numpy()
+            w[...] = value.T if kind == "Dense" and i == 0 else value
     return model
 
 
 def to_torch(model: Sequential, torch_module: torch.nn.Module) -> torch.nn.Module:
-    """Set the parameters of `torch_module` from `model` (a cnn.Sequential); returns torch_module."""
+    """Set the parameters and running statistics of `torch_module` from `model` (a cnn.Sequential); returns
+    torch_module."""
     import torch
 
     with torch.no_grad():
         for layer, module, kind in _pairs(model, torch_module):
-            weight = np.ascontiguousarray(layer.weights[0].T if kind == "Dense" else layer.weights[0])
-            module.weight.copy_(torch.from_numpy(weight))
-            if module.bias is not None:
-                module.bias.copy_(torch.from_numpy(np.ascontiguousarray(layer.weights[1])))
+            for i, (w, t) in enumerate(zip(layer.weights, _tensors(module))):
+                t.copy_(torch.from_numpy(np.ascontiguousarray(w.T if kind == "Dense" and i == 0 else w)))
     return torch_module

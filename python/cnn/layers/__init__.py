@@ -9,11 +9,11 @@ from .input_layer import Input, InputLayer
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
-from .reshape import Flatten, ZeroPadding2D
+from .reshape import Flatten, Reshape, ZeroPadding2D
 from .upsampling import UpSampling2D
 
 __all__ = ["Layer", "Dense", "Activation", "Conv2D", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
            "Flatten", "ZeroPadding2D", "Dropout", "Input", "InputLayer",
            # issue 16
            "BatchNormalization", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
-           "Conv2DTranspose", "UpSampling2D", "ReLU", "LeakyReLU"]
+           "Conv2DTranspose", "UpSampling2D", "ReLU", "LeakyReLU", "Reshape"]
