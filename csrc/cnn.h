@@ -285,6 +285,16 @@ double K(mlp_loss_grad)(real *grad, real *work, const real *params, const real *
 double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const real *x, const real *y,
                     const int64_t *order, int n, int batch, int b0, int b1, const cnn_mlp *net, cnn_mlp_optim *opt);
 
+/* ---- merge.c (Add, Multiply, Concatenate) -------------------------------------------------
+ * Element-wise merges of two tensors of `count` elements; y may be a or b. Add's gradient is dy itself.
+ * multiply_backward: da = dy·b, db = dy·a (NULL skips one). Concatenation along an axis, each tensor seen
+ * as M rows (the dimensions before the axis): x (M, I) is y (M, J)'s columns [offset, offset + I). */
+void K(add_forward)(real *y, const real *a, const real *b, size_t count);
+void K(multiply_forward)(real *y, const real *a, const real *b, size_t count);
+void K(multiply_backward)(real *da, real *db, const real *dy, const real *a, const real *b, size_t count);
+void K(concatenate_forward)(real *y, const real *x, size_t m, size_t in, size_t out, size_t offset);
+void K(concatenate_backward)(real *dx, const real *dy, size_t m, size_t in, size_t out, size_t offset);
+
 /* ---- issue 16's layers: batchnorm.c, relu.c, upsample.c, conv_transpose.c ----------------------------
  * batchnorm: x, y (N, C, S) normalised over N and S per channel; gamma, beta (C) or NULL (1, 0); mean, invstd (C)
  * the statistics used, which backward reads; moving_mean, moving_var (C) updated in place when training

@@ -1001,6 +1001,86 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
     return Py_BuildValue("dL", total, opt.t);
 }
 
+/* ---- merge (Add, Multiply, Concatenate) ------------------------------------------------------ */
+
+/* add_forward and multiply_forward: y = a op b, element-wise over one shape; y may be a or b. */
+static PyObject *elementwise_merge(PyObject *args, const char *fn, int multiply)
+{
+    PyObject *oy, *oa, *ob;
+    if (!PyArg_ParseTuple(args, "OOO", &oy, &oa, &ob)) return NULL;
+    PyArrayObject *a = elementwise_arg(oa, fn, "a");
+    PyArrayObject *b = a ? like(ob, fn, "b", a, READ) : NULL;
+    PyArrayObject *y = b ? like(oy, fn, "y", a, WRITE) : NULL;
+    if (!y || check_overlap(fn, OPERANDS({"y", y, OUT}, {"a", a, SAME}, {"b", b, SAME}))) return NULL;
+    int t = PyArray_TYPE(a);
+    size_t count = (size_t)PyArray_SIZE(a);
+    Py_BEGIN_ALLOW_THREADS
+    if (multiply) CALL(t, multiply_forward, DATA(y), DATA(a), DATA(b), count);
+    else CALL(t, add_forward, DATA(y), DATA(a), DATA(b), count);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_add_forward(PyObject *s, PyObject *a) { return elementwise_merge(a, "add_forward", 0); }
+static PyObject *py_multiply_forward(PyObject *s, PyObject *a) { return elementwise_merge(a, "multiply_forward", 1); }
+
+static PyObject *py_multiply_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "multiply_backward";
+    PyObject *oda, *odb, *ody, *oa, *ob;
+    if (!PyArg_ParseTuple(args, "OOOOO:multiply_backward", &oda, &odb, &ody, &oa, &ob)) return NULL;
+    PyArrayObject *a = elementwise_arg(oa, fn, "a");
+    PyArrayObject *b = a ? like(ob, fn, "b", a, READ) : NULL;
+    PyArrayObject *dy = b ? like(ody, fn, "dy", a, READ) : NULL;
+    if (!dy) return NULL;
+    int ok = 1, t = PyArray_TYPE(a), nd = PyArray_NDIM(a);
+    PyArrayObject *da = optional_arg(oda, &ok, fn, "da", t, nd, PyArray_DIMS(a), WRITE);
+    PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "db", t, nd, PyArray_DIMS(a), WRITE) : NULL;
+    if (!ok ||
+        check_overlap(fn, OPERANDS({"da", da, OUT}, {"db", db, OUT}, {"dy", dy, IN}, {"a", a, IN}, {"b", b, IN})))
+        return NULL;
+    size_t count = (size_t)PyArray_SIZE(a);
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, multiply_backward, DATA(da), DATA(db), DATA(dy), DATA(a), DATA(b), count);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* concatenate_forward(y (M, J), x (M, I), offset) and concatenate_backward(dx (M, I), dy (M, J), offset): the
+ * part (M, I) is columns [offset, offset + I) of the whole (M, J). */
+static PyObject *concatenate(PyObject *args, const char *fn, int backward)
+{
+    PyObject *owhole, *opart;
+    long long offset;
+    if (!PyArg_ParseTuple(args, "OOL", backward ? &opart : &owhole, backward ? &owhole : &opart, &offset)) return NULL;
+    const char *part_name = backward ? "dx" : "x", *whole_name = backward ? "dy" : "y";
+    int t = real_type(opart, fn, part_name);
+    if (t < 0) return NULL;
+    PyArrayObject *part = array_arg(opart, fn, part_name, t, 2, NULL, backward ? WRITE : READ);
+    PyArrayObject *whole = part ? array_arg(owhole, fn, whole_name, t, 2, (npy_intp[]){PyArray_DIM(part, 0), ANY},
+                                            backward ? READ : WRITE)
+                                : NULL;
+    if (!whole) return NULL;
+    npy_intp m = PyArray_DIM(part, 0), in = PyArray_DIM(part, 1), out = PyArray_DIM(whole, 1);
+    if (offset < 0 || offset > out - in) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: argument 'offset' must be in [0, %ld] (%s's %ld columns in %s's %ld), got %lld", fn,
+                     (long)(out - in), part_name, (long)in, whole_name, (long)out, offset);
+        return NULL;
+    }
+    PyArrayObject *dst = backward ? part : whole, *src = backward ? whole : part;
+    if (check_overlap(fn, OPERANDS({backward ? "dx" : "y", dst, OUT}, {backward ? "dy" : "x", src, IN}))) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (backward)
+        CALL(t, concatenate_backward, DATA(part), DATA(whole), (size_t)m, (size_t)in, (size_t)out, (size_t)offset);
+    else CALL(t, concatenate_forward, DATA(whole), DATA(part), (size_t)m, (size_t)in, (size_t)out, (size_t)offset);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_concatenate_forward(PyObject *s, PyObject *a) { return concatenate(a, "concatenate_forward", 0); }
+static PyObject *py_concatenate_backward(PyObject *s, PyObject *a) { return concatenate(a, "concatenate_backward", 1); }
+
 /* ---- threads --------------------------------------------------------------------------------- */
 
 #define GET_NUM_THREADS_DOC                                                                                 \
@@ -1454,6 +1534,18 @@ static PyMethodDef methods[] = {
     METHOD(avgpool2d_backward, "avgpool2d_backward(dx: out[N, C, H, W], dy: in[N, C, OH, OW], kernel_size: (KH, KW), "
                                "stride: (SH, SW), padding: (PT, PB, PL, PR), count_include_pad: bool)\n\n"
                                "dx = the gradient through avgpool2d_forward. Sizes as maxpool2d_forward."),
+    /* merge (Add, Multiply, Concatenate) */
+    METHOD(add_forward, "add_forward(y: out[*], a: in[*], b: in[*])\n\n"
+                        "y = a + b element-wise, * any shape of rank 1 to 8; y may be a or b."),
+    METHOD(multiply_forward, "multiply_forward(y: out[*], a: in[*], b: in[*])\n\n"
+                             "y = a·b element-wise, * any shape of rank 1 to 8; y may be a or b."),
+    METHOD(multiply_backward, "multiply_backward(da: out[*] | None, db: out[*] | None, dy: in[*], a: in[*], "
+                              "b: in[*])\n\n"
+                              "da = dy·b, db = dy·a, the gradients through multiply_forward."),
+    METHOD(concatenate_forward, "concatenate_forward(y: out[M, J], x: in[M, I], offset: int)\n\n"
+                                "y[:, offset:offset + I] = x; 0 <= offset <= J - I."),
+    METHOD(concatenate_backward, "concatenate_backward(dx: out[M, I], dy: in[M, J], offset: int)\n\n"
+                                 "dx = dy[:, offset:offset + I], the gradient through concatenate_forward."),
     METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool) -> int\n\n"
                                "W, the reals of scratch mlp_forward (training false) or mlp_loss_grad and mlp_epoch "
                                "need for n rows of the network whose L + 1 layer widths are units."),

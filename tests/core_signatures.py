@@ -275,6 +275,10 @@ SIGNATURES = [
     *_layers16_rows(),
     Row("get_num_threads"),
     Row("set_num_threads"),
+    # merge (Add, Multiply, Concatenate): the part's columns lie inside the whole's
+    *map(Row, ("add_forward", "multiply_forward", "multiply_backward")),
+    *(Row(name, derive={"J": lambda s: s["I"] + s["OFF"]}, ranges={"OFF": (0, 9)}, offset=Size("OFF"))
+      for name in ("concatenate_forward", "concatenate_backward")),
 ]
 
 

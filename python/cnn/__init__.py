@@ -1,7 +1,7 @@
 """cnn: a small deep-learning engine with a C/OpenMP core.
 
-`Sequential` and the layers follow Keras; `MLPClassifier`/`MLPRegressor` follow scikit-learn;
-every kernel is checked against PyTorch. Submodules load on first use so `import cnn` stays fast.
+`Sequential`, `Model` (the functional API) and the layers follow Keras; `MLPClassifier`/`MLPRegressor`
+follow scikit-learn; every kernel is checked against PyTorch. Submodules load on first use so `import cnn` stays fast.
 
 Threads: kernels run on `get_num_threads()` OpenMP threads (OMP_NUM_THREADS, else one per CPU), and
 `set_num_threads(n)` sets that for every thread of the process; threadpoolctl sees it and limits it in
@@ -15,10 +15,10 @@ then sleep), which an idle machine needs for short parallel regions. CNN_ADAPT_T
 import importlib
 
 from ._core import get_num_threads, set_num_threads
-from .models import Sequential
+from .models import Model, Sequential
 
 __version__ = "0.1.0"
-__all__ = ["Sequential", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads", "layers",
+__all__ = ["Model", "Sequential", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads", "layers",
            "optimizers", "losses", "activations", "utils", "callbacks", "plot", "regularizers", "initializers",
            "datasets", "interop", "applications", "__version__"]
 

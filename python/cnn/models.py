@@ -1,9 +1,13 @@
-"""Sequential: a Keras-style stack of layers trained by the C kernels; its structure and configuration.
+"""Model and Sequential: Keras-style models trained by the C kernels; their structure and configuration.
 
-A model's layers keep their weights as views into one flat parameter buffer and their gradients as views
-into another, so one optimizer kernel call updates the whole model. This module holds the structure:
-layers, shapes, the flat buffers, weights and the configuration (get_config/from_config, save, pickle);
-training is cnn.training's Trainer, files are cnn.saving's.
+`Model(inputs, outputs)` is Keras's functional API (cnn.functional): the layers called between
+`cnn.layers.Input` tensors and the output tensors, with several inputs and outputs, layers called at
+several places sharing their weights, and gradients summed where paths meet. `Sequential` is the special
+case of one chain, which it runs without the graph's bookkeeping. A model's layers keep their weights as
+views into one flat parameter buffer and their gradients as views into another, so one optimizer kernel
+call updates the whole model. This module holds the structure: layers, shapes, the flat buffers, weights
+and the configuration (get_config/from_config, save, pickle); training is cnn.training's Trainer, files
+are cnn.saving's.
 
 Deviations from Keras, on purpose: compile's default optimizer is 'adam' (Keras: 'rmsprop', which cnn
 does not have); images are NCHW (channels first, as PyTorch); weights are initialised from the
@@ -15,9 +19,10 @@ Threads. Layers keep per-call buffers, so each model has a lock: build, fit, eva
 other methods that read or write weights run one at a time per model (two threads predicting with one
 model wait for each other and both get right answers).
 
-Shared layers. A layer belongs to the one model it was added to: its weights are views into that model's
-flat buffer. Adding it to a second model raises ValueError naming both (Keras shares the weights; cnn
-does not yet); pop() releases it."""
+Shared layers. Within a Model, a layer called twice is one layer with one set of weights, used by both
+calls, as in Keras. Across models it is not: a layer belongs to the one model it was added to, as its
+weights are views into that model's flat buffer; adding it to a second model raises ValueError naming
+both (Keras shares the weights between models; cnn does not yet); Sequential.pop() releases it."""
 from __future__ import annotations
 
 import math
@@ -34,13 +39,14 @@ from ._locking import locked
 from ._validation import as_float_array, check_dtype, check_list, check_name, check_number, check_shape
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
+from .layers.node import KerasTensor
 from .layers.normalization import inference_steps
 from .training import Trainer
 
 if TYPE_CHECKING:
     from ._types import ArrayLike, DTypeLike, PathLike
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "load_model"]
 
 
 def _physical_memory():
@@ -51,7 +57,7 @@ def _physical_memory():
         return None
 
 
-def load_model(path: PathLike) -> Sequential:
+def load_model(path: PathLike) -> Model:
     """A model written by `model.save(path)`, compiled as it was (see cnn.saving)."""
     from . import saving  # zipfile, tempfile, json: loaded only when a model is saved or loaded
 
@@ -59,15 +65,26 @@ def load_model(path: PathLike) -> Sequential:
 
 
 class Model(Trainer):
-    """What every cnn model shares: the lock, the flat parameter and gradient buffers, weights, the summary,
-    the configuration, save and pickle. Subclasses give the structure (see cnn.training.Trainer)."""
+    """`Model(inputs, outputs)`: Keras's functional model, the graph of layers from `cnn.layers.Input`
+    tensors to output tensors; it makes a cnn.functional.Functional (see there), as Keras does.
+
+    Model itself holds what every model shares: the lock, the flat buffers, weights, the summary, the
+    configuration, save and pickle; Sequential and Functional give the structure."""
 
     _commit = NoCommit()  # a Commit while fit or train_on_batch runs: SIGINT waits out the optimizer step
     _formats = {}  # the configuration's "format" -> the class that reads it
+    _many_losses = False  # a loss per output (Functional), or one loss (Sequential)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._formats[f"cnn.{cls.__name__}"] = cls
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            from .functional import Functional
+
+            cls = Functional
+        return super().__new__(cls)
 
     def _init_state(self, name, seed, dtype):
         self.name = name
@@ -180,6 +197,10 @@ class Model(Trainer):
 
         summary_mod.print_summary(self, line_length, positions, print_fn)
 
+    def _connected_to(self):
+        """{layer: its sources} for summary's Connected to column, or None where Keras prints none (a chain)."""
+        return None
+
     def _repr_html_(self):
         from . import summary as summary_mod
 
@@ -209,6 +230,8 @@ class Model(Trainer):
         """The model `config` and `arrays` (from _payload) describe; arrays=None initialises the weights and
         the optimizer state afresh. ValueError names the first field that is missing, unknown, of the wrong
         type or out of range, or an array of the wrong shape or dtype."""
+        from . import functional  # noqa: F401  (registers its format)
+
         kind = cls._formats.get(config.get("format")) if isinstance(config, dict) else None
         if kind is None or not issubclass(kind, cls):
             raise ValueError(f"not a cnn model: the file's configuration does not describe a "
@@ -236,7 +259,7 @@ class Model(Trainer):
         if arrays is None:
             return self
         if config["compile"] is not None:
-            expected |= ser.compile_from_config(self, config["compile"], arrays)
+            expected |= ser.compile_from_config(self, config["compile"], arrays, self._many_losses)
         unknown = sorted(set(arrays) - expected)
         if unknown:
             raise ValueError(f"unknown arrays {unknown} (this model has {sorted(expected)})")
@@ -251,7 +274,7 @@ class Model(Trainer):
 
     def _shared_payload(self):
         """(config, arrays): the fields every model's configuration holds."""
-        compiled, arrays = ser.compile_config(self)
+        compiled, arrays = ser.compile_config(self, self._many_losses)
         config = {"format": f"cnn.{type(self).__name__}", "version": self._version, "name": self.name,
                   "seed": self.seed, "dtype": self.dtype.name, "built": self.built,
                   "rng": ser.generator_state(self._rng),
@@ -278,6 +301,8 @@ class Model(Trainer):
 
 
 class Sequential(Model):
+    """A stack of layers, each feeding the next: the chain case of Model, run without its graph."""
+
     _version = 1
     _fields = ["format", "version", "name", "seed", "dtype", "built", "input_shape", "input_layer", "layers", "rng",
                "layer_rngs", "compile"]
@@ -287,7 +312,8 @@ class Sequential(Model):
         self._init_state(check_name(name, "name") or "sequential", seed, dtype)
         self._input_layer = None
         try:
-            for layer in check_list(layers, "layers", Layer, "cnn.layers.Layer instances"):
+            for layer in check_list(layers, "layers", (Layer, KerasTensor),
+                                    "cnn.layers.Layer instances (or a cnn.layers.Input first)"):
                 self.add(layer)
         except BaseException:  # the model is never returned: release the layers it took
             for layer in self.layers:
@@ -298,6 +324,8 @@ class Sequential(Model):
 
     @locked
     def add(self, layer: Layer) -> None:
+        if isinstance(layer, KerasTensor) and isinstance(layer._keras_history[0], InputLayer):
+            layer = layer._keras_history[0]  # Input(shape) starts a Sequential, as in Keras
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
         if layer.model is not None and layer.model is not self:
@@ -305,6 +333,9 @@ class Sequential(Model):
                              "in that model's parameter buffer, and cnn does not share layers between models. "
                              "Add a new layer instead (type(layer).from_config(layer.get_config()), then "
                              "set_weights), or pop it from the other model first")
+        if layer.multi_input:
+            raise ValueError(f"layer {layer.name or layer.default_name()!r} ({type(layer).__name__}) merges several "
+                             "inputs and cannot be part of a Sequential; build a cnn.Model(inputs, outputs)")
         if isinstance(layer, InputLayer):
             if self.layers or self._input_layer is not None:
                 raise ValueError("an Input can only be the first element of a Sequential model")
@@ -471,3 +502,5 @@ class Sequential(Model):
 
     def __repr__(self):
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
+
+

@@ -151,32 +151,44 @@ def generator_state(rng):
 COMPILE_FIELDS = ["optimizer", "iterations", "optimizer_state", "loss", "metrics"]
 
 
-def compile_config(model):
-    """(config, arrays) of a compiled model's optimizer, loss and metrics, or (None, {}) before compile."""
+def compile_config(model, many=False):
+    """(config, arrays) of a compiled model's optimizer, loss and metrics, or (None, {}) before compile; with
+    many, a list of losses (one per output, model._losses) and the loss_weights."""
     if model.loss is None:
         return None, {}
     opt = model.optimizer
     state = {name: getattr(opt, name) for name in opt._state_names if getattr(opt, name) is not None}
     config = {"optimizer": object_config(opt), "iterations": opt.iterations, "optimizer_state": sorted(state),
-              "loss": object_config(model.loss), "metrics": list(model.metrics)}
+              "loss": [object_config(loss) for loss in model._losses] if many else object_config(model.loss),
+              "metrics": list(model.metrics)}
+    if many:
+        config["loss_weights"] = model.loss_weights
     return config, {f"optimizer{name}": value for name, value in state.items()}
 
 
-def compile_from_config(model, compiled, arrays):
-    """Compile `model` as `compiled` says and restore the optimizer's state; returns the array names read."""
-    fields(compiled, "config.compile", COMPILE_FIELDS)
+def compile_from_config(model, compiled, arrays, many=False):
+    """Compile `model` as `compiled` says and restore the optimizer's state; returns the array names read.
+    many: the losses are a list, one per output, and loss_weights is given (compile_config's many)."""
+    fields(compiled, "config.compile", COMPILE_FIELDS + (["loss_weights"] if many else []))
     optimizer = construct(subclasses(optimizers.Optimizer), compiled["optimizer"], "config.compile.optimizer",
-                           "optimizer")
-    loss = construct(subclasses(losses.Loss), compiled["loss"], "config.compile.loss", "loss")
-    for obj, entry, where in ((optimizer, compiled["optimizer"], "optimizer"), (loss, compiled["loss"], "loss")):
+                          "optimizer")
+    checked = [(optimizer, compiled["optimizer"], "config.compile.optimizer")]
+    if many and not isinstance(compiled["loss"], list):
+        raise ValueError(f"config.compile.loss must be a list of losses, got {compiled['loss']!r}")
+    entries = [(e, f"config.compile.loss[{i}]") for i, e in enumerate(compiled["loss"])] if many else \
+        [(compiled["loss"], "config.compile.loss")]
+    loss = [construct(subclasses(losses.Loss), e, where, "loss") for e, where in entries]
+    checked += [(obj, e, where) for obj, (e, where) in zip(loss, entries)]
+    for obj, entry, where in checked:
         # a value the constructor coerced (a string for a bool) is not what the file says
         if json.dumps(object_config(obj), sort_keys=True) != json.dumps(entry, sort_keys=True):
-            raise ValueError(f"config.compile.{where}.config {entry['config']!r} does not describe a "
+            raise ValueError(f"{where}.config {entry['config']!r} does not describe a "
                              f"{type(obj).__name__} (it reads as {object_config(obj)['config']!r})")
+    kwargs = {"loss_weights": compiled["loss_weights"]} if many else {}
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"])
+        model.compile(optimizer=optimizer, loss=loss if many else loss[0], metrics=compiled["metrics"], **kwargs)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"config.compile.metrics: {e}") from None
+        raise ValueError(f"config.compile.{'metrics or loss_weights' if many else 'metrics'}: {e}") from None
     optimizer.iterations = typed(compiled["iterations"], "config.compile.iterations", int, 0, 2**62)
     names = compiled["optimizer_state"]
     valid = isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)

@@ -1,9 +1,11 @@
 """Training for every cnn model: compile, fit, evaluate, predict, train_on_batch, test_on_batch.
 
 `Trainer` is a mixin; the model class provides the structure it drives: `layers`, the flat `_params` and
-`_grads` buffers, `_rng`, `_lock`, `_commit`, `output_shape`, and `_prepare_inputs(x)`,
-`_forward(x, training, logits)`, `_backward(dout)` and `_fused()`. A softmax (or sigmoid) output layer
-followed by a cross-entropy loss is trained from its logits in one fused step.
+`_grads` buffers, `_rng`, `_lock`, `_commit`, and `_prepare_inputs(x)`, `_forward(x, training, logits)`,
+`_backward(dout)`, `_fused()` and `_empty_outputs(n)`. Inputs and targets are an array each for a model
+of one input and one output (Sequential), else lists of arrays, one per input or output; a model of
+several outputs also gives `_targets`, `_loss_value`, `_accuracy_hits` and `_metric_keys`. A softmax (or
+sigmoid) output layer followed by a cross-entropy loss is trained from its logits in one fused step.
 
 Non-finite values. A batch whose loss is not finite is not applied; fit raises FloatingPointError (unless
 a callback such as TerminateOnNaN stops training and the weights are finite). A step whose loss was
@@ -45,6 +47,40 @@ _FINITE_CHUNK = 16384  # weights per isfinite call: a training step allocates no
 def _batch_size(value):
     """32 (Keras' default) for None, else a positive int that the kernels' int holds."""
     return 32 if value is None else check_number(value, "batch_size", low=1, high=INT_MAX, integer=True)
+
+
+def _count(data):
+    """The rows of inputs or targets: an array, or a list of arrays (one per model input or output)."""
+    return len(data[0]) if type(data) is list else len(data)
+
+
+def _rows(data, start, stop):
+    return [d[start:stop] for d in data] if type(data) is list else data[start:stop]
+
+
+def _gather(data, index, out):
+    """out[i] = data[index[i]] for an array or each array of a list; mode='clip' (the indices are a permutation)
+    lets take write straight into out, mode='raise' would gather into a temporary first."""
+    for d, o in zip(data, out) if type(data) is list else ((data, out),):
+        d.take(index, axis=0, out=o, mode="clip")
+
+
+def _row_buffers(data, m):
+    if type(data) is list:
+        return [np.empty((m,) + d.shape[1:], d.dtype) for d in data]
+    return np.empty((m,) + data.shape[1:], data.dtype)
+
+
+def _hits(loss, out, y, logits):
+    """How many rows of one output `loss` counts as right (the 'accuracy' metric)."""
+    out = out.reshape(len(out), -1)
+    if loss.sparse:
+        return int(np.count_nonzero(out.argmax(axis=1) == y))
+    y = y.reshape(len(y), -1)
+    if out.shape[1] == 1:
+        threshold = 0.0 if logits and loss.fused_activation == "sigmoid" else 0.5
+        return int(np.count_nonzero((out > threshold) == (y > 0.5)))
+    return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
 
 
 def _verbose(value):
@@ -94,7 +130,7 @@ class Trainer:
                              "set finite weights with set_weights or rebuild the model")
         history = History()
         cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks + [history], self,
-                           {"verbose": verbose, "epochs": epochs, "steps": -(-len(x) // batch_size)})
+                           {"verbose": verbose, "epochs": epochs, "steps": -(-_count(x) // batch_size)})
         threads = ThreadCap()  # fewer threads while other processes keep cores busy (cnn._contention)
         try:
             self.stop_training = False
@@ -121,22 +157,19 @@ class Trainer:
 
     def _fit_epoch(self, epoch, x, y, batch_size, shuffle, cbs, threads):
         """One epoch of steps over (x, y); returns the last batch's logs (the epoch's running means)."""
-        n, fused = len(x), self._fused()
+        n, fused = _count(x), self._fused()
         order = self._rng.permutation(n) if shuffle else None
         if shuffle:  # shuffled batches are gathered into buffers reused across steps
-            xbuf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype)
-            ybuf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype)
+            xbuf, ybuf = _row_buffers(x, min(batch_size, n)), _row_buffers(y, min(batch_size, n))
         total, hits, logs = 0.0, 0, {}
         for step in range(-(-n // batch_size)):
             start, stop = step * batch_size, min((step + 1) * batch_size, n)
             if shuffle:
-                xb, yb = xbuf[:stop - start], ybuf[:stop - start]
-                # mode='clip' (the indices are a permutation) lets take write straight into out;
-                # mode='raise' would gather into a temporary first
-                x.take(order[start:stop], axis=0, out=xb, mode="clip")
-                y.take(order[start:stop], axis=0, out=yb, mode="clip")
+                xb, yb = _rows(xbuf, 0, stop - start), _rows(ybuf, 0, stop - start)
+                _gather(x, order[start:stop], xb)
+                _gather(y, order[start:stop], yb)
             else:
-                xb, yb = x[start:stop], y[start:stop]
+                xb, yb = _rows(x, start, stop), _rows(y, start, stop)
             cbs.on_train_batch_begin(step)
             value, h = self._train_step(xb, yb, fused)
             total, hits = total + value * (stop - start), hits + h
@@ -156,7 +189,7 @@ class Trainer:
     def _train_step(self, x, y, fused):
         """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
         out = self._forward(x, training=True, logits=fused)
-        value, dout = self.loss(out, y, logits=fused)
+        value, dout = self._loss_value(out, y, fused, grad=True)
         self._backward(dout)
         value += self._penalty(grad=True)  # after backward: Dense and Conv2D overwrite their gradients
         if not math.isfinite(value):
@@ -175,11 +208,12 @@ class Trainer:
             return (x, y) + self._prepare(*validation_data)
         if not validation_split:
             return x, y, None, None
-        split = int(np.floor(len(x) * (1 - validation_split)))
-        if split in (0, len(x)):
+        n = _count(x)
+        split = int(np.floor(n * (1 - validation_split)))
+        if split in (0, n):
             raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
-                             f"validation out of {len(x)}")
-        return x[:split], y[:split], x[split:], y[split:]
+                             f"validation out of {n}")
+        return _rows(x, 0, split), _rows(y, 0, split), _rows(x, split, n), _rows(y, split, n)
 
     # ---- one batch ---------------------------------------------------------------------------
 
@@ -196,15 +230,15 @@ class Trainer:
         self._check_weights("after this batch's step, which was applied",
                             "either the step overflowed, or the weights held them before this call and an "
                             "activation kept them out of the loss")
-        return [value, hits / len(x)] if self.metrics else value
+        return self._result(value, hits / _count(x))
 
     @locked
     def test_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
         """The loss on (x, y) in inference mode, or [loss, accuracy] when compiled with metrics."""
         self._check_compiled()
         x, y = self._prepare(x, y)
-        value, acc = self._evaluate_arrays(x, y, len(x))
-        return [value, acc] if self.metrics else value
+        value, acc = self._evaluate_arrays(x, y, _count(x))
+        return self._result(value, acc)
 
     # ---- inference ---------------------------------------------------------------------------
 
@@ -217,48 +251,54 @@ class Trainer:
         x, y = self._prepare(x, y)
         batch_size = _batch_size(batch_size)
         cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                             "steps": -(-len(x) // batch_size)})
+                                             "steps": -(-_count(x) // batch_size)})
         cbs.on_test_begin()
         value, acc = self._evaluate_arrays(x, y, batch_size, cbs)
         logs = self._logs(value, acc)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
-        return [value, acc] if self.metrics else value
+        return self._result(value, acc)
 
     def _evaluate_arrays(self, x, y, batch_size, cbs=None):
         """(mean loss + penalty, accuracy) over all of x in inference mode."""
-        fused = self._fused()
+        fused, n = self._fused(), _count(x)
         total, hits = 0.0, 0
-        for step, start in enumerate(range(0, len(x), batch_size)):
+        for step, start in enumerate(range(0, n, batch_size)):
             if cbs is not None:
                 cbs.on_test_batch_begin(step)
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            stop = min(start + batch_size, n)
+            xb, yb = _rows(x, start, stop), _rows(y, start, stop)
             out = self._forward(xb, training=False, logits=fused)
-            value, _ = self.loss(out, yb, logits=fused, grad=False)
-            total += value * len(xb)
+            value, _ = self._loss_value(out, yb, fused, grad=False)
+            total += value * (stop - start)
             if self.metrics:
                 hits += self._accuracy_hits(out, yb, fused)
             if cbs is not None:
-                cbs.on_test_batch_end(step, {"loss": total / min(start + batch_size, len(x))})
-        return total / len(x) + self._penalty(grad=False), hits / len(x)
+                cbs.on_test_batch_end(step, {"loss": total / stop})
+        return total / n + self._penalty(grad=False), hits / n
 
     @locked
     def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
                 callbacks: Sequence[Callback] | None = None) -> np.ndarray:
-        """The model's outputs (probabilities after a softmax) for x, in inference mode."""
+        """The model's outputs (probabilities after a softmax) for x, in inference mode: an array, or a list of
+        them for a model whose outputs are a list."""
         x = self._prepare_inputs(x)
+        n = _count(x)
         batch_size = _batch_size(batch_size)
         cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                             "steps": -(-len(x) // batch_size)})
+                                             "steps": -(-_count(x) // batch_size)})
         cbs.on_predict_begin()
-        out = np.empty((len(x),) + tuple(self.output_shape), self.dtype)
-        for step, start in enumerate(range(0, len(x), batch_size)):
+        out = self._empty_outputs(n)
+        for step, start in enumerate(range(0, n, batch_size)):
             cbs.on_predict_batch_begin(step)
-            out[start:start + batch_size] = self._forward(x[start:start + batch_size], training=False, logits=False)
-            cbs.on_predict_batch_end(step, {"outputs": out[start:start + batch_size]})
+            stop = min(start + batch_size, n)
+            result = self._forward(_rows(x, start, stop), training=False, logits=False)
+            for o, r in zip(out, result) if type(out) is list else ((out, result),):
+                o[start:stop] = r
+            cbs.on_predict_batch_end(step, {"outputs": _rows(out, start, stop)})
         cbs.on_predict_end()
-        return out
+        return self._predicted(out)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -271,12 +311,40 @@ class Trainer:
         x = self._prepare_inputs(x)
         if y is None:
             raise ValueError("y (the targets) is required to train or evaluate the model")
-        return x, self.loss.targets(y, (x.shape[0],) + tuple(self.output_shape), self.dtype)
+        return x, self._targets(y, _count(x))
+
+    def _targets(self, y, n):
+        return self.loss.targets(y, (n,) + tuple(self.output_shape), self.dtype)
+
+    def _empty_outputs(self, n):
+        return np.empty((n,) + tuple(self.output_shape), self.dtype)
+
+    def _predicted(self, out):
+        """What predict returns, from the arrays _empty_outputs made."""
+        return out
+
+    def _loss_value(self, out, y, fused, grad):
+        """(loss, gradient w.r.t. the output, None without grad)."""
+        return self.loss(out, y, logits=fused, grad=grad)
+
+    def _accuracy_hits(self, out, y, logits):
+        return _hits(self.loss, out, y, logits)
+
+    def _metric_keys(self):
+        """The log name of each accuracy _accuracy_hits counts."""
+        return self.metrics[:1]
+
+    def _result(self, value, acc):
+        """What evaluate, train_on_batch and test_on_batch return: the loss, or [loss, accuracies...]."""
+        if not self.metrics:
+            return value
+        return [value] + [float(a) for a in acc] if isinstance(acc, np.ndarray) else [value, acc]
 
     def _logs(self, loss, acc, prefix=""):
         logs = {prefix + "loss": float(loss)}
         if self.metrics:
-            logs[prefix + self.metrics[0]] = float(acc)
+            for key, a in zip(self._metric_keys(), acc if isinstance(acc, np.ndarray) else [acc]):
+                logs[prefix + key] = float(a)
         return logs
 
     def _penalty(self, grad):
@@ -290,16 +358,6 @@ class Trainer:
                 else:
                     total += reg.l2 * float(np.dot(w.astype(np.float64), w))
         return total
-
-    def _accuracy_hits(self, out, y, logits):
-        out = out.reshape(len(out), -1)
-        if self.loss.sparse:
-            return int(np.count_nonzero(out.argmax(axis=1) == y))
-        y = y.reshape(len(y), -1)
-        if out.shape[1] == 1:
-            threshold = 0.0 if logits and self.loss.fused_activation == "sigmoid" else 0.5
-            return int(np.count_nonzero((out > threshold) == (y > 0.5)))
-        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
 
     def _non_finite_weights(self):
         """None when every weight is finite, else which weights hold NaN or infinity (one pass when finite)."""

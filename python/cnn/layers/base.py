@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 
 class Layer:
-    overwrites_grads = False
+    overwrites_grads = False  # a model sets it False on a shared layer: each call adds its gradient
+    multi_input = False  # merge layers take a list of tensors
     # names of weights (from weight_specs) that training updates in forward, never the optimizer (Keras's
     # non-trainable weights: BatchNormalization's moving statistics); they have no gradient views
     non_trainable = frozenset()
@@ -67,6 +68,39 @@ class Layer:
         self.weights, self.grads = [], []
         self.built = False
         self.model = None
+        self._inbound_nodes = []  # one Node per call on symbolic tensors (cnn.layers.node)
+
+    def __call__(self, inputs):
+        """Record a call on symbolic tensors (from cnn.layers.Input or another call) for cnn.Model and return the
+        output tensor; the first call builds the layer for its input shape. A layer called again is shared:
+        one set of weights serves every call, which must have the same input shape."""
+        from .node import KerasTensor, Node
+
+        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        label = f"layer {self.name or self.default_name()!r} ({type(self).__name__})"
+        bad = next((t for t in tensors if not isinstance(t, KerasTensor)), None)
+        if bad is not None or not tensors:
+            raise TypeError(f"{label} takes inputs= symbolic tensors from cnn.layers.Input or another layer's call, "
+                            f"got {type(bad if tensors else inputs).__name__}; to compute on arrays, build a "
+                            "cnn.Model or cnn.Sequential and call predict")
+        if self.multi_input != isinstance(inputs, (list, tuple)) or (not self.multi_input and len(tensors) != 1):
+            want = "a list of at least 2 tensors" if self.multi_input else "one tensor"
+            raise ValueError(f"{label} takes inputs= {want}, got {type(inputs).__name__} of {len(tensors)}")
+        if self.model is not None:
+            raise ValueError(f"{label} belongs to model {self.model.name!r}; cnn does not share layers between models")
+        shape = [t.shape[1:] for t in tensors] if self.multi_input else tensors[0].shape[1:]
+        if not self._inbound_nodes:
+            state = dict(vars(self))
+            try:
+                self.build(shape)
+            except BaseException:  # a refused call leaves the layer as it was
+                vars(self).clear()
+                vars(self).update(state)
+                raise
+        elif (tuple(map(tuple, shape)) if self.multi_input else tuple(shape)) != self.input_shape:
+            raise ValueError(f"{label} was called on input shape {self.input_shape} and now on {tuple(shape)}: a "
+                             "shared layer takes one input shape")
+        return Node(self, tensors).output
 
     def _init_weights_config(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer):
         """The settings every kernel-and-bias layer (Dense, Conv2D) shares, resolved from their names."""

@@ -115,5 +115,5 @@ class Conv2D(Layer):
         dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
         dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx else None
         _core.conv2d_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, x, self.weights[0],
-                              scratch, *self._geometry(), False)
+                              scratch, *self._geometry(), not self.overwrites_grads)
         return dx

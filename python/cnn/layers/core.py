@@ -60,7 +60,7 @@ class Dense(Layer):
         dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
         dx = reuse(self._buffers, "dx", rows.shape, rows.dtype) if need_dx else None
         _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0],
-                             False)
+                             not self.overwrites_grads)
         return dx.reshape(shape) if need_dx else None
 
 

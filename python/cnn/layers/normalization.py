@@ -90,7 +90,7 @@ class BatchNormalization(Layer):
         gamma, _, _, _, dgamma, dbeta = self._parts()
         dy3 = np.ascontiguousarray(dy).reshape(x3.shape)
         dx = reuse(self._buffers, "dx", x3.shape, x3.dtype) if need_dx else None
-        _core.batchnorm_backward(dx, dgamma, dbeta, dy3, x3, mean, invstd, gamma, training, False)
+        _core.batchnorm_backward(dx, dgamma, dbeta, dy3, x3, mean, invstd, gamma, training, not self.overwrites_grads)
         return dx.reshape(dy.shape) if need_dx else None
 
     def folded(self, layer):

@@ -111,36 +111,57 @@ AvgPool2D = AveragePooling2D
 class _GlobalPooling2D(Layer):
     """(N, C, H, W) → (N, C): the pooling kernels with one window over the whole plane."""
 
-    _pool = None  # MaxPooling2D or AveragePooling2D: the window pooling this is the whole-plane case of
-
     def __init__(self, input_shape: Shape | None = None, name: str | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
-        self._window = None
+        self._buffers = {}
 
     def compute_output_shape(self, input_shape):
-        c, h, w = check_image_shape(self, input_shape)
-        self._window = self._pool(pool_size=(h, w))
-        self._window.build(input_shape)
-        return (c,)
+        return check_image_shape(self, input_shape)[:1]
 
-    def forward(self, x, training=False):
-        self.check_input(x)
-        return self._window.forward(x, training).reshape(x.shape[0], -1)
-
-    def backward(self, dy, need_dx=True):
-        return self._window.backward(np.ascontiguousarray(dy).reshape(dy.shape + (1, 1)), need_dx)
+    def _geometry(self):
+        plane = tuple(self.input_shape[1:])
+        return plane, plane, (0, 0, 0, 0)
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
     """The mean of each channel's plane (Keras's GlobalAveragePooling2D with channels first, keepdims=False)."""
 
-    _pool = AveragePooling2D
+    def forward(self, x, training=False):
+        self.check_input(x)
+        x = np.ascontiguousarray(x)
+        y = reuse(self._buffers, "y", x.shape[:2] + (1, 1), x.dtype)
+        _core.avgpool2d_forward(y, x, *self._geometry(), True)
+        self._cache = (x.shape, x.dtype)
+        return y.reshape(x.shape[:2])
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        shape, dtype = self._cache
+        dx = reuse(self._buffers, "dx", shape, dtype)
+        _core.avgpool2d_backward(dx, np.ascontiguousarray(dy).reshape(shape[:2] + (1, 1)), *self._geometry(), True)
+        return dx
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     """The maximum of each channel's plane; the first maximum in row-major order takes the gradient."""
 
-    _pool = MaxPooling2D
+    def forward(self, x, training=False):
+        self.check_input(x)
+        x = np.ascontiguousarray(x)
+        y = reuse(self._buffers, "y", x.shape[:2] + (1, 1), x.dtype)
+        argmax = reuse(self._buffers, "argmax", y.shape, np.int64)
+        _core.maxpool2d_forward(y, argmax, x, *self._geometry())
+        self._cache = (x.shape, x.dtype, argmax)
+        return y.reshape(x.shape[:2])
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        shape, dtype, argmax = self._cache
+        dx = reuse(self._buffers, "dx", shape, dtype)
+        _core.maxpool2d_backward(dx, np.ascontiguousarray(dy).reshape(argmax.shape), argmax, *self._geometry())
+        return dx
 
 
 GlobalAvgPool2D = GlobalAveragePooling2D
