@@ -42,3 +42,22 @@ def test_bad_arguments():
         UpSampling2D(interpolation="bicubic")
     with pytest.raises(ValueError, match="size"):
         UpSampling2D(size=0)
+
+
+def test_reshape_and_image_targets(rng):
+    """A decoder's Reshape (one -1) and a loss on image-shaped outputs: y keeps its shape, its gradient too."""
+    layer = cnn.layers.Reshape((2, -1, 3))
+    model = cnn.Sequential([cnn.layers.Dense(24, input_dim=5), layer, UpSampling2D(2)], seed=0, dtype="float64")
+    model.compile(optimizer=cnn.optimizers.SGD(0.1), loss="mse")
+    model.build()
+    assert layer.output_shape == (2, 4, 3) and model.output_shape == (2, 8, 6)
+    x, y = rng.standard_normal((3, 5)), rng.standard_normal((3, 2, 8, 6))
+    out = model.predict(x, verbose=0)
+    assert out.shape == (3, 2, 8, 6)
+    assert np.isclose(model.evaluate(x, y, verbose=0), np.mean((out - y) ** 2))
+    before = model.train_on_batch(x, y)
+    assert model.train_on_batch(x, y) < before
+    with pytest.raises(ValueError, match="target_shape"):
+        cnn.layers.Reshape((-1, -1))
+    with pytest.raises(ValueError, match="cannot reshape"):
+        cnn.Sequential([cnn.layers.Reshape((5, 5), input_shape=(24,))]).build()
