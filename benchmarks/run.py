@@ -7,7 +7,8 @@
 
 Workloads (benchmarks/workloads.py): B1 MLP 784-500-500-10 SGD-Nesterov vs PyTorch; B2 LeNet-5 Adam vs
 PyTorch; B3 MLPClassifier((100,)) vs scikit-learn; B4 the 40-point toy, one step, vs PyTorch and
-scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B7 the 2-thread/1-thread speed-up
+scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B8 ResNet-20 training steps (batch 64,
+3x32x32) vs its PyTorch twin; B7 the 2-thread/1-thread speed-up
 of B1 and B2, each side timed at 1 and 2 threads back to back (--b7-pairs pairs, 15 by default), wall-clock
 at both: the median of the pairs' ratios, with their quartiles. Each row: median time of >= 5 interleaved
 runs after a warm-up, GFLOP/s, % of the peak measured here (the best 1-thread sgemm run of cnn and NumPy

@@ -14,7 +14,8 @@ import torch
 
 import cnn
 from cnn import _core
-from cnn.applications import lenet5, lenet5_torch
+from cnn.applications import lenet5, lenet5_torch, resnet, resnet_torch
+from cnn.interop import to_torch
 
 
 # At one thread every side runs in this thread, so its CPU time is the work's time and stays true when
@@ -317,7 +318,6 @@ def b7_scaling(quick, pairs):
     return rows
 
 
-WORKLOADS = {"B1": b1_mlp, "B2": b2_lenet, "B3": b3_mlp_classifier, "B4": b4_toy, "B5": b5_gemm, "B6": b6_conv}
 
 
 # ---- R1, R2: recurrent layers (issue 17) ----------------------------------------------------------
@@ -378,5 +378,34 @@ def r2_gru_inference(threads, quick, repeats):
                 t_ref / reps, 2 * macs)
 
 
-WORKLOADS["R1"] = r1_lstm_step
-WORKLOADS["R2"] = r2_gru_inference
+# ---- B8: ResNet-20 (CIFAR-style, issue 16), SGD momentum, batch 64 on 32x32x3 ----------------------
+
+def resnet_macs(model):
+    """Multiply-adds per sample of the model's convolutions and Dense layers, first layer first."""
+    macs = []
+    for layer in model.layers:
+        if isinstance(layer, cnn.layers.Conv2D):
+            c, (kh, kw), (oc, oh, ow) = layer.input_shape[0], layer.kernel_size, layer.output_shape
+            macs.append(oc * c * kh * kw * oh * ow)
+        elif isinstance(layer, cnn.layers.Dense):
+            macs.append(layer.input_shape[-1] * layer.units)
+    return macs
+
+
+def b8_resnet20(threads, quick, repeats):
+    """Training steps of ResNet-20 and its torch twin from the same weights on the same batches."""
+    steps, batch = (3 if quick else 8), 64
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((steps * batch, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, steps * batch)
+    model = resnet(20, seed=0)
+    model.compile(optimizer=cnn.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    tm = to_torch(model, resnet_torch(20))
+    topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+    ours, ref = epoch_pair(model, tm, topt, x, y, batch)
+    flop = steps * batch * flops_per_sample(resnet_macs(model))
+    return pair("B8", f"ResNet-20 SGD-momentum b64 on 3x32x32, {steps} steps", "torch",
+                *interleave([ours, ref], repeats), flop)
+
+
+WORKLOADS = {"B1": b1_mlp, "B2": b2_lenet, "B3": b3_mlp_classifier, "B4": b4_toy, "B5": b5_gemm, "B6": b6_conv,
+             "B8": b8_resnet20, "R1": r1_lstm_step, "R2": r2_gru_inference}

@@ -199,6 +199,15 @@ static inline int cnn_rnn_gates(cnn_rnn_cell cell) { return cell == CELL_LSTM ? 
  * the count does not fit in size_t. */
 size_t rnn_cache_size(const cnn_rnn *g);
 size_t rnn_work_size(const cnn_rnn *g);
+/* ---- issue 16's layers: transposed convolution geometry ------------------------------------------
+ * x (n, c, h, w), weight (c, oc, kh, kw) as PyTorch's ConvTranspose2d, y (n, oc, oh, ow): the full output
+ * ((h-1)·sh + kh rows) with its first pt rows and pl columns dropped, cut or zero-extended to oh x ow. */
+typedef struct {
+    int n, c, h, w, oc, oh, ow, kh, kw, sh, sw, pt, pl;
+} cnn_conv_transpose2d;
+/* Elements of scratch conv_transpose2d_forward/backward need: each sample's columns (oc·kh·kw, h·w), then
+ * min(n, CNN_REDUCE_CHUNKS) partial weight gradients; SIZE_MAX when the count does not fit in size_t. */
+size_t conv_transpose2d_scratch_size(const cnn_conv_transpose2d *t);
 
 /* The templated prototypes below, as name_f32 and name_f64. */
 #define TEMPLATE "cnn.h"
@@ -360,6 +369,34 @@ void K(rnn_backward)(real *dx, real *dh0, real *dc0, real *dw, real *dr, real *d
  * when accumulate = 0: rows no id names become 0). */
 void K(embedding_forward)(real *y, const int64_t *ids, const real *table, int m, int d);
 void K(embedding_backward)(real *dtable, const real *dy, const int64_t *ids, int m, int v, int d, int accumulate);
+
+/* ---- issue 16's layers: batchnorm.c, relu.c, upsample.c, conv_transpose.c ----------------------------
+ * batchnorm: x, y (N, C, S) normalised over N and S per channel; gamma, beta (C) or NULL (1, 0); mean, invstd (C)
+ * the statistics used, which backward reads; moving_mean, moving_var (C) updated in place when training
+ * (moving = moving·momentum + batch·(1 - momentum), the batch variance biased, as Keras). */
+void K(batchnorm_forward)(real *y, real *mean, real *invstd, real *moving_mean, real *moving_var, const real *x,
+                          const real *gamma, const real *beta, int n, int c, int s, double eps, double momentum,
+                          int training);
+/* dx (N, C, S) overwrite (NULL skips it); dgamma, dbeta (C) accumulate, or overwrite when accumulate = 0 (NULL
+ * skips them); training = 1 when the forward used the batch's statistics. */
+void K(batchnorm_backward)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *x, const real *mean,
+                           const real *invstd, const real *gamma, int n, int c, int s, int training, int accumulate);
+/* Keras's relu: x, y (count), y may be x; max_value +inf for none. dx may be dy. */
+void K(relu_forward)(real *y, const real *x, size_t count, real max_value, real negative_slope, real threshold);
+void K(relu_backward)(real *dx, const real *dy, const real *x, size_t count, real max_value, real negative_slope,
+                      real threshold);
+/* x (N, C, H, W), y (N, C, H·SH, W·SW): nearest (bilinear = 0) or half-pixel bilinear. Backward overwrites dx. */
+void K(upsample2d_forward)(real *y, const real *x, int n, int c, int h, int w, int sh, int sw, int bilinear);
+void K(upsample2d_backward)(real *dx, const real *dy, int n, int c, int h, int w, int sh, int sw, int bilinear);
+/* conv2d.c's column helpers for conv_transpose.c: im2col of one sample, col2im of one sample (overwrites dx). */
+void K(conv2d_im2col)(real *col, const real *x, const cnn_conv2d *g);
+void K(conv2d_col2im)(real *dx, const real *col, const cnn_conv2d *g);
+/* x (N, C, H, W), w (C, OC, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv_transpose2d_scratch_size).
+ * Backward: dx overwrite (NULL skips it), dw and db (NULL skips) accumulate, or overwrite when accumulate = 0. */
+void K(conv_transpose2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch,
+                                 const cnn_conv_transpose2d *t);
+void K(conv_transpose2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w,
+                                  real *scratch, const cnn_conv_transpose2d *t, int accumulate);
 
 /* ---- reference.c -------------------------------------------------------------------------
  * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.

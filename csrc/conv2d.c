@@ -396,4 +396,9 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     });
 }
 
+/* ---- for conv_transpose.c: a transposed convolution is this convolution's input gradient, so it shares the
+ * column layout. Entry points to the static row kernels above (which the loader's clones keep static). */
+void K(conv2d_im2col)(real *col, const real *x, const cnn_conv2d *g) { K(im2col)(col, x, g); }
+void K(conv2d_col2im)(real *dx, const real *col, const cnn_conv2d *g) { K(col2im)(dx, col, g); }
+
 #endif

@@ -1406,6 +1406,274 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
                         name);
 }
 
+/* ---- issue 16's layers: batch normalization, Keras's relu, upsampling, transposed convolution ----------------- */
+
+static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "batchnorm_forward";
+    PyObject *oy, *omean, *oinv, *omm, *omv, *ox, *og, *ob;
+    double eps, momentum;
+    int training, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOddp:batchnorm_forward", &oy, &omean, &oinv, &omm, &omv, &ox, &og, &ob, &eps,
+                          &momentum, &training))
+        return NULL;
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 3, NULL, READ);
+    if (!x) return NULL;
+    npy_intp ch[] = {PyArray_DIM(x, 1)};
+    PyArrayObject *y = like(oy, fn, "y", x, WRITE);
+    PyArrayObject *mean = y ? array_arg(omean, fn, "mean", t, 1, ch, WRITE) : NULL;
+    PyArrayObject *inv = mean ? array_arg(oinv, fn, "invstd", t, 1, ch, WRITE) : NULL;
+    PyArrayObject *mm = inv ? array_arg(omm, fn, "moving_mean", t, 1, ch, WRITE) : NULL;
+    PyArrayObject *mv = mm ? array_arg(omv, fn, "moving_var", t, 1, ch, WRITE) : NULL;
+    if (!mv) return NULL;
+    PyArrayObject *gamma = optional_arg(og, &ok, fn, "gamma", t, 1, ch, READ);
+    PyArrayObject *beta = ok ? optional_arg(ob, &ok, fn, "beta", t, 1, ch, READ) : NULL;
+    if (!ok ||
+        check_overlap(fn, OPERANDS({"y", y, OUT}, {"mean", mean, OUT}, {"invstd", inv, OUT}, {"moving_mean", mm, OUT},
+                                   {"moving_var", mv, OUT}, {"x", x, IN}, {"gamma", gamma, IN}, {"beta", beta, IN})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, batchnorm_forward, DATA(y), DATA(mean), DATA(inv), DATA(mm), DATA(mv), DATA(x), DATA(gamma), DATA(beta),
+         DIM(x, 0), DIM(x, 1), DIM(x, 2), eps, momentum, training);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_batchnorm_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "batchnorm_backward";
+    PyObject *odx, *odg, *odb, *ody, *ox, *omean, *oinv, *og;
+    int training, accumulate = 1, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOp|p:batchnorm_backward", &odx, &odg, &odb, &ody, &ox, &omean, &oinv, &og,
+                          &training, &accumulate))
+        return NULL;
+    int t = real_type(ox, fn, "x");
+    PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 3, NULL, READ);
+    if (!x) return NULL;
+    npy_intp ch[] = {PyArray_DIM(x, 1)};
+    PyArrayObject *dy = like(ody, fn, "dy", x, READ);
+    PyArrayObject *mean = dy ? array_arg(omean, fn, "mean", t, 1, ch, READ) : NULL;
+    PyArrayObject *inv = mean ? array_arg(oinv, fn, "invstd", t, 1, ch, READ) : NULL;
+    if (!inv) return NULL;
+    PyArrayObject *gamma = optional_arg(og, &ok, fn, "gamma", t, 1, ch, READ);
+    PyArrayObject *dx = ok ? optional_arg(odx, &ok, fn, "dx", t, 3, PyArray_DIMS(x), WRITE) : NULL;
+    PyArrayObject *dg = ok ? optional_arg(odg, &ok, fn, "dgamma", t, 1, ch, WRITE) : NULL;
+    PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "dbeta", t, 1, ch, WRITE) : NULL;
+    if (!ok || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dgamma", dg, OUT}, {"dbeta", db, OUT}, {"dy", dy, IN},
+                                          {"x", x, IN}, {"mean", mean, IN}, {"invstd", inv, IN}, {"gamma", gamma, IN})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, batchnorm_backward, DATA(dx), DATA(dg), DATA(db), DATA(dy), DATA(x), DATA(mean), DATA(inv), DATA(gamma),
+         DIM(x, 0), DIM(x, 1), DIM(x, 2), training, accumulate);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* relu_forward(y, x, ...) and relu_backward(dx, dy, x, ...): element-wise, the output may be the first input. */
+static PyObject *relu_like(PyObject *args, const char *fn, int backward)
+{
+    PyObject *o[3] = {NULL, NULL, NULL};
+    double max_value, slope, threshold;
+    int parsed = backward ? PyArg_ParseTuple(args, parse_format("OOOddd", fn).s, &o[0], &o[1], &o[2], &max_value,
+                                             &slope, &threshold)
+                          : PyArg_ParseTuple(args, parse_format("OOddd", fn).s, &o[0], &o[1], &max_value, &slope,
+                                             &threshold);
+    if (!parsed) return NULL;
+    PyArrayObject *x = elementwise_arg(o[backward ? 2 : 1], fn, "x");
+    PyArrayObject *dy = x && backward ? like(o[1], fn, "dy", x, READ) : NULL;
+    PyArrayObject *out = x && (dy || !backward) ? like(o[0], fn, backward ? "dx" : "y", x, WRITE) : NULL;
+    if (!out || (backward ? check_overlap(fn, OPERANDS({"dx", out, OUT}, {"dy", dy, SAME}, {"x", x, IN}))
+                          : check_overlap(fn, OPERANDS({"y", out, OUT}, {"x", x, SAME}))))
+        return NULL;
+    int t = PyArray_TYPE(x);
+    size_t count = (size_t)PyArray_SIZE(x);
+    Py_BEGIN_ALLOW_THREADS
+    if (backward) CALL(t, relu_backward, DATA(out), DATA(dy), DATA(x), count, max_value, slope, threshold);
+    else CALL(t, relu_forward, DATA(out), DATA(x), count, max_value, slope, threshold);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_relu_forward(PyObject *s, PyObject *a) { return relu_like(a, "relu_forward", 0); }
+static PyObject *py_relu_backward(PyObject *s, PyObject *a) { return relu_like(a, "relu_backward", 1); }
+
+/* upsample2d_forward(y, x, size, bilinear) and upsample2d_backward(dx, dy, size, bilinear): the small array is x
+ * or dx, the large one y or dy, (N, C, H·SH, W·SW). */
+static PyObject *upsample(PyObject *args, const char *fn, int backward)
+{
+    PyObject *olarge, *osmall, *o0, *o1;
+    int size[2], bilinear;
+    if (!PyArg_ParseTuple(args, parse_format("OO(ii)p", fn).s, &o0, &o1, &size[0], &size[1], &bilinear)) return NULL;
+    olarge = backward ? o1 : o0;
+    osmall = backward ? o0 : o1;
+    const char *small_name = backward ? "dx" : "x", *large_name = backward ? "dy" : "y";
+    if (check_ints(fn, "size", size, 2, 1)) return NULL;
+    int t = real_type(osmall, fn, small_name);
+    PyArrayObject *small = t < 0 ? NULL : array_arg(osmall, fn, small_name, t, 4, NULL, backward ? WRITE : READ);
+    if (!small) return NULL;
+    long long oh = (long long)PyArray_DIM(small, 2) * size[0], ow = (long long)PyArray_DIM(small, 3) * size[1];
+    if (oh > INT_MAX || ow > INT_MAX || oh * ow > INT_MAX)
+        return PyErr_Format(PyExc_ValueError, "%s: the upsampled plane (%lld x %lld) exceeds %d cells", fn, oh, ow,
+                            INT_MAX);
+    npy_intp ld[] = {PyArray_DIM(small, 0), PyArray_DIM(small, 1), (npy_intp)oh, (npy_intp)ow};
+    PyArrayObject *large = array_arg(olarge, fn, large_name, t, 4, ld, backward ? READ : WRITE);
+    if (!large ||
+        check_overlap(fn, OPERANDS({small_name, small, backward ? OUT : IN}, {large_name, large, backward ? IN : OUT})))
+        return NULL;
+    int n = DIM(small, 0), c = DIM(small, 1), h = DIM(small, 2), w = DIM(small, 3);
+    Py_BEGIN_ALLOW_THREADS
+    if (backward) CALL(t, upsample2d_backward, DATA(small), DATA(large), n, c, h, w, size[0], size[1], bilinear);
+    else CALL(t, upsample2d_forward, DATA(large), DATA(small), n, c, h, w, size[0], size[1], bilinear);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_upsample2d_forward(PyObject *s, PyObject *a) { return upsample(a, "upsample2d_forward", 0); }
+static PyObject *py_upsample2d_backward(PyObject *s, PyObject *a) { return upsample(a, "upsample2d_backward", 1); }
+
+/* Fill t from x (N, C, H, W), w (C, OC, KH, KW), the output plane (OH, OW), stride and crop; -1 with an error if
+ * bad. Every index the kernels form (an input row times the stride plus a tap) must fit an int. */
+static int conv_transpose_geometry(const char *fn, cnn_conv_transpose2d *t, const npy_intp *xd, const npy_intp *wd,
+                                   int oh, int ow, const int *stride, const int *crop)
+{
+    if (check_ints(fn, "stride", stride, 2, 1) || check_ints(fn, "crop", crop, 2, 0)) return -1;
+    for (int i = 0; i < 4; i++)
+        if (xd[i] < 1 || xd[i] > INT_MAX || wd[i] < 1 || wd[i] > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "%s: every dimension of 'x' and 'w' must lie in [1, %d]", fn, INT_MAX);
+            return -1;
+        }
+    if (wd[0] != xd[1]) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: 'w' must have shape (%ld, out, kh, kw) for the %ld input channels of 'x', "
+                     "got %ld in its first dimension",
+                     fn, (long)xd[1], (long)xd[1], (long)wd[0]);
+        return -1;
+    }
+    // clang-format off: the geometry in layout order, a row per tensor
+    *t = (cnn_conv_transpose2d){.n = (int)xd[0], .c = (int)xd[1], .h = (int)xd[2], .w = (int)xd[3], .oc = (int)wd[1],
+                                .kh = (int)wd[2], .kw = (int)wd[3], .oh = oh, .ow = ow, .sh = stride[0],
+                                .sw = stride[1], .pt = crop[0], .pl = crop[1]};
+    // clang-format on
+    long long full_h = (long long)(t->h - 1) * t->sh + t->kh, full_w = (long long)(t->w - 1) * t->sw + t->kw;
+    if (full_h > INT_MAX || full_w > INT_MAX || (long long)t->h * t->w > INT_MAX ||
+        (long long)t->n * t->h * t->w > INT_MAX || (long long)t->oh * t->ow > INT_MAX ||
+        (long long)t->oc * t->kh * t->kw > INT_MAX || (long long)t->c * t->oc * t->kh * t->kw > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: the planes, the batch's input positions or the kernel's window exceed %d",
+                     fn, INT_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* The scratch of a transposed convolution: a 1-D array of exactly conv_transpose2d_scratch_size elements. */
+static PyArrayObject *transpose_scratch_arg(PyObject *o, const char *fn, int type, const cnn_conv_transpose2d *t)
+{
+    size_t size = conv_transpose2d_scratch_size(t);
+    if (size > MAX_ELEMENTS) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: the scratch this transposed convolution of 'x' and 'w' needs (%s elements) is more than an "
+                     "array can hold (%zu)",
+                     fn, count_text(size).s, MAX_ELEMENTS);
+        return NULL;
+    }
+    return array_arg(o, fn, "scratch", type, 1, (npy_intp[]){(npy_intp)size}, WRITE);
+}
+
+static PyObject *py_conv_transpose2d_scratch_size(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv_transpose2d_scratch_size";
+    long long xl[4], wl[4];
+    npy_intp xd[4], wd[4];
+    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL):conv_transpose2d_scratch_size", &xl[0], &xl[1], &xl[2], &xl[3], &wl[0],
+                          &wl[1], &wl[2], &wl[3]))
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
+        wd[i] = wl[i] < 0 || wl[i] > INT_MAX ? 0 : (npy_intp)wl[i];
+    }
+    cnn_conv_transpose2d t;
+    if (conv_transpose_geometry(fn, &t, xd, wd, 1, 1, (int[]){1, 1}, (int[]){0, 0})) return NULL;
+    size_t size = conv_transpose2d_scratch_size(&t);
+    if (size > MAX_ELEMENTS)
+        return PyErr_Format(PyExc_ValueError,
+                            "%s: arguments 'x_shape' and 'w_shape' need a scratch of %s elements, more than an array "
+                            "can hold (%zu)",
+                            fn, count_text(size).s, MAX_ELEMENTS);
+    return PyLong_FromSize_t(size);
+}
+
+/* x (N, C, H, W), w (C, OC, KH, KW) and the output dy or y (N, OC, OH, OW) of one float type, and their geometry. */
+static int conv_transpose_operands(const char *fn, PyObject *ox, PyObject *ow, PyObject *oout, const char *out_name,
+                                   int out_access, const int *stride, const int *crop, PyArrayObject **x,
+                                   PyArrayObject **w, PyArrayObject **out, cnn_conv_transpose2d *t)
+{
+    int type = real_type(ox, fn, "x");
+    *x = type < 0 ? NULL : array_arg(ox, fn, "x", type, 4, NULL, READ);
+    *w = *x ? array_arg(ow, fn, "w", type, 4, NULL, READ) : NULL;
+    *out = *w ? array_arg(oout, fn, out_name, type, 4, NULL, out_access) : NULL;
+    if (!*out) return -1;
+    npy_intp *od = PyArray_DIMS(*out);
+    if (od[0] != PyArray_DIM(*x, 0) || od[1] != PyArray_DIM(*w, 1)) {
+        PyErr_Format(PyExc_ValueError, "%s: argument '%s' must have shape (%ld, %ld, oh, ow), got (%ld, %ld, %ld, %ld)",
+                     fn, out_name, (long)PyArray_DIM(*x, 0), (long)PyArray_DIM(*w, 1), (long)od[0], (long)od[1],
+                     (long)od[2], (long)od[3]);
+        return -1;
+    }
+    if (conv_transpose_geometry(fn, t, PyArray_DIMS(*x), PyArray_DIMS(*w), (int)od[2], (int)od[3], stride, crop))
+        return -1;
+    return type;
+}
+
+static PyObject *py_conv_transpose2d_forward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv_transpose2d_forward";
+    PyObject *oy, *ox, *ow, *ob, *os;
+    int stride[2], crop[2], ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOO(ii)(ii):conv_transpose2d_forward", &oy, &ox, &ow, &ob, &os, &stride[0],
+                          &stride[1], &crop[0], &crop[1]))
+        return NULL;
+    PyArrayObject *x, *w, *y;
+    cnn_conv_transpose2d g;
+    int t = conv_transpose_operands(fn, ox, ow, oy, "y", WRITE, stride, crop, &x, &w, &y, &g);
+    if (t < 0) return NULL;
+    PyArrayObject *b = optional_arg(ob, &ok, fn, "b", t, 1, (npy_intp[]){g.oc}, READ);
+    PyArrayObject *sc = ok ? transpose_scratch_arg(os, fn, t, &g) : NULL;
+    if (!sc ||
+        check_overlap(fn, OPERANDS({"y", y, OUT}, {"scratch", sc, OUT}, {"x", x, IN}, {"w", w, IN}, {"b", b, IN})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv_transpose2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_conv_transpose2d_backward(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv_transpose2d_backward";
+    PyObject *odx, *odw, *odb, *ody, *ox, *ow, *os;
+    int stride[2], crop[2], accumulate = 1, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOO(ii)(ii)|p:conv_transpose2d_backward", &odx, &odw, &odb, &ody, &ox, &ow, &os,
+                          &stride[0], &stride[1], &crop[0], &crop[1], &accumulate))
+        return NULL;
+    PyArrayObject *x, *w, *dy;
+    cnn_conv_transpose2d g;
+    int t = conv_transpose_operands(fn, ox, ow, ody, "dy", READ, stride, crop, &x, &w, &dy, &g);
+    if (t < 0) return NULL;
+    PyArrayObject *dw = like(odw, fn, "dw", w, WRITE);
+    PyArrayObject *dx = dw ? optional_arg(odx, &ok, fn, "dx", t, 4, PyArray_DIMS(x), WRITE) : NULL;
+    PyArrayObject *db = dw && ok ? optional_arg(odb, &ok, fn, "db", t, 1, (npy_intp[]){g.oc}, WRITE) : NULL;
+    PyArrayObject *sc = dw && ok ? transpose_scratch_arg(os, fn, t, &g) : NULL;
+    if (!sc || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dw", dw, OUT}, {"db", db, OUT}, {"scratch", sc, OUT},
+                                          {"dy", dy, IN}, {"x", x, IN}, {"w", w, IN})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, conv_transpose2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g,
+         accumulate);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- reference kernels (reference.c): the tests' oracles --------------------------------------- */
 
 static PyObject *py__gemm_reference(PyObject *s, PyObject *a) { return gemm_like(a, "_gemm_reference", 1); }
@@ -1834,6 +2102,53 @@ static PyMethodDef methods[] = {
                             "data: in[NNZ], indices: in int64[NNZ] < IN, indptr: in int64[N1] < NNZ1, "
                             "accumulate: bool = True)\n\n"
                             "dw += xᵀ·dout, db += Σdout (= when accumulate is false), x as sparse_forward's."),
+                      "optimizer step a batch; returns Σ batch loss·rows and the new step count t. S = P for SGD, "
+                      "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
+    /* ---- issue 16's layers ---- */
+    METHOD(batchnorm_forward, "batchnorm_forward(y: out[N, C, S], mean: out[C], invstd: out[C], "
+                              "moving_mean: inout[C], moving_var: inout[C], x: in[N, C, S], gamma: in[C] | None, "
+                              "beta: in[C] | None, eps: float, momentum: float, training: bool)\n\n"
+                              "y = (x - mean)·invstd·gamma + beta per channel (axis 1), invstd = 1/sqrt(var + eps). "
+                              "training: mean and var are the batch's (var biased) and moving_* = moving_*·momentum "
+                              "+ batch·(1 - momentum); else they are moving_mean and moving_var. mean and invstd "
+                              "receive the statistics used."),
+    METHOD(batchnorm_backward, "batchnorm_backward(dx: out[N, C, S] | None, dgamma: inout[C] | None, "
+                               "dbeta: inout[C] | None, dy: in[N, C, S], x: in[N, C, S], mean: in[C], invstd: in[C], "
+                               "gamma: in[C] | None, training: bool, accumulate: bool = True)\n\n"
+                               "dx = the input gradient (through the batch statistics when training); dgamma += "
+                               "Σdy·x̂, dbeta += Σdy (= when accumulate is false); mean and invstd as the forward "
+                               "wrote them."),
+    METHOD(relu_forward, "relu_forward(y: out[*], x: in[*], max_value: float, negative_slope: float, "
+                         "threshold: float)\n\n"
+                         "y = min(x > threshold ? max(x, 0) : 0, max_value) + negative_slope·min(x - threshold, 0) "
+                         "(keras.activations.relu; max_value inf for none); y may be x."),
+    METHOD(relu_backward, "relu_backward(dx: out[*], dy: in[*], x: in[*], max_value: float, negative_slope: float, "
+                          "threshold: float)\n\n"
+                          "dx = dy·relu'(x) for relu_forward's function of x; dx may be dy."),
+    METHOD(upsample2d_forward, "upsample2d_forward(y: out[N, C, OH, OW], x: in[N, C, H, W], size: (SH, SW), "
+                               "bilinear: bool)\n\n"
+                               "y = x upsampled by SH x SW, OH = H·SH and OW = W·SW: nearest, or bilinear with "
+                               "half-pixel centres (align_corners=False)."),
+    METHOD(upsample2d_backward, "upsample2d_backward(dx: out[N, C, H, W], dy: in[N, C, OH, OW], size: (SH, SW), "
+                                "bilinear: bool)\n\n"
+                                "dx = the gradient through upsample2d_forward. Sizes as upsample2d_forward."),
+    METHOD(conv_transpose2d_scratch_size, "conv_transpose2d_scratch_size(x_shape: (N, C, H, W), "
+                                          "w_shape: (C, OC, KH, KW)) -> int\n\n"
+                                          "S, the elements of scratch conv_transpose2d_forward and "
+                                          "conv_transpose2d_backward need."),
+    METHOD(conv_transpose2d_forward, "conv_transpose2d_forward(y: out[N, OC, OH, OW], x: in[N, C, H, W], "
+                                     "w: in[C, OC, KH, KW], b: in[OC] | None, scratch: out[S], stride: (SH, SW), "
+                                     "crop: (PT, PL))\n\n"
+                                     "y = the transposed convolution of x with w (PyTorch's layout), plus b: the "
+                                     "full output ((H - 1)·SH + KH) x ((W - 1)·SW + KW) with its first PT rows and PL "
+                                     "columns dropped, cut or zero-extended to OH x OW. S = "
+                                     "conv_transpose2d_scratch_size(...)."),
+    METHOD(conv_transpose2d_backward, "conv_transpose2d_backward(dx: out[N, C, H, W] | None, "
+                                      "dw: inout[C, OC, KH, KW], db: inout[OC] | None, dy: in[N, OC, OH, OW], "
+                                      "x: in[N, C, H, W], w: in[C, OC, KH, KW], scratch: out[S], stride: (SH, SW), "
+                                      "crop: (PT, PL), accumulate: bool = True)\n\n"
+                                      "dx = the input gradient; dw and db += the parameter gradients (= when "
+                                      "accumulate is false). Sizes as conv_transpose2d_forward."),
     {"get_num_threads", py_get_num_threads, METH_NOARGS, GET_NUM_THREADS_DOC},
     METHOD(set_num_threads, SET_NUM_THREADS_DOC),
     METHOD(_cap_threads, "_cap_threads(n: int)\n\nKernels called from this thread use at most n threads (0: no cap): "

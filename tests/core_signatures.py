@@ -287,6 +287,19 @@ def _rnn_rows():
             rows.append(Row("rnn_backward", dy=Arr(out), db=Arr(bias, True, True), dc0=Arr("N,UC", True, True),
                             dc_last=Arr("N,UC", optional=True), sequences=Bool(seq), **codes))
     return rows
+def _layers16_rows():
+    """Issue 16's layers: batch normalization, Keras's relu, upsampling (OH = H·SH), transposed convolution (any
+    output plane: the full one is cropped by (PT, PL) and cut or zero-extended)."""
+    relu = dict(max_value=Real(0.5, 6.0), negative_slope=Real(0.0, 1.0), threshold=Real(-1.0, 1.0))
+    upsample = dict(derive={"OH": lambda s: s["H"] * s["SH"], "OW": lambda s: s["W"] * s["SW"]},
+                    ranges={"SH": (1, 3), "SW": (1, 3)})
+    transpose = dict(derive={"S": lambda s: _core.conv_transpose2d_scratch_size(
+                         tuple(s[k] for k in ("N", "C", "H", "W")), tuple(s[k] for k in ("C", "OC", "KH", "KW")))},
+                     ranges={**WINDOW, "PT": (0, 3), "PL": (0, 3)})
+    return [Row("batchnorm_forward"), Row("batchnorm_backward"), Row("relu_forward", **relu),
+            Row("relu_backward", **relu), Row("upsample2d_forward", **upsample), Row("upsample2d_backward", **upsample),
+            Row("conv_transpose2d_scratch_size", ranges=WINDOW), Row("conv_transpose2d_forward", **transpose),
+            Row("conv_transpose2d_backward", **transpose)]
 
 
 SIGNATURES = [
@@ -311,6 +324,7 @@ SIGNATURES = [
         derive={"M": lambda s: 1, "2": lambda s: 2, "3": lambda s: 3}),
     Row("affine_transform_forward", order=Int(0, 1), fill=Int(0, 2), cval=Real(-2.0, 2.0),
         derive={"M": lambda s: s["N"], "2": lambda s: 2, "3": lambda s: 3}),
+    *_layers16_rows(),
     Row("get_num_threads"),
     Row("set_num_threads"),
     # merge (Add, Multiply, Concatenate): the part's columns lie inside the whole's

@@ -1,14 +1,17 @@
 """Copy weights between a cnn.Sequential and a torch.nn.Module of the same architecture.
 
-The trainable layers are paired in order: torch.nn.Linear with Dense (cnn's kernel is (in, out), so it
-is torch's weight transposed), torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)), torch.nn.Embedding
-with Embedding (both (num, dim)), and the one-layer, batch_first torch.nn.RNN, LSTM and GRU with SimpleRNN,
+The layers with weights are paired by name when every one has a torch submodule of that (last) name, as
+cnn.applications' twins do, else in order: torch.nn.Linear with Dense (cnn's kernel is (in, out), so it
+is torch's weight transposed), torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)),
+torch.nn.ConvTranspose2d with Conv2DTranspose (both (in, out, kh, kw)), torch.nn.BatchNorm1d/2d with
+BatchNormalization (weight, bias, running_mean, running_var as gamma, beta, moving_mean, moving_variance),
+torch.nn.Embedding with Embedding (both (num, dim)), and the one-layer, batch_first torch.nn.RNN, LSTM and GRU with SimpleRNN,
 LSTM and GRU (bidirectional ones with Bidirectional, merge_mode 'concat'). A TimeDistributed layer pairs as the
 layer it wraps. Recurrent weights: torch's weight_ih (g·U, IN) is the kernel transposed, weight_hh the
 recurrent kernel transposed; torch adds two biases, b_ih + b_hh, where SimpleRNN and LSTM keep their sum (to_torch
 writes it to b_ih and zeros b_hh) and the GRU keeps both, as the rows of its (2, 3U) bias. The gate blocks
-are in the same order but for the GRU's: torch r, z, n against Keras z, r, h. Only parameters move; strides,
-padding and activations are the caller's to match. torch is imported here, on use, so `import cnn` never
+are in the same order but for the GRU's: torch r, z, n against Keras z, r, h. Only parameters and running
+statistics move; strides, padding, momentum, epsilon and activations are the caller's to match. torch is imported here, on use, so `import cnn` never
 loads it."""
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ def _torch_kind(torch_module):
     import torch
 
     kinds = {torch.nn.Linear: "Dense", torch.nn.Conv2d: "Conv2D", torch.nn.Embedding: "Embedding",
+             torch.nn.ConvTranspose2d: "Conv2DTranspose", torch.nn.BatchNorm1d: "BatchNormalization",
+             torch.nn.BatchNorm2d: "BatchNormalization",
              torch.nn.RNN: "SimpleRNN", torch.nn.LSTM: "LSTM", torch.nn.GRU: "GRU"}
     return next((kind for cls, kind in kinds.items() if type(torch_module) is cls), None)
 
@@ -87,13 +92,15 @@ def _check_recurrent(layer, module):
     return None
 
 
+_TENSORS = ("weight", "bias", "running_mean", "running_var")  # a plain module's tensors in its layer's weight order
+
+
 def _from(layer, module, kind):
     """cnn's weight arrays for `layer` from torch `module`."""
-    if kind in ("Dense", "Conv2D", "Embedding"):
-        weight = module.weight.detach().cpu().double().numpy()
-        arrays = [weight.T if kind == "Dense" else weight]
-        bias = getattr(module, "bias", None)
-        return arrays + ([bias.detach().cpu().double().numpy()] if bias is not None else [])
+    if kind not in _RECURRENT and kind != "Bidirectional":
+        arrays = [t.detach().cpu().double().numpy() for t in (getattr(module, n, None) for n in _TENSORS)
+                  if t is not None]
+        return [a.T if kind == "Dense" and i == 0 else a for i, a in enumerate(arrays)]
     if type(layer).__name__ == "Bidirectional":
         return (_recurrent_from(layer.forward_layer, module, "_l0")
                 + _recurrent_from(layer.backward_layer, module, "_l0_reverse"))
@@ -103,11 +110,9 @@ def _from(layer, module, kind):
 def _to(layer, module, kind):
     """{torch parameter name: array} for `module` from cnn `layer`."""
     weights = layer.weights
-    if kind in ("Dense", "Conv2D", "Embedding"):
-        out = {"weight": weights[0].T if kind == "Dense" else weights[0]}
-        if getattr(module, "bias", None) is not None:
-            out["bias"] = weights[1]
-        return out
+    if kind not in _RECURRENT and kind != "Bidirectional":
+        names = [n for n in _TENSORS if getattr(module, n, None) is not None]
+        return {n: w.T if kind == "Dense" and i == 0 else w for i, (n, w) in enumerate(zip(names, weights))}
     if type(layer).__name__ == "Bidirectional":
         k = len(layer.forward_layer.weights)
         return {**_recurrent_to(layer.forward_layer, weights[:k], module, "_l0"),
@@ -124,13 +129,16 @@ def _pairs(model, torch_module):
     if not model.built:
         model.build()
     ours = [_unwrap(layer) for layer in model.layers if layer.weights]
-    theirs = []
+    theirs, named = [], {}
     for name, module in torch_module.named_modules():
         if _torch_kind(module) is not None:
             theirs.append(module)
+            named[name.rsplit(".", 1)[-1]] = module
         elif any(True for _ in module.parameters(recurse=False)):
             raise ValueError(f"torch module {name!r} ({type(module).__name__}) has parameters but is none of Linear, "
-                             "Conv2d, Embedding, RNN, LSTM, GRU; cnn cannot map it")
+                             "Conv2d, ConvTranspose2d, BatchNorm1d/2d, Embedding, RNN, LSTM, GRU; cnn cannot map it")
+    if len(named) == len(theirs) and all(layer.name in named for layer in ours):
+        theirs = [named[layer.name] for layer in ours]  # a twin that names its modules as the layers: by name
     if len(ours) != len(theirs):
         raise ValueError(f"the cnn model has {len(ours)} layers with weights "
                          f"({', '.join(type(layer).__name__ for layer in ours)}), the torch module {len(theirs)} "
@@ -144,8 +152,9 @@ def _pairs(model, torch_module):
             problem = _check_recurrent(layer, module)
         elif kind != theirs_kind:
             problem = (f"cannot pair cnn layer {layer.name!r} ({kind}) with torch {type(module).__name__}; "
-                       "Dense pairs with Linear, Conv2D with Conv2d, Embedding with Embedding, SimpleRNN, LSTM "
-                       "and GRU with RNN, LSTM and GRU")
+                       "Dense pairs with Linear, Conv2D with Conv2d, Conv2DTranspose with ConvTranspose2d, "
+                       "BatchNormalization with BatchNorm1d/2d, Embedding with Embedding, SimpleRNN, LSTM and GRU "
+                       "with RNN, LSTM and GRU")
         if problem:
             raise ValueError(problem)
         shapes = [a.shape for a in _from(layer, module, kind)]

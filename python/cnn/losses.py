@@ -50,8 +50,9 @@ class Loss:
         return y
 
     def __call__(self, out, y, logits=False, grad=True):
-        """out (N, K) model output (or its logits when logits=True); y targets; returns (loss, dout)."""
-        out = out.reshape(out.shape[0], -1)
+        """out (N, K) model output (or its logits when logits=True); y targets; returns (loss, dout). An output of
+        rank > 2 (an image, as an autoencoder's) is taken as rows of its N·K values, and dout keeps its shape."""
+        shape, out = out.shape, out.reshape(out.shape[0], -1)
         if not self.sparse:  # a sequence's targets (N, T, K) flatten as its outputs do
             y = y.reshape(out.shape)
         dout = np.empty_like(out) if grad else None
@@ -59,7 +60,7 @@ class Loss:
             value = self._kernel(dout, out, y)
         else:
             value = self._from_probabilities(dout, out, y)
-        return value, dout
+        return value, (None if dout is None else dout.reshape(shape))
 
     def per_sample(self, y_true, y_pred, logits=False):
         """The loss of each sample (N,) in float64, for y_pred (N, ...) the model output (its logits when

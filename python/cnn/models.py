@@ -41,6 +41,7 @@ from ._validation import as_float_array, check_dtype, check_list, check_name, ch
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .layers.node import KerasTensor
+from .layers.normalization import inference_steps
 from .training import Trainer
 
 if TYPE_CHECKING:
@@ -118,9 +119,14 @@ class Model(Trainer):
         """Lay out the flat buffers for self.layers (each built for its input shape): layers built before keep
         their weights, new ones are initialised. Everything new is made first and the model points at it only
         at the end."""
-        specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()]
+        # trainable weights first: the optimizer steps over that prefix, and only it has gradients
+        specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()
+                 if spec[0] not in layer.non_trainable]
+        trainable = len(specs)
+        specs += [(layer, spec) for layer in self.layers for spec in layer.weight_specs()
+                  if spec[0] in layer.non_trainable]
         sizes = [math.prod(s[1]) for _, s in specs]
-        total = sum(sizes)
+        total, trainable_total = sum(sizes), sum(sizes[:trainable])
         memory = _physical_memory()
         largest = max(zip(sizes, (layer.name for layer, _ in specs)), default=(0, None))
         need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
@@ -134,13 +140,16 @@ class Model(Trainer):
             rng.bit_generator.state = self._rng.bit_generator.state
         else:
             rng = np.random.default_rng(self.seed if self.seed is not None else np.random.randint(2**31 - 1))
-        params, grads = np.zeros(total, self.dtype), np.zeros(total, self.dtype)
-        weights, gradients = {id(layer): [] for layer in self.layers}, {id(layer): [] for layer in self.layers}
+        params, grads = np.zeros(total, self.dtype), np.zeros(trainable_total, self.dtype)
+        views, gradients = {}, {id(layer): [] for layer in self.layers}
         offset = 0
-        for (layer, (_, wshape, _)), size in zip(specs, sizes):
-            weights[id(layer)].append(params[offset:offset + size].reshape(wshape))
-            gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
+        for i, ((layer, (wname, wshape, _)), size) in enumerate(zip(specs, sizes)):
+            views[id(layer), wname] = params[offset:offset + size].reshape(wshape)
+            if i < trainable:
+                gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
             offset += size
+        weights = {id(layer): [views[id(layer), wname] for wname, _, _ in layer.weight_specs()]
+                   for layer in self.layers}
         for layer in self.layers:
             new, old = weights[id(layer)], layer.weights if layer.built else []
             if old and [w.shape for w in old] == [w.shape for w in new]:
@@ -418,11 +427,15 @@ class Sequential(Model):
         return act is not None and self.loss.fuses(act.name)
 
     def _forward(self, x, training, logits):
+        """Inference folds each BatchNormalization into the Conv2D or Dense before it (one pass fewer)."""
+        steps = [(layer, None) for layer in self.layers] if training else inference_steps(self.layers)
         h = x
-        for layer in self.layers[:-1]:
-            h = layer.forward(h, training=training)
-        last = self.layers[-1]
-        return last.forward(h, training=training, logits=True) if logits else last.forward(h, training=training)
+        for layer, params in steps[:-1]:
+            h = layer.forward(h, training=training) if params is None else layer.forward(h, params=params)
+        last, params = steps[-1]
+        extra = {} if params is None else {"params": params}
+        return last.forward(h, training=training, logits=True, **extra) if logits else \
+            last.forward(h, training=training, **extra)
 
     def _backward(self, dout):
         """Gradients of every weight into the flat gradient buffer, from the output's gradient."""

@@ -222,5 +222,5 @@ def compile_from_config(model, compiled, arrays, many=False):
     if names and not model.built:
         raise ValueError("config.compile.optimizer_state is not empty but the model is not built")
     for name in names:
-        setattr(optimizer, name, np.array(array(arrays, f"optimizer{name}", model._params.shape, model.dtype)))
+        setattr(optimizer, name, np.array(array(arrays, f"optimizer{name}", model._grads.shape, model.dtype)))
     return {f"optimizer{name}" for name in names}

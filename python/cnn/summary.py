@@ -38,12 +38,13 @@ def summary_rows(model):
             row = (label, "?", "0 (unbuilt)")
         rows.append(row if connected is None else row + (connected[layer],))
     itemsize = model.dtype.itemsize
-    trainable = model.count_params() if model.built else 0
-    footer = [("Total params", trainable), ("Trainable params", trainable), ("Non-trainable params", 0)]
+    total = model.count_params() if model.built else 0
+    trainable = model._grads.size if model.built else 0  # non-trainable weights (moving statistics) have no gradient
+    footer = [("Total params", total), ("Trainable params", trainable), ("Non-trainable params", total - trainable)]
     state = model.optimizer.state() if model.optimizer is not None else []
     if state:
         opt = sum(s.size for s in state) + 2
-        footer[0] = ("Total params", trainable + opt)
+        footer[0] = ("Total params", total + opt)
         footer.append(("Optimizer params", opt))
     return rows, [(label, count, count * itemsize) for label, count in footer]
 

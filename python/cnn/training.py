@@ -369,7 +369,7 @@ class Trainer:
         if not math.isfinite(value):
             return value, out
         self._commit.begin()  # ended by the caller once the batch is recorded
-        self.optimizer.step(self._params, self._grads)
+        self.optimizer.step(self._params[:self._grads.size], self._grads)  # the trainable prefix
         return value, out
 
     @staticmethod

@@ -32,6 +32,9 @@ class Layer:
     overwrites_grads = False  # a model sets it False on a shared layer: each call adds its gradient
     multi_input = False  # merge layers take a list of tensors
     augmentation = False  # the random augmentation layers (preprocessing.py): nothing before them learns
+    # names of weights (from weight_specs) that training updates in forward, never the optimizer (Keras's
+    # non-trainable weights: BatchNormalization's moving statistics); they have no gradient views
+    non_trainable = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -95,15 +95,16 @@ class Conv2D(Layer):
         size = _core.conv2d_scratch_size((n,) + self.input_shape, self.weights[0].shape, *self._geometry())
         return reuse(self._buffers, "scratch", (size,), dtype) if size else None
 
-    def forward(self, x, training=False, logits=False):
-        """logits=True stops before the activation (a fused loss takes the pre-activation)."""
+    def forward(self, x, training=False, logits=False, params=None):
+        """logits=True stops before the activation (a fused loss takes the pre-activation). params = (kernel,
+        bias) replaces the weights for this call (inference with a BatchNormalization folded in)."""
         self.check_input(x)
         x = np.ascontiguousarray(x)
         n = x.shape[0]
         z = reuse(self._buffers, "z", (n,) + self.output_shape, x.dtype)
         scratch = self._scratch(n, x.dtype)
-        _core.conv2d_forward(z, x, self.weights[0], self.weights[1] if self.use_bias else None, scratch,
-                             *self._geometry())
+        kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
+        _core.conv2d_forward(z, x, kernel, bias, scratch, *self._geometry())
         y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
         self._cache = (x, z, y, logits, scratch)
         return y

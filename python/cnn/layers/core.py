@@ -41,13 +41,15 @@ class Dense(Layer):
     def penalty(self):
         return [(self.weights[0], self.grads[0], self.kernel_regularizer)] if self.kernel_regularizer else []
 
-    def forward(self, x, training=False, logits=False):
+    def forward(self, x, training=False, logits=False, params=None):
         """logits=True stops before the activation (a fused loss takes the pre-activation). The result lives
-        in a buffer that the layer's next call overwrites (copy it to keep it)."""
+        in a buffer that the layer's next call overwrites (copy it to keep it). params = (kernel, bias) replaces
+        the weights for this call (inference with a BatchNormalization folded in)."""
         self.check_input(x)
         rows = x.reshape(-1, self.input_shape[-1])
         z = reuse(self._buffers, "z", (rows.shape[0], self.units), x.dtype)
-        _core.dense_forward(z, rows, self.weights[0], self.weights[1] if self.use_bias else None)
+        kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
+        _core.dense_forward(z, rows, kernel, bias)
         y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
         self._cache = (x.shape, rows, z, y, logits)
         return y.reshape(x.shape[:-1] + (self.units,))

@@ -106,3 +106,63 @@ class AveragePooling2D(_Pooling2D):
 
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
+
+
+class _GlobalPooling2D(Layer):
+    """(N, C, H, W) → (N, C): the pooling kernels with one window over the whole plane."""
+
+    def __init__(self, input_shape: Shape | None = None, name: str | None = None) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        self._buffers = {}
+
+    def compute_output_shape(self, input_shape):
+        return check_image_shape(self, input_shape)[:1]
+
+    def _geometry(self):
+        plane = tuple(self.input_shape[1:])
+        return plane, plane, (0, 0, 0, 0)
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """The mean of each channel's plane (Keras's GlobalAveragePooling2D with channels first, keepdims=False)."""
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        x = np.ascontiguousarray(x)
+        y = reuse(self._buffers, "y", x.shape[:2] + (1, 1), x.dtype)
+        _core.avgpool2d_forward(y, x, *self._geometry(), True)
+        self._cache = (x.shape, x.dtype)
+        return y.reshape(x.shape[:2])
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        shape, dtype = self._cache
+        dx = reuse(self._buffers, "dx", shape, dtype)
+        _core.avgpool2d_backward(dx, np.ascontiguousarray(dy).reshape(shape[:2] + (1, 1)), *self._geometry(), True)
+        return dx
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """The maximum of each channel's plane; the first maximum in row-major order takes the gradient."""
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        x = np.ascontiguousarray(x)
+        y = reuse(self._buffers, "y", x.shape[:2] + (1, 1), x.dtype)
+        argmax = reuse(self._buffers, "argmax", y.shape, np.int64)
+        _core.maxpool2d_forward(y, argmax, x, *self._geometry())
+        self._cache = (x.shape, x.dtype, argmax)
+        return y.reshape(x.shape[:2])
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        shape, dtype, argmax = self._cache
+        dx = reuse(self._buffers, "dx", shape, dtype)
+        _core.maxpool2d_backward(dx, np.ascontiguousarray(dy).reshape(argmax.shape), argmax, *self._geometry())
+        return dx
+
+
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D

@@ -1,4 +1,4 @@
-"""Flatten and ZeroPadding2D: layers that move values without arithmetic."""
+"""Flatten, Reshape and ZeroPadding2D: layers that move values without arithmetic."""
 from __future__ import annotations
 
 import math
@@ -24,6 +24,34 @@ class Flatten(Layer):
         self.check_input(x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._shape) if need_dx else None
+
+
+class Reshape(Layer):
+    """(N, *input_shape) → (N, *target_shape) in C order, as keras.layers.Reshape; one -1 takes what is left."""
+
+    def __init__(self, target_shape: Shape, input_shape: Shape | None = None, name: str | None = None) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        target = tuple(target_shape)
+        if (not target or target.count(-1) > 1
+                or any(isinstance(d, bool) or not isinstance(d, int) or (d < 1 and d != -1) for d in target)):
+            raise ValueError(f"target_shape must be positive integers with at most one -1, got {target_shape!r}")
+        self.target_shape = target
+
+    def compute_output_shape(self, input_shape):
+        size, known = math.prod(input_shape), -math.prod(self.target_shape) if -1 in self.target_shape else None
+        out = tuple(size // known if d == -1 else d for d in self.target_shape) if known else self.target_shape
+        if math.prod(out) != size or (known and size % known):
+            raise ValueError(f"layer {self.name!r}: cannot reshape (None, {', '.join(map(str, input_shape))}) "
+                             f"({size} values) to target_shape {self.target_shape}")
+        return out
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._shape = x.shape
+        return x.reshape((x.shape[0],) + self.output_shape)
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape) if need_dx else None
