@@ -2102,8 +2102,6 @@ static PyMethodDef methods[] = {
                             "data: in[NNZ], indices: in int64[NNZ] < IN, indptr: in int64[N1] < NNZ1, "
                             "accumulate: bool = True)\n\n"
                             "dw += xᵀ·dout, db += Σdout (= when accumulate is false), x as sparse_forward's."),
-                      "optimizer step a batch; returns Σ batch loss·rows and the new step count t. S = P for SGD, "
-                      "2·P for Adam; W = mlp_workspace_size(units, batch, True); sizes and codes as mlp_forward."),
     /* ---- issue 16's layers ---- */
     METHOD(batchnorm_forward, "batchnorm_forward(y: out[N, C, S], mean: out[C], invstd: out[C], "
                               "moving_mean: inout[C], moving_var: inout[C], x: in[N, C, S], gamma: in[C] | None, "
