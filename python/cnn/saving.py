@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from . import activations, initializers, losses, optimizers, regularizers
+from . import activations, distributed, initializers, losses, optimizers, regularizers
 from ._validation import check_number, check_shape
 
 __all__ = ["save_model", "load_model"]
@@ -172,6 +172,8 @@ def model_payload(model):
         arrays["params"] = model._params
     if model.loss is not None:
         opt = model.optimizer
+        if isinstance(opt, distributed.DistributedOptimizer):  # saved as the optimizer it wraps: a loaded model
+            opt = opt.optimizer  # trains in whatever world it is loaded into
         state = {name: getattr(opt, name) for name in opt._state_names if getattr(opt, name) is not None}
         config["compile"] = {"optimizer": _object_config(opt), "iterations": opt.iterations,
                              "optimizer_state": sorted(state), "loss": _object_config(model.loss),
