@@ -1,7 +1,7 @@
 """cnn on a Dask cluster through joblib: a GridSearchCV of cnn.MLPClassifier with n_jobs=-1 under
 joblib.parallel_backend('dask') on a LocalCluster of 2 worker processes finds what the serial search finds,
 estimators and models travel to the workers by pickle, and each worker runs cnn on one thread per task.
-Needs dask.distributed (`pip install "dask[distributed]"`); skips without it."""
+Needs dask.distributed (`pip install "cnn[dask]"`); skips without it, unless CNN_REQUIRE_CLUSTER=1 (.ci/run)."""
 import os
 import warnings
 
@@ -9,15 +9,20 @@ import numpy as np
 import pytest
 
 import cnn
-from user_env import child_env
+from user_env import child_env, require_dask
 
-distributed = pytest.importorskip("distributed", reason='needs dask.distributed: pip install "dask[distributed]"')
-joblib = pytest.importorskip("joblib")
-GridSearchCV = pytest.importorskip("sklearn.model_selection").GridSearchCV
+pytest.importorskip("sklearn")
+import joblib  # noqa: E402  (scikit-learn's own dependency)
+from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
+def distributed():
+    return require_dask()
+
+
+@pytest.fixture(scope="module")
+def client(distributed):
     # workers are fresh processes: they find cnn where this process does; no dashboard (its port may be taken)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   env={"PYTHONPATH": child_env()["PYTHONPATH"]}) as cluster, \
@@ -40,7 +45,7 @@ def _search(n_jobs):
         return search.fit(*_data())
 
 
-def test_grid_search_on_dask_equals_serial(client):
+def test_grid_search_on_dask_equals_serial(client, distributed):
     serial = _search(n_jobs=None)
     with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as tasks:
         spread = _search(n_jobs=-1)

@@ -3,9 +3,8 @@
 The 2-rank runs (tests/mpi_scenarios.py) start from different seeds on each rank, on 41 rows, so the shards
 differ in size and rank 1 sits out the last step of every epoch; each is compared with one process at twice
 the batch size: float64 within 1e-12, float32 within 1e-5 (relative). They need mpi4py and mpiexec
-(`pip install "cnn[mpi]"`) and skip without them, unless CNN_REQUIRE_MPI=1 (.ci/run) makes that a failure."""
+(`pip install "cnn[mpi]"`) and skip without them, unless CNN_REQUIRE_CLUSTER=1 (.ci/run) makes that a failure."""
 import os
-import shutil
 import subprocess
 import sys
 import warnings
@@ -15,31 +14,13 @@ import pytest
 
 import cnn
 from conftest import rel_err
-from user_env import child_env
+from user_env import child_env, require_mpiexec
+
+import mpi_scenarios as sc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import mpi_scenarios as sc  # noqa: E402
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
-
-
-def _mpiexec():
-    """The mpiexec command for 2 ranks on this machine, or a skip naming the install command."""
-    from cnn import distributed
-
-    found = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        found = None
-    if found is None:
-        reason = f"needs mpi4py and mpiexec: {distributed.INSTALL}"
-        if os.environ.get("CNN_REQUIRE_MPI") == "1":
-            pytest.fail(f"{reason} (CNN_REQUIRE_MPI=1 requires them)")
-        pytest.skip(reason)
-    # --oversubscribe: 2 ranks on a machine whose slots MPI may count as fewer; root needs its own flag
-    return [found, "--oversubscribe", "-n", "2"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +29,7 @@ def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("mpi") / "results.npz"
     env = child_env(OMP_NUM_THREADS="1", CNN_ADAPT_THREADS="0", OMPI_MCA_btl="self,tcp",
                     OMPI_MCA_btl_tcp_if_include="lo", PMIX_MCA_gds="hash")
-    proc = subprocess.run(_mpiexec() + [sys.executable, os.path.join(HERE, "mpi_scenarios.py"), str(out)],
+    proc = subprocess.run(require_mpiexec() + [sys.executable, os.path.join(HERE, "mpi_scenarios.py"), str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = {}
