@@ -226,7 +226,10 @@ class DistributedOptimizer(Optimizer):
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
         if self._group.size > 1:
-            grads *= 1 / self._group.size if self.batch_weight is None else self.batch_weight
+            if self.batch_weight == 0:  # a rank without rows this step: nothing, even where its stand-in row
+                grads.fill(0)  # gave a non-finite gradient
+            else:
+                grads *= 1 / self._group.size if self.batch_weight is None else self.batch_weight
             self._group.allreduce(grads)
         self.optimizer.step(params, grads)
 
@@ -247,15 +250,17 @@ class _Fit:
         return self.batches.own(rng.permutation(self.batches.longest))
 
     def begin_step(self, step):
-        """This rank's rows in batch `step`; sets the optimizer's weight for it."""
-        m, self.opt.batch_weight, _ = self.batches.weight(step)
-        return m
+        """This rank's rows in batch `step` (0: its rows ran out, and fit steps on a stand-in row at weight 0);
+        sets the optimizer's weight for it."""
+        self.count, self.opt.batch_weight, _ = self.batches.weight(step)
+        return self.count
 
-    def batch(self, value, hits, count):
-        """(the global batch's mean loss, its hits, its rows): one small Allreduce. A non-finite loss on any rank
-        makes the sum non-finite, so every rank skips the step."""
-        total, hits, count = self.group.sum(value * count if count else 0.0, hits, count)
-        return total / count, int(hits), int(count)
+    def batch(self, value, hits):
+        """(the global batch's mean loss, its hits), the same on every rank, and self.rows its rows: one small
+        Allreduce. A non-finite loss on any rank makes the sum non-finite, so every rank skips the step."""
+        total, hits, self.rows = self.group.sum(value * self.count if self.count else 0.0,
+                                                hits if self.count else 0, self.count)
+        return total / self.rows, int(hits)
 
     def evaluation(self, loss, acc, count):
         """(loss, accuracy) of the validation rows of every rank, weighted by their counts."""
