@@ -155,7 +155,7 @@ def test_truncated_and_foreign_files_raise_value_error(tmp_path):
 def payload(model):
     """(config, arrays) of a saved `model` as load_model reads them, to be edited into a crafted file."""
     import json
-    config, arrays = cnn.saving.model_payload(model)
+    config, arrays = model._payload()
     return json.loads(json.dumps(config)), {k: v.copy() for k, v in arrays.items()}
 
 

@@ -1,24 +1,15 @@
-"""Sequential: a Keras-style stack of layers trained by the C kernels.
+"""Sequential: a Keras-style stack of layers trained by the C kernels; its structure and configuration.
 
-The parameters of all layers live in one flat buffer and their gradients in another; each layer's
-weights are views into them, so one optimizer kernel call updates the whole model. A softmax (or
-sigmoid) output layer followed by a cross-entropy loss is trained from its logits in one fused step.
+A model's layers keep their weights as views into one flat parameter buffer and their gradients as views
+into another, so one optimizer kernel call updates the whole model. This module holds the structure:
+layers, shapes, the flat buffers, weights and the configuration (get_config/from_config, save, pickle);
+training is cnn.training's Trainer, files are cnn.saving's.
 
 Deviations from Keras, on purpose: compile's default optimizer is 'adam' (Keras: 'rmsprop', which cnn
 does not have); images are NCHW (channels first, as PyTorch); weights are initialised from the
 model's own generator, `Sequential(seed=...)`, or from NumPy's global generator when no seed is given;
 `build(input_shape)` takes the shape without the batch (a leading None is dropped, so Keras' (None, 784)
 works too).
-
-Non-finite values. A batch whose loss is not finite is not applied; fit raises FloatingPointError (unless
-a callback such as TerminateOnNaN stops training and the weights are finite). A step whose loss was
-finite can still make weights non-finite (an overflowing step, or a NaN that a saturating activation
-hides from the loss); such a step is applied, not undone: undoing needs a copy of every weight per step,
-and checking the weights after every step costs a pass over them (about 110 us, 3-4% of a 784-500-500-10
-step at batch 50; 0.3% of a LeNet-5 step). Instead fit checks the weights (one pass over the flat
-buffer) before training, at the end of every epoch before validation and callbacks see them, and
-whenever a loss is not finite; train_on_batch checks them after its step. Every FloatingPointError
-says whether the weights are finite and, if not, which layers hold NaN or infinity.
 
 Threads. Layers keep per-call buffers, so each model has a lock: build, fit, evaluate, predict and the
 other methods that read or write weights run one at a time per model (two threads predicting with one
@@ -29,7 +20,6 @@ flat buffer. Adding it to a second model raises ValueError naming both (Keras sh
 does not yet); pop() releases it."""
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
@@ -38,35 +28,18 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import _core
-from . import losses as losses_mod
-from . import optimizers as optimizers_mod
-from ._contention import ThreadCap
+from . import serialization as ser
 from ._interrupt import NoCommit, deferring_interrupts
-from ._validation import INT_MAX, as_float_array, check_dtype, check_list, check_name, check_number
-from .callbacks import Callback, CallbackList, History
+from ._locking import locked
+from ._validation import as_float_array, check_dtype, check_list, check_name, check_number, check_shape
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
-from .progress import ProgbarLogger
+from .training import Trainer
 
 if TYPE_CHECKING:
-    from ._types import ArrayLike, DTypeLike, PathLike, Verbose
-    from .losses import Loss
-    from .optimizers import Optimizer
+    from ._types import ArrayLike, DTypeLike, PathLike
 
 __all__ = ["Sequential", "load_model"]
-
-
-_FINITE_CHUNK = 16384  # weights per isfinite call: a training step allocates no weight-sized temporary
-
-
-def _locked(method):
-    """Run a method holding the model's lock (re-entrant: fit calls build and predict-like helpers)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-    return wrapper
 
 
 def _physical_memory():
@@ -77,81 +50,38 @@ def _physical_memory():
         return None
 
 
-def _batch_size(value):
-    """32 (Keras' default) for None, else a positive int that the kernels' int holds."""
-    return 32 if value is None else check_number(value, "batch_size", low=1, high=INT_MAX, integer=True)
-
-
 def load_model(path: PathLike) -> Sequential:
     """A model written by `model.save(path)`, compiled as it was (see cnn.saving)."""
     from . import saving  # zipfile, tempfile, json: loaded only when a model is saved or loaded
 
-    return saving.load_model(path)
+    return saving.read(path, Model._from_payload)
 
 
-class Sequential:
+class Model(Trainer):
+    """What every cnn model shares: the lock, the flat parameter and gradient buffers, weights, the summary,
+    the configuration, save and pickle. Subclasses give the structure (see cnn.training.Trainer)."""
+
     _commit = NoCommit()  # a Commit while fit or train_on_batch runs: SIGINT waits out the optimizer step
+    _formats = {}  # the configuration's "format" -> the class that reads it
 
-    def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None, seed: int | None = None,
-                 dtype: DTypeLike = "float32") -> None:
-        self.name = check_name(name, "name") or "sequential"
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._formats[f"cnn.{cls.__name__}"] = cls
+
+    def _init_state(self, name, seed, dtype):
+        self.name = name
         self.dtype = check_dtype(dtype)
         self.seed = None if seed is None else check_number(seed, "seed", low=0, integer=True)
         self._lock = threading.RLock()
         self.layers = []
-        self._input_layer = None
         self.built = False
         self.optimizer = self.loss = None
         self.metrics = []
         self.stop_training = False
         self.history = None
         self._rng = None
-        try:
-            for layer in check_list(layers, "layers", Layer, "cnn.layers.Layer instances"):
-                self.add(layer)
-        except BaseException:  # the model is never returned: release the layers it took
-            for layer in self.layers:
-                layer.model = None
-            raise
 
-    # ---- structure ---------------------------------------------------------------------------
-
-    @_locked
-    def add(self, layer: Layer) -> None:
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
-        if layer.model is not None and layer.model is not self:
-            raise ValueError(f"layer {layer.name!r} already belongs to model {layer.model.name!r}: its weights live "
-                             "in that model's parameter buffer, and cnn does not share layers between models. "
-                             "Add a new layer instead (type(layer).from_config(layer.get_config()), then "
-                             "set_weights), or pop it from the other model first")
-        if isinstance(layer, InputLayer):
-            if self.layers or self._input_layer is not None:
-                raise ValueError("an Input can only be the first element of a Sequential model")
-            self._input_layer = layer
-            self.built = False
-            return
-        names = {layer.name for layer in self.layers}
-        if layer.name is None:
-            base, i = layer.default_name(), 0
-            layer.name = base
-            while layer.name in names:
-                i += 1
-                layer.name = f"{base}_{i}"
-        elif layer.name in names:
-            raise ValueError(f"a layer named {layer.name!r} is already in the model; layer names must be unique")
-        layer.model = self
-        self.layers.append(layer)
-        self.built = False
-
-    @_locked
-    def pop(self) -> Layer:
-        if not self.layers:
-            raise TypeError("there are no layers in the model to pop")
-        layer = self.layers.pop()
-        layer.model = None
-        self.built = False
-        return layer
+    # ---- weights -----------------------------------------------------------------------------
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         if name is not None and index is not None:
@@ -166,38 +96,10 @@ class Sequential:
                 return layer
         raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self.layers]}.")
 
-    @_locked
-    @deferring_interrupts
-    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
-        """Infer every layer's shape from input_shape (batch excluded) and lay out the flat buffers.
-
-        Layers that were built before keep their weights; new ones are initialised. A build that fails
-        leaves the model as it was; Ctrl-C waits until it ends."""
-        if not self.layers:
-            raise ValueError("the model has no layers; add some before building it")
-        if input_shape is None:
-            input_shape = self.input_shape
-        elif len(input_shape) > 1 and input_shape[0] is None:
-            input_shape = input_shape[1:]
-        if input_shape is None:
-            raise ValueError("the first layer needs input_shape= or input_dim=, or call "
-                             "model.build(input_shape) or fit on data first")
-        layer_states = [dict(vars(layer)) for layer in self.layers]  # layer.build changes shapes in place
-        self._commit.begin()
-        try:
-            self._build(tuple(input_shape))
-        except BaseException:
-            for layer, state in zip(self.layers, layer_states):
-                vars(layer).clear()
-                vars(layer).update(state)
-            raise
-        finally:
-            self._commit.end()
-
-    def _build(self, shape):
-        """build's work: everything new is made first and the model points at it only at the end."""
-        for layer in self.layers:
-            shape = layer.build(shape)
+    def _allocate(self):
+        """Lay out the flat buffers for self.layers (each built for its input shape): layers built before keep
+        their weights, new ones are initialised. Everything new is made first and the model points at it only
+        at the end."""
         specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()]
         sizes = [math.prod(s[1]) for _, s in specs]
         total = sum(sizes)
@@ -236,26 +138,18 @@ class Sequential:
         self._accumulated_grads = [g for layer in self.layers if not layer.overwrites_grads for g in layer.grads]
         if self.optimizer is not None:
             self.optimizer.reset()  # its state was sized for the old buffer
-        self.built = True
-        self.output_shape = shape
 
-    @property
-    def input_shape(self):
-        if self._input_layer is not None:
-            return self._input_layer.shape
-        return self.layers[0].input_shape if self.layers else None
-
-    @_locked
+    @locked
     def count_params(self) -> int:
         if not self.built:
             self.build()
         return int(self._params.size)
 
-    @_locked
+    @locked
     def get_weights(self) -> list[np.ndarray]:
         return [w.copy() for layer in self.layers for w in layer.weights]
 
-    @_locked
+    @locked
     def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         if not self.built:
             self.build()
@@ -268,30 +162,208 @@ class Sequential:
             layer.set_weights(weights[i:i + len(layer.weights)])
             i += len(layer.weights)
 
-    # ---- training ----------------------------------------------------------------------------
+    # ---- inspection and persistence ----------------------------------------------------------
 
-    @_locked
-    def compile(self, optimizer: str | Optimizer = "adam", loss: str | Loss | None = None,
-                metrics: Sequence[str] | None = None) -> None:
-        if loss is None:
-            raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
-        optimizer, loss = optimizers_mod.get(optimizer), losses_mod.get(loss)
-        metrics = check_list(metrics, "metrics", str, "metric names such as ['accuracy']")
-        for m in metrics:
-            if m not in ("accuracy", "acc"):
-                raise ValueError(f"unknown metric {m!r} in metrics; cnn supports 'accuracy' (or 'acc')")
-        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
+                print_fn: Callable[[str], object] | None = None) -> None:
+        """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes."""
+        from . import summary as summary_mod
 
-    def _check_compiled(self):
-        if self.loss is None:
-            raise RuntimeError("You must call compile() before using the model for training or evaluation.")
+        summary_mod.print_summary(self, line_length, positions, print_fn)
 
-    def _prepare(self, x, y):
-        """x, y as arrays of the model's dtype, the model built for x's shape, y checked against the output."""
-        x = self._prepare_inputs(x)
-        if y is None:
-            raise ValueError("y (the targets) is required to train or evaluate the model")
-        return x, self.loss.targets(y, (x.shape[0],) + tuple(self.output_shape), self.dtype)
+    def _repr_html_(self):
+        from . import summary as summary_mod
+
+        return summary_mod.html_summary(self)
+
+    @locked
+    def save(self, filepath: PathLike) -> None:
+        """Architecture, weights, optimizer state and compile settings in one file (see cnn.saving)."""
+        from . import saving
+
+        saving.write(filepath, *self._payload())
+
+    @locked
+    def get_config(self) -> dict:
+        """The model as JSON-able data: its structure, its generators' states and its compile settings
+        (everything save writes but the arrays)."""
+        return self._payload()[0]
+
+    @classmethod
+    def from_config(cls, config: dict) -> Model:
+        """A model with the structure, generator states and compile settings of `config` (from get_config);
+        a built one gets freshly initialised weights and optimizer state."""
+        return cls._from_payload(config, None)
+
+    @classmethod
+    def _from_payload(cls, config, arrays):
+        """The model `config` and `arrays` (from _payload) describe; arrays=None initialises the weights and
+        the optimizer state afresh. ValueError names the first field that is missing, unknown, of the wrong
+        type or out of range, or an array of the wrong shape or dtype."""
+        kind = cls._formats.get(config.get("format")) if isinstance(config, dict) else None
+        if kind is None or not issubclass(kind, cls):
+            raise ValueError(f"not a cnn model: the file's configuration does not describe a "
+                             f"{' or a '.join(f for f, c in cls._formats.items() if issubclass(c, cls))}")
+        if type(config.get("version")) is not int or config["version"] != kind._version:
+            raise ValueError(f"cnn model file version {config.get('version')!r} is not supported "
+                             f"(expected {kind._version})")
+        if arrays is not None and not isinstance(arrays, dict):
+            raise ValueError(f"the arrays must be a dict, got {type(arrays).__name__}")
+        return kind._from_config_fields(config, arrays)
+
+    def _restore(self, config, arrays, expected):
+        """The part of _from_payload every model shares, after its structure is built: generator states,
+        compile settings and optimizer state; refuses arrays beyond `expected` and those it reads."""
+        if config["rng"] is not None:
+            self._rng = ser.generator(config["rng"], "config.rng")
+        if not isinstance(config["layer_rngs"], dict):
+            raise ValueError(f"config.layer_rngs must be an object, got {config['layer_rngs']!r}")
+        for name, state in config["layer_rngs"].items():
+            layer = next((candidate for candidate in self.layers if candidate.name == name), None)
+            if layer is None or not hasattr(layer, "_rng"):
+                raise ValueError(f"config.layer_rngs names {name!r}, which is no layer with its own generator "
+                                 f"(Dropout with a seed) in the model")
+            layer._rng = ser.generator(state, f"config.layer_rngs.{name}")
+        if arrays is None:
+            return self
+        if config["compile"] is not None:
+            expected |= ser.compile_from_config(self, config["compile"], arrays)
+        unknown = sorted(set(arrays) - expected)
+        if unknown:
+            raise ValueError(f"unknown arrays {unknown} (this model has {sorted(expected)})")
+        return self
+
+    def _restore_params(self, arrays, needed):
+        """Copy the saved flat parameters (`needed` of them, checked before build allocates them) in."""
+        params = ser.array(arrays, "params", (needed,), self.dtype)
+        if not np.isfinite(params).all():
+            raise ValueError("the array 'params' holds NaN or infinity")
+        return params
+
+    def _shared_payload(self):
+        """(config, arrays): the fields every model's configuration holds."""
+        compiled, arrays = ser.compile_config(self)
+        config = {"format": f"cnn.{type(self).__name__}", "version": self._version, "name": self.name,
+                  "seed": self.seed, "dtype": self.dtype.name, "built": self.built,
+                  "rng": ser.generator_state(self._rng),
+                  "layer_rngs": {layer.name: ser.generator_state(layer._rng) for layer in self.layers
+                                 if getattr(layer, "_rng", None) is not None},
+                  "compile": compiled}
+        if self.built:
+            arrays["params"] = self._params
+        return config, arrays
+
+    @locked
+    def __getstate__(self):
+        config, arrays = self._payload()
+        return {"config": config, "arrays": {k: v.copy() for k, v in arrays.items()}}
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict) or state.keys() != {"config", "arrays"}:
+            raise ValueError(f"a pickled cnn.{type(self).__name__}'s state must be a dict with 'config' and "
+                             f"'arrays', got {type(state).__name__}")
+        model = type(self)._from_payload(state["config"], state["arrays"])
+        self.__dict__.update(model.__dict__)
+        for layer in self.layers:
+            layer.model = self
+
+
+class Sequential(Model):
+    _version = 1
+    _fields = ["format", "version", "name", "seed", "dtype", "built", "input_shape", "input_layer", "layers", "rng",
+               "layer_rngs", "compile"]
+
+    def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None, seed: int | None = None,
+                 dtype: DTypeLike = "float32") -> None:
+        self._init_state(check_name(name, "name") or "sequential", seed, dtype)
+        self._input_layer = None
+        try:
+            for layer in check_list(layers, "layers", Layer, "cnn.layers.Layer instances"):
+                self.add(layer)
+        except BaseException:  # the model is never returned: release the layers it took
+            for layer in self.layers:
+                layer.model = None
+            raise
+
+    # ---- structure ---------------------------------------------------------------------------
+
+    @locked
+    def add(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a cnn.layers.Layer, got {type(layer).__name__}")
+        if layer.model is not None and layer.model is not self:
+            raise ValueError(f"layer {layer.name!r} already belongs to model {layer.model.name!r}: its weights live "
+                             "in that model's parameter buffer, and cnn does not share layers between models. "
+                             "Add a new layer instead (type(layer).from_config(layer.get_config()), then "
+                             "set_weights), or pop it from the other model first")
+        if isinstance(layer, InputLayer):
+            if self.layers or self._input_layer is not None:
+                raise ValueError("an Input can only be the first element of a Sequential model")
+            self._input_layer = layer
+            self.built = False
+            return
+        names = {layer.name for layer in self.layers}
+        if layer.name is None:
+            base, i = layer.default_name(), 0
+            layer.name = base
+            while layer.name in names:
+                i += 1
+                layer.name = f"{base}_{i}"
+        elif layer.name in names:
+            raise ValueError(f"a layer named {layer.name!r} is already in the model; layer names must be unique")
+        layer.model = self
+        self.layers.append(layer)
+        self.built = False
+
+    @locked
+    def pop(self) -> Layer:
+        if not self.layers:
+            raise TypeError("there are no layers in the model to pop")
+        layer = self.layers.pop()
+        layer.model = None
+        self.built = False
+        return layer
+
+    @locked
+    @deferring_interrupts
+    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
+        """Infer every layer's shape from input_shape (batch excluded) and lay out the flat buffers.
+
+        Layers that were built before keep their weights; new ones are initialised. A build that fails
+        leaves the model as it was; Ctrl-C waits until it ends."""
+        if not self.layers:
+            raise ValueError("the model has no layers; add some before building it")
+        if input_shape is None:
+            input_shape = self.input_shape
+        elif len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = input_shape[1:]
+        if input_shape is None:
+            raise ValueError("the first layer needs input_shape= or input_dim=, or call "
+                             "model.build(input_shape) or fit on data first")
+        layer_states = [dict(vars(layer)) for layer in self.layers]  # layer.build changes shapes in place
+        self._commit.begin()
+        try:
+            shape = tuple(input_shape)
+            for layer in self.layers:
+                shape = layer.build(shape)
+            self._allocate()
+            self.built = True
+            self.output_shape = shape
+        except BaseException:
+            for layer, state in zip(self.layers, layer_states):
+                vars(layer).clear()
+                vars(layer).update(state)
+            raise
+        finally:
+            self._commit.end()
+
+    @property
+    def input_shape(self):
+        if self._input_layer is not None:
+            return self._input_layer.shape
+        return self.layers[0].input_shape if self.layers else None
+
+    # ---- the chain the trainer drives ----------------------------------------------------------
 
     def _prepare_inputs(self, x):
         """x as an array of the model's dtype, the model built for x's shape."""
@@ -317,300 +389,72 @@ class Sequential:
         last = self.layers[-1]
         return last.forward(h, training=training, logits=True) if logits else last.forward(h, training=training)
 
-    def _penalty(self, grad):
-        """The regularisation loss; with grad=True its gradient is added to the gradient buffer."""
-        total = 0.0
-        for layer in self.layers:
-            for w, g, reg in layer.penalty():
-                w, g = w.reshape(-1), g.reshape(-1)
-                if grad:
-                    total += _core.l2_penalty(g, w, 2 * reg.l2)
-                else:
-                    total += reg.l2 * float(np.dot(w.astype(np.float64), w))
-        return total
-
-    def _accuracy_hits(self, out, y, logits):
-        out = out.reshape(len(out), -1)
-        if self.loss.sparse:
-            return int(np.count_nonzero(out.argmax(axis=1) == y))
-        y = y.reshape(len(y), -1)
-        if out.shape[1] == 1:
-            threshold = 0.0 if logits and self.loss.fused_activation == "sigmoid" else 0.5
-            return int(np.count_nonzero((out > threshold) == (y > 0.5)))
-        return int(np.count_nonzero(out.argmax(axis=1) == y.argmax(axis=1)))
-
-    def _train_step(self, x, y, fused):
-        """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
-        out = self._forward(x, training=True, logits=fused)
-        value, dout = self.loss(out, y, logits=fused)
+    def _backward(self, dout):
+        """Gradients of every weight into the flat gradient buffer, from the output's gradient."""
         for g in self._accumulated_grads:
             g.fill(0)
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
-        value += self._penalty(grad=True)  # after backward: Dense and Conv2D overwrite their gradients
-        if not math.isfinite(value):
-            return value, 0
-        self._commit.begin()  # ended by the caller once the batch is recorded
-        self.optimizer.step(self._params, self._grads)
-        hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
-        return value, hits
 
-    def _non_finite_weights(self):
-        """None when every weight is finite, else which weights hold NaN or infinity (one pass when finite)."""
-        p, chunk = self._params, _FINITE_CHUNK
-        if np.isfinite(p).all() if p.size <= chunk else all(np.isfinite(p[i:i + chunk]).all()
-                                                               for i in range(0, p.size, chunk)):
-            return None
-        found = []
-        for layer in self.layers:
-            for (wname, _, _), w in zip(layer.weight_specs(), layer.weights):
-                bad = w.size - np.count_nonzero(np.isfinite(w))
-                if bad:
-                    found.append(f"layer {layer.name!r} {wname}: {bad} of {w.size} values")
-        return "; ".join(found)
+    # ---- configuration -------------------------------------------------------------------------
 
-    @staticmethod
-    def _loss_error(value, where, bad):
-        """The FloatingPointError for a non-finite loss at `where`, whose step was not applied; `bad` is
-        _non_finite_weights()."""
-        if bad is None:
-            state = "its step was not applied, and the weights, all finite, are as they were before it"
-        else:
-            state = (f"its step was not applied, but the weights already held NaN or infinity before it ({bad}): "
-                     "they became so earlier, and steps are not undone")
-        return FloatingPointError(f"the training loss became {value} at {where}; {state} (lower the learning "
-                                  "rate or scale the inputs)")
+    def _payload(self):
+        """(config, arrays): everything needed to rebuild the model exactly."""
+        config, arrays = self._shared_payload()
+        config.update({"input_shape": None if self.input_shape is None else list(self.input_shape),
+                       "input_layer": None if self._input_layer is None else ser.layer_config(self._input_layer),
+                       "layers": [ser.layer_config(layer) for layer in self.layers]})
+        return {k: config[k] for k in self._fields}, arrays
 
-    def _check_weights(self, when, cause):
-        bad = self._non_finite_weights()
-        if bad is not None:
-            raise FloatingPointError(f"the weights hold NaN or infinity {when} ({bad}), though the loss was finite: "
-                                     f"{cause}; steps are not undone (lower the learning rate or scale the inputs)")
-
-    @_locked
-    @deferring_interrupts
-    def train_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
-        """One optimizer step on (x, y); returns the loss, or [loss, accuracy] when compiled with metrics."""
-        self._check_compiled()
-        x, y = self._prepare(x, y)
-        value, hits = self._train_step(x, y, self._fused())
-        self._commit.end()
-        if not math.isfinite(value):
-            raise self._loss_error(value, "this batch", self._non_finite_weights())
-        self._check_weights("after this batch's step, which was applied",
-                            "either the step overflowed, or the weights held them before this call and an "
-                            "activation kept them out of the loss")
-        return [value, hits / len(x)] if self.metrics else value
-
-    @_locked
-    def test_on_batch(self, x: ArrayLike, y: ArrayLike) -> float | list[float]:
-        """The loss on (x, y) in inference mode, or [loss, accuracy] when compiled with metrics."""
-        self._check_compiled()
-        x, y = self._prepare(x, y)
-        value, acc = self._evaluate_arrays(x, y, len(x))
-        return [value, acc] if self.metrics else value
-
-    def _evaluate_arrays(self, x, y, batch_size, cbs=None):
-        """(mean loss + penalty, accuracy) over all of x in inference mode."""
-        fused = self._fused()
-        total, hits = 0.0, 0
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            if cbs is not None:
-                cbs.on_test_batch_begin(step)
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            out = self._forward(xb, training=False, logits=fused)
-            value, _ = self.loss(out, yb, logits=fused, grad=False)
-            total += value * len(xb)
-            if self.metrics:
-                hits += self._accuracy_hits(out, yb, fused)
-            if cbs is not None:
-                cbs.on_test_batch_end(step, {"loss": total / min(start + batch_size, len(x))})
-        return total / len(x) + self._penalty(grad=False), hits / len(x)
-
-    def _logs(self, loss, acc, prefix=""):
-        logs = {prefix + "loss": float(loss)}
-        if self.metrics:
-            logs[prefix + self.metrics[0]] = float(acc)
-        return logs
-
-    @_locked
-    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
-                 callbacks: Sequence[Callback] | None = None,
-                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """The loss (and accuracy) over (x, y) in inference mode (dropout off)."""
-        self._check_compiled()
-        x, y = self._prepare(x, y)
-        batch_size = _batch_size(batch_size)
-        cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                                     "steps": -(-len(x) // batch_size)})
-        cbs.on_test_begin()
-        value, acc = self._evaluate_arrays(x, y, batch_size, cbs)
-        logs = self._logs(value, acc)
-        cbs.on_test_end(logs)
-        if return_dict:
-            return logs
-        return [value, acc] if self.metrics else value
-
-    @_locked
-    def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: Verbose = "auto",
-                callbacks: Sequence[Callback] | None = None) -> np.ndarray:
-        """The model's outputs (probabilities after a softmax) for x, in inference mode."""
-        x = self._prepare_inputs(x)
-        batch_size = _batch_size(batch_size)
-        cbs = CallbackList(callbacks, self, {"verbose": verbose, "epochs": 1,
-                                                     "steps": -(-len(x) // batch_size)})
-        cbs.on_predict_begin()
-        out = np.empty((len(x),) + tuple(self.output_shape), self.dtype)
-        for step, start in enumerate(range(0, len(x), batch_size)):
-            cbs.on_predict_batch_begin(step)
-            out[start:start + batch_size] = self._forward(x[start:start + batch_size], training=False, logits=False)
-            cbs.on_predict_batch_end(step, {"outputs": out[start:start + batch_size]})
-        cbs.on_predict_end()
-        return out
-
-    def _validation_arrays(self, x, y, validation_split, validation_data):
-        """(x, y, x_val, y_val): validation_data as given, else the last fraction of the rows, taken before
-        any shuffling (Keras' train_validation_split)."""
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            return (x, y) + self._prepare(*validation_data)
-        if not validation_split:
-            return x, y, None, None
-        split = int(np.floor(len(x) * (1 - validation_split)))
-        if split in (0, len(x)):
-            raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
-                             f"validation out of {len(x)}")
-        return x[:split], y[:split], x[split:], y[split:]
-
-    @_locked
-    @deferring_interrupts
-    def fit(self, x: ArrayLike | None = None, y: ArrayLike | None = None, batch_size: int | None = None,
-            epochs: int = 1, verbose: Verbose = "auto", callbacks: Sequence[Callback] | None = None,
-            validation_split: float = 0.0, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-            shuffle: bool = True, initial_epoch: int = 0) -> History:
-        """Train for epochs initial_epoch..epochs-1; returns a History (also kept as model.history).
-
-        Per-batch logs hold the running sample-weighted means of the epoch so far ('loss', and the
-        metric); epoch logs add 'val_loss' and 'val_<metric>' when validating."""
-        self._check_compiled()
-        batch_size = _batch_size(batch_size)
-        check_number(epochs, "epochs", low=0, integer=True)
-        check_number(initial_epoch, "initial_epoch", low=0, integer=True)
-        check_number(validation_split, "validation_split", low=0, high=1, high_open=True)
-        if verbose not in ("auto", 0, 1, 2):
-            raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-        verbose = 1 if verbose == "auto" else verbose
-        x, y = self._prepare(x, y)
-        x, y, x_val, y_val = self._validation_arrays(x, y, validation_split, validation_data)
-        n = len(x)
-        steps = -(-n // batch_size)
-        history = History()
-        callbacks = check_list(callbacks, "callbacks", Callback, "cnn.callbacks.Callback instances")
-        bad = self._non_finite_weights()
-        if bad is not None:
-            raise ValueError(f"the model's weights hold NaN or infinity before training ({bad}); "
-                             "set finite weights with set_weights or rebuild the model")
-        progress = [ProgbarLogger(verbose)] if verbose else []
-        cbs = CallbackList(progress + callbacks + [history], self,
-                           {"verbose": verbose, "epochs": epochs, "steps": steps})
-        fused = self._fused()
-        # shuffled batches are gathered into buffers reused across steps
-        xbuf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype) if shuffle else None
-        ybuf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype) if shuffle else None
-        threads = ThreadCap()  # fewer threads while other processes keep cores busy (cnn._contention)
+    @classmethod
+    def _from_config_fields(cls, config, arrays):
+        ser.fields(config, "config", cls._fields)
         try:
-            self.stop_training = False
-            cbs.on_train_begin()
-            logs = {}
-            for epoch in range(initial_epoch, epochs):
-                cbs.on_epoch_begin(epoch)
-                order = self._rng.permutation(n) if shuffle else None
-                total, hits = 0.0, 0
-                for step in range(steps):
-                    start, stop = step * batch_size, min((step + 1) * batch_size, n)
-                    if shuffle:
-                        xb, yb = xbuf[:stop - start], ybuf[:stop - start]
-                        # mode='clip' (the indices are a permutation) lets take write straight into out;
-                        # mode='raise' would gather into a temporary first
-                        x.take(order[start:stop], axis=0, out=xb, mode="clip")
-                        y.take(order[start:stop], axis=0, out=yb, mode="clip")
-                    else:
-                        xb, yb = x[start:stop], y[start:stop]
-                    cbs.on_train_batch_begin(step)
-                    value, h = self._train_step(xb, yb, fused)
-                    total, hits = total + value * (stop - start), hits + h
-                    logs = self._logs(total / stop, hits / stop)
-                    cbs.on_train_batch_end(step, logs)
-                    self._commit.end()
-                    threads.tick()
-                    if not math.isfinite(value):
-                        bad = self._non_finite_weights()
-                        if bad is not None or not self.stop_training:  # a callback may stop on a NaN loss, not weights
-                            raise self._loss_error(value, f"batch {step} of epoch {epoch}", bad)
-                        break
-                    if self.stop_training:
-                        break
-                self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
-                                    "overflowed and an activation kept the result out of the loss")
-                if x_val is not None:
-                    cbs.on_test_begin()
-                    val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
-                    cbs.on_test_end(self._logs(val_loss, val_acc))
-                    logs.update(self._logs(val_loss, val_acc, "val_"))
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-            cbs.on_train_end(logs)
-        finally:
-            threads.close()
-        self.history = history
-        return history
+            model = cls(name=ser.typed(config["name"], "config.name", str), seed=config["seed"],
+                        dtype=ser.typed(config["dtype"], "config.dtype", str))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"config: {e}") from None
+        if config["input_layer"] is not None:
+            model.add(ser.construct({"InputLayer": InputLayer}, config["input_layer"], "config.input_layer", "layer"))
+        if not isinstance(config["layers"], list):
+            raise ValueError(f"config.layers must be a list, got {config['layers']!r}")
+        classes = ser.subclasses(Layer)
+        for i, entry in enumerate(config["layers"]):
+            try:
+                model.add(ser.construct(classes, entry, f"config.layers[{i}]", "layer"))
+            except (TypeError, ValueError) as e:  # an Input among the layers, a repeated name
+                raise ValueError(f"config.layers[{i}]: {e}") from None
+        input_shape = config["input_shape"]
+        if input_shape is not None:
+            try:
+                input_shape = check_shape(ser.typed(input_shape, "config.input_shape", list), "config.input_shape")
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"config.input_shape: {e}") from None
+            if model.input_shape is not None and tuple(model.input_shape) != input_shape:
+                raise ValueError(f"config.input_shape is {list(input_shape)} but the layers declare "
+                                 f"{model.input_shape}")
+        expected = set()
+        if ser.typed(config["built"], "config.built", bool):
+            if input_shape is None:
+                raise ValueError("config.input_shape must be given for a built model, got null")
+            try:
+                needed = model._parameter_count(input_shape)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"config.layers do not fit config.input_shape {list(input_shape)}: {e}") from None
+            params = None if arrays is None else model._restore_params(arrays, needed)
+            model.build(input_shape)
+            if params is not None:
+                model._params[...] = params
+                expected.add("params")
+        return model._restore(config, arrays, expected)
 
-    # ---- inspection and persistence ------------------------------------------------------------
-
-    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
-                print_fn: Callable[[str], object] | None = None) -> None:
-        """Print Keras 3's table: layers, output shapes (None for the batch), parameter counts and sizes."""
-        from . import summary as summary_mod
-
-        summary_mod.print_summary(self, line_length, positions, print_fn)
-
-    def _repr_html_(self):
-        from . import summary as summary_mod
-
-        return summary_mod.html_summary(self)
-
-    @_locked
-    def save(self, filepath: PathLike) -> None:
-        """Architecture, weights, optimizer state and compile settings in one file (see cnn.saving)."""
-        from . import saving
-
-        saving.save_model(self, filepath)
-
-    @_locked
-    def get_config(self) -> dict:
-        from . import saving
-
-        return saving.model_payload(self)[0]
-
-    @_locked
-    def __getstate__(self):
-        from . import saving
-
-        config, arrays = saving.model_payload(self)
-        return {"config": config, "arrays": {k: v.copy() for k, v in arrays.items()}}
-
-    def __setstate__(self, state):
-        from . import saving
-
-        if not isinstance(state, dict) or state.keys() != {"config", "arrays"}:
-            raise ValueError(f"a pickled cnn.Sequential's state must be a dict with 'config' and 'arrays', "
-                             f"got {type(state).__name__}")
-        model = saving.model_from_payload(state["config"], state["arrays"])
-        self.__dict__.update(model.__dict__)
+    def _parameter_count(self, input_shape):
+        """The size of the flat buffer build(input_shape) would allocate, found without allocating."""
+        shape, total = input_shape, 0
         for layer in self.layers:
-            layer.model = self
+            shape = layer.build(shape)
+            total += sum(int(np.prod(s, dtype=object)) for _, s, _ in layer.weight_specs())
+        return total
 
     def __repr__(self):
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
