@@ -183,8 +183,8 @@ def _broadcast(group, model):
         if name not in names:
             setattr(opt, name, None)
         else:
-            if getattr(opt, name) is None:
-                setattr(opt, name, np.zeros_like(model._params))
+            if getattr(opt, name) is None:  # shaped as the gradients: the trainable weights
+                setattr(opt, name, np.zeros_like(model._grads))
             group.bcast_array(getattr(opt, name))
 
 
@@ -266,6 +266,14 @@ class _Fit:
         """(loss, accuracy) of the validation rows of every rank, weighted by their counts."""
         loss, acc, count = self.group.sum(loss * count, acc * count, count)
         return loss / count, acc / count
+
+    def end_epoch(self, model):
+        """Weights the optimizer does not train (the tail of the flat buffer past the gradients', such as moving
+        statistics a layer updates from its own rows) averaged over the ranks, so the replicas stay equal."""
+        tail = model._params[model._grads.size:]
+        if tail.size:
+            self.group.allreduce(tail)
+            tail /= self.group.size
 
     def end(self):
         self.opt.batch_weight = None

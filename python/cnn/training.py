@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core
+from . import _core, distributed
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._contention import ThreadCap
 from ._interrupt import deferring_interrupts
 from ._locking import locked
 from ._validation import INT_MAX, check_list, check_number
-from .callbacks import Callback, CallbackList, History
+from .callbacks import Callback, CallbackList, History, ModelCheckpoint
 from .progress import ProgbarLogger
 
 if TYPE_CHECKING:
@@ -92,9 +92,15 @@ class Trainer:
         if bad is not None:
             raise ValueError(f"the model's weights hold NaN or infinity before training ({bad}); "
                              "set finite weights with set_weights or rebuild the model")
+        # ---- cnn.distributed: with a DistributedOptimizer on several ranks, every rank takes the same steps
+        dist = distributed._fit_plan(self, len(x), batch_size)  # None otherwise; broadcasts rank 0's weights
+        if dist is not None and dist.group.rank:  # only rank 0 prints and saves
+            verbose, callbacks = 0, [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        # ---- end cnn.distributed
         history = History()
         cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks + [history], self,
-                           {"verbose": verbose, "epochs": epochs, "steps": -(-len(x) // batch_size)})
+                           {"verbose": verbose, "epochs": epochs,
+                            "steps": -(-len(x) // batch_size) if dist is None else dist.steps})
         threads = ThreadCap()  # fewer threads while other processes keep cores busy (cnn._contention)
         try:
             self.stop_training = False
@@ -102,12 +108,16 @@ class Trainer:
             logs = {}
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
-                logs = self._fit_epoch(epoch, x, y, batch_size, shuffle, cbs, threads)
+                logs = self._fit_epoch(epoch, x, y, batch_size, shuffle, cbs, threads, dist)
+                if dist is not None:
+                    dist.end_epoch(self)
                 self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
                                     "overflowed and an activation kept the result out of the loss")
                 if x_val is not None:
                     cbs.on_test_begin()
                     val_loss, val_acc = self._evaluate_arrays(x_val, y_val, batch_size, cbs)
+                    if dist is not None:  # cnn.distributed: every rank's validation rows
+                        val_loss, val_acc = dist.evaluation(val_loss, val_acc, len(x_val))
                     cbs.on_test_end(self._logs(val_loss, val_acc))
                     logs.update(self._logs(val_loss, val_acc, "val_"))
                 cbs.on_epoch_end(epoch, logs)
@@ -116,19 +126,24 @@ class Trainer:
             cbs.on_train_end(logs)
         finally:
             threads.close()
+            if dist is not None:
+                dist.end()
         self.history = history
         return history
 
-    def _fit_epoch(self, epoch, x, y, batch_size, shuffle, cbs, threads):
-        """One epoch of steps over (x, y); returns the last batch's logs (the epoch's running means)."""
+    def _fit_epoch(self, epoch, x, y, batch_size, shuffle, cbs, threads, dist=None):
+        """One epoch of steps over (x, y); returns the last batch's logs (the epoch's running means). With dist
+        (cnn.distributed) the steps, the permutation and the logs are the ranks' together."""
         n, fused = len(x), self._fused()
-        order = self._rng.permutation(n) if shuffle else None
+        order = None if not shuffle else dist.permutation(self._rng) if dist else self._rng.permutation(n)
         if shuffle:  # shuffled batches are gathered into buffers reused across steps
             xbuf = np.empty((min(batch_size, n),) + x.shape[1:], x.dtype)
             ybuf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype)
-        total, hits, logs = 0.0, 0, {}
-        for step in range(-(-n // batch_size)):
+        total, hits, seen, logs = 0.0, 0, 0, {}
+        for step in range(-(-n // batch_size) if dist is None else dist.steps):
             start, stop = step * batch_size, min((step + 1) * batch_size, n)
+            if dist is not None and not dist.begin_step(step):  # cnn.distributed: this rank's rows ran out;
+                start, stop = 0, 1  # it steps on a stand-in row at weight 0
             if shuffle:
                 xb, yb = xbuf[:stop - start], ybuf[:stop - start]
                 # mode='clip' (the indices are a permutation) lets take write straight into out;
@@ -138,9 +153,10 @@ class Trainer:
             else:
                 xb, yb = x[start:stop], y[start:stop]
             cbs.on_train_batch_begin(step)
-            value, h = self._train_step(xb, yb, fused)
-            total, hits = total + value * (stop - start), hits + h
-            logs = self._logs(total / stop, hits / stop)
+            value, h = self._train_step(xb, yb, fused, dist)
+            rows = stop - start if dist is None else dist.rows
+            total, hits, seen = total + value * rows, hits + h, seen + rows
+            logs = self._logs(total / seen, hits / seen)
             cbs.on_train_batch_end(step, logs)
             self._commit.end()
             threads.tick()
@@ -153,17 +169,22 @@ class Trainer:
                 break
         return logs
 
-    def _train_step(self, x, y, fused):
-        """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update."""
+    def _train_step(self, x, y, fused, dist=None):
+        """One gradient step on a batch; returns (loss, accuracy hits). A non-finite loss skips the update.
+        With dist (cnn.distributed) both are the global batch's, and every rank decides on them alike."""
         out = self._forward(x, training=True, logits=fused)
         value, dout = self.loss(out, y, logits=fused)
         self._backward(dout)
         value += self._penalty(grad=True)  # after backward: Dense and Conv2D overwrite their gradients
+        hits = None
+        if dist is not None:
+            value, hits = dist.batch(value, self._accuracy_hits(out, y, fused) if self.metrics else 0)
         if not math.isfinite(value):
             return value, 0
         self._commit.begin()  # ended by the caller once the batch is recorded
         self.optimizer.step(self._params, self._grads)
-        hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
+        if hits is None:
+            hits = self._accuracy_hits(out, y, fused) if self.metrics else 0
         return value, hits
 
     def _validation_arrays(self, x, y, validation_split, validation_data):
