@@ -2,7 +2,11 @@
 
 Every rank trains on its shard and starts from its own seed; rank 0 writes every rank's results to OUT (an
 .npz) for the test to compare with one process on the same global batches."""
+import contextlib
+import io
+import os
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -39,6 +43,22 @@ def run_sequential(dtype, opt, shuffle=False):
             "accuracy": np.array(history.history["accuracy"])}
 
 
+def run_callbacks():
+    """verbose=2, a ModelCheckpoint (each rank names its own file) and an EarlyStopping on the training loss
+    that stops at once: every rank stops after the same epoch; only rank 0 printed and saved."""
+    x, y = data(np.float64)
+    model = sequential(np.float64, distributed.DistributedOptimizer(OPTIMIZERS["sgd"]()), seed=distributed.rank())
+    out = io.StringIO()
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(out):
+        path = os.path.join(folder, f"rank{distributed.rank()}.npz")
+        callbacks = [cnn.callbacks.ModelCheckpoint(path, monitor="loss"),
+                     cnn.callbacks.EarlyStopping(monitor="loss", min_delta=10.0)]
+        history = model.fit(*distributed.shard(x, y), batch_size=BATCH, epochs=5, verbose=2, callbacks=callbacks)
+        saved = os.path.exists(path)
+    return {"epochs": np.array(len(history.history["loss"])), "printed": np.array(len(out.getvalue())),
+            "saved": np.array(saved)}
+
+
 def run_mlp(dtype, solver, shuffle=False):
     x, y = data(dtype)
     clf = cnn.MLPClassifier(hidden_layer_sizes=(6,), solver=solver, batch_size=BATCH, max_iter=EPOCHS,
@@ -59,6 +79,7 @@ SCENARIOS = {
     "mlp_sgd_float64": lambda: run_mlp(np.float64, "sgd"),
     "mlp_adam_float32": lambda: run_mlp(np.float32, "adam"),
     "mlp_shuffled": lambda: run_mlp(np.float64, "adam", shuffle=True),
+    "callbacks": run_callbacks,
 }
 
 

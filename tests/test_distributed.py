@@ -68,6 +68,13 @@ def test_sequential_shuffled_ranks_stay_equal(ranks):
     _equal_ranks(ranks["sequential_shuffled"])
 
 
+def test_callbacks_stop_every_rank_and_only_rank_0_prints_and_saves(ranks):
+    got = ranks["callbacks"]
+    assert list(got["epochs"]) == [2, 2]  # EarlyStopping(patience=0) on the same reduced loss: epoch 2 on both
+    assert got["printed"][0] > 0 and got["printed"][1] == 0
+    assert list(got["saved"]) == [True, False]
+
+
 def _one_process_mlp(dtype, solver):
     x, y = sc.data(dtype)
     clf = cnn.MLPClassifier(hidden_layer_sizes=(6,), solver=solver, batch_size=2 * sc.BATCH, max_iter=sc.EPOCHS,
