@@ -20,10 +20,10 @@ from .models import Sequential
 __version__ = "0.1.0"
 __all__ = ["Sequential", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads", "layers",
            "optimizers", "losses", "activations", "utils", "callbacks", "plot", "regularizers", "initializers",
-           "datasets", "interop", "applications", "__version__"]
+           "datasets", "interop", "applications", "distributed", "__version__"]
 
 _LAZY_MODULES = {"layers", "optimizers", "losses", "activations", "utils", "models", "callbacks", "plot",
-                 "regularizers", "initializers", "datasets", "interop", "applications"}
+                 "regularizers", "initializers", "datasets", "interop", "applications", "distributed"}
 _LAZY_NAMES = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}  # scikit-learn loads only when asked for
 
 
