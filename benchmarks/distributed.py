@@ -5,22 +5,23 @@ cost model for N ranks that says where scaling stops for B1 and for ResNet-20 at
     PYTHONPATH=python python3 benchmarks/distributed.py --markdown    # the same, printing the README's tables
 
 Measured (one OpenMP thread per rank; --rounds runs of 1 rank, then 2 ranks, in turn, each timing --epochs epochs
-after a warm-up; wall-clock and thread CPU time, median and best): B1 (784-500-500-10, SGD-Nesterov, global
-batch 50, 6,000 rows) at 1 rank, batch 50 and batch 25; at 2 ranks, 25 rows per rank; the Allreduce of B1's
-float32 gradient (648,010 values, 2.59 MB) and of the 3 values of the per-step logs. The 2 ranks share this
-machine: a step's Allreduce waits until both are running, so where other processes keep the cores busy the
-2-rank wall-clock time measures the scheduler more than cnn (thread CPU time leaves the waiting out).
+after a warm-up): B1 (784-500-500-10, SGD-Nesterov, global batch 50, 6,000 rows) at 1 rank, with steps of 50 and
+of 25 rows, and at 2 ranks with 25 rows each: the median epoch and the median step (wall-clock, from a step's
+begin to its end, Allreduces included), and each step's thread CPU time; the Allreduce of B1's float32
+gradient (648,010 values, 2.59 MB) and of the 3 values of the per-step logs. The 2 ranks share this machine:
+a step's Allreduce waits until both run, so where other processes keep the cores busy the 2-rank wall-clock
+time measures the scheduler more than cnn, and the model's check is only as good as the machine is idle.
 
 The model. A step on N ranks costs
     t(N) = a + c·B/N + 2(N-1)·α + 2(N-1)/N · S/β + ceil(log2 N)·α
-compute: a fixed part a (Python, kernel launches) and c per row, fitted from the 1-rank steps at 50 and 25
-rows, each rank computing B/N rows of the global batch B (strong scaling: the same training as one process);
-the gradient Allreduce as a ring (2(N-1) messages of S/N bytes each way, S = 4·parameters), latency α per
-message, bandwidth β; the small logs Allreduce by recursive doubling, ceil(log2 N)·α. Assumed: α = --latency
-(10 µs, a TCP round on a switched network); every rank computes at this machine's one-core speed; the
-network, not memory or the switch, limits the ring; no overlap of communication with compute (cnn reduces
-after the backward pass). Speed-up S(N) = t(1)/t(N); scaling stops at the N of the largest S(N) (N ≤ B: a
-rank needs a row), and the table also gives the last N whose efficiency S(N)/N is at least 50 %.
+compute: a fixed part a (Python, kernel launches) and c per row, fitted from the median 1-rank steps (thread CPU
+time) at 50 and 25 rows, each rank computing B/N rows of the global batch B (strong scaling: the same training
+as one process); the gradient Allreduce as a ring (2(N-1) messages of S/N bytes each way, S = 4·parameters),
+latency α per message, bandwidth β; the small logs Allreduce by recursive doubling, ceil(log2 N)·α. Assumed: α =
+--latency (10 µs, a TCP round on a switched network); every rank computes at this machine's one-core speed; the
+network, not memory or the switch, limits the ring; no overlap of communication with compute (cnn reduces after
+the backward pass). Speed-up S(N) = t(1)/t(N); scaling stops at the N of the largest S(N) (N ≤ B: a rank needs a
+row), and the table also gives the last N whose efficiency S(N)/N is at least 50 %.
 ResNet-20 (He et al. 2016, CIFAR-10): 272,474 parameters, 40.8 M multiply-adds per 32×32 image forward, so
 6·40.8 M FLOP per training image; global batch 128; assumed to run at B1's measured FLOP rate per row with
 B1's fixed cost a (cnn's convolutions run at 0.3-1.1× B1's rate, B6, which makes compute longer and scaling
@@ -58,23 +59,37 @@ def worker(rows, epochs):
     if ranks > 1:
         x, y = distributed.shard(x, y)
 
-    def epoch(batch):
-        """(wall-clock, thread CPU time) of one epoch, each the slowest rank's."""
+    class StepTimer(cnn.callbacks.Callback):
+        """Each step's wall-clock and thread CPU time (from the batch's begin to its end, Allreduces included)."""
+
+        def __init__(self):
+            super().__init__()
+            self.wall, self.cpu = [], []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter(), time.thread_time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.wall.append(time.perf_counter() - self.start[0])
+            self.cpu.append(time.thread_time() - self.start[1])
+
+    def epoch(batch, timer):
+        """Wall-clock of one epoch (the slowest rank's); its steps go to timer."""
         comm.Barrier()
-        start, cpu = time.perf_counter(), time.thread_time()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-        return tuple(comm.allreduce(t, op=MPI.MAX) for t in (time.perf_counter() - start, time.thread_time() - cpu))
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[timer])
+        return comm.allreduce(time.perf_counter() - start, op=MPI.MAX)
 
     batches = [workloads.B1_BATCH // ranks] + ([workloads.B1_BATCH // 2] if ranks == 1 else [])
     for b in batches:
-        epoch(b)  # warm-up
-    times = {b: [] for b in batches}
+        epoch(b, StepTimer())  # warm-up
+    timers, times = {b: StepTimer() for b in batches}, {b: [] for b in batches}
     for _ in range(epochs):  # interleaved, so both batch sizes see the same machine
         for b in batches:
-            times[b].append(epoch(b))
-    out = {"ranks": ranks, "params": int(model.count_params()),
-           "epoch_s": {str(b): [w for w, _ in t] for b, t in times.items()},
-           "epoch_cpu_s": {str(b): [c for _, c in t] for b, t in times.items()}}
+            times[b].append(epoch(b, timers[b]))
+    out = {"ranks": ranks, "params": int(model.count_params()), "epoch_s": {str(b): t for b, t in times.items()},
+           "step_s": {str(b): t.wall for b, t in timers.items()},
+           "step_cpu_s": {str(b): t.cpu for b, t in timers.items()}}
     if ranks > 1:
         out["allreduce_s"] = {"grad": _allreduce_time(comm, np.zeros(model.count_params(), np.float32), 30),
                               "logs": _allreduce_time(comm, np.zeros(3), 300)}
@@ -126,34 +141,33 @@ def scaling(fixed, per_row, batch, allreduce):
     return best, speed[best], half
 
 
-def fit_compute(one, rows, stat, key="epoch_s"):
-    """(a, c): seconds per step = a + c·rows, from the 1-rank epochs at 50 and 25 rows per step."""
-    s50 = stat(one[key]["50"]) / -(-rows // 50)
-    s25 = stat(one[key]["25"]) / -(-rows // 25)
+def fit_compute(one):
+    """(a, c): seconds per step = a + c·rows, from the median 1-rank steps of 50 and of 25 rows in thread CPU time
+    (a step's median is robust to the bursts of other processes that move an epoch's time)."""
+    s50, s25 = (statistics.median(one["step_cpu_s"][b]) for b in ("50", "25"))
     per_row = (s50 - s25) / 25
     return s25 - 25 * per_row, per_row
 
 
 def report(one, two, rows, latency, markdown):
-    params, steps = one["params"], -(-rows // 50)
+    params, med = one["params"], statistics.median
     sizes = [784, 500, 500, 10]
     macs = [p * q for p, q in zip(sizes, sizes[1:])]
     b1_flop_row = 2 * (3 * sum(macs) - macs[0])
-    print(f"B1 (784-500-500-10, SGD-Nesterov, global batch 50, {rows} rows), one thread per rank; "
-          f"allreduced per step: {4 * params:,} bytes of gradient ({params:,} float32) + 24 bytes of logs")
-    for label, key, stat in (("wall-clock, median", "epoch_s", statistics.median),
-                             ("wall-clock, best", "epoch_s", min),
-                             ("thread CPU, median", "epoch_cpu_s", statistics.median),
-                             ("thread CPU, best", "epoch_cpu_s", min)):
-        fixed, per_row = fit_compute(one, rows, stat, key)
-        t1, t2 = stat(one[key]["50"]), stat(two[key]["25"])
-        grad, logs = stat(two["allreduce_s"]["grad"]), stat(two["allreduce_s"]["logs"])
-        predicted = fixed + per_row * 25 + grad + logs
-        print(f"{label:>18}: 1 rank {t1 * 1e3:.1f} ms per epoch (a = {fixed * 1e6:.0f} µs + c = {per_row * 1e6:.2f} µs "
-              f"per row, {b1_flop_row / per_row / 1e9:.1f} GFLOP/s); 2 ranks {t2 * 1e3:.1f} ms, speed-up "
-              f"{t1 / t2:.2f}x; loopback Allreduce {grad * 1e6:.0f} µs (gradient) + {logs * 1e6:.1f} µs (logs); "
-              f"model: {predicted * steps * 1e3:.1f} ms per epoch, speed-up {t1 / (predicted * steps):.2f}x")
-    fixed, per_row = fit_compute(one, rows, min, "epoch_cpu_s")  # this core's speed, other processes aside
+    fixed, per_row = fit_compute(one)
+    grad, logs = med(two["allreduce_s"]["grad"]), med(two["allreduce_s"]["logs"])
+    e1, e2 = med(one["epoch_s"]["50"]), med(two["epoch_s"]["25"])
+    s1, s2 = med(one["step_s"]["50"]), med(two["step_s"]["25"])
+    predicted = fixed + per_row * 25 + grad + logs
+    print(f"B1 (784-500-500-10, SGD-Nesterov, global batch 50, {rows} rows), one thread per rank; allreduced per "
+          f"step: {4 * params:,} bytes of gradient ({params:,} float32) + 24 bytes of logs")
+    print(f"epoch (median, wall-clock): 1 rank {e1 * 1e3:.1f} ms, 2 ranks {e2 * 1e3:.1f} ms: speed-up {e1 / e2:.2f}x")
+    print(f"step (median, wall-clock): 1 rank {s1 * 1e6:.0f} µs, 2 ranks {s2 * 1e6:.0f} µs: speed-up {s1 / s2:.2f}x")
+    print(f"compute per step (median, thread CPU): a + c·rows, a = {fixed * 1e6:.0f} µs, c = {per_row * 1e6:.2f} µs "
+          f"per row ({b1_flop_row / per_row / 1e9:.1f} GFLOP/s); loopback Allreduce (median) {grad * 1e6:.0f} µs "
+          f"gradient + {logs * 1e6:.1f} µs logs ({4 * params / grad / 1e9:.1f} GB/s)")
+    print(f"model at 2 ranks: a + 25c + Allreduces = {predicted * 1e6:.0f} µs per step, speed-up "
+          f"{(fixed + 50 * per_row) / predicted:.2f}x (measured: {s1 / s2:.2f}x per step, {e1 / e2:.2f}x per epoch)")
     rate = b1_flop_row / per_row
     header = ("| model | parameters (bytes per step) | compute per step, 1 rank | network | allreduce at N=2 | "
               "scaling stops at N | speed-up there | last N at ≥ 50 % efficiency |")
@@ -168,9 +182,8 @@ def report(one, two, rows, latency, markdown):
             stops = f"{best} (1 row each)" if best == batch else str(best)
             table.append(f"| {name} | {p:,} ({4 * p / 1e6:.2f} MB) | {(fixed + c * batch) * 1e3:.2f} ms "
                          f"| {gbit} Gbit/s | {allreduce(2) * 1e3:.2f} ms | {stops} | {speed:.1f}× | {half} |")
-    print(f"\ncost model (strong scaling; compute from the best 1-rank epochs in thread CPU time, "
-          f"{rate / 1e9:.1f} GFLOP/s per rank; latency {latency * 1e6:.0f} µs per message; assumptions in "
-          "benchmarks/distributed.py's docstring):")
+    print(f"\ncost model (strong scaling; compute a + c·rows as above, {rate / 1e9:.1f} GFLOP/s per rank; latency "
+          f"{latency * 1e6:.0f} µs per message; assumptions in benchmarks/distributed.py's docstring):")
     print("\n".join(table if markdown else [line.replace("|", " ") for line in table]))
 
 
