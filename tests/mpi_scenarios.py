@@ -59,10 +59,16 @@ def run_callbacks():
             "saved": np.array(saved)}
 
 
-def run_mlp(dtype, solver, shuffle=False):
+def mlp(cls, dtype, solver, batch, shuffle, seed):
+    """An MLPClassifier or MLPRegressor and its data (a regressor fits the classes as numbers)."""
     x, y = data(dtype)
-    clf = cnn.MLPClassifier(hidden_layer_sizes=(6,), solver=solver, batch_size=BATCH, max_iter=EPOCHS,
-                            learning_rate_init=0.05, shuffle=shuffle, random_state=distributed.rank())
+    est = cls(hidden_layer_sizes=(6,), solver=solver, batch_size=batch, max_iter=EPOCHS, learning_rate_init=0.05,
+              shuffle=shuffle, random_state=seed)
+    return est, x, y.astype(dtype) if cls is cnn.MLPRegressor else y
+
+
+def run_mlp(dtype, solver, shuffle=False, cls=cnn.MLPClassifier):
+    clf, x, y = mlp(cls, dtype, solver, BATCH, shuffle, seed=distributed.rank())
     with warnings.catch_warnings(), distributed.data_parallel():
         warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter epochs on purpose
         clf.fit(*distributed.shard(x, y))
@@ -79,6 +85,7 @@ SCENARIOS = {
     "mlp_sgd_float64": lambda: run_mlp(np.float64, "sgd"),
     "mlp_adam_float32": lambda: run_mlp(np.float32, "adam"),
     "mlp_shuffled": lambda: run_mlp(np.float64, "adam", shuffle=True),
+    "mlp_regressor_sgd_float64": lambda: run_mlp(np.float64, "sgd", cls=cnn.MLPRegressor),
     "callbacks": run_callbacks,
 }
 

@@ -75,10 +75,8 @@ def test_callbacks_stop_every_rank_and_only_rank_0_prints_and_saves(ranks):
     assert list(got["saved"]) == [True, False]
 
 
-def _one_process_mlp(dtype, solver):
-    x, y = sc.data(dtype)
-    clf = cnn.MLPClassifier(hidden_layer_sizes=(6,), solver=solver, batch_size=2 * sc.BATCH, max_iter=sc.EPOCHS,
-                            learning_rate_init=0.05, shuffle=False, random_state=0)
+def _one_process_mlp(dtype, solver, cls=cnn.MLPClassifier):
+    clf, x, y = sc.mlp(cls, dtype, solver, 2 * sc.BATCH, shuffle=False, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter epochs on purpose
         clf.fit(x, y)
@@ -95,6 +93,14 @@ def test_mlp_classifier_two_ranks_equal_one_process(ranks, dtype, solver):
     for field in ("params", "loss"):
         assert rel_err(got[field][0], ref[field]) <= TOL[dtype], field
     assert got["t"][0] == ref["t"] == sc.EPOCHS * sc.N_ROWS  # t_ counts every rank's rows
+
+
+def test_mlp_regressor_two_ranks_equal_one_process(ranks):
+    got = ranks["mlp_regressor_sgd_float64"]
+    _equal_ranks(got)
+    ref = _one_process_mlp(np.float64, "sgd", cnn.MLPRegressor)
+    for field in ("params", "loss"):
+        assert rel_err(got[field][0], ref[field]) <= TOL[np.float64], field
 
 
 def test_mlp_shuffled_ranks_stay_equal(ranks):
