@@ -167,15 +167,17 @@ def test_saved_model_keeps_the_wrapped_optimizer(one_rank, tmp_path):
         np.testing.assert_array_equal(loaded._params, model._params)
 
 
-def test_early_stopping_is_refused_in_data_parallel_mlp(one_rank, monkeypatch):
-    """(A stand-in for a 2-rank group: the check comes before any collective call but the classes' allgather.)"""
+@pytest.mark.parametrize("params, message", [({"early_stopping": True}, "early_stopping=True is not supported"),
+                                             ({"solver": "lbfgs"}, "solver='lbfgs' does not train data-parallel")])
+def test_data_parallel_mlp_refuses_what_it_cannot_share(one_rank, monkeypatch, params, message):
+    """(A stand-in for a 2-rank group: the checks come before any collective call but the classes' allgather.)"""
     class Comm:
         def allgather(self, value):
             return [value]
 
     group = type("Group", (), {"comm": Comm()})()
     monkeypatch.setattr(one_rank, "_mlp_group", lambda: group)
-    clf = cnn.MLPClassifier(early_stopping=True, max_iter=2)
-    with pytest.raises(ValueError, match="early_stopping=True is not supported in data-parallel"):
+    clf = cnn.MLPClassifier(max_iter=2, **params)
+    with pytest.raises(ValueError, match=message):
         clf.fit(*sc.data(np.float64))
     assert not hasattr(clf, "coefs_")

@@ -33,7 +33,8 @@ validation_split takes the last fraction of each rank's shard.
 
 MLPClassifier/MLPRegressor: loss_curve_ and t_ count the global rows; the per-step work runs through
 mlp_loss_grad and the optimizer kernels instead of one mlp_epoch call per run of batches (the one-process
-path is unchanged). early_stopping=True is refused: each rank would hold out its own validation rows.
+path is unchanged). early_stopping=True and solver='lbfgs' are refused: each rank would hold out its own
+validation rows, or fit its own shard alone.
 
 One rank (a script started without mpiexec): DistributedOptimizer and data_parallel warn and change
 nothing. Without mpi4py every function raises ImportError naming the install command."""

@@ -317,6 +317,9 @@ class _BaseMLP(BaseEstimator):
         return self._units(), _HIDDEN[self.activation], _OUTPUT[self.out_activation_], float(self.alpha)
 
     def _fit_lbfgs(self, X, y):
+        if distributed._mlp_group() is not None:
+            raise ValueError("solver='lbfgs' does not train data-parallel (each rank would fit its own shard alone); "
+                             "use solver='sgd' or 'adam' inside cnn.distributed.data_parallel()")
         params = self._params
         X = np.ascontiguousarray(X, dtype=params.dtype)
         y = np.ascontiguousarray(y, dtype=params.dtype)
