@@ -122,7 +122,7 @@ def test_missing_mpi4py_names_the_install_command(monkeypatch):
 
 @pytest.fixture
 def one_rank():
-    pytest.importorskip("mpi4py", reason="needs mpi4py: pip install \"cnn[mpi]\"")
+    require_mpiexec()
     from cnn import distributed
 
     assert distributed.size() == 1  # pytest was not started by mpiexec
