@@ -29,7 +29,8 @@ Sequential.fit: the per-batch logs, validation results and so every callback's i
 ranks (sample-weighted), so callbacks decide the same on every rank (EarlyStopping, TerminateOnNaN stop
 all ranks together); a non-finite loss on any rank skips the step on all. Only rank 0 prints the progress
 bar and runs ModelCheckpoint; guard your own callbacks' side effects with `distributed.rank() == 0`.
-validation_split takes the last fraction of each rank's shard.
+validation_split takes the last fraction of each rank's shard. evaluate and predict see only the calling
+rank's rows.
 
 MLPClassifier/MLPRegressor: loss_curve_ and t_ count the global rows; the per-step work runs through
 mlp_loss_grad and the optimizer kernels instead of one mlp_epoch call per run of batches (the one-process
