@@ -91,16 +91,27 @@ def epoch_pair(model, tm, topt, x, y, batch):
             lambda: torch_epoch(tm, topt, loss_fn, xt, yt, batch, gen))
 
 
-def b1_setup(quick):
-    """(cnn's epoch, torch's epoch, label, FLOP per epoch) of B1."""
-    n, sizes, batch = (2000 if quick else 6000), [784, 500, 500, 10], 50
+B1_SIZES, B1_BATCH = [784, 500, 500, 10], 50
+
+
+def b1_model(n, wrap=lambda opt: opt):
+    """B1's data (n rows) and cnn model, its optimizer passed through wrap (benchmarks/distributed.py's
+    DistributedOptimizer)."""
+    sizes = B1_SIZES
     rng = np.random.default_rng(0)
     x, y = rng.random((n, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], n)
     model = cnn.Sequential([cnn.layers.Dense(sizes[1], activation="relu", input_dim=sizes[0]),
                             cnn.layers.Dense(sizes[2], activation="relu"),
                             cnn.layers.Dense(sizes[3], activation="softmax")], seed=0)
-    model.compile(optimizer=cnn.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    model.compile(optimizer=wrap(cnn.optimizers.SGD(0.1, momentum=0.9, nesterov=True)),
                   loss="sparse_categorical_crossentropy")
+    return x, y, model
+
+
+def b1_setup(quick):
+    """(cnn's epoch, torch's epoch, label, FLOP per epoch) of B1."""
+    n, sizes, batch = (2000 if quick else 6000), B1_SIZES, B1_BATCH
+    x, y, model = b1_model(n)
     torch.manual_seed(0)
     tm = torch.nn.Sequential(torch.nn.Linear(784, 500), torch.nn.ReLU(), torch.nn.Linear(500, 500),
                              torch.nn.ReLU(), torch.nn.Linear(500, 10))

@@ -58,3 +58,40 @@ def child_env(**extra):
     here = str(pathlib.Path(cnn.__file__).resolve().parent.parent)
     path = [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
+
+
+# ---- cnn.distributed: MPI (mpi4py, mpiexec) and Dask ---------------------------------------------------
+# Not in `.[test]`: a fresh machine skips these tests with the install command; .ci/run installs `.[mpi,dask]`
+# and sets CNN_REQUIRE_CLUSTER=1, which turns the skips into failures.
+
+def _missing_cluster(reason):
+    if os.environ.get("CNN_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"{reason} (CNN_REQUIRE_CLUSTER=1 requires it)")
+    pytest.skip(reason)
+
+
+def require_mpiexec():
+    """The mpiexec command line for 2 ranks on this machine, or a skip naming the install command."""
+    import shutil
+    import sys
+
+    from cnn import distributed
+
+    found = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        found = None
+    if found is None:
+        _missing_cluster(f"needs mpi4py and mpiexec: {distributed.INSTALL}")
+    # --oversubscribe: 2 ranks on a machine whose slots MPI may count as fewer; root needs its own flag
+    return [found, "--oversubscribe", "-n", "2"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+
+
+def require_dask():
+    """dask.distributed, or a skip naming the install command."""
+    try:
+        import distributed
+    except ImportError:
+        _missing_cluster('needs dask.distributed: pip install "cnn[dask]"')
+    return distributed

@@ -21,13 +21,13 @@ __version__ = "0.1.0"
 __all__ = ["Model", "Sequential", "load_model", "MLPClassifier", "MLPRegressor", "get_num_threads", "set_num_threads",
            "layers", "optimizers", "losses", "metrics", "activations", "utils", "callbacks", "plot", "regularizers",
            "initializers", "datasets", "interop", "applications", "onnx", "keras", "random", "neural_network",
-           "image", "__version__"]
+           "image", "distributed", "__version__"]
 
 # keras, random and neural_network are the import paths of Keras and scikit-learn code (`import cnn as tf`,
 # `from cnn import keras`, `from cnn import neural_network`): each re-exports cnn's own modules
 _LAZY_MODULES = {"layers", "optimizers", "losses", "metrics", "activations", "utils", "models", "callbacks", "plot",
                  "regularizers", "initializers", "datasets", "interop", "applications", "onnx", "keras", "random",
-                 "neural_network", "image"}
+                 "neural_network", "image", "distributed"}
 _LAZY_NAMES = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn",  # scikit-learn loads only when asked for
                "load_model": "models"}
 

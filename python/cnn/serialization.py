@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from . import activations, initializers, losses, metrics, optimizers, regularizers
+from . import activations, distributed, initializers, losses, metrics, optimizers, regularizers
 from ._validation import check_number
 
 __all__ = ["encode", "decode", "fields", "typed", "construct", "generator", "generator_state", "array",
@@ -173,6 +173,8 @@ def compile_config(model, many=False):
     if model.loss is None:
         return None, {}
     opt = model.optimizer
+    if isinstance(opt, distributed.DistributedOptimizer):  # saved as the optimizer it wraps: a loaded model
+        opt = opt.optimizer  # trains in whatever world it is loaded into
     state = {name: getattr(opt, name) for name in opt._state_names if getattr(opt, name) is not None}
     config = {"optimizer": object_config(opt), "iterations": opt.iterations, "optimizer_state": sorted(state),
               "loss": [object_config(loss) for loss in model._losses] if many else object_config(model.loss),

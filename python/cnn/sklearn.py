@@ -34,7 +34,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from . import _core
+from . import _core, distributed
 from ._contention import ThreadCap
 from ._interrupt import NoCommit, deferring_interrupts
 from ._validation import INT_MAX, check_choice, check_number
@@ -330,6 +330,9 @@ class _BaseMLP(BaseEstimator):
         return self._units(), _HIDDEN[self.activation], _OUTPUT[self.out_activation_], float(self.alpha)
 
     def _fit_lbfgs(self, X, y, sample_weight):
+        if distributed._mlp_group() is not None:
+            raise ValueError("solver='lbfgs' does not train data-parallel (each rank would fit its own shard alone); "
+                             "use solver='sgd' or 'adam' inside cnn.distributed.data_parallel()")
         params = self._params
         n_samples = X.shape[0]
         x, csr = _as_input(X, params.dtype)
@@ -393,28 +396,41 @@ class _BaseMLP(BaseEstimator):
         n_batches = -(-n_samples // batch_size)
         per_call = max(1, _WORK_PER_CALL // (3 * batch_size * params.size))
         sample_idx = np.arange(n_samples, dtype=np.int64)
+        if distributed._mlp_group() is not None and (sw is not None or csr[0] is not None):
+            raise ValueError("cnn.distributed.data_parallel() trains on dense X without sample_weight; got "
+                             + ("sample_weight" if sw is not None else "a sparse X") + " (fit outside data_parallel(), "
+                             "or pass X.toarray() and no sample_weight)")
+        dp = distributed._mlp_fit(self, params, opt, n_samples, batch_size)  # None outside data_parallel()
+        if dp is not None:  # cnn.distributed: the ranks' rows count, and shuffling draws over the longest shard
+            n_samples, sample_idx = dp.rows, np.arange(dp.batches.longest, dtype=np.int64)
+        verbose = self.verbose and (dp is None or dp.group.rank == 0)  # only rank 0 prints
         threads = ThreadCap()  # fewer threads while other processes keep cores busy
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 order = None
-                if self.shuffle:  # sklearn.utils.shuffle(sample_idx, random_state): one RandomState.shuffle
+                if self.shuffle and dp is not None:
+                    order = dp.shuffle(self._random_state, sample_idx)
+                elif self.shuffle:  # sklearn.utils.shuffle(sample_idx, random_state): one RandomState.shuffle
                     # of an arange, then sample_idx[perm]; shuffling sample_idx in place makes the same swaps
                     self._random_state.shuffle(sample_idx)
                     order = sample_idx
                 accumulated_loss = 0.0
-                for begin in range(0, n_batches, per_call):
+                for begin in range(0, n_batches if dp is None else 0, per_call):
                     end = min(begin + per_call, n_batches)
                     self._checkpoint()
                     threads.tick()
                     loss_sum, opt.t = _core.mlp_epoch(params, opt.state, grad, work, x, y, order, units, hidden,
                                                       output, alpha, batch_size, begin, end, opt.args(), sw, *csr)
                     accumulated_loss += loss_sum
+                if dp is not None:
+                    accumulated_loss = self._epoch_data_parallel(dp, opt, grad, work, x, y, order, batch_size,
+                                                                 threads)
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
-                if self.verbose:
+                if verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
                 # Non-finite weights stay so (NaN spreads; inf meets 0 or -inf), and relu(NaN) may hide them from
                 # the loss: sklearn would train on to max_iter and then raise. 10 us on B3's 80k weights (0.004%).
@@ -427,7 +443,7 @@ class _BaseMLP(BaseEstimator):
                     what = "Validation score" if early_stopping else "Training loss"
                     msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
                            "consecutive epochs.")
-                    if opt.trigger_stopping(msg, self.verbose):
+                    if opt.trigger_stopping(msg, verbose):
                         break
                     self._no_improvement_count = 0
                 if incremental:
@@ -444,6 +460,43 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             params[...] = self._best_params
         return np.isfinite(params).all()
+
+    # ---- cnn.distributed: one epoch of data-parallel steps -------------------------------------------------
+
+    def _epoch_data_parallel(self, dp, opt, grad, work, X, y, order, batch_size, threads):
+        """mlp_epoch's steps one at a time, each rank's gradient weighted by its share m/B of the global batch
+        and summed by one Allreduce before the update; returns the global batch losses' sum over the epoch.
+        The L2 term's alpha is split over the ranks with rows, so their weighted terms add up to the global
+        batch's alpha/B·W."""
+        params = self._params
+        units, hidden, output, alpha = self._net_args()
+        adam, lr, momentum, nesterov, beta_1, beta_2, epsilon, _ = opt.args()
+        count = params.size
+        xbuf, ybuf = np.empty((batch_size, X.shape[1]), X.dtype), np.empty((batch_size, y.shape[1]), y.dtype)
+        loss_sum = 0.0
+        for step in range(dp.steps):
+            self._checkpoint()
+            threads.tick()
+            m, weight, active = dp.batches.weight(step)
+            if m:
+                start = step * batch_size
+                xb, yb = X[start:start + m], y[start:start + m]
+                if order is not None:
+                    xb, yb = xbuf[:m], ybuf[:m]
+                    X.take(order[start:start + m], axis=0, out=xb, mode="clip")
+                    y.take(order[start:start + m], axis=0, out=yb, mode="clip")
+                loss_sum += m * _core.mlp_loss_grad(grad, work, params, xb, yb, units, hidden, output, alpha / active)
+                grad *= weight
+            else:  # this rank's rows ran out: it joins the sum with nothing
+                grad.fill(0)
+            dp.group.allreduce(grad)
+            if adam:
+                opt.t += 1
+                _core.adam_step(params, opt.state[:count], opt.state[count:], grad, lr, beta_1, beta_2, epsilon,
+                                0.0, False, opt.t, _core.OPT_KERAS)
+            else:
+                _core.sgd_step(params, opt.state, grad, lr, momentum, 0.0, 0.0, nesterov, False, _core.OPT_KERAS)
+        return dp.epoch_loss(loss_sum)
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
         if early_stopping:
@@ -511,7 +564,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            group = distributed._mlp_group()
+            if group is not None and y.ndim == 1:  # cnn.distributed: every rank's classes, though its shard lacks some
+                self._label_binarizer.fit(np.concatenate(group.comm.allgather(unique_labels(y))))
+            else:
+                self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)

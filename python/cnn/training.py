@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _core
+from . import _core, distributed
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
@@ -45,7 +45,7 @@ from ._contention import ThreadCap
 from ._interrupt import deferring_interrupts
 from ._locking import locked
 from ._validation import INT_MAX, as_float_array, check_list, check_number
-from .callbacks import Callback, CallbackList, History
+from .callbacks import Callback, CallbackList, History, ModelCheckpoint
 from .progress import ProgbarLogger
 
 if TYPE_CHECKING:
@@ -154,20 +154,26 @@ class _Batches:
     epoch iterator does with arrays. A pass draws its permutation from the model's generator when its first
     batch is taken."""
 
-    def __init__(self, rng, n, batch_size, shuffle):
-        self.rng, self.n, self.batch_size, self.shuffle = rng, n, batch_size, shuffle
+    def __init__(self, rng, n, batch_size, shuffle, dist=None):
+        self.rng, self.n, self.batch_size, self.shuffle, self.dist = rng, n, batch_size, shuffle, dist
+        # cnn.distributed: a pass takes the steps of the rank with the most batches; where this rank's rows ran
+        # out, start >= n (fit steps on a stand-in row)
+        self.steps = -(-n // batch_size) if dist is None else dist.steps
         self.passes = self._passes()
 
     def _passes(self):
         while True:
-            order = self.rng.permutation(self.n) if self.shuffle else None
-            for start in range(0, self.n, self.batch_size):
+            order = None
+            if self.shuffle:  # cnn.distributed: the same permutation on every rank, cut to this rank's rows
+                order = self.rng.permutation(self.n) if self.dist is None else self.dist.permutation(self.rng)
+            for step in range(self.steps):
+                start = step * self.batch_size
                 yield start, min(start + self.batch_size, self.n), order
 
     def epoch(self, steps):
         if steps is None:  # a whole pass, from its beginning
             self.passes = self._passes()
-            steps = -(-self.n // self.batch_size)
+            steps = self.steps
         for _ in range(steps):
             yield next(self.passes)
 
@@ -286,11 +292,15 @@ class Trainer:
             raise ValueError(f"the model's weights hold NaN or infinity before training ({bad}); "
                              "set finite weights with set_weights or rebuild the model")
         pairs = self._make_metrics()
+        # ---- cnn.distributed: with a DistributedOptimizer on several ranks, every rank takes the same steps
+        dist = distributed._fit_plan(self, _count(x), batch_size)  # None otherwise; broadcasts rank 0's weights
+        if dist is not None and dist.group.rank:  # only rank 0 prints and saves
+            verbose, callbacks = 0, [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        # ---- end cnn.distributed
         history = History()
-        steps = steps_per_epoch or -(-_count(x) // batch_size)
+        batches = _Batches(self._rng, _count(x), batch_size, shuffle, dist)
         cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks + [history], self,
-                           {"verbose": verbose, "epochs": epochs, "steps": steps})
-        batches = _Batches(self._rng, _count(x), batch_size, shuffle)
+                           {"verbose": verbose, "epochs": epochs, "steps": steps_per_epoch or batches.steps})
         threads = ThreadCap()  # fewer threads while other processes keep cores busy (cnn._contention)
         try:
             self.stop_training = False
@@ -298,12 +308,18 @@ class Trainer:
             logs = {}
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
-                logs = self._fit_epoch(epoch, x, y, sample_weight, batches, steps_per_epoch, pairs, cbs, threads)
+                logs = self._fit_epoch(epoch, x, y, sample_weight, batches, steps_per_epoch, pairs, cbs, threads,
+                                       dist)
+                if dist is not None:
+                    dist.end_epoch(self)
                 self._check_weights(f"after epoch {epoch}", "they were finite when fit began, so a step in this epoch "
                                     "overflowed and an activation kept the result out of the loss")
                 if val is not None and validate_on(epoch + 1):
                     cbs.on_test_begin()
                     val_logs = self._evaluate_arrays(*val, val_batch_size, pairs, cbs, validation_steps)
+                    if dist is not None:  # cnn.distributed: every rank's validation rows
+                        val_logs = dist.evaluation(val_logs["loss"], pairs, _count(val[0]) if validation_steps is None
+                                                   else min(_count(val[0]), validation_steps * val_batch_size))
                     cbs.on_test_end(val_logs)
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, logs)
@@ -312,11 +328,14 @@ class Trainer:
             cbs.on_train_end(logs)
         finally:
             threads.close()
+            if dist is not None:
+                dist.end()
         self.history = history
         return history
 
-    def _fit_epoch(self, epoch, x, y, sample_weight, batches, steps_per_epoch, pairs, cbs, threads):
-        """One epoch of steps over (x, y); returns the last batch's logs (the epoch's running means)."""
+    def _fit_epoch(self, epoch, x, y, sample_weight, batches, steps_per_epoch, pairs, cbs, threads, dist=None):
+        """One epoch of steps over (x, y); returns the last batch's logs (the epoch's running means). With dist
+        (cnn.distributed) the steps, the permutation, the loss and the metrics are the ranks' together."""
         fused, rows = self._fused(), min(batches.batch_size, _count(x))
         if batches.shuffle:  # shuffled batches are gathered into buffers reused across steps
             xbuf, ybuf = _row_buffers(x, rows), _row_buffers(y, rows)
@@ -324,6 +343,8 @@ class Trainer:
         for metric, _, _ in pairs:
             metric.reset_state()
         for step, (start, stop, order) in enumerate(batches.epoch(steps_per_epoch)):
+            if dist is not None and not dist.begin_step(start // batches.batch_size):  # cnn.distributed: this
+                start, stop = 0, 1  # rank's rows ran out; it steps on a stand-in row at weight 0
             sw = None
             if order is not None:
                 xb, yb = _rows(xbuf, 0, stop - start), _rows(ybuf, 0, stop - start)
@@ -336,12 +357,13 @@ class Trainer:
                 if sample_weight is not None:
                     sw = sample_weight[start:stop]
             cbs.on_train_batch_begin(step)
-            value, out = self._train_step(xb, yb, fused, sw)
-            seen += stop - start
-            total += value * (stop - start)
-            if math.isfinite(value):
+            value, out = self._train_step(xb, yb, fused, sw, dist)
+            rows = stop - start if dist is None else dist.rows
+            seen += rows
+            total += value * rows
+            if math.isfinite(value) and (dist is None or dist.count):  # a stand-in row counts in no metric
                 self._update_metrics(pairs, out, yb, fused, sw)
-            logs = self._logs(total / seen, pairs)
+            logs = self._logs(total / seen, pairs if dist is None else dist.metrics(pairs))
             cbs.on_train_batch_end(step, logs)
             self._commit.end()
             threads.tick()
@@ -359,13 +381,16 @@ class Trainer:
         loss_weights applied."""
         return _sample_weighted(self.loss, out, y, fused, grad, sample_weight, self._loss_weight)
 
-    def _train_step(self, x, y, fused, sample_weight=None):
+    def _train_step(self, x, y, fused, sample_weight=None, dist=None):
         """One gradient step on a batch; returns (loss, the output it was computed from). A non-finite loss
-        skips the update."""
+        skips the update. With dist (cnn.distributed) the loss is the global batch's, and every rank decides on
+        it alike."""
         out = self._forward(x, training=True, logits=fused)
         value, dout = self._loss_value(out, y, fused, True, sample_weight)
         self._backward(dout)
         value += self._penalty(grad=True)  # after backward: Dense and Conv2D overwrite their gradients
+        if dist is not None:
+            value = dist.batch(value)
         if not math.isfinite(value):
             return value, out
         self._commit.begin()  # ended by the caller once the batch is recorded
