@@ -59,6 +59,42 @@ def run_callbacks():
             "saved": np.array(saved)}
 
 
+def keras3(dtype, optimizer, seed):
+    """A model compiled with metric objects and weighted_metrics, and its fit's arguments past x and y: sample
+    weights, validation (x, y, weights) on epochs 1 and 3, a steps_per_epoch stream of 3 batches per epoch."""
+    model = cnn.Sequential([cnn.layers.Dense(7, activation="relu", input_dim=4),
+                            cnn.layers.Dense(3, activation="softmax")], seed=seed, dtype=dtype)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", cnn.metrics.SparseTopKCategoricalAccuracy(k=2)], weighted_metrics=["accuracy"])
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, N_ROWS)
+    xv, yv = data(dtype, n=13, seed=1)
+    return model, weights, (xv, yv, np.random.default_rng(3).uniform(0.5, 2.0, 13))
+
+
+KERAS3_FIT = {"epochs": EPOCHS, "shuffle": False, "verbose": 0, "steps_per_epoch": 3, "validation_freq": [1, 3]}
+
+
+def run_keras3():
+    x, y = data(np.float64)
+    model, weights, val = keras3(np.float64, distributed.DistributedOptimizer(OPTIMIZERS["adam"]()),
+                                 seed=distributed.rank())
+    x, y, weights = distributed.shard(x, y, weights)
+    history = model.fit(x, y, batch_size=BATCH, sample_weight=weights, validation_data=distributed.shard(*val),
+                        **KERAS3_FIT)
+    return {"params": model._params, **{k: np.array(v) for k, v in history.history.items()}}
+
+
+def run_batchnorm():
+    """BatchNormalization's moving statistics (past the trained weights) come from each rank's own rows and
+    are averaged at every epoch's end, so the replicas stay equal."""
+    x, y = data(np.float64)
+    model = cnn.Sequential([cnn.layers.Dense(7, input_dim=4), cnn.layers.BatchNormalization(),
+                            cnn.layers.Dense(3, activation="softmax")], seed=distributed.rank())
+    model.compile(optimizer=distributed.DistributedOptimizer("adam"), loss="sparse_categorical_crossentropy")
+    model.fit(*distributed.shard(x, y), batch_size=BATCH, epochs=2, verbose=0)
+    return {"params": model._params, "trained": np.array(model._grads.size)}
+
+
 def mlp(cls, dtype, solver, batch, shuffle, seed):
     """An MLPClassifier or MLPRegressor and its data (a regressor fits the classes as numbers)."""
     x, y = data(dtype)
@@ -87,6 +123,8 @@ SCENARIOS = {
     "mlp_shuffled": lambda: run_mlp(np.float64, "adam", shuffle=True),
     "mlp_regressor_sgd_float64": lambda: run_mlp(np.float64, "sgd", cls=cnn.MLPRegressor),
     "callbacks": run_callbacks,
+    "keras3": run_keras3,
+    "batchnorm": run_batchnorm,
 }
 
 

@@ -75,6 +75,28 @@ def test_callbacks_stop_every_rank_and_only_rank_0_prints_and_saves(ranks):
     assert list(got["saved"]) == [True, False]
 
 
+def test_keras3_fit_two_ranks_equal_one_process(ranks):
+    """Metric objects, weighted_metrics, sample_weight, weighted validation data, validation_freq and a
+    steps_per_epoch stream: the logs are the global batches' as in one process."""
+    got = ranks["keras3"]
+    _equal_ranks(got)
+    x, y = sc.data(np.float64)
+    model, weights, val = sc.keras3(np.float64, sc.OPTIMIZERS["adam"](), seed=0)
+    history = model.fit(x, y, batch_size=2 * sc.BATCH, sample_weight=weights, validation_data=val, **sc.KERAS3_FIT)
+    ref = {"params": model._params, **history.history}
+    assert sorted(got) == sorted(ref)
+    assert len(ref["val_loss"]) == 2 and len(ref["loss"]) == sc.EPOCHS
+    for field, value in ref.items():
+        assert rel_err(got[field][0], np.array(value)) <= TOL[np.float64], field
+
+
+def test_batchnorm_moving_statistics_averaged(ranks):
+    got = ranks["batchnorm"]
+    _equal_ranks(got)  # each rank's own rows would leave different moving statistics
+    params, trained = got["params"][0], int(got["trained"][0])
+    assert params.size > trained  # the moving statistics sit past the trained weights
+
+
 def _one_process_mlp(dtype, solver, cls=cnn.MLPClassifier):
     clf, x, y = sc.mlp(cls, dtype, solver, 2 * sc.BATCH, shuffle=False, seed=0)
     with warnings.catch_warnings():
@@ -167,10 +189,15 @@ def test_saved_model_keeps_the_wrapped_optimizer(one_rank, tmp_path):
         np.testing.assert_array_equal(loaded._params, model._params)
 
 
-@pytest.mark.parametrize("params, message", [({"early_stopping": True}, "early_stopping=True is not supported"),
-                                             ({"solver": "lbfgs"}, "solver='lbfgs' does not train data-parallel")])
-def test_data_parallel_mlp_refuses_what_it_cannot_share(one_rank, monkeypatch, params, message):
+@pytest.mark.parametrize("params, fit, message", [
+    ({"early_stopping": True}, "dense", "early_stopping=True is not supported"),
+    ({"solver": "lbfgs"}, "dense", "solver='lbfgs' does not train data-parallel"),
+    ({}, "weighted", "without sample_weight; got sample_weight"),
+    ({}, "sparse", "without sample_weight; got a sparse X")])
+def test_data_parallel_mlp_refuses_what_it_cannot_share(one_rank, monkeypatch, params, fit, message):
     """(A stand-in for a 2-rank group: the checks come before any collective call but the classes' allgather.)"""
+    import scipy.sparse
+
     class Comm:
         def allgather(self, value):
             return [value]
@@ -178,6 +205,10 @@ def test_data_parallel_mlp_refuses_what_it_cannot_share(one_rank, monkeypatch, p
     group = type("Group", (), {"comm": Comm()})()
     monkeypatch.setattr(one_rank, "_mlp_group", lambda: group)
     clf = cnn.MLPClassifier(max_iter=2, **params)
+    x, y = sc.data(np.float64)
     with pytest.raises(ValueError, match=message):
-        clf.fit(*sc.data(np.float64))
+        if fit == "weighted":
+            clf.fit(x, y, sample_weight=np.ones(len(y)))
+        else:
+            clf.fit(scipy.sparse.csr_matrix(x) if fit == "sparse" else x, y)
     assert not hasattr(clf, "coefs_")

@@ -25,17 +25,19 @@ Before the first step of every fit, rank 0's weights, optimizer state (and step 
 generator are broadcast, so ranks may start from different seeds and every rank draws the same
 permutation (of the largest shard's length; a rank keeps the indices below its own length).
 
-Sequential.fit: the per-batch logs, validation results and so every callback's inputs are reduced across
-ranks (sample-weighted), so callbacks decide the same on every rank (EarlyStopping, TerminateOnNaN stop
-all ranks together); a non-finite loss on any rank skips the step on all. Only rank 0 prints the progress
-bar and runs ModelCheckpoint; guard your own callbacks' side effects with `distributed.rank() == 0`.
-validation_split takes the last fraction of each rank's shard. evaluate and predict see only the calling
-rank's rows.
+fit: the loss, every metric (its state summed over the ranks: Mean's total and count,
+AUC's confusion counts, ...), validation results and so every callback's inputs are reduced across ranks
+(sample-weighted); sample_weight, class_weight and steps_per_epoch take the same global batches, so callbacks
+decide the same on every rank (EarlyStopping, TerminateOnNaN stop all ranks together); a non-finite loss on
+any rank skips the step on all. Only rank 0 prints the progress bar and runs ModelCheckpoint; guard your own
+callbacks' side effects with `distributed.rank() == 0`. validation_split takes the last fraction of each
+rank's shard. evaluate and predict see only the calling rank's rows.
 
 MLPClassifier/MLPRegressor: loss_curve_ and t_ count the global rows; the per-step work runs through
 mlp_loss_grad and the optimizer kernels instead of one mlp_epoch call per run of batches (the one-process
 path is unchanged). early_stopping=True and solver='lbfgs' are refused: each rank would hold out its own
-validation rows, or fit its own shard alone.
+validation rows, or fit its own shard alone; so are sample_weight and a sparse X, which the per-step path
+does not take.
 
 One rank (a script started without mpiexec): DistributedOptimizer and data_parallel warn and change
 nothing. Without mpi4py every function raises ImportError naming the install command."""
@@ -243,7 +245,7 @@ class DistributedOptimizer(Optimizer):
 
 
 class _Fit:
-    """What Sequential.fit needs to keep the ranks in step (cnn.training calls it; None in one process)."""
+    """What fit needs to keep the ranks in step (cnn.training calls it; None in one process)."""
 
     def __init__(self, model, n, batch_size):
         self.group, self.opt = model.optimizer._group, model.optimizer
