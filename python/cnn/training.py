@@ -316,7 +316,7 @@ class Trainer:
                                     "overflowed and an activation kept the result out of the loss")
                 if val is not None and validate_on(epoch + 1):
                     cbs.on_test_begin()
-                    val_logs = self._evaluate_arrays(*val, val_batch_size, pairs, cbs, validation_steps)
+                    val_logs = self._evaluate_arrays(*val, val_batch_size, pairs, cbs, validation_steps, threads)
                     if dist is not None:  # cnn.distributed: every rank's validation rows
                         val_logs = dist.evaluation(val_logs["loss"], pairs, _count(val[0]) if validation_steps is None
                                                    else min(_count(val[0]), validation_steps * val_batch_size))
@@ -538,13 +538,17 @@ class Trainer:
         cbs = CallbackList(([ProgbarLogger(verbose)] if verbose else []) + callbacks, self,
                            {"verbose": verbose, "epochs": 1, "steps": min(steps or INT_MAX, -(-n // batch_size))})
         cbs.on_test_begin()
-        logs = self._evaluate_arrays(x, y, sample_weight, batch_size, self._make_metrics(), cbs, steps)
+        threads = ThreadCap()  # as in fit: fewer threads while other processes keep cores busy
+        try:
+            logs = self._evaluate_arrays(x, y, sample_weight, batch_size, self._make_metrics(), cbs, steps, threads)
+        finally:
+            threads.close()
         cbs.on_test_end(logs)
         return self._results(logs, return_dict)
 
-    def _evaluate_arrays(self, x, y, sample_weight, batch_size, pairs, cbs=None, steps=None):
+    def _evaluate_arrays(self, x, y, sample_weight, batch_size, pairs, cbs=None, steps=None, threads=None):
         """The logs (mean loss + penalty, and each metric) over x, or its first `steps` batches, in inference
-        mode."""
+        mode; threads (a ThreadCap) is ticked every batch."""
         fused = self._fused()
         n = _count(x) if steps is None else min(_count(x), steps * batch_size)
         total = 0.0
@@ -553,6 +557,8 @@ class Trainer:
         for step, start in enumerate(range(0, n, batch_size)):
             if cbs is not None:
                 cbs.on_test_batch_begin(step)
+            if threads is not None:
+                threads.tick()
             stop = min(start + batch_size, n)
             xb, yb = _rows(x, start, stop), _rows(y, start, stop)
             sw = None if sample_weight is None else sample_weight[start:stop]
@@ -579,13 +585,18 @@ class Trainer:
                            {"verbose": verbose, "epochs": 1, "steps": -(-n // batch_size)})
         cbs.on_predict_begin()
         out = self._empty_outputs(n)
-        for step, start in enumerate(range(0, n, batch_size)):
-            cbs.on_predict_batch_begin(step)
-            stop = min(start + batch_size, n)
-            result = self._forward(_rows(x, start, stop), training=False, logits=False)
-            for o, r in zip(out, result) if type(out) is list else ((out, result),):
-                o[start:stop] = r
-            cbs.on_predict_batch_end(step, {"outputs": _rows(out, start, stop)})
+        threads = ThreadCap()  # as in fit: fewer threads while other processes keep cores busy
+        try:
+            for step, start in enumerate(range(0, n, batch_size)):
+                cbs.on_predict_batch_begin(step)
+                threads.tick()
+                stop = min(start + batch_size, n)
+                result = self._forward(_rows(x, start, stop), training=False, logits=False)
+                for o, r in zip(out, result) if type(out) is list else ((out, result),):
+                    o[start:stop] = r
+                cbs.on_predict_batch_end(step, {"outputs": _rows(out, start, stop)})
+        finally:
+            threads.close()
         cbs.on_predict_end()
         return self._predicted(out)
 
