@@ -24,6 +24,9 @@ CASES = [
     (3, 4, 5, 7, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),    # per-channel 1x1 scale, multiplier 2
     (1, 3, 4, 6, 5, 4, 6, (2, 3), (0, 0, 0, 0), (1, 1), 1),    # window = whole input, batch 1: the dense path
     (19, 2, 6, 5, 3, 3, 2, (1, 1), (1, 0, 0, 1), (1, 1), 1),   # 19 samples: dw in 16 uneven chunks
+    # im2col tiles of 256 output positions: 483 positions make a full tile that ends mid-row and a ragged one
+    (2, 3, 23, 21, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    (1, 4, 40, 37, 6, 5, 3, (2, 1), (2, 1, 0, 2), (1, 2), 2),  # 700 positions, strided, dilated, grouped
 ]
 
 
@@ -181,6 +184,8 @@ def test_conv2d_finite_differences(rng, case):
     (16, 8, 16, 16, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),   # pointwise
     (37, 16, 5, 5, 120, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # dense (LeNet's C5)
     (37, 6, 14, 14, 16, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # LeNet's C3, dw over 16 uneven chunks
+    (3, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # im2col in three tiles a sample
+    (1, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # one sample: the threads split each gemm
 ])
 def test_conv2d_deterministic_across_threads(rng, case):
     """Bitwise the same results for 1, 2, 3 and 16 threads: every reduction has a fixed order."""
@@ -228,7 +233,8 @@ def test_conv2d_bad_buffers(rng):
     w = rng.standard_normal((4, 3, 3, 3))
     geo = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
     size = _core.conv2d_scratch_size(x.shape, w.shape, *geo)
-    assert size == 2 * (3 * 9) * 9 + 2 * 4 * (3 * 9)  # each sample's columns, then one dw per chunk (2 samples)
+    # per chunk (2 samples, 2 chunks): a tile of columns (27, 9) rows 9 + 16 apart, and a partial dw (4, 27)
+    assert size == 2 * ((3 * 9) * (9 + 16) + 4 * (3 * 9))
     y, sc = np.empty((2, 4, 3, 3)), np.empty(size)
     with pytest.raises(ValueError, match="scratch"):
         _core.conv2d_forward(y, x, w, None, np.empty(size - 1), *geo)
