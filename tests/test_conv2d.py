@@ -269,3 +269,25 @@ def test_conv2d_bad_buffers(rng):
         _core.conv2d_backward(None, ro, None, y, x, w, sc, *geo)
     with pytest.raises(TypeError):
         _core.conv2d_forward(y, x, w, None, sc, (1,), (0, 0, 0, 0), (1, 1), 1)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad,groups,path", [
+    ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "im2col tiles"),
+    ((16, 64, 56, 56), (64, 64, 1, 1), (1, 1), (0, 0, 0, 0), 1, "pointwise gemm"),
+    ((16, 64, 56, 56), (64, 64, 1, 1), (2, 2), (0, 0, 0, 0), 1, "im2col tiles"),  # strided 1x1 gathers first
+    ((16, 64, 56, 56), (64, 1, 3, 3), (1, 1), (1, 1, 1, 1), 64, "depthwise direct"),
+    ((32, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0, 0, 0), 1, "dense gemm"),
+])
+def test_conv2d_path_names_the_heuristics_choice(x_shape, w_shape, stride, pad, groups, path):
+    assert _core._conv2d_path(x_shape, w_shape, stride, pad, (1, 1), groups) == path
+    with pytest.raises(ValueError, match="_conv2d_path: with groups=3"):
+        _core._conv2d_path(x_shape, w_shape, stride, pad, (1, 1), 3)
+
+
+def test_conv2d_scratch_is_per_chunk_not_per_batch():
+    """The columns are a tile per chunk of the batch: 16 samples and 256 need the same workspace, which is a
+    sixteenth of what 256 samples' whole columns were (64 channels, 3x3, 56x56: 2.2 GB of float32 then)."""
+    geo = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    small, large = (_core.conv2d_scratch_size((n, 64, 56, 56), (64, 64, 3, 3), *geo) for n in (16, 256))
+    assert small == large == 16 * (64 * 9 * (256 + 16) + 64 * 64 * 9)
+    assert large < 256 * 64 * 9 * 56 * 56 // 100
