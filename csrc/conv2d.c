@@ -91,14 +91,11 @@ static inline void span(int out, int in, int s, int off, int *lo, int *hi)
     if (*hi < *lo) *hi = *lo;
 }
 
-/* The output row (oh) and its columns [a, b) where the tile's positions from p on run along one row:
- * a tile of positions [p0, p0 + np) in OH·OW order crosses rows, and each run is copied as a row segment. */
-static inline void tile_run(const cnn_conv2d *g, int p, int end, int *oh, int *a, int *b)
-{
-    *oh = p / g->ow;
-    *a = p - *oh * g->ow;
-    *b = g->ow - *a < end - p ? g->ow : *a + end - p;
-}
+/* The end b of the run of a tile's positions that starts at column a of an output row, with `left` positions
+ * left in the tile: a tile of positions [p0, p0 + np) in OH·OW order crosses rows, and each run along one
+ * row is copied as a row segment. The runs are stepped through (the next starts a row down at column 0):
+ * a division per run cost as much as its copy on 8x8 images. */
+static inline int run_end(const cnn_conv2d *g, int a, int left) { return g->ow - a < left ? g->ow : a + left; }
 
 #define TEMPLATE "conv2d.c"
 #include "template.h" /* the kernels below, once per real type */
@@ -150,7 +147,8 @@ static inline real K(dot_lanes)(const real *a, const real *b, int count)
 
 /* columns of output positions [p0, p0 + np) of one sample (C·KH·KW, np), rows ld apart: row (c, i, j), column p holds
  * x[c, oh·sh - pt + i·dh, ow·sw - pl + j·dw] for p = oh·OW + ow, zero in the padding */
-CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv2d *g, int p0, int np, int ld)
+CNN_VECTOR_CLONES static void K(im2col)(real *restrict col, const real *restrict x, const cnn_conv2d *g, int p0, int np,
+                                        int ld)
 {
     int kk = g->kh * g->kw;
     for (int r = 0; r < g->c * kk; r++) {
@@ -159,8 +157,8 @@ CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv
         span(g->ow, g->w, g->sw, off_w, &lo, &hi);
         const real *plane = x + (size_t)c * g->h * g->w;
         real *out = col + (size_t)r * ld;
-        for (int p = p0, oh, a, b; p < p0 + np; p += b - a, out += b - a) {
-            tile_run(g, p, p0 + np, &oh, &a, &b);
+        for (int p = p0, oh = p0 / g->ow, a = p0 % g->ow, b; p < p0 + np; p += b - a, out += b - a, oh++, a = 0) {
+            b = run_end(g, a, p0 + np - p);
             int ih = oh * g->sh + off_h, l = lo > a ? lo : a, h = hi < b ? hi : b;
             if (ih < 0 || ih >= g->h || l >= h) {
                 for (int ow = a; ow < b; ow++) out[ow - a] = 0;
@@ -168,7 +166,8 @@ CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv
             }
             const real *row = plane + (size_t)ih * g->w;
             for (int ow = a; ow < l; ow++) out[ow - a] = 0;
-            if (g->sw == 1) memcpy(out + (l - a), row + l + off_w, (size_t)(h - l) * sizeof(real));
+            if (g->sw == 1) /* rows of 8 to 56 cells: an inline loop, where a memcpy call cost more than its copy */
+                for (long ow = l; ow < h; ow++) out[ow - a] = row[ow + off_w];
             else
                 for (int ow = l; ow < h; ow++) out[ow - a] = row[ow * g->sw + off_w];
             for (int ow = h; ow < b; ow++) out[ow - a] = 0;
@@ -191,8 +190,9 @@ CNN_VECTOR_CLONES static void K(col2im)(real *dx, const real *col, const cnn_con
                 int off_h = i * g->dil_h - g->pt;
                 real *plane = dx + (size_t)c * g->h * g->w;
                 const real *in = col + (size_t)(c * kk + i * g->kw + j) * ld;
-                for (int p = p0, oh, a, b; p < p0 + np; p += b - a, in += b - a) {
-                    tile_run(g, p, p0 + np, &oh, &a, &b);
+                for (int p = p0, oh = p0 / g->ow, a = p0 % g->ow, b; p < p0 + np;
+                     p += b - a, in += b - a, oh++, a = 0) {
+                    b = run_end(g, a, p0 + np - p);
                     int ih = oh * g->sh + off_h, l = lo > a ? lo : a, h = hi < b ? hi : b;
                     if (ih < 0 || ih >= g->h || l >= h) continue;
                     K(row_scatter)(plane + (size_t)ih * g->w + (ptrdiff_t)l * g->sw + off_w, in + (l - a), 1, 0, h - l,
