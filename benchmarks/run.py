@@ -73,7 +73,7 @@ def finish(rows, threads, peak, clock):
     for row in rows:
         row["threads"] = threads
         row["clock"] = clock
-        row["gflops"] = row["flop"] / row["time_s"] / 1e9
+        row["gflops"] = row["flop"] / row["time_s"] / 1e9 if row["flop"] else 0.0  # B10's rows count MB, not FLOP
         row["pct_peak"] = 100 * row["gflops"] / (peak * threads)
         row["rss_mb"] = peak_rss_mb()
         by_shape.setdefault(row["shape"], []).append(row)
