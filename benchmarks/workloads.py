@@ -221,6 +221,8 @@ GEMM_SHAPES = [  # (M, K, N, trans_a, trans_b, role)
     (50, 500, 784, False, True, "MLP dX b50"), (50, 500, 500, False, False, "MLP hidden b50"),
     (50, 500, 10, False, False, "MLP output b50"), (25088, 25, 6, False, False, "LeNet conv1 im2col b32"),
     (3200, 150, 16, False, False, "LeNet conv3 im2col b32"), (1024, 1024, 1024, False, False, "square"),
+    (64, 576, 256, False, False, "conv 64->64 3x3 tile"), (64, 1600, 256, False, False, "conv 64->64 5x5 tile"),
+    (128, 1024, 1024, False, False, "dense 1024 forward b128"),
 ]
 
 
