@@ -1,18 +1,18 @@
 """Copy weights between a cnn.Sequential and a torch.nn.Module of the same architecture.
 
 The layers with weights are paired by name when every one has a torch submodule of that (last) name, as
-cnn.applications' twins do, else in order: torch.nn.Linear with Dense (cnn's kernel is (in, out), so it
-is torch's weight transposed), torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)),
-torch.nn.ConvTranspose2d with Conv2DTranspose (both (in, out, kh, kw)), torch.nn.BatchNorm1d/2d with
-BatchNormalization (weight, bias, running_mean, running_var as gamma, beta, moving_mean, moving_variance),
-torch.nn.Embedding with Embedding (both (num, dim)), and the one-layer, batch_first torch.nn.RNN, LSTM and GRU with SimpleRNN,
-LSTM and GRU (bidirectional ones with Bidirectional, merge_mode 'concat'). A TimeDistributed layer pairs as the
-layer it wraps. Recurrent weights: torch's weight_ih (g·U, IN) is the kernel transposed, weight_hh the
-recurrent kernel transposed; torch adds two biases, b_ih + b_hh, where SimpleRNN and LSTM keep their sum (to_torch
-writes it to b_ih and zeros b_hh) and the GRU keeps both, as the rows of its (2, 3U) bias. The gate blocks
-are in the same order but for the GRU's: torch r, z, n against Keras z, r, h. Only parameters and running
-statistics move; strides, padding, momentum, epsilon and activations are the caller's to match. torch is imported here, on use, so `import cnn` never
-loads it."""
+cnn.applications' twins do, else in order: torch.nn.Linear with Dense (cnn's kernel is (in, out), so it is
+torch's weight transposed), torch.nn.Conv2d with Conv2D (both (out, in/groups, kh, kw)), torch.nn.ConvTranspose2d
+with Conv2DTranspose (both (in, out, kh, kw)), torch.nn.BatchNorm1d/2d with BatchNormalization (weight, bias,
+running_mean, running_var as gamma, beta, moving_mean, moving_variance), torch.nn.Embedding with Embedding (both
+(num, dim)), and the one-layer, batch_first torch.nn.RNN, LSTM and GRU with SimpleRNN, LSTM and GRU
+(bidirectional ones with Bidirectional, merge_mode 'concat'). A TimeDistributed layer pairs as the layer it
+wraps. Recurrent weights: torch's weight_ih (g·U, IN) is the kernel transposed, weight_hh the recurrent kernel
+transposed; torch adds two biases, b_ih + b_hh, where SimpleRNN and LSTM keep their sum (to_torch writes it to
+b_ih and zeros b_hh) and the GRU keeps both, as the rows of its (2, 3U) bias. The gate blocks are in the same
+order but for the GRU's: torch r, z, n against Keras z, r, h. Only parameters and running statistics move;
+strides, padding, momentum, epsilon and activations are the caller's to match. torch is imported here, on use, so
+`import cnn` never loads it."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
