@@ -120,15 +120,16 @@ class Model(Trainer):
         their weights, new ones are initialised. Everything new is made first and the model points at it only
         at the end."""
         # trainable weights first: the optimizer steps over that prefix, and only it has gradients
-        specs = [(layer, spec) for layer in self.layers for spec in layer.weight_specs()
+        # a spec is keyed by its index in its layer: a wrapper's inner layers repeat weight names
+        specs = [(layer, j, spec) for layer in self.layers for j, spec in enumerate(layer.weight_specs())
                  if spec[0] not in layer.non_trainable]
         trainable = len(specs)
-        specs += [(layer, spec) for layer in self.layers for spec in layer.weight_specs()
+        specs += [(layer, j, spec) for layer in self.layers for j, spec in enumerate(layer.weight_specs())
                   if spec[0] in layer.non_trainable]
-        sizes = [math.prod(s[1]) for _, s in specs]
+        sizes = [math.prod(s[1]) for _, _, s in specs]
         total, trainable_total = sum(sizes), sum(sizes[:trainable])
         memory = _physical_memory()
-        largest = max(zip(sizes, (layer.name for layer, _ in specs)), default=(0, None))
+        largest = max(zip(sizes, (layer.name for layer, _, _ in specs)), default=(0, None))
         need = 2 * total * self.dtype.itemsize + 8 * largest[0]  # + an initializer's float64 draw
         if memory is not None and need > memory:
             raise MemoryError(f"model {self.name!r} has {total} parameters: its weights, their gradients and "
@@ -143,12 +144,12 @@ class Model(Trainer):
         params, grads = np.zeros(total, self.dtype), np.zeros(trainable_total, self.dtype)
         views, gradients = {}, {id(layer): [] for layer in self.layers}
         offset = 0
-        for i, ((layer, (wname, wshape, _)), size) in enumerate(zip(specs, sizes)):
-            views[id(layer), wname] = params[offset:offset + size].reshape(wshape)
+        for i, ((layer, j, (_, wshape, _)), size) in enumerate(zip(specs, sizes)):
+            views[id(layer), j] = params[offset:offset + size].reshape(wshape)
             if i < trainable:
                 gradients[id(layer)].append(grads[offset:offset + size].reshape(wshape))
             offset += size
-        weights = {id(layer): [views[id(layer), wname] for wname, _, _ in layer.weight_specs()]
+        weights = {id(layer): [views[id(layer), j] for j in range(len(layer.weight_specs()))]
                    for layer in self.layers}
         for layer in self.layers:
             new, old = weights[id(layer)], layer.weights if layer.built else []
