@@ -7,7 +7,8 @@
 
 Workloads (benchmarks/workloads.py): B1 MLP 784-500-500-10 SGD-Nesterov vs PyTorch; B2 LeNet-5 Adam vs
 PyTorch; B3 MLPClassifier((100,)) vs scikit-learn; B4 the 40-point toy, one step, vs PyTorch and
-scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B8 ResNet-20 training steps (batch 64,
+scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B8-B10 (conv_workloads.py) conv
+shapes, the CIFAR-shaped convnet and its training memory vs PyTorch; B11 ResNet-20 training steps (batch 64,
 3x32x32) vs its PyTorch twin; B7 the 2-thread/1-thread speed-up
 of B1 and B2, each side timed at 1 and 2 threads back to back (--b7-pairs pairs, 15 by default), wall-clock
 at both: the median of the pairs' ratios, with their quartiles. Each row: median time of >= 5 interleaved
@@ -34,9 +35,11 @@ import cnn
 from cnn import _core
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conv_workloads  # noqa: E402
 import table  # noqa: E402
 import workloads  # noqa: E402
 
+WORKLOADS = {**workloads.WORKLOADS, **conv_workloads.WORKLOADS}
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -71,7 +74,7 @@ def finish(rows, threads, peak, clock):
     for row in rows:
         row["threads"] = threads
         row["clock"] = clock
-        row["gflops"] = row["flop"] / row["time_s"] / 1e9
+        row["gflops"] = row["flop"] / row["time_s"] / 1e9 if row["flop"] else 0.0  # B10's rows count MB, not FLOP
         row["pct_peak"] = 100 * row["gflops"] / (peak * threads)
         row["rss_mb"] = peak_rss_mb()
         by_shape.setdefault(row["shape"], []).append(row)
@@ -118,21 +121,21 @@ def main():
     if args.repeats < 5 or args.b7_pairs < 5:
         parser.error("--repeats and --b7-pairs must be at least 5: medians of fewer runs are noise on a shared machine")
     threads = [int(t) for t in args.threads.split(",")]
-    only = [w.strip().upper() for w in args.only.split(",")] if args.only else list(workloads.WORKLOADS) + ["B7"]
-    unknown = sorted(set(only) - set(workloads.WORKLOADS) - {"B7"})
+    only = [w.strip().upper() for w in args.only.split(",")] if args.only else list(WORKLOADS) + ["B7"]
+    unknown = sorted(set(only) - set(WORKLOADS) - {"B7"})
     if unknown:
-        parser.error(f"unknown workloads {unknown}; valid: {sorted(workloads.WORKLOADS) + ['B7']}")
+        parser.error(f"unknown workloads {unknown}; valid: {sorted(WORKLOADS) + ['B7']}")
     os.makedirs(RESULTS, exist_ok=True)
     peak = measure_peak(args.repeats)
     print(f"gemm isa {_core._gemm_isa()}, measured peak {peak:.1f} GFLOP/s per core; threads {threads}")
     results = {}
-    for name in (w for w in only if w in workloads.WORKLOADS):
+    for name in (w for w in only if w in WORKLOADS):
         rows = []
         for n in threads:
             with threadpool_limits(n):
                 set_threads(n)
                 clock = workloads.use_clock(n, args.wall)
-                got = workloads.WORKLOADS[name](n, args.quick, args.repeats)
+                got = WORKLOADS[name](n, args.quick, args.repeats)
             if isinstance(got, str):
                 print(f"{name}: skipped: {got}")
                 break

@@ -233,6 +233,8 @@ GEMM_SHAPES = [  # (M, K, N, trans_a, trans_b, role)
     (50, 500, 784, False, True, "MLP dX b50"), (50, 500, 500, False, False, "MLP hidden b50"),
     (50, 500, 10, False, False, "MLP output b50"), (25088, 25, 6, False, False, "LeNet conv1 im2col b32"),
     (3200, 150, 16, False, False, "LeNet conv3 im2col b32"), (1024, 1024, 1024, False, False, "square"),
+    (64, 576, 256, False, False, "conv 64->64 3x3 tile"), (64, 1600, 256, False, False, "conv 64->64 5x5 tile"),
+    (128, 1024, 1024, False, False, "dense 1024 forward b128"),
 ]
 
 
@@ -389,7 +391,7 @@ def r2_gru_inference(threads, quick, repeats):
                 t_ref / reps, 2 * macs)
 
 
-# ---- B8: ResNet-20 (CIFAR-style, issue 16), SGD momentum, batch 64 on 32x32x3 ----------------------
+# ---- B11: ResNet-20 (CIFAR-style, issue 16), SGD momentum, batch 64 on 32x32x3 ----------------------
 
 def resnet_macs(model):
     """Multiply-adds per sample of the model's convolutions and Dense layers, first layer first."""
@@ -403,7 +405,7 @@ def resnet_macs(model):
     return macs
 
 
-def b8_resnet20(threads, quick, repeats):
+def b11_resnet20(threads, quick, repeats):
     """Training steps of ResNet-20 and its torch twin from the same weights on the same batches."""
     steps, batch = (3 if quick else 8), 64
     rng = np.random.default_rng(0)
@@ -414,9 +416,9 @@ def b8_resnet20(threads, quick, repeats):
     topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
     ours, ref = epoch_pair(model, tm, topt, x, y, batch)
     flop = steps * batch * flops_per_sample(resnet_macs(model))
-    return pair("B8", f"ResNet-20 SGD-momentum b64 on 3x32x32, {steps} steps", "torch",
+    return pair("B11", f"ResNet-20 SGD-momentum b64 on 3x32x32, {steps} steps", "torch",
                 *interleave([ours, ref], repeats), flop)
 
 
 WORKLOADS = {"B1": b1_mlp, "B2": b2_lenet, "B3": b3_mlp_classifier, "B4": b4_toy, "B5": b5_gemm, "B6": b6_conv,
-             "B8": b8_resnet20, "R1": r1_lstm_step, "R2": r2_gru_inference}
+             "B11": b11_resnet20, "R1": r1_lstm_step, "R2": r2_gru_inference}

@@ -72,10 +72,13 @@ static inline size_t cnn_size_mul(size_t a, size_t b) { return b && a > SIZE_MAX
 static inline size_t cnn_size_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
 /* Elements of scratch conv2d_forward/backward need: 0 for the depthwise (groups = C > 1) and dense
- * (window = whole unpadded input) paths; else each sample's im2col columns (c·kh·kw, oh·ow), none for
- * the 1x1 (stride 1, unpadded) path, then min(n, CNN_REDUCE_CHUNKS) partial weight gradients.
- * SIZE_MAX when the count does not fit in size_t. */
+ * (window = whole unpadded input) paths; else, per chunk of the batch (min(n, CNN_REDUCE_CHUNKS) of them),
+ * one tile of im2col columns (c·kh·kw, min(oh·ow, 256)), none for the 1x1 (stride 1, unpadded) path, and a
+ * partial weight gradient: never the batch's columns. SIZE_MAX when the count does not fit in size_t. */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
+/* The path conv2d takes for this geometry, in words ("im2col tiles", "pointwise gemm", "depthwise direct",
+ * "dense gemm"): the benchmarks print it beside each shape. */
+const char *conv2d_path_name(const cnn_conv2d *g);
 
 /* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does
  * not vectorize profitably at all; im2col/col2im rows) are compiled twice on x86-64, for x86-64-v3 (AVX2,
@@ -222,6 +225,9 @@ size_t conv_transpose2d_scratch_size(const cnn_conv_transpose2d *t);
  * so NN, NT and TN forms are stride choices. accumulate = 0 overwrites c, 1 adds to it. */
 void K(gemm)(real *c, const real *a, const real *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa, ptrdiff_t rsb,
              ptrdiff_t csb, ptrdiff_t ldc, int accumulate);
+/* c (M, N) = bias (M) added to every column of a · b (the convolution's NCHW bias), inside the register tile */
+void K(gemm_bias)(real *c, const real *a, const real *b, const real *bias, int M, int N, int KD, ptrdiff_t rsa,
+                  ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc);
 
 /* The forms the layers call, on row-major contiguous matrices: c (m, n) [+]= a (m, k) · b (k, n).
  * nt: b is stored (n, k) and used transposed; tn: a is stored (k, m) and used transposed. A convolution

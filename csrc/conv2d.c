@@ -3,10 +3,13 @@
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
- *   1x1, stride 1, no padding: a gemm per sample on x as it lies;
- *   otherwise im2col of each sample into its own columns (C·KH·KW, OH·OW) and a gemm per sample and group.
- * Threads take whole samples; the weight gradient sums over the batch in a fixed number of chunks, so
- * results are bitwise identical for any thread count.
+ *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
+ *   otherwise im2col in tiles: a tile of CONV_TILE output positions at a time has its columns
+ *     (C·KH·KW, CONV_TILE) built in cache and multiplied at once, forward and backward alike, so the
+ *     workspace is a tile per batch chunk, never a batch's columns (a 5x5 64-channel layer at batch 16
+ *     needed 321 MB of columns; its tiles need 26 MB).
+ * Threads take whole chunks of samples; the weight gradient sums over the batch in a fixed number of chunks,
+ * so results are bitwise identical for any thread count.
  * Worked example: x = [[1 2 3], [4 5 6], [7 8 9]] (1x1x3x3), w = [[1 0], [0 1]] (1x1x2x2), no bias
  *   → y = [[1+5, 2+6], [4+8, 5+9]] = [[6 8], [12 14]]. */
 #ifndef real
@@ -37,10 +40,35 @@ static int is_scale(const cnn_conv2d *g)
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && !g->pt && !g->pb && !g->pl && !g->pr;
 }
 
-/* every sample's im2col columns (C·KH·KW, OH·OW); in scratch the R chunk sums of dw follow them */
+const char *conv2d_path_name(const cnn_conv2d *g)
+{
+    static const char *names[] = {"im2col tiles", "pointwise gemm", "depthwise direct", "dense gemm"};
+    return names[conv2d_path(g)];
+}
+
+/* Output positions a tile of columns covers: a multiple of the register tile's width (16 or 32 floats),
+ * so only a sample's last tile has a ragged edge, and wide enough that the gemm reuses each weight row
+ * over 256 columns. A 64-channel 3x3 tile is 576 KiB (f32): it stays in L2 from the im2col that writes
+ * it to the gemm that reads it, where a whole sample's columns (7 MB at 56x56) went out to DRAM and back. */
+#define CONV_TILE 256
+static inline int conv_tile(const cnn_conv2d *g)
+{
+    long long ohw = (long long)g->oh * g->ow;
+    return ohw < CONV_TILE ? (int)ohw : CONV_TILE;
+}
+
+/* The batch in R chunks of consecutive samples, fixed by N alone: chunk r is [n·r/R, n·(r+1)/R). */
+static inline int conv_chunks(const cnn_conv2d *g) { return g->n < CNN_REDUCE_CHUNKS ? g->n : CNN_REDUCE_CHUNKS; }
+
+/* A tile's rows lie 16 elements (one or two cache lines) further apart than its width: at a width of 1 KiB,
+ * the 256 rows a gemm panel sweeps would share 8 of L1's 64 sets and evict each other. */
+static inline int conv_tile_ld(const cnn_conv2d *g) { return conv_tile(g) + 16; }
+
+/* one chunk's tile of columns (C·KH·KW, T) at leading dimension conv_tile_ld; in scratch the R tiles, then
+ * the R chunk sums of dw */
 static size_t conv2d_columns_size(const cnn_conv2d *g)
 {
-    return conv2d_path(g) == PATH_IM2COL ? (size_t)g->n * g->c * g->kh * g->kw * g->oh * g->ow : 0;
+    return conv2d_path(g) == PATH_IM2COL ? (size_t)g->c * g->kh * g->kw * conv_tile_ld(g) : 0;
 }
 
 size_t conv2d_scratch_size(const cnn_conv2d *g)
@@ -48,9 +76,9 @@ size_t conv2d_scratch_size(const cnn_conv2d *g)
     conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
     /* module.c keeps n·oh·ow and c·kh·kw within INT_MAX, so only these products can leave size_t */
-    size_t chunks = g->n < CNN_REDUCE_CHUNKS ? (size_t)g->n : CNN_REDUCE_CHUNKS;
     size_t window = (size_t)(g->c / g->groups) * g->kh * g->kw;
-    return cnn_size_add(conv2d_columns_size(g), cnn_size_mul(cnn_size_mul(chunks, (size_t)g->oc), window));
+    size_t per_chunk = cnn_size_add(conv2d_columns_size(g), cnn_size_mul((size_t)g->oc, window));
+    return cnn_size_mul((size_t)conv_chunks(g), per_chunk);
 }
 
 /* Outputs o in [lo, hi) read input o·s + off inside [0, in): the rest of the row is padding. */
@@ -62,6 +90,12 @@ static inline void span(int out, int in, int s, int off, int *lo, int *hi)
     *hi = b < out ? (int)b : out;
     if (*hi < *lo) *hi = *lo;
 }
+
+/* The end b of the run of a tile's positions that starts at column a of an output row, with `left` positions
+ * left in the tile: a tile of positions [p0, p0 + np) in OH·OW order crosses rows, and each run along one
+ * row is copied as a row segment. The runs are stepped through (the next starts a row down at column 0):
+ * a division per run cost as much as its copy on 8x8 images. */
+static inline int run_end(const cnn_conv2d *g, int a, int left) { return g->ow - a < left ? g->ow : a + left; }
 
 #define TEMPLATE "conv2d.c"
 #include "template.h" /* the kernels below, once per real type */
@@ -111,8 +145,10 @@ static inline real K(dot_lanes)(const real *a, const real *b, int count)
 }
 #undef LANES
 
-/* columns of one sample (C·KH·KW, OH·OW): row (c, i, j), column (oh, ow) holds x[c, oh·sh - pt + i·dh, ow·sw - pl + j·dw] */
-CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv2d *g)
+/* columns of output positions [p0, p0 + np) of one sample (C·KH·KW, np), rows ld apart: row (c, i, j), column p holds
+ * x[c, oh·sh - pt + i·dh, ow·sw - pl + j·dw] for p = oh·OW + ow, zero in the padding */
+CNN_VECTOR_CLONES static void K(im2col)(real *restrict col, const real *restrict x, const cnn_conv2d *g, int p0, int np,
+                                        int ld)
 {
     int kk = g->kh * g->kw;
     for (int r = 0; r < g->c * kk; r++) {
@@ -120,31 +156,32 @@ CNN_VECTOR_CLONES static void K(im2col)(real *col, const real *x, const cnn_conv
         int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
         span(g->ow, g->w, g->sw, off_w, &lo, &hi);
         const real *plane = x + (size_t)c * g->h * g->w;
-        real *out = col + (size_t)r * g->oh * g->ow;
-        for (int oh = 0; oh < g->oh; oh++, out += g->ow) {
-            int ih = oh * g->sh + off_h;
-            if (ih < 0 || ih >= g->h || lo >= hi) {
-                for (int ow = 0; ow < g->ow; ow++) out[ow] = 0;
+        real *out = col + (size_t)r * ld;
+        for (int p = p0, oh = p0 / g->ow, a = p0 % g->ow, b; p < p0 + np; p += b - a, out += b - a, oh++, a = 0) {
+            b = run_end(g, a, p0 + np - p);
+            int ih = oh * g->sh + off_h, l = lo > a ? lo : a, h = hi < b ? hi : b;
+            if (ih < 0 || ih >= g->h || l >= h) {
+                for (int ow = a; ow < b; ow++) out[ow - a] = 0;
                 continue;
             }
             const real *row = plane + (size_t)ih * g->w;
-            for (int ow = 0; ow < lo; ow++) out[ow] = 0;
-            if (g->sw == 1) memcpy(out + lo, row + lo + off_w, (size_t)(hi - lo) * sizeof(real));
+            for (int ow = a; ow < l; ow++) out[ow - a] = 0;
+            if (g->sw == 1) /* rows of 8 to 56 cells: an inline loop, where a memcpy call cost more than its copy */
+                for (long ow = l; ow < h; ow++) out[ow - a] = row[ow + off_w];
             else
-                for (int ow = lo; ow < hi; ow++) out[ow] = row[ow * g->sw + off_w];
-            for (int ow = hi; ow < g->ow; ow++) out[ow] = 0;
+                for (int ow = l; ow < h; ow++) out[ow - a] = row[ow * g->sw + off_w];
+            for (int ow = h; ow < b; ow++) out[ow - a] = 0;
         }
     }
 }
 
-/* dx (C, H, W) of one sample = the sum of every column entry back onto the pixel it was copied from.
- * Kernel columns j run outermost: rows for neighbouring j overlap shifted by one cell, and a vector load
- * that partly overlaps a store still in flight waits for it (store-to-load forwarding fails); with j
- * outermost, a row is read back only at the alignment it was just stored at. */
-CNN_VECTOR_CLONES static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g)
+/* dx (C, H, W) of one sample += every entry of the columns of positions [p0, p0 + np) back onto the pixel it
+ * was copied from. Kernel columns j run outermost: rows for neighbouring j overlap shifted by one cell, and
+ * a vector load that partly overlaps a store still in flight waits for it (store-to-load forwarding fails);
+ * with j outermost, a row is read back only at the alignment it was just stored at. */
+CNN_VECTOR_CLONES static void K(col2im)(real *dx, const real *col, const cnn_conv2d *g, int p0, int np, int ld)
 {
     int kk = g->kh * g->kw;
-    memset(dx, 0, (size_t)g->c * g->h * g->w * sizeof(real));
     for (int j = 0; j < g->kw; j++) {
         int off_w = j * g->dil_w - g->pl, lo, hi;
         span(g->ow, g->w, g->sw, off_w, &lo, &hi);
@@ -152,11 +189,14 @@ CNN_VECTOR_CLONES static void K(col2im)(real *dx, const real *col, const cnn_con
             for (int i = 0; i < g->kh; i++) {
                 int off_h = i * g->dil_h - g->pt;
                 real *plane = dx + (size_t)c * g->h * g->w;
-                const real *in = col + (size_t)(c * kk + i * g->kw + j) * g->oh * g->ow;
-                for (int oh = 0; oh < g->oh; oh++, in += g->ow) {
-                    int ih = oh * g->sh + off_h;
-                    if (ih < 0 || ih >= g->h) continue;
-                    K(row_scatter)(plane + (size_t)ih * g->w, in, 1, lo, hi, g->sw, off_w);
+                const real *in = col + (size_t)(c * kk + i * g->kw + j) * ld;
+                for (int p = p0, oh = p0 / g->ow, a = p0 % g->ow, b; p < p0 + np;
+                     p += b - a, in += b - a, oh++, a = 0) {
+                    b = run_end(g, a, p0 + np - p);
+                    int ih = oh * g->sh + off_h, l = lo > a ? lo : a, h = hi < b ? hi : b;
+                    if (ih < 0 || ih >= g->h || l >= h) continue;
+                    K(row_scatter)(plane + (size_t)ih * g->w + (ptrdiff_t)l * g->sw + off_w, in + (l - a), 1, 0, h - l,
+                                   g->sw, 0);
                 }
             }
     }
@@ -300,9 +340,14 @@ static inline int K(parallel)(const cnn_conv2d *g)
     return g->n > 1 && (size_t)g->n * g->oc * g->oh * g->ow * (g->c / g->groups) * g->kh * g->kw > CNN_PARALLEL_WORK;
 }
 
+/* Samples [lo, hi) of chunk r of R (conv_chunks) */
+#define CHUNK_BOUNDS(r, R, n, lo, hi) \
+    int lo = (int)((long long)(r) * (n) / (R)), hi = (int)((long long)((r) + 1) * (n) / (R))
+
 /* x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
- * A sample's output (OC, OH·OW) is, per group, w (OC/G, CK) · columns (CK, OH·OW) with CK = C/G·KH·KW: the
- * gemm writes NCHW directly, and the weight is used as it lies. */
+ * Per group, y (OC/G, OH·OW) = w (OC/G, CK) · columns (CK, OH·OW) + b with CK = C/G·KH·KW, a tile of
+ * output positions at a time: the gemm writes NCHW directly, adds the bias in its register tile, and
+ * uses the weight as it lies. */
 void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
@@ -317,29 +362,36 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
         if (b) K(add_bias)(y, b, g);
         return;
     }
-    /* Samples are independent: each thread takes whole samples, and each sample is one gemm per group
-     * on its own columns (POINTWISE: on x as it lies), written straight into y's NCHW layout. */
-    CNN_FOR(K(parallel)(g), int, n, g->n, {
-        const real *cols = x + n * xs;
-        if (path == PATH_IM2COL) {
-            real *col = scratch + (size_t)n * g->c * g->kh * g->kw * ohw;
-            K(im2col)(col, cols, g);
-            cols = col;
-        }
-        for (int q = 0; q < G; q++) /* y[n] group q (OG, OHW) = w group q (OG, CK) · columns group q (CK, OHW) */
-            K(gemm_nn)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck, cols + (size_t)q * ck * ohw, og, ohw,
-                       ck, 0);
-        for (int o = 0; b && o < g->oc; o++) { /* while the sample's output is still in cache */
-            real *out = y + n * ys + (size_t)o * ohw;
-            for (int p = 0; p < ohw; p++) out[p] += b[o];
-        }
+    if (path == PATH_POINTWISE) { /* x[n] (C, H·W) is its own columns */
+        CNN_FOR(K(parallel)(g), int, n, g->n, {
+            for (int q = 0; q < G; q++)
+                K(gemm_bias)(y + n * ys + (size_t)q * og * ohw, w + (size_t)q * og * ck,
+                             x + n * xs + (size_t)q * ck * ohw, b ? b + q * og : NULL, og, ohw, ck, ck, 1, ohw, 1, ohw);
+        });
+        return;
+    }
+    /* Chunks of samples are independent: each thread takes whole chunks, and each chunk its own tile of
+     * columns in scratch. y[n] group q, positions [p0, p0 + np) = w group q · the tile's group q rows. */
+    int R = conv_chunks(g), T = conv_tile(g), ld = conv_tile_ld(g);
+    CNN_FOR(K(parallel)(g), int, r, R, {
+        CHUNK_BOUNDS(r, R, g->n, lo, hi);
+        real *col = scratch + r * conv2d_columns_size(g);
+        for (int n = lo; n < hi; n++)
+            for (int p0 = 0; p0 < ohw; p0 += T) {
+                int np = ohw - p0 < T ? ohw - p0 : T;
+                K(im2col)(col, x + n * xs, g, p0, np, ld);
+                for (int q = 0; q < G; q++)
+                    K(gemm_bias)(y + n * ys + (size_t)q * og * ohw + p0, w + (size_t)q * og * ck,
+                                 col + (size_t)q * ck * ld, b ? b + q * og : NULL, og, np, ck, ck, 1, ld, 1, ohw);
+            }
     });
 }
 
-/* dy (N, OC, OH, OW), x, w and scratch as the forward left them → dx (N, C, H, W) overwritten (NULL skips it),
- * dw (OC, C/G, KH, KW) and db (OC) added to or, when accumulate = 0, overwritten (NULL skips db). Per sample
- * and group, on the forward's columns (CK, OHW): dw += dy (OG, OHW) · columnsᵀ, and the columns' gradient
- * wᵀ · dy goes back onto dx by col2im. */
+/* dy (N, OC, OH, OW), x, w as the forward had them → dx (N, C, H, W) overwritten (NULL skips it),
+ * dw (OC, C/G, KH, KW) and db (OC) added to or, when accumulate = 0, overwritten (NULL skips db); scratch is
+ * workspace only (nothing of the forward's is read back). Per sample, group and tile of output positions,
+ * on the tile's columns (CK, np) rebuilt by im2col: dw += dy (OG, np) · columnsᵀ, and the columns' gradient
+ * wᵀ · dy, written over the same tile, goes back onto dx by col2im. */
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
                         const cnn_conv2d *g, int accumulate)
 {
@@ -366,27 +418,33 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         if (dx) K(gemm_nn)(dx, dy, w, g->n, ck, g->oc, 0);  /* dx (N, CK) = dy (N, OC) · w (OC, CK) */
         return;
     }
-    /* dw sums over the batch in R chunks of consecutive samples fixed by N alone: each chunk's sum goes
-     * to its own slice of scratch, and the slices are added in chunk order, so any thread count gives
-     * the same bits. Each sample's columns become its column gradient once its dw part is taken. */
-    int R = g->n < CNN_REDUCE_CHUNKS ? g->n : CNN_REDUCE_CHUNKS;
-    size_t wsize = (size_t)g->oc * ck;
-    real *part = scratch + conv2d_columns_size(g);
+    /* dw sums over the batch in the R chunks: each chunk's sum goes to its own slice of scratch, and the
+     * slices are added in chunk order, so any thread count gives the same bits. POINTWISE has one tile per
+     * sample, x itself, and its column gradient is dx itself. */
+    int R = conv_chunks(g), T = path == PATH_IM2COL ? conv_tile(g) : ohw;
+    int ld = path == PATH_IM2COL ? conv_tile_ld(g) : ohw;
+    size_t wsize = (size_t)g->oc * ck, colsize = conv2d_columns_size(g);
+    real *part = scratch + R * colsize;
     CNN_FOR(K(parallel)(g), int, r, R, {
-        int lo = (int)((long long)r * g->n / R), hi = (int)((long long)(r + 1) * g->n / R);
+        CHUNK_BOUNDS(r, R, g->n, lo, hi);
+        real *col = path == PATH_IM2COL ? scratch + r * colsize : NULL;
         for (int n = lo; n < hi; n++) {
             const real *grad = dy + n * ys;
-            real *col = path == PATH_IM2COL ? scratch + (size_t)n * g->c * g->kh * g->kw * ohw : NULL;
-            const real *cols = col ? col : x + n * xs;
-            for (int q = 0; q < G; q++) /* chunk r's dw group q (OG, CK) [+]= dy (OG, OHW) · columnsᵀ */
-                K(gemm_nt)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw,
-                           cols + (size_t)q * ck * ohw, og, ck, ohw, n > lo);
-            if (!dx) continue;
-            real *dcol = col ? col : dx + n * xs; /* POINTWISE: the column gradient is dx itself */
-            for (int q = 0; q < G; q++)           /* column gradient (CK, OHW) = w group q (OG, CK)ᵀ · dy (OG, OHW) */
-                K(gemm_tn)(dcol + (size_t)q * ck * ohw, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw, ck, ohw,
-                           og, 0);
-            if (col) K(col2im)(dx + n * xs, col, g);
+            if (col && dx) memset(dx + n * xs, 0, xs * sizeof(real));
+            for (int p0 = 0; p0 < ohw; p0 += T) {
+                int np = ohw - p0 < T ? ohw - p0 : T;
+                if (col) K(im2col)(col, x + n * xs, g, p0, np, ld);
+                const real *cols = col ? col : x + n * xs;
+                for (int q = 0; q < G; q++) /* chunk r's dw group q (OG, CK) [+]= dy (OG, np) · columnsᵀ */
+                    K(gemm)(part + r * wsize + (size_t)q * og * ck, grad + (size_t)q * og * ohw + p0,
+                            cols + (size_t)q * ck * ld, og, ck, np, ohw, 1, 1, ld, ck, n > lo || p0 > 0);
+                if (!dx) continue;
+                real *dcol = col ? col : dx + n * xs;
+                for (int q = 0; q < G; q++) /* column gradient (CK, np) = w group q (OG, CK)ᵀ · dy (OG, np) */
+                    K(gemm)(dcol + (size_t)q * ck * ld, w + (size_t)q * og * ck, grad + (size_t)q * og * ohw + p0, ck,
+                            np, og, 1, ck, ohw, 1, ld, 0);
+                if (col) K(col2im)(dx + n * xs, col, g, p0, np, ld);
+            }
         }
     });
     CNN_FOR(wsize * R > CNN_PARALLEL_WORK, size_t, e, wsize, {
@@ -397,8 +455,17 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 }
 
 /* ---- for conv_transpose.c: a transposed convolution is this convolution's input gradient, so it shares the
- * column layout. Entry points to the static row kernels above (which the loader's clones keep static). */
-void K(conv2d_im2col)(real *col, const real *x, const cnn_conv2d *g) { K(im2col)(col, x, g); }
-void K(conv2d_col2im)(real *dx, const real *col, const cnn_conv2d *g) { K(col2im)(dx, col, g); }
+ * column layout. Entry points to the static row kernels above (which the loader's clones keep static), over a
+ * whole sample: columns (C·KH·KW, OH·OW), and col2im overwrites dx. */
+void K(conv2d_im2col)(real *col, const real *x, const cnn_conv2d *g)
+{
+    K(im2col)(col, x, g, 0, g->oh * g->ow, g->oh * g->ow);
+}
+void K(conv2d_col2im)(real *dx, const real *col, const cnn_conv2d *g)
+{
+    memset(dx, 0, (size_t)g->c * g->h * g->w * sizeof(real));
+    K(col2im)(dx, col, g, 0, g->oh * g->ow, g->oh * g->ow);
+}
 
+#undef CHUNK_BOUNDS
 #endif

@@ -93,11 +93,24 @@ void cnn_set_gemm_isa(cnn_gemm_isa isa) { gemm_isa = isa; }
 void gemm_f32(float *c, const float *a, const float *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
               ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
-    DISPATCH(f32, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, accumulate);
+    DISPATCH(f32, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, accumulate, NULL);
 }
 
 void gemm_f64(double *c, const double *a, const double *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
               ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate)
 {
-    DISPATCH(f64, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, accumulate);
+    DISPATCH(f64, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, accumulate, NULL);
+}
+
+/* c (M, N) = bias (M) on every column + a · b: gemm with the bias added in its register tile */
+void gemm_bias_f32(float *c, const float *a, const float *b, const float *bias, int M, int N, int KD, ptrdiff_t rsa,
+                   ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc)
+{
+    DISPATCH(f32, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, 0, bias);
+}
+
+void gemm_bias_f64(double *c, const double *a, const double *b, const double *bias, int M, int N, int KD, ptrdiff_t rsa,
+                   ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc)
+{
+    DISPATCH(f64, c, a, b, M, N, KD, rsa, csa, rsb, csb, ldc, 0, bias);
 }

@@ -668,6 +668,26 @@ static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
     return PyLong_FromSize_t(size);
 }
 
+/* ---- conv2d path (issue 20: the heuristic's choice, for the benchmarks) ---- */
+static PyObject *py__conv2d_path(PyObject *self, PyObject *args)
+{
+    static const char *fn = "_conv2d_path";
+    int stride[2], pad[4], dil[2], groups;
+    long long xl[4], wl[4];
+    npy_intp xd[4], wd[4];
+    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":_conv2d_path", &xl[0], &xl[1], &xl[2], &xl[3], &wl[0],
+                          &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0],
+                          &dil[1], &groups))
+        return NULL;
+    for (int i = 0; i < 4; i++) {
+        xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
+        wd[i] = wl[i] < 0 || wl[i] > INT_MAX ? 0 : (npy_intp)wl[i];
+    }
+    cnn_conv2d g;
+    if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
+    return PyUnicode_FromString(conv2d_path_name(&g));
+}
+
 static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
 {
     static const char *fn = "conv2d_forward";
@@ -1996,7 +2016,12 @@ static PyMethodDef methods[] = {
                             "scratch: out[S], stride: (SH, SW), padding: (PT, PB, PL, PR), dilation: (DH, DW), "
                             "groups: G, accumulate: bool = True)\n\n"
                             "dx = the input gradient; dw and db += the parameter gradients (= when accumulate is "
-                            "false). Sizes and scratch as conv2d_forward; scratch as the forward left it."),
+                            "false). Sizes and scratch as conv2d_forward; scratch is workspace, its contents "
+                            "ignored."),
+    /* issue 20: the conv path heuristic */
+    METHOD(_conv2d_path, "_conv2d_path(x_shape: (N, C, H, W), w_shape: (OC, CG, KH, KW), stride: (SH, SW), "
+                         "padding: (PT, PB, PL, PR), dilation: (DH, DW), groups: G) -> str\n\n"
+                         "The path conv2d_forward and conv2d_backward take for this geometry, in words."),
     METHOD(maxpool2d_forward, "maxpool2d_forward(y: out[N, C, OH, OW], argmax: out int64[N, C, OH, OW] < H·W, "
                               "x: in[N, C, H, W], kernel_size: (KH, KW), stride: (SH, SW), padding: (PT, PB, PL, PR))"
                               "\n\n"

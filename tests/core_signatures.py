@@ -250,7 +250,8 @@ def _conv_rows():
                  **{k: (0, 0) for k in ("PT", "PB", "PL", "PR")}}
     depthwise = {**general, "G": (2, 4), "CG": (1, 1)}
     return [Row(name, derive=derive, ranges=ranges) for ranges in (general, pointwise, depthwise)
-            for name in ("conv2d_scratch_size", "conv2d_forward", "conv2d_backward", "_conv2d_reference_forward")]
+            for name in ("conv2d_scratch_size", "conv2d_forward", "conv2d_backward", "_conv2d_reference_forward",
+                         "_conv2d_path")]
 
 
 def _pool_rows():

@@ -188,8 +188,9 @@ def test_conv_scratch_that_overflows_is_refused():
     # one chunk of it fits in size_t but is no array either
     with pytest.raises(ValueError, match="'x_shape' and 'w_shape'"):
         _core.conv2d_scratch_size((1, INT_MAX, 1, 1), shape_w, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    # a tile of 256 output positions' columns (rows 256 + 16 apart), never the whole (INT_MAX - 1)-row sample's
     assert _core.conv2d_scratch_size((1, 1, INT_MAX, 1), (1, 1, 2, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1) == \
-        (INT_MAX - 1) * 2 + 2
+        2 * (256 + 16) + 2
 
 
 # ---- byte order --------------------------------------------------------------------------------------------------

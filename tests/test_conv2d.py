@@ -24,6 +24,9 @@ CASES = [
     (3, 4, 5, 7, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),    # per-channel 1x1 scale, multiplier 2
     (1, 3, 4, 6, 5, 4, 6, (2, 3), (0, 0, 0, 0), (1, 1), 1),    # window = whole input, batch 1: the dense path
     (19, 2, 6, 5, 3, 3, 2, (1, 1), (1, 0, 0, 1), (1, 1), 1),   # 19 samples: dw in 16 uneven chunks
+    # im2col tiles of 256 output positions: 483 positions make a full tile that ends mid-row and a ragged one
+    (2, 3, 23, 21, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    (1, 4, 40, 37, 6, 5, 3, (2, 1), (2, 1, 0, 2), (1, 2), 2),  # 700 positions, strided, dilated, grouped
 ]
 
 
@@ -181,6 +184,8 @@ def test_conv2d_finite_differences(rng, case):
     (16, 8, 16, 16, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 4),   # pointwise
     (37, 16, 5, 5, 120, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # dense (LeNet's C5)
     (37, 6, 14, 14, 16, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # LeNet's C3, dw over 16 uneven chunks
+    (3, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # im2col in three tiles a sample
+    (1, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # one sample: the threads split each gemm
 ])
 def test_conv2d_deterministic_across_threads(rng, case):
     """Bitwise the same results for 1, 2, 3 and 16 threads: every reduction has a fixed order."""
@@ -228,7 +233,8 @@ def test_conv2d_bad_buffers(rng):
     w = rng.standard_normal((4, 3, 3, 3))
     geo = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
     size = _core.conv2d_scratch_size(x.shape, w.shape, *geo)
-    assert size == 2 * (3 * 9) * 9 + 2 * 4 * (3 * 9)  # each sample's columns, then one dw per chunk (2 samples)
+    # per chunk (2 samples, 2 chunks): a tile of columns (27, 9) rows 9 + 16 apart, and a partial dw (4, 27)
+    assert size == 2 * ((3 * 9) * (9 + 16) + 4 * (3 * 9))
     y, sc = np.empty((2, 4, 3, 3)), np.empty(size)
     with pytest.raises(ValueError, match="scratch"):
         _core.conv2d_forward(y, x, w, None, np.empty(size - 1), *geo)
@@ -263,3 +269,25 @@ def test_conv2d_bad_buffers(rng):
         _core.conv2d_backward(None, ro, None, y, x, w, sc, *geo)
     with pytest.raises(TypeError):
         _core.conv2d_forward(y, x, w, None, sc, (1,), (0, 0, 0, 0), (1, 1), 1)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,pad,groups,path", [
+    ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "im2col tiles"),
+    ((16, 64, 56, 56), (64, 64, 1, 1), (1, 1), (0, 0, 0, 0), 1, "pointwise gemm"),
+    ((16, 64, 56, 56), (64, 64, 1, 1), (2, 2), (0, 0, 0, 0), 1, "im2col tiles"),  # strided 1x1 gathers first
+    ((16, 64, 56, 56), (64, 1, 3, 3), (1, 1), (1, 1, 1, 1), 64, "depthwise direct"),
+    ((32, 16, 5, 5), (120, 16, 5, 5), (1, 1), (0, 0, 0, 0), 1, "dense gemm"),
+])
+def test_conv2d_path_names_the_heuristics_choice(x_shape, w_shape, stride, pad, groups, path):
+    assert _core._conv2d_path(x_shape, w_shape, stride, pad, (1, 1), groups) == path
+    with pytest.raises(ValueError, match="_conv2d_path: with groups=3"):
+        _core._conv2d_path(x_shape, w_shape, stride, pad, (1, 1), 3)
+
+
+def test_conv2d_scratch_is_per_chunk_not_per_batch():
+    """The columns are a tile per chunk of the batch: 16 samples and 256 need the same workspace, which is a
+    sixteenth of what 256 samples' whole columns were (64 channels, 3x3, 56x56: 2.2 GB of float32 then)."""
+    geo = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    small, large = (_core.conv2d_scratch_size((n, 64, 56, 56), (64, 64, 3, 3), *geo) for n in (16, 256))
+    assert small == large == 16 * (64 * 9 * (256 + 16) + 64 * 64 * 9)
+    assert large < 256 * 64 * 9 * 56 * 56 // 100

@@ -23,10 +23,12 @@ def supported(name):
 
 ISAS = [name for name in ("base", "avx2", "avx512") if supported(name)]
 FORMS = [(False, False), (True, False), (False, True), (True, True)]
-# rows 1-13 hit every edge-tile height (MR = 6); columns straddle one and two vectors of every width;
-# k > 256 crosses a KC slice (f32: 256, f64: 128); M > 96 and N > 8 panels take the packed path
+# rows hit every edge-tile height (MR = 6, and 12 on AVX-512: remainders 1-11); columns straddle one and two
+# vectors of every width; k > 256 crosses a KC slice (f32: 256, f64: 128); M > 96 and N > 8 panels take the
+# packed path
 SHAPES = [(1, 1, 1), (2, 3, 5), (4, 17, 9), (5, 129, 7), (7, 5, 17), (11, 260, 33), (13, 40, 65),
-          (50, 130, 10), (97, 31, 41), (103, 300, 140), (130, 70, 300), (31, 513, 270)]
+          (50, 130, 10), (97, 31, 41), (103, 300, 140), (130, 70, 300), (31, 513, 270), (3, 20, 40),
+          (6, 33, 19), (8, 70, 50), (9, 12, 3), (22, 40, 33)]
 
 
 @pytest.fixture

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from ..regularizers import L2
 
 
+# activation_backward reads only y for these (activations.c); leaky relu and softmax need their input
+_DERIVATIVE_FROM_Y = frozenset((_core.ACT_SIGMOID, _core.ACT_TANH, _core.ACT_SCALED_TANH, _core.ACT_RELU))
+
+
 def conv_padding(padding, kernel_size, dilation, strides):
     """(top, bottom, left, right) for 'valid', 'same', an int or a (height, width) pair.
 
@@ -105,7 +109,9 @@ class Conv2D(Layer):
         scratch = self._scratch(n, x.dtype)
         kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
         _core.conv2d_forward(z, x, kernel, bias, scratch, *self._geometry())
-        y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
+        # an activation whose derivative is read off y alone writes y over z: one batch-sized buffer fewer
+        out = z if self.activation.code in _DERIVATIVE_FROM_Y else reuse(self._buffers, "y", z.shape, z.dtype)
+        y = z if logits else self.activation.forward(z, out=out)
         self._cache = (x, z, y, logits, scratch)
         return y
 
