@@ -252,7 +252,8 @@ void K(dense_forward)(real *out, const real *inp, const real *w, const real *b, 
  * skips); accumulate = 0 overwrites dw and db instead (mlp.c, Dense: no zeroed gradient to read back) */
 void K(dense_backward)(real *dinp, real *dw, real *db, const real *dout, const real *inp, const real *w, int n, int in,
                        int out_dim, int accumulate);
-/* db (OUT) [+]= Σ_n dout (N, OUT): the bias gradient of dense_backward and sparse_backward */
+/* db (OUT) [+]= Σ_n dout (N, OUT): the bias gradient of dense_backward and sparse_backward, not bound on its own
+ * (tests/test_dense.py and tests/test_sparse.py check it as their db) */
 void K(bias_backward)(real *db, const real *dout, int n, int out_dim, int accumulate);
 
 /* ---- sparse.c ----------------------------------------------------------------------------

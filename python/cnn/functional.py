@@ -29,7 +29,7 @@ from ._validation import as_float_array, check_name, check_number
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .models import Model
-from .training import Trainer, _are_metrics, _sample_weighted
+from .training import Trainer, _loss_weights_and_metrics, _sample_weighted
 
 if TYPE_CHECKING:
     from ._types import DTypeLike
@@ -100,12 +100,7 @@ class Functional(Model):
         """As Sequential.compile (Keras 3's signature); loss: one loss
         for every output, or a list (in outputs order) or dict (by output layer name) of them; loss_weights: a
         list or dict of numbers (each 1 when not given), or one number for a model of one output."""
-        if _are_metrics(loss_weights):  # compile(optimizer, loss, ['accuracy']): cnn's earlier order
-            if metrics is not None:
-                raise TypeError(f"compile's third argument is loss_weights (Keras 3's order), got the metrics "
-                                f"{loss_weights!r} there as well as metrics={metrics!r}; pass the metrics once, "
-                                "by keyword")
-            loss_weights, metrics = None, loss_weights
+        loss_weights, metrics = _loss_weights_and_metrics(loss_weights, metrics)  # compile(opt, loss, ['accuracy'])
         names = self._output_names()
         losses = _per_output(loss, "loss", names, "output")
         losses = [loss] * len(names) if losses is None else losses

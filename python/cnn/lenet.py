@@ -18,7 +18,6 @@ import numpy as np
 
 import cnn
 from cnn.__main__ import positive_int
-from cnn._contention import ThreadCap
 from cnn.applications import BACKGROUND, lenet5, lenet5_inputs
 from cnn.callbacks import LearningRateScheduler
 from cnn.image import write_png
@@ -109,17 +108,8 @@ def save_mismatches(folder, images, labels, predicted, count):
 
 
 def predict_classes(model, x, batch=1000):
-    """model.predict(x).argmax(1) under fit's thread cap: on a busy machine a full thread team in predict
-    waits on busy cores (cnn._contention)."""
-    cap = ThreadCap()
-    try:
-        labels = []
-        for start in range(0, len(x), batch):
-            cap.tick()
-            labels.append(model.predict(x[start:start + batch], verbose=0).argmax(axis=1))
-        return np.concatenate(labels)
-    finally:
-        cap.close()
+    """model.predict(x).argmax(1); predict takes fit's thread cap itself (cnn._contention)."""
+    return model.predict(x, batch_size=batch, verbose=0).argmax(axis=1)
 
 
 def train(args, data, verbose=True):

@@ -130,11 +130,17 @@ def _metric_specs(metrics, name):
     return specs
 
 
-def _are_metrics(value):
-    """Whether compile's third argument is cnn's earlier positional metrics (a list of names, functions or
-    Metric objects), which no loss weight can be."""
-    return isinstance(value, (list, tuple)) and len(value) > 0 and all(
-        isinstance(v, (str, metrics_mod.Metric)) or callable(v) for v in value)
+def _loss_weights_and_metrics(loss_weights, metrics):
+    """compile's (loss_weights, metrics): a third positional argument that is a list of names, functions or
+    Metric objects is cnn's earlier positional metrics (no loss weight can be one), so it moves to metrics."""
+    earlier = isinstance(loss_weights, (list, tuple)) and len(loss_weights) > 0 and all(
+        isinstance(v, (str, metrics_mod.Metric)) or callable(v) for v in loss_weights)
+    if not earlier:
+        return loss_weights, metrics
+    if metrics is not None:
+        raise TypeError(f"compile's third argument is loss_weights (Keras 3's order), got the metrics "
+                        f"{loss_weights!r} there as well as metrics={metrics!r}; pass the metrics once, by keyword")
+    return None, loss_weights
 
 
 def _loss_weight(loss_weights):
@@ -193,12 +199,7 @@ class Trainer:
         in the model's dtype."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
-        if _are_metrics(loss_weights):  # compile(optimizer, loss, ['accuracy']): cnn's earlier order
-            if metrics is not None:
-                raise TypeError(f"compile's third argument is loss_weights (Keras 3's order), got the metrics "
-                                f"{loss_weights!r} there as well as metrics={metrics!r}; pass the metrics once, "
-                                "by keyword")
-            loss_weights, metrics = None, loss_weights
+        loss_weights, metrics = _loss_weights_and_metrics(loss_weights, metrics)  # compile(opt, loss, ['accuracy'])
         weight = _loss_weight(loss_weights)
         check_number(steps_per_execution, "steps_per_execution", low=1, integer=True)
         optimizer, loss = optimizers_mod.get(optimizer), losses_mod.get(loss)
