@@ -12,7 +12,7 @@ import sys
 def load(folder):
     """{workload: rows} from every results file in folder."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(folder, "B*.json"))):
+    for path in sorted(glob.glob(os.path.join(folder, "[BR]*.json"))):
         with open(path) as f:
             data = json.load(f)
         if data.get("quick"):
@@ -22,14 +22,21 @@ def load(folder):
     return out
 
 
-def fmt_time(t):
+def fmt_time(t, workload=""):
+    if workload == "B10":  # B10's "time" is megabytes of peak RSS (conv_workloads.b10_memory)
+        return f"{t:.0f} MB"
     return f"{t * 1e6:.0f} µs" if t < 1e-3 else f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.3f} s"
+
+
+def order(name):
+    """B2 before B10: the letter, then the number."""
+    return name[0], int(name[1:])
 
 
 def markdown(results):
     lines = ["| workload | threads | cnn | reference | cnn GFLOP/s (% peak) | reference GFLOP/s | speed vs reference |",
              "|---|---|---|---|---|---|---|"]
-    for name, rows in sorted(results.items()):
+    for name, rows in sorted(results.items(), key=lambda kv: order(kv[0])):
         if name == "B7":
             continue
         for r in rows:
@@ -37,11 +44,11 @@ def markdown(results):
                 continue
             refs = [x for x in rows if x["shape"] == r["shape"] and x["threads"] == r["threads"] and x["impl"] != "cnn"]
             if not refs:
-                lines.append(f"| {name} {r['shape']} | {r['threads']} | {fmt_time(r['time_s'])} | – | "
+                lines.append(f"| {name} {r['shape']} | {r['threads']} | {fmt_time(r['time_s'], name)} | – | "
                              f"{r['gflops']:.1f} ({r['pct_peak']:.0f}%) | – | – |")
             for ref in refs:
-                lines.append(f"| {name} {r['shape']} | {r['threads']} | {fmt_time(r['time_s'])} | {ref['impl']} "
-                             f"{fmt_time(ref['time_s'])} | {r['gflops']:.1f} ({r['pct_peak']:.0f}%) | "
+                lines.append(f"| {name} {r['shape']} | {r['threads']} | {fmt_time(r['time_s'], name)} | {ref['impl']} "
+                             f"{fmt_time(ref['time_s'], name)} | {r['gflops']:.1f} ({r['pct_peak']:.0f}%) | "
                              f"{ref['gflops']:.1f} | {ref['speed']:.2f}× |")
     speedups = results.get("B7", [])
     if speedups:
