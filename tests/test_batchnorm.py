@@ -181,3 +181,34 @@ def test_bad_arguments():
         BatchNormalization(epsilon=0)
     with pytest.raises(ValueError, match="axis=1"):
         cnn.Sequential([BatchNormalization(axis=-1, input_shape=(2, 3, 3))]).build()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_predict_folds_where_batchnorm_is_the_only_reader(rng, dtype):
+    """Folded: conv_a -> bn_a (bn_a's output feeds an Add), dense -> bn_d (a model output). Not folded: conv_b,
+    read by bn_b and by the Add too; conv_c, with a ReLU between it and bn_c."""
+    inp = cnn.layers.Input(shape=(2, 7, 6))
+    conv_b = Conv2D(3, 3, padding="same", name="conv_b")(inp)
+    a = BatchNormalization(name="bn_a")(Conv2D(3, 3, padding="same", name="conv_a")(inp))
+    b = BatchNormalization(name="bn_b")(conv_b)
+    c = BatchNormalization(name="bn_c")(Conv2D(3, 3, padding="same", activation="relu", name="conv_c")(inp))
+    s = cnn.layers.Add()([a, b, c, conv_b])
+    d = BatchNormalization(name="bn_d")(Dense(4, name="dense")(cnn.layers.Flatten()(s)))
+    model = cnn.Model(inp, [d, s], seed=3, dtype=dtype)
+    for layer in model.layers:
+        if isinstance(layer, BatchNormalization):
+            n = layer.input_shape[0]
+            layer.set_weights([rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n),
+                               rng.random(n) + 0.5])
+        elif layer.weights and len(layer.weights) > 1:
+            layer.weights[1][...] = rng.standard_normal(layer.weights[1].shape)
+    plan = model._plan
+    folded = {plan.steps[i][0].name: plan.steps[j][0].name for i, j in plan.folds.items()}
+    assert folded == {"conv_a": "bn_a", "dense": "bn_d"}
+    x = rng.standard_normal((3, 2, 7, 6)).astype(dtype)
+    fused = model.predict(x, verbose=0)
+    plan.folds = {}
+    unfused = model.predict(x, verbose=0)
+    for f, u in zip(fused, unfused):
+        assert_close(f, u, dtype, factor=10)
+    assert not np.array_equal(fused[0], unfused[0])  # the fold ran: rounding differs from the two-pass result

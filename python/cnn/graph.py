@@ -7,8 +7,10 @@ output, and the model's layers are listed deepest first, ties in the order the w
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 from .layers.input_layer import InputLayer
+from .layers.normalization import foldable
 from .layers.node import KerasTensor
 
 __all__ = ["map_graph", "check_tensors", "Plan"]
@@ -104,13 +106,36 @@ class Plan:
             need_dx = any(s not in inputs_set for s in sources)
             self.steps.append((runner, sources, id(node.output), node.layer.multi_input, need_dx))
         self.inputs_set = inputs_set
+        self.folds = self._folds()
+
+    def _folds(self):
+        """{index of a Conv2D or Dense step: index of the BatchNormalization step that is its output's only
+        reader}: inference runs the pair as one call with the normalisation folded into the kernel and bias, as
+        Sequential does. An output that is also a model output, or read by anything else, is not folded."""
+        readers = Counter(s for _, sources, _, _, _ in self.steps for s in sources)
+        readers.update(self.output_ids)
+        step_of = {out: i for i, (_, _, out, _, _) in enumerate(self.steps)}
+        folds = {}
+        for j, (bn, sources, _, multi, _) in enumerate(self.steps):
+            i = step_of.get(sources[0])
+            if not multi and i is not None and readers[sources[0]] == 1 and foldable(self.steps[i][0], bn):
+                folds[i] = j
+        return folds
 
     def forward(self, xs, training, logit_ids=()):
-        """The outputs' arrays; the outputs in logit_ids stop before their layer's activation."""
+        """The outputs' arrays; the outputs in logit_ids stop before their layer's activation. Inference
+        (training False) runs each folded Conv2D/Dense + BatchNormalization pair as one call."""
         values = dict(zip(self.input_ids, xs))
-        for runner, sources, out, multi, _ in self.steps:
+        folds = {} if training else self.folds
+        absorbed = set(folds.values())
+        for i, (runner, sources, out, multi, _) in enumerate(self.steps):
+            if i in absorbed:
+                continue
             x = [values[s] for s in sources] if multi else values[sources[0]]
-            if out in logit_ids:
+            if i in folds:
+                bn, _, bn_out, _, _ = self.steps[folds[i]]
+                values[bn_out] = runner.forward(x, params=bn.folded(runner))
+            elif out in logit_ids:
                 values[out] = runner.forward(x, training=training, logits=True)
             else:
                 values[out] = runner.forward(x, training=training)

@@ -110,7 +110,7 @@ class BatchNormalization(Layer):
         return kernel.astype(dtype), bias.astype(dtype)
 
 
-def _foldable(layer, bn):
+def foldable(layer, bn):
     """A Conv2D, or a Dense with (None, units) outputs, whose output goes straight into bn (no activation)."""
     return (isinstance(bn, BatchNormalization) and isinstance(layer, (Conv2D, Dense))
             and layer.activation.name == "linear" and (isinstance(layer, Conv2D) or len(layer.output_shape) == 1))
@@ -122,7 +122,7 @@ def inference_steps(layers):
     BatchNormalization is skipped; every other layer runs as it is (params None)."""
     steps, i = [], 0
     while i < len(layers):
-        if i + 1 < len(layers) and _foldable(layers[i], layers[i + 1]):
+        if i + 1 < len(layers) and foldable(layers[i], layers[i + 1]):
             steps.append((layers[i], layers[i + 1].folded(layers[i])))
             i += 2
         else:
