@@ -49,13 +49,9 @@ def factor_range(factor, name, symmetric=True, bound=None):
     return float(lower), float(upper)
 
 
-def affine_rows(n, *entries):
-    """(n, 2, 3) matrices from their six entries in row-major order, each a number or n values (a few
-    assignments: np.stack of small arrays costs several times as much, once a step)."""
-    m = np.empty((n, 2, 3))
-    for k, entry in enumerate(entries):
-        m[:, k // 3, k % 3] = entry
-    return m
+def centre(h, w):
+    """The image's centre (row, column), about which rotation and zoom turn and scale."""
+    return np.array([(h - 1) / 2, (w - 1) / 2])
 
 
 class RandomLayer(RandomLayerMixin, Layer):
@@ -112,7 +108,7 @@ class RandomAffine(RandomLayer):
         """The warp layers this one applies: itself and the joining ones right after it in its model; none when
         it joins the layer before it."""
         layers = self.model.layers if self.model is not None else [self]
-        i = next(k for k, layer in enumerate(layers) if layer is self)
+        i = layers.index(self)  # layers compare by identity
         if i > 0 and self._joins(layers[i - 1]):
             return []
         end = i + 1
@@ -127,8 +123,9 @@ class RandomAffine(RandomLayer):
         n, _, h, w = x.shape
         m = self.matrices(n, h, w, rng)
         for layer in chain[1:]:  # input coordinate = m · (next's matrix · (output, 1), 1)
-            nxt = layer.matrices(n, h, w, layer.generator())
-            m = np.concatenate([m[:, :, :2] @ nxt[:, :, :2], m[:, :, :2] @ nxt[:, :, 2:] + m[:, :, 2:]], axis=2)
+            product = m[:, :, :2] @ layer.matrices(n, h, w, layer.generator())
+            product[:, :, 2] += m[:, :, 2]
+            m = product
         out = reuse(self._buffers, "out", x.shape, x.dtype)  # as Conv2D's output: a fresh 128 KB costs page faults
         _core.affine_transform_forward(out, np.ascontiguousarray(x), np.ascontiguousarray(m, dtype=x.dtype),
                                        INTERPOLATIONS[self.interpolation], FILL_MODES[self.fill_mode],
@@ -148,12 +145,16 @@ class RandomRotation(RandomAffine):
         self.lower, self.upper = factor_range(factor, "factor")
 
     def matrices(self, n, h, w, rng):
-        angle = rng.uniform(self.lower, self.upper, n) * 2 * math.pi
-        cos, sin = np.cos(angle), np.sin(angle)
-        # Keras's matrix in (x, y): x' = cos·x - sin·y + dx, y' = sin·x + cos·y + dy, about the centre
-        dx = ((w - 1) - (cos * (w - 1) - sin * (h - 1))) / 2
-        dy = ((h - 1) - (sin * (w - 1) + cos * (h - 1))) / 2
-        return affine_rows(n, cos, sin, dy, -sin, cos, dx)
+        angle = rng.uniform(self.lower, self.upper, n) * (2 * math.pi)
+        # Keras's matrix in (x, y): x' = cos·x - sin·y + dx, y' = sin·x + cos·y + dy, about the centre, with
+        # dx = ((w-1) - (cos·(w-1) - sin·(h-1)))/2: the centre less the turned centre (halving is exact)
+        m = np.empty((n, 2, 3))
+        m[:, 1, 1] = np.cos(angle, out=m[:, 0, 0])
+        np.negative(np.sin(angle, out=m[:, 0, 1]), out=m[:, 1, 0])
+        turned = m[:, :, :2] * centre(h, w)  # elementwise and one add: matmul may fuse them (other bits)
+        np.add(turned[:, :, 0], turned[:, :, 1], out=m[:, :, 2])
+        np.subtract(centre(h, w), m[:, :, 2], out=m[:, :, 2])
+        return m
 
 
 class RandomZoom(RandomAffine):
@@ -173,9 +174,14 @@ class RandomZoom(RandomAffine):
                 raise ValueError(f"{name_} must be > -1 (a zoom of 1 + factor > 0), got {r[0]}")
 
     def matrices(self, n, h, w, rng):
-        zy = 1 + rng.uniform(*self.height_range, n)
-        zx = zy if self.width_range is None else 1 + rng.uniform(*self.width_range, n)
-        return affine_rows(n, zy, 0, (h - 1) / 2 * (1 - zy), 0, zx, (w - 1) / 2 * (1 - zx))
+        zoom = np.empty((2, n))  # (height, width) zooms
+        zoom[0] = rng.uniform(*self.height_range, n)
+        zoom[1] = zoom[0] if self.width_range is None else rng.uniform(*self.width_range, n)
+        zoom += 1
+        m = np.zeros((n, 2, 3))
+        m[:, 0, 0], m[:, 1, 1] = zoom
+        np.multiply(centre(h, w)[:, None], 1 - zoom, out=m[:, :, 2].T)  # Keras's offset (h-1)/2·(1 - zoom)
+        return m
 
 
 class RandomTranslation(RandomAffine):
@@ -190,9 +196,11 @@ class RandomTranslation(RandomAffine):
         self.width_range = factor_range(width_factor, "width_factor", bound=1)
 
     def matrices(self, n, h, w, rng):
-        dy = rng.uniform(*self.height_range, n) * h
-        dx = rng.uniform(*self.width_range, n) * w
-        return affine_rows(n, 1, 0, -dy, 0, 1, -dx)
+        m = np.zeros((n, 2, 3))  # filled in place: a fraction of building it from its entries (np.stack)
+        m[:, 0, 0] = m[:, 1, 1] = 1.0
+        np.multiply(rng.uniform(*self.height_range, n), -h, out=m[:, 0, 2])  # reads dy = factor·h rows up
+        np.multiply(rng.uniform(*self.width_range, n), -w, out=m[:, 1, 2])
+        return m
 
 
 class RandomFlip(RandomLayer):
