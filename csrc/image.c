@@ -106,7 +106,7 @@ __attribute__((target("avx2"))) static int warp_row_f32_avx2(float *out, const f
 /* The same row eight samples at a time on AVX-512, from column 0: the eight coordinates in one register of
  * doubles and the tests as masks, the AVX2 row's operations lane by lane (so the same bits) in about half the
  * instructions; cell indices are computed in double (exact) and truncated once. A LeNet-5 input (32 columns)
- * is four steps a row. */
+ * is four steps a row. The plane must be at least 2 wide (a pair read on the last column starts one cell left). */
 __attribute__((target("avx512f,avx512vl"))) CNN_NO_CONTRACT static int warp_row_f32_avx512(float *out, const float *in,
                                                                                            int h, int w, int ow,
                                                                                            double ri, double ci,
@@ -131,12 +131,17 @@ __attribute__((target("avx512f,avx512vl"))) CNN_NO_CONTRACT static int warp_row_
         __m512d i0 = _mm512_roundscale_pd(r, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC),
                 j0 = _mm512_roundscale_pd(c, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
         __m256 tr = _mm512_cvtpd_ps(_mm512_sub_pd(r, i0)), tc = _mm512_cvtpd_ps(_mm512_sub_pd(c, j0));
-        __m256i k00 = _mm512_cvttpd_epi32(_mm512_add_pd(_mm512_mul_pd(i0, wd), j0));
-        __mmask8 right = _mm512_cmp_pd_mask(j0, wm1, _CMP_LT_OQ), down = _mm512_cmp_pd_mask(i0, hm1, _CMP_LT_OQ);
-        __m256i k01 = _mm256_mask_add_epi32(k00, right, k00, one);
-        __m256i k10 = _mm256_mask_add_epi32(k00, down, k00, width), k11 = _mm256_mask_add_epi32(k01, down, k01, width);
-        __m256 a = _mm256_i32gather_ps(in, k00, 4), b = _mm256_i32gather_ps(in, k01, 4);
-        __m256 cc = _mm256_i32gather_ps(in, k10, 4), d = _mm256_i32gather_ps(in, k11, 4);
+        /* each row's two cells as one 8-byte lane from the cell on the left: two gathers instead of four; on
+         * the last column (where the second cell weighs 0) the pair that ends at the cell, read twice */
+        __mmask8 last = _mm512_cmp_pd_mask(j0, wm1, _CMP_EQ_OQ), down = _mm512_cmp_pd_mask(i0, hm1, _CMP_LT_OQ);
+        __m256i k0 = _mm512_cvttpd_epi32(_mm512_add_pd(_mm512_mul_pd(i0, wd), j0));
+        k0 = _mm256_mask_sub_epi32(k0, last, k0, one);
+        __m256i k1 = _mm256_mask_add_epi32(k0, down, k0, width);
+        __m512i top_pair = _mm512_i32gather_epi64(k0, in, 4), bottom_pair = _mm512_i32gather_epi64(k1, in, 4);
+        __m256 b = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_srli_epi64(top_pair, 32)));
+        __m256 d = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_srli_epi64(bottom_pair, 32)));
+        __m256 a = _mm256_mask_blend_ps(last, _mm256_castsi256_ps(_mm512_cvtepi64_epi32(top_pair)), b);
+        __m256 cc = _mm256_mask_blend_ps(last, _mm256_castsi256_ps(_mm512_cvtepi64_epi32(bottom_pair)), d);
         __m256 top = _mm256_add_ps(a, _mm256_mul_ps(_mm256_sub_ps(b, a), tc));
         __m256 bottom = _mm256_add_ps(cc, _mm256_mul_ps(_mm256_sub_ps(d, cc), tc));
         __m256 v = _mm256_add_ps(top, _mm256_mul_ps(_mm256_sub_ps(bottom, top), tr));
@@ -221,7 +226,7 @@ static inline void K(warp_plane)(real *out, const real *in, const real *m, const
         double ri = (double)i * m00, ci = (double)i * m10;
         real *row = out + (size_t)i * ow;
         int j = 0;
-        if (isa == 2)
+        if (isa == 2 && w >= 2)
             j = warp_row_f32_avx512((float *)row, (const float *)in, (int)h, (int)w, ow, ri, ci, md, (float)cval);
         if (isa) j = warp_row_f32_avx2((float *)row, (const float *)in, (int)h, (int)w, ow, ri, ci, md, (float)cval, j);
         for (; j < ow; j++) {
