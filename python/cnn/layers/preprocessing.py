@@ -12,7 +12,6 @@ mirrors about it (d c b a | a b c d | d c b a, Keras's default). Only RandomFlip
 while training: put the augmentation layers first (as Keras models do), where none is needed."""
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,9 +48,22 @@ def factor_range(factor, name, symmetric=True, bound=None):
     return float(lower), float(upper)
 
 
-def centre(h, w):
-    """The image's centre (row, column), about which rotation and zoom turn and scale."""
-    return np.array([(h - 1) / 2, (w - 1) / 2])
+def uniform_rows(rng, ranges, n):
+    """(len(ranges), n) draws, row k uniform in ranges[k]: the numbers of one `rng.uniform(*ranges[k], n)` call
+    per row in turn (numpy's uniform is low + (high - low)·random()), from one call of the generator."""
+    if len(ranges) == 1:
+        return rng.uniform(*ranges[0], (1, n))
+    u = rng.random((len(ranges), n))
+    u *= [[high - low] for low, high in ranges]
+    u += [[low] for low, _ in ranges]
+    return u
+
+
+def identities(n):
+    """(n, 2, 3) matrices that read each output cell's own coordinate."""
+    m = np.zeros((n, 2, 3))
+    m.reshape(n, 6)[:, ::4] = 1.0  # m[:, 0, 0] and m[:, 1, 1]
+    return m
 
 
 class RandomLayer(RandomLayerMixin, Layer):
@@ -84,14 +96,19 @@ class RandomLayer(RandomLayerMixin, Layer):
 
 class RandomAffine(RandomLayer):
     """A warp drawn per image: `matrices(n, h, w, rng)` gives (n, 2, 3) float64 matrices mapping an output
-    (row, column, 1) to the input coordinate it reads.
+    (row, column, 1) to the input coordinate it reads. A subclass names its warp (`kind`, a WARP_* code) and its
+    draws (`draws(n, rng)`, (k, n)); the kernel warp_matrix_forward builds the matrices from them with Keras's
+    formulas (csrc/warp_matrix.c states them).
 
     Consecutive warp layers of a model with the same interpolation and fill resample once: the first draws
     every layer's matrices (each from its own generator, in layer order) and warps with their product, and
     the others pass their input on. The geometry is the same as one warp after another; the image is
     interpolated once instead of at every layer (less blur), and only what falls outside the original image
-    is filled. One resampling instead of three keeps rotation, zoom and translation at a few percent of a
-    LeNet-5 step (benchmarks/augmentation.py)."""
+    is filled. One resampling instead of three, and one kernel call a layer for the matrices (in a training
+    step, where the caches are cold, the dozen NumPy calls a layer it replaces cost more than the resampling),
+    keep rotation, zoom and translation at a few percent of a LeNet-5 step (benchmarks/augmentation.py)."""
+
+    kind: int
 
     def __init__(self, fill_mode, interpolation, fill_value, seed, name, input_shape):
         super().__init__(seed, name, input_shape)
@@ -121,16 +138,19 @@ class RandomAffine(RandomLayer):
         if not chain:
             return x  # the warp layer before this one applied this one's warp too
         n, _, h, w = x.shape
-        m = self.matrices(n, h, w, rng)
-        for layer in chain[1:]:  # input coordinate = m · (next's matrix · (output, 1), 1)
-            product = m[:, :, :2] @ layer.matrices(n, h, w, layer.generator())
-            product[:, :, 2] += m[:, :, 2]
-            m = product
+        m = identities(n)
+        for layer in chain:  # input coordinate = m · (next's matrix · (output, 1), 1)
+            _core.warp_matrix_forward(m, layer.draws(n, layer.generator()), layer.kind, h, w)
         out = reuse(self._buffers, "out", x.shape, x.dtype)  # as Conv2D's output: a fresh 128 KB costs page faults
         _core.affine_transform_forward(out, np.ascontiguousarray(x), np.ascontiguousarray(m, dtype=x.dtype),
                                        INTERPOLATIONS[self.interpolation], FILL_MODES[self.fill_mode],
                                        self.fill_value)
         return out
+
+    def matrices(self, n, h, w, rng):
+        m = identities(n)
+        _core.warp_matrix_forward(m, self.draws(n, rng), self.kind, h, w)
+        return m
 
 
 class RandomRotation(RandomAffine):
@@ -138,29 +158,24 @@ class RandomRotation(RandomAffine):
     f) or [lower, upper] (a pair); a positive angle turns the image counter-clockwise, as
     keras.layers.RandomRotation."""
 
+    kind = _core.WARP_ROTATION
+
     def __init__(self, factor: float | tuple[float, float], fill_mode: str = "reflect",
                  interpolation: str = "bilinear", seed: int | None = None, fill_value: float = 0.0,
                  name: str | None = None, input_shape: Shape | None = None) -> None:
         super().__init__(fill_mode, interpolation, fill_value, seed, name, input_shape)
         self.lower, self.upper = factor_range(factor, "factor")
 
-    def matrices(self, n, h, w, rng):
-        angle = rng.uniform(self.lower, self.upper, n) * (2 * math.pi)
-        # Keras's matrix in (x, y): x' = cos·x - sin·y + dx, y' = sin·x + cos·y + dy, about the centre, with
-        # dx = ((w-1) - (cos·(w-1) - sin·(h-1)))/2: the centre less the turned centre (halving is exact)
-        m = np.empty((n, 2, 3))
-        m[:, 1, 1] = np.cos(angle, out=m[:, 0, 0])
-        np.negative(np.sin(angle, out=m[:, 0, 1]), out=m[:, 1, 0])
-        turned = m[:, :, :2] * centre(h, w)  # elementwise and one add: matmul may fuse them (other bits)
-        np.add(turned[:, :, 0], turned[:, :, 1], out=m[:, :, 2])
-        np.subtract(centre(h, w), m[:, :, 2], out=m[:, :, 2])
-        return m
+    def draws(self, n, rng):
+        return uniform_rows(rng, [(self.lower, self.upper)], n)
 
 
 class RandomZoom(RandomAffine):
     """Zooms each image about its centre: the height by 1 + a draw from [-f, f] or [lower, upper] (positive zooms
     out, negative in), the width likewise from width_factor, or by the height's draw when width_factor is None
     (the aspect ratio kept), as keras.layers.RandomZoom."""
+
+    kind = _core.WARP_ZOOM
 
     def __init__(self, height_factor: float | tuple[float, float],
                  width_factor: float | tuple[float, float] | None = None, fill_mode: str = "reflect",
@@ -173,20 +188,15 @@ class RandomZoom(RandomAffine):
             if r is not None and r[0] <= -1:
                 raise ValueError(f"{name_} must be > -1 (a zoom of 1 + factor > 0), got {r[0]}")
 
-    def matrices(self, n, h, w, rng):
-        zoom = np.empty((2, n))  # (height, width) zooms
-        zoom[0] = rng.uniform(*self.height_range, n)
-        zoom[1] = zoom[0] if self.width_range is None else rng.uniform(*self.width_range, n)
-        zoom += 1
-        m = np.zeros((n, 2, 3))
-        m[:, 0, 0], m[:, 1, 1] = zoom
-        np.multiply(centre(h, w)[:, None], 1 - zoom, out=m[:, :, 2].T)  # Keras's offset (h-1)/2·(1 - zoom)
-        return m
+    def draws(self, n, rng):
+        return uniform_rows(rng, [r for r in (self.height_range, self.width_range) if r is not None], n)
 
 
 class RandomTranslation(RandomAffine):
     """Shifts each image by a draw from [-f, f] or [lower, upper] times its height (down when positive) and
     times its width (right when positive), as keras.layers.RandomTranslation; factors lie in [-1, 1]."""
+
+    kind = _core.WARP_TRANSLATION
 
     def __init__(self, height_factor: float | tuple[float, float], width_factor: float | tuple[float, float],
                  fill_mode: str = "reflect", interpolation: str = "bilinear", seed: int | None = None,
@@ -195,12 +205,8 @@ class RandomTranslation(RandomAffine):
         self.height_range = factor_range(height_factor, "height_factor", bound=1)
         self.width_range = factor_range(width_factor, "width_factor", bound=1)
 
-    def matrices(self, n, h, w, rng):
-        m = np.zeros((n, 2, 3))  # filled in place: a fraction of building it from its entries (np.stack)
-        m[:, 0, 0] = m[:, 1, 1] = 1.0
-        np.multiply(rng.uniform(*self.height_range, n), -h, out=m[:, 0, 2])  # reads dy = factor·h rows up
-        np.multiply(rng.uniform(*self.width_range, n), -w, out=m[:, 1, 2])
-        return m
+    def draws(self, n, rng):
+        return uniform_rows(rng, [self.height_range, self.width_range], n)
 
 
 class RandomFlip(RandomLayer):
