@@ -218,6 +218,7 @@ typedef enum { WARP_ROTATION = 0, WARP_ZOOM = 1, WARP_TRANSLATION = 2, WARP_KIND
 typedef struct {
     int n, k, h, w;
     cnn_warp_kind kind;
+    int compose; /* matrix · warp, else the warp alone */
 } cnn_warp_matrix;
 
 /* The templated prototypes below, as name_f32 and name_f64. */
@@ -414,7 +415,8 @@ void K(conv_transpose2d_backward)(real *dx, real *dw, real *db, const real *dy, 
                                   real *scratch, const cnn_conv_transpose2d *t, int accumulate);
 
 /* ---- random warp matrices (warp_matrix.c) ---------------------------------------------------
- * matrix (N, 2, 3) inout, draws (K, N): matrix[n] = matrix[n] · the warp g->kind drawn as draws[:, n]. */
+ * matrix (N, 2, 3) inout, draws (K, N): matrix[n] = the warp g->kind drawn as draws[:, n], or with g->compose
+ * matrix[n] · that warp. */
 void K(warp_matrix_forward)(real *matrix, const real *draws, const cnn_warp_matrix *g);
 
 /* ---- reference.c -------------------------------------------------------------------------

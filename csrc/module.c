@@ -865,8 +865,8 @@ static PyObject *py_warp_matrix_forward(PyObject *self, PyObject *args)
 {
     const char *fn = "warp_matrix_forward";
     PyObject *om, *od;
-    int kind, h, w;
-    if (!PyArg_ParseTuple(args, "OOiii:warp_matrix_forward", &om, &od, &kind, &h, &w)) return NULL;
+    int kind, h, w, compose;
+    if (!PyArg_ParseTuple(args, "OOiiip:warp_matrix_forward", &om, &od, &kind, &h, &w, &compose)) return NULL;
     if (kind < 0 || kind >= WARP_KIND_COUNT) {
         PyErr_Format(PyExc_ValueError, "%s: argument 'kind' must be a WARP_* code in [0, %d), got %d", fn,
                      WARP_KIND_COUNT, kind);
@@ -888,7 +888,7 @@ static PyObject *py_warp_matrix_forward(PyObject *self, PyObject *args)
         return NULL;
     }
     if (check_overlap(fn, OPERANDS({"matrix", m, OUT}, {"draws", d, IN}))) return NULL;
-    cnn_warp_matrix g = {.n = DIM(m, 0), .k = k, .h = h, .w = w, .kind = (cnn_warp_kind)kind};
+    cnn_warp_matrix g = {.n = DIM(m, 0), .k = k, .h = h, .w = w, .kind = (cnn_warp_kind)kind, .compose = compose};
     Py_BEGIN_ALLOW_THREADS
     CALL(t, warp_matrix_forward, DATA(m), DATA(d), &g);
     Py_END_ALLOW_THREADS
@@ -2095,8 +2095,9 @@ static PyMethodDef methods[] = {
                                      "outside the plane)."),
     /* random warp matrices (warp_matrix.c) */
     METHOD(warp_matrix_forward, "warp_matrix_forward(matrix: inout[N, 2, 3], draws: in[K, N], kind: int, h: int, "
-                                "w: int)\n\n"
-                                "matrix[n] = matrix[n] · the warp of an h x w image drawn as draws[:, n]: kind "
+                                "w: int, compose: bool)\n\n"
+                                "matrix[n] = the warp of an h x w image drawn as draws[:, n], or with compose "
+                                "matrix[n] · that warp: kind "
                                 "WARP_ROTATION (K = 1, a fraction of a turn), WARP_ZOOM (K = 1 or 2, the height's and "
                                 "the width's zoom less 1) or WARP_TRANSLATION (K = 2, fractions of h and w)."),
     METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool, "

@@ -36,8 +36,8 @@ static void warp_of(double a[6], cnn_warp_kind kind, double f0, double f1, const
 #include "template.h" /* the kernel below, once per real type */
 #else
 
-/* matrix (N, 2, 3), draws (K, N): matrix[n] = matrix[n] · the warp kind(draws[:, n]), both as 3x3 affine maps
- * (the warp applied first to an output coordinate, then matrix[n]) */
+/* matrix (N, 2, 3), draws (K, N): matrix[n] = the warp kind(draws[:, n]), or with compose matrix[n] · that warp
+ * as 3x3 affine maps (the warp applied first to an output coordinate, then matrix[n]) */
 void K(warp_matrix_forward)(real *matrix, const real *draws, const cnn_warp_matrix *g)
 {
     for (int n = 0; n < g->n; n++) {
@@ -45,6 +45,10 @@ void K(warp_matrix_forward)(real *matrix, const real *draws, const cnn_warp_matr
         double f0 = (double)draws[n], f1 = (double)draws[g->k > 1 ? (size_t)g->n + n : (size_t)n];
         warp_of(a, g->kind, f0, f1, g);
         real *m = matrix + (size_t)n * 6;
+        if (!g->compose) {
+            for (int e = 0; e < 6; e++) m[e] = (real)a[e];
+            continue;
+        }
         for (int r = 0; r < 2; r++) {
             double m0 = (double)m[3 * r], m1 = (double)m[3 * r + 1], m2 = (double)m[3 * r + 2];
             m[3 * r] = (real)(m0 * a[0] + m1 * a[3]);

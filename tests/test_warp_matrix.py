@@ -49,21 +49,25 @@ def test_matches_keras_transforms_composed(dtype, kind, rows):
         draws = rng.uniform(-0.5, 0.5, (rows, n)).astype(dtype)
         before = np.concatenate([matrix.astype(np.float64), np.tile([[[0.0, 0.0, 1.0]]], (n, 1, 1))], axis=1)
         want = (before @ keras_as_matrix(keras_transform(kind, draws.astype(np.float64), h, w)))[:, :2]
-        _core.warp_matrix_forward(matrix, draws, kind, h, w)
+        alone = np.empty_like(matrix)
+        _core.warp_matrix_forward(alone, draws, kind, h, w, False)
+        _core.warp_matrix_forward(matrix, draws, kind, h, w, True)
         np.testing.assert_allclose(matrix, want, rtol=TOL[dtype], atol=TOL[dtype] * 10)
+        np.testing.assert_allclose(alone, keras_as_matrix(keras_transform(kind, draws.astype(np.float64), h, w))[:, :2],
+                                   rtol=TOL[dtype], atol=TOL[dtype] * 10)
 
 
 def test_worked_example():
     """warp_matrix.c: zoom (1, 1) of a 3x3 image keeps the centre (1, 1) and reads output (0, 0) at (-1, -1)."""
-    m = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    _core.warp_matrix_forward(m, np.ones((2, 1)), _core.WARP_ZOOM, 3, 3)
+    m = np.empty((1, 2, 3))
+    _core.warp_matrix_forward(m, np.ones((2, 1)), _core.WARP_ZOOM, 3, 3, False)
     assert m.tolist() == [[[2.0, 0.0, -1.0], [0.0, 2.0, -1.0]]]
 
 
 def test_quarter_turn_reads_counter_clockwise():
     """A quarter turn (f = 1/4) of a 3x3 image: output (0, 0), the top left, reads input (0, 2), the top right."""
-    m = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    _core.warp_matrix_forward(m, np.full((1, 1), 0.25), _core.WARP_ROTATION, 3, 3)
+    m = np.empty((1, 2, 3))
+    _core.warp_matrix_forward(m, np.full((1, 1), 0.25), _core.WARP_ROTATION, 3, 3, False)
     np.testing.assert_allclose(m[0] @ [0.0, 0.0, 1.0], [0.0, 2.0], atol=1e-15)
 
 
@@ -82,4 +86,4 @@ def test_quarter_turn_reads_counter_clockwise():
 ])
 def test_bad_arguments_are_named(args, error, words):
     with pytest.raises(error, match=re.escape(f"warp_matrix_forward: {words}")):
-        _core.warp_matrix_forward(*args)
+        _core.warp_matrix_forward(*args, True)

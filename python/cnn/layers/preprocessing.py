@@ -12,6 +12,7 @@ mirrors about it (d c b a | a b c d | d c b a, Keras's default). Only RandomFlip
 while training: put the augmentation layers first (as Keras models do), where none is needed."""
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,22 +49,22 @@ def factor_range(factor, name, symmetric=True, bound=None):
     return float(lower), float(upper)
 
 
+@functools.cache
+def row_bounds(ranges):
+    """(lows, spans) as (k, 1) arrays for a tuple of k (low, high) ranges, made once: a list turned into an array
+    every step costs as much as the draw."""
+    return np.array([[low] for low, _ in ranges]), np.array([[high - low] for low, high in ranges])
+
+
 def uniform_rows(rng, ranges, n):
     """(len(ranges), n) draws, row k uniform in ranges[k]: the numbers of one `rng.uniform(*ranges[k], n)` call
-    per row in turn (numpy's uniform is low + (high - low)·random()), from one call of the generator."""
-    if len(ranges) == 1:
-        return rng.uniform(*ranges[0], (1, n))
+    per row in turn (numpy's uniform is low + (high - low)·random()), from one call of the generator (the same
+    one for every layer: the first call of each kind in a step costs several times the next)."""
+    lows, spans = row_bounds(ranges)
     u = rng.random((len(ranges), n))
-    u *= [[high - low] for low, high in ranges]
-    u += [[low] for low, _ in ranges]
+    u *= spans
+    u += lows
     return u
-
-
-def identities(n):
-    """(n, 2, 3) matrices that read each output cell's own coordinate."""
-    m = np.zeros((n, 2, 3))
-    m.reshape(n, 6)[:, ::4] = 1.0  # m[:, 0, 0] and m[:, 1, 1]
-    return m
 
 
 class RandomLayer(RandomLayerMixin, Layer):
@@ -138,9 +139,9 @@ class RandomAffine(RandomLayer):
         if not chain:
             return x  # the warp layer before this one applied this one's warp too
         n, _, h, w = x.shape
-        m = identities(n)
-        for layer in chain:  # input coordinate = m · (next's matrix · (output, 1), 1)
-            _core.warp_matrix_forward(m, layer.draws(n, layer.generator()), layer.kind, h, w)
+        m = np.empty((n, 2, 3))
+        for k, layer in enumerate(chain):  # input coordinate = m · (next's matrix · (output, 1), 1)
+            _core.warp_matrix_forward(m, layer.draws(n, layer.generator()), layer.kind, h, w, k > 0)
         out = reuse(self._buffers, "out", x.shape, x.dtype)  # as Conv2D's output: a fresh 128 KB costs page faults
         _core.affine_transform_forward(out, np.ascontiguousarray(x), np.ascontiguousarray(m, dtype=x.dtype),
                                        INTERPOLATIONS[self.interpolation], FILL_MODES[self.fill_mode],
@@ -148,8 +149,8 @@ class RandomAffine(RandomLayer):
         return out
 
     def matrices(self, n, h, w, rng):
-        m = identities(n)
-        _core.warp_matrix_forward(m, self.draws(n, rng), self.kind, h, w)
+        m = np.empty((n, 2, 3))
+        _core.warp_matrix_forward(m, self.draws(n, rng), self.kind, h, w, False)
         return m
 
 
@@ -167,7 +168,7 @@ class RandomRotation(RandomAffine):
         self.lower, self.upper = factor_range(factor, "factor")
 
     def draws(self, n, rng):
-        return uniform_rows(rng, [(self.lower, self.upper)], n)
+        return uniform_rows(rng, ((self.lower, self.upper),), n)
 
 
 class RandomZoom(RandomAffine):
@@ -189,7 +190,7 @@ class RandomZoom(RandomAffine):
                 raise ValueError(f"{name_} must be > -1 (a zoom of 1 + factor > 0), got {r[0]}")
 
     def draws(self, n, rng):
-        return uniform_rows(rng, [r for r in (self.height_range, self.width_range) if r is not None], n)
+        return uniform_rows(rng, tuple(r for r in (self.height_range, self.width_range) if r is not None), n)
 
 
 class RandomTranslation(RandomAffine):
@@ -206,7 +207,7 @@ class RandomTranslation(RandomAffine):
         self.width_range = factor_range(width_factor, "width_factor", bound=1)
 
     def draws(self, n, rng):
-        return uniform_rows(rng, [self.height_range, self.width_range], n)
+        return uniform_rows(rng, (self.height_range, self.width_range), n)
 
 
 class RandomFlip(RandomLayer):
