@@ -118,6 +118,7 @@ __attribute__((target("avx512f,avx512vl"))) CNN_NO_CONTRACT static int warp_row_
                   m02 = _mm512_set1_pd(m[2]), m11 = _mm512_set1_pd(m[4]), m12 = _mm512_set1_pd(m[5]);
     const __m256i one = _mm256_set1_epi32(1), width = _mm256_set1_epi32(w);
     const __m256 fill = _mm256_set1_ps(cval);
+    const __m512i halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     __m512d jd = _mm512_setr_pd(0, 1, 2, 3, 4, 5, 6, 7); /* the columns, exact as the scalar path's (double)j */
     int j = 0;
     for (; j + 8 <= ow; j += 8, jd = _mm512_add_pd(jd, eight)) {
@@ -138,10 +139,13 @@ __attribute__((target("avx512f,avx512vl"))) CNN_NO_CONTRACT static int warp_row_
         k0 = _mm256_mask_sub_epi32(k0, last, k0, one);
         __m256i k1 = _mm256_mask_add_epi32(k0, down, k0, width);
         __m512i top_pair = _mm512_i32gather_epi64(k0, in, 4), bottom_pair = _mm512_i32gather_epi64(k1, in, 4);
-        __m256 b = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_srli_epi64(top_pair, 32)));
-        __m256 d = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_srli_epi64(bottom_pair, 32)));
-        __m256 a = _mm256_mask_blend_ps(last, _mm256_castsi256_ps(_mm512_cvtepi64_epi32(top_pair)), b);
-        __m256 cc = _mm256_mask_blend_ps(last, _mm256_castsi256_ps(_mm512_cvtepi64_epi32(bottom_pair)), d);
+        /* one permutation a pair register: the left cells in the low half, the right cells in the high half */
+        __m512 tops = _mm512_permutexvar_ps(halves, _mm512_castsi512_ps(top_pair));
+        __m512 bottoms = _mm512_permutexvar_ps(halves, _mm512_castsi512_ps(bottom_pair));
+        __m256 b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(tops), 1));
+        __m256 d = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(bottoms), 1));
+        __m256 a = _mm256_mask_blend_ps(last, _mm512_castps512_ps256(tops), b);
+        __m256 cc = _mm256_mask_blend_ps(last, _mm512_castps512_ps256(bottoms), d);
         __m256 top = _mm256_add_ps(a, _mm256_mul_ps(_mm256_sub_ps(b, a), tc));
         __m256 bottom = _mm256_add_ps(cc, _mm256_mul_ps(_mm256_sub_ps(d, cc), tc));
         __m256 v = _mm256_add_ps(top, _mm256_mul_ps(_mm256_sub_ps(bottom, top), tr));
