@@ -211,6 +211,15 @@ typedef struct {
 /* Elements of scratch conv_transpose2d_forward/backward need: each sample's columns (oc·kh·kw, h·w), then
  * min(n, CNN_REDUCE_CHUNKS) partial weight gradients; SIZE_MAX when the count does not fit in size_t. */
 size_t conv_transpose2d_scratch_size(const cnn_conv_transpose2d *t);
+/* ---- random warp matrices (warp_matrix.c) ---------------------------------------------------
+ * The warps of RandomRotation, RandomZoom and RandomTranslation, as warp_matrix.c states them: the kind of
+ * warp, n images of h x w, k draws an image (rotation 1, zoom 1 or 2, translation 2). */
+typedef enum { WARP_ROTATION = 0, WARP_ZOOM = 1, WARP_TRANSLATION = 2, WARP_KIND_COUNT } cnn_warp_kind;
+typedef struct {
+    int n, k, h, w;
+    cnn_warp_kind kind;
+    int compose; /* matrix · warp, else the warp alone */
+} cnn_warp_matrix;
 
 /* The templated prototypes below, as name_f32 and name_f64. */
 #define TEMPLATE "cnn.h"
@@ -404,6 +413,11 @@ void K(conv_transpose2d_forward)(real *y, const real *x, const real *w, const re
                                  const cnn_conv_transpose2d *t);
 void K(conv_transpose2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w,
                                   real *scratch, const cnn_conv_transpose2d *t, int accumulate);
+
+/* ---- random warp matrices (warp_matrix.c) ---------------------------------------------------
+ * matrix (N, 2, 3) inout, draws (K, N): matrix[n] = the warp g->kind drawn as draws[:, n], or with g->compose
+ * matrix[n] · that warp. */
+void K(warp_matrix_forward)(real *matrix, const real *draws, const cnn_warp_matrix *g);
 
 /* ---- reference.c -------------------------------------------------------------------------
  * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.

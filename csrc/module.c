@@ -859,6 +859,42 @@ static PyObject *py_affine_transform_forward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- random warp matrices (warp_matrix.c) ---------------------------------------------------- */
+
+static PyObject *py_warp_matrix_forward(PyObject *self, PyObject *args)
+{
+    const char *fn = "warp_matrix_forward";
+    PyObject *om, *od;
+    int kind, h, w, compose;
+    if (!PyArg_ParseTuple(args, "OOiiip:warp_matrix_forward", &om, &od, &kind, &h, &w, &compose)) return NULL;
+    if (kind < 0 || kind >= WARP_KIND_COUNT) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'kind' must be a WARP_* code in [0, %d), got %d", fn,
+                     WARP_KIND_COUNT, kind);
+        return NULL;
+    }
+    if (h < 1 || w < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: arguments 'h' and 'w' must be >= 1, got %d and %d", fn, h, w);
+        return NULL;
+    }
+    int t = real_type(om, fn, "matrix");
+    PyArrayObject *m = t < 0 ? NULL : array_arg(om, fn, "matrix", t, 3, (npy_intp[]){ANY, 2, 3}, WRITE);
+    PyArrayObject *d = m ? array_arg(od, fn, "draws", t, 2, (npy_intp[]){ANY, DIM(m, 0)}, READ) : NULL;
+    if (!d) return NULL;
+    int k = DIM(d, 0);
+    static const char *rows[WARP_KIND_COUNT] = {"1 row (rotation)", "1 or 2 rows (zoom)", "2 rows (translation)"};
+    if (k < (kind == WARP_TRANSLATION ? 2 : 1) || k > (kind == WARP_ROTATION ? 1 : 2)) {
+        PyErr_Format(PyExc_ValueError, "%s: argument 'draws' must have %s for warp kind %d, got %d", fn, rows[kind],
+                     kind, k);
+        return NULL;
+    }
+    if (check_overlap(fn, OPERANDS({"matrix", m, OUT}, {"draws", d, IN}))) return NULL;
+    cnn_warp_matrix g = {.n = DIM(m, 0), .k = k, .h = h, .w = w, .kind = (cnn_warp_kind)kind, .compose = compose};
+    Py_BEGIN_ALLOW_THREADS
+    CALL(t, warp_matrix_forward, DATA(m), DATA(d), &g);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- sparse input (sparse.c; mlp's CSR x) ------------------------------------------------------------ */
 
 /* The three arrays of a CSR matrix as scipy holds them (data, indices, indptr), checked for type and shape:
@@ -2057,6 +2093,13 @@ static PyMethodDef methods[] = {
                                      "every n when M = 1, else M = N), as scipy.ndimage.affine_transform: order 0 "
                                      "(nearest cell) or 1 (bilinear); fill an IMAGE_FILL_* code (CONSTANT reads cval "
                                      "outside the plane)."),
+    /* random warp matrices (warp_matrix.c) */
+    METHOD(warp_matrix_forward, "warp_matrix_forward(matrix: inout[N, 2, 3], draws: in[K, N], kind: int, h: int, "
+                                "w: int, compose: bool)\n\n"
+                                "matrix[n] = the warp of an h x w image drawn as draws[:, n], or with compose "
+                                "matrix[n] · that warp: kind "
+                                "WARP_ROTATION (K = 1, a fraction of a turn), WARP_ZOOM (K = 1 or 2, the height's and "
+                                "the width's zoom less 1) or WARP_TRANSLATION (K = 2, fractions of h and w)."),
     METHOD(mlp_workspace_size, "mlp_workspace_size(units: in int64[L + 1], n: int, training: bool, "
                                "sparse: bool = False) -> int\n\n"
                                "W, the reals of scratch mlp_forward (training false) or mlp_loss_grad and mlp_epoch "
@@ -2219,6 +2262,10 @@ PyMODINIT_FUNC PyInit__core(void)
         {"IMAGE_FILL_CONSTANT", IMAGE_FILL_CONSTANT},
         {"IMAGE_FILL_NEAREST", IMAGE_FILL_NEAREST},
         {"IMAGE_FILL_REFLECT", IMAGE_FILL_REFLECT},
+        /* random warp matrices (warp_matrix.c) */
+        {"WARP_ROTATION", WARP_ROTATION},
+        {"WARP_ZOOM", WARP_ZOOM},
+        {"WARP_TRANSLATION", WARP_TRANSLATION},
 #ifdef _OPENMP
         {"HAVE_OPENMP", 1},
 #else

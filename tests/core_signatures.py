@@ -325,6 +325,13 @@ SIGNATURES = [
         derive={"M": lambda s: 1, "2": lambda s: 2, "3": lambda s: 3}),
     Row("affine_transform_forward", order=Int(0, 1), fill=Int(0, 2), cval=Real(-2.0, 2.0),
         derive={"M": lambda s: s["N"], "2": lambda s: 2, "3": lambda s: 3}),
+    # random warp matrices (warp_matrix.c): rotation has one draw an image, zoom one or two, translation two
+    Row("warp_matrix_forward", kind=Int(0, 0), h=Int(1, 64), w=Int(1, 64),
+        derive={"K": lambda s: 1, "2": lambda s: 2, "3": lambda s: 3}),
+    Row("warp_matrix_forward", kind=Int(1, 1), h=Int(1, 64), w=Int(1, 64), ranges={"K": (1, 2)},
+        derive={"2": lambda s: 2, "3": lambda s: 3}),
+    Row("warp_matrix_forward", kind=Int(1, 2), h=Int(1, 64), w=Int(1, 64),
+        derive={"K": lambda s: 2, "2": lambda s: 2, "3": lambda s: 3}),
     *_layers16_rows(),
     Row("get_num_threads"),
     Row("set_num_threads"),

@@ -132,14 +132,17 @@ def test_binding_checks_codes_and_matrix_count():
 
 
 def test_vector_and_scalar_paths_give_the_same_bits():
-    """With the column coefficients 0 every sample of an output row reads the same coordinate: the first four
-    columns go through the four-lane (AVX2) path where the CPU has it, the fifth through the scalar one."""
+    """With the column coefficients 0 every sample of an output row reads the same coordinate. Of 13 columns
+    the first 8 go through the eight-lane (AVX-512) path where the CPU has it, the next 4 (the first 12
+    without AVX-512) through the four-lane (AVX2) one, the last through the scalar one. The last column and row,
+    where the second cell weighs 0 and the vector paths read their cells otherwise, are sampled too."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 2, 13, 11)).astype(np.float32)
     m = np.zeros((3, 2, 3), np.float32)
     m[:, 0, 0], m[:, 1, 0] = rng.uniform(-1.5, 1.5, (2, 3))  # coordinates move down the rows only
     m[:, :, 2] = rng.uniform(-3, 14, (3, 2))  # some rows fall outside the plane
-    y = np.empty((3, 2, 17, 5), np.float32)
+    m[0, 1], m[1, 0] = [0, 0, 10], [0, 0, 12]  # every sample on the last column, on the last row
+    y = np.empty((3, 2, 17, 13), np.float32)
     _core.affine_transform_forward(y, x, m, 1, _core.IMAGE_FILL_CONSTANT, -0.5)
     assert (y == -0.5).any() and (y != -0.5).any()
-    np.testing.assert_array_equal(y, np.repeat(y[..., 4:], 5, axis=-1))
+    np.testing.assert_array_equal(y, np.repeat(y[..., 12:], 13, axis=-1))

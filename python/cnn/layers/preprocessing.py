@@ -12,7 +12,7 @@ mirrors about it (d c b a | a b c d | d c b a, Keras's default). Only RandomFlip
 while training: put the augmentation layers first (as Keras models do), where none is needed."""
 from __future__ import annotations
 
-import math
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,13 +49,22 @@ def factor_range(factor, name, symmetric=True, bound=None):
     return float(lower), float(upper)
 
 
-def affine_rows(n, *entries):
-    """(n, 2, 3) matrices from their six entries in row-major order, each a number or n values (a few
-    assignments: np.stack of small arrays costs several times as much, once a step)."""
-    m = np.empty((n, 2, 3))
-    for k, entry in enumerate(entries):
-        m[:, k // 3, k % 3] = entry
-    return m
+@functools.cache
+def row_bounds(ranges):
+    """(lows, spans) as (k, 1) arrays for a tuple of k (low, high) ranges, made once: a list turned into an array
+    every step costs as much as the draw."""
+    return np.array([[low] for low, _ in ranges]), np.array([[high - low] for low, high in ranges])
+
+
+def uniform_rows(rng, ranges, n):
+    """(len(ranges), n) draws, row k uniform in ranges[k]: the numbers of one `rng.uniform(*ranges[k], n)` call
+    per row in turn (numpy's uniform is low + (high - low)·random()), from one call of the generator (the same
+    one for every layer: the first call of each kind in a step costs several times the next)."""
+    lows, spans = row_bounds(ranges)
+    u = rng.random((len(ranges), n))
+    u *= spans
+    u += lows
+    return u
 
 
 class RandomLayer(RandomLayerMixin, Layer):
@@ -88,14 +97,19 @@ class RandomLayer(RandomLayerMixin, Layer):
 
 class RandomAffine(RandomLayer):
     """A warp drawn per image: `matrices(n, h, w, rng)` gives (n, 2, 3) float64 matrices mapping an output
-    (row, column, 1) to the input coordinate it reads.
+    (row, column, 1) to the input coordinate it reads. A subclass names its warp (`kind`, a WARP_* code) and its
+    draws (`draws(n, rng)`, (k, n)); the kernel warp_matrix_forward builds the matrices from them with Keras's
+    formulas (csrc/warp_matrix.c states them).
 
     Consecutive warp layers of a model with the same interpolation and fill resample once: the first draws
     every layer's matrices (each from its own generator, in layer order) and warps with their product, and
     the others pass their input on. The geometry is the same as one warp after another; the image is
     interpolated once instead of at every layer (less blur), and only what falls outside the original image
-    is filled. One resampling instead of three keeps rotation, zoom and translation at a few percent of a
-    LeNet-5 step (benchmarks/augmentation.py)."""
+    is filled. One resampling instead of three, and one kernel call a layer for the matrices (in a training
+    step, where the caches are cold, the dozen NumPy calls a layer it replaces cost more than the resampling),
+    keep rotation, zoom and translation at a few percent of a LeNet-5 step (benchmarks/augmentation.py)."""
+
+    kind: int
 
     def __init__(self, fill_mode, interpolation, fill_value, seed, name, input_shape):
         super().__init__(seed, name, input_shape)
@@ -112,7 +126,7 @@ class RandomAffine(RandomLayer):
         """The warp layers this one applies: itself and the joining ones right after it in its model; none when
         it joins the layer before it."""
         layers = self.model.layers if self.model is not None else [self]
-        i = next(k for k, layer in enumerate(layers) if layer is self)
+        i = layers.index(self)  # layers compare by identity
         if i > 0 and self._joins(layers[i - 1]):
             return []
         end = i + 1
@@ -125,15 +139,19 @@ class RandomAffine(RandomLayer):
         if not chain:
             return x  # the warp layer before this one applied this one's warp too
         n, _, h, w = x.shape
-        m = self.matrices(n, h, w, rng)
-        for layer in chain[1:]:  # input coordinate = m · (next's matrix · (output, 1), 1)
-            nxt = layer.matrices(n, h, w, layer.generator())
-            m = np.concatenate([m[:, :, :2] @ nxt[:, :, :2], m[:, :, :2] @ nxt[:, :, 2:] + m[:, :, 2:]], axis=2)
+        m = np.empty((n, 2, 3))
+        for k, layer in enumerate(chain):  # input coordinate = m · (next's matrix · (output, 1), 1)
+            _core.warp_matrix_forward(m, layer.draws(n, layer.generator()), layer.kind, h, w, k > 0)
         out = reuse(self._buffers, "out", x.shape, x.dtype)  # as Conv2D's output: a fresh 128 KB costs page faults
         _core.affine_transform_forward(out, np.ascontiguousarray(x), np.ascontiguousarray(m, dtype=x.dtype),
                                        INTERPOLATIONS[self.interpolation], FILL_MODES[self.fill_mode],
                                        self.fill_value)
         return out
+
+    def matrices(self, n, h, w, rng):
+        m = np.empty((n, 2, 3))
+        _core.warp_matrix_forward(m, self.draws(n, rng), self.kind, h, w, False)
+        return m
 
 
 class RandomRotation(RandomAffine):
@@ -141,25 +159,24 @@ class RandomRotation(RandomAffine):
     f) or [lower, upper] (a pair); a positive angle turns the image counter-clockwise, as
     keras.layers.RandomRotation."""
 
+    kind = _core.WARP_ROTATION
+
     def __init__(self, factor: float | tuple[float, float], fill_mode: str = "reflect",
                  interpolation: str = "bilinear", seed: int | None = None, fill_value: float = 0.0,
                  name: str | None = None, input_shape: Shape | None = None) -> None:
         super().__init__(fill_mode, interpolation, fill_value, seed, name, input_shape)
         self.lower, self.upper = factor_range(factor, "factor")
 
-    def matrices(self, n, h, w, rng):
-        angle = rng.uniform(self.lower, self.upper, n) * 2 * math.pi
-        cos, sin = np.cos(angle), np.sin(angle)
-        # Keras's matrix in (x, y): x' = cos·x - sin·y + dx, y' = sin·x + cos·y + dy, about the centre
-        dx = ((w - 1) - (cos * (w - 1) - sin * (h - 1))) / 2
-        dy = ((h - 1) - (sin * (w - 1) + cos * (h - 1))) / 2
-        return affine_rows(n, cos, sin, dy, -sin, cos, dx)
+    def draws(self, n, rng):
+        return uniform_rows(rng, ((self.lower, self.upper),), n)
 
 
 class RandomZoom(RandomAffine):
     """Zooms each image about its centre: the height by 1 + a draw from [-f, f] or [lower, upper] (positive zooms
     out, negative in), the width likewise from width_factor, or by the height's draw when width_factor is None
     (the aspect ratio kept), as keras.layers.RandomZoom."""
+
+    kind = _core.WARP_ZOOM
 
     def __init__(self, height_factor: float | tuple[float, float],
                  width_factor: float | tuple[float, float] | None = None, fill_mode: str = "reflect",
@@ -172,15 +189,15 @@ class RandomZoom(RandomAffine):
             if r is not None and r[0] <= -1:
                 raise ValueError(f"{name_} must be > -1 (a zoom of 1 + factor > 0), got {r[0]}")
 
-    def matrices(self, n, h, w, rng):
-        zy = 1 + rng.uniform(*self.height_range, n)
-        zx = zy if self.width_range is None else 1 + rng.uniform(*self.width_range, n)
-        return affine_rows(n, zy, 0, (h - 1) / 2 * (1 - zy), 0, zx, (w - 1) / 2 * (1 - zx))
+    def draws(self, n, rng):
+        return uniform_rows(rng, tuple(r for r in (self.height_range, self.width_range) if r is not None), n)
 
 
 class RandomTranslation(RandomAffine):
     """Shifts each image by a draw from [-f, f] or [lower, upper] times its height (down when positive) and
     times its width (right when positive), as keras.layers.RandomTranslation; factors lie in [-1, 1]."""
+
+    kind = _core.WARP_TRANSLATION
 
     def __init__(self, height_factor: float | tuple[float, float], width_factor: float | tuple[float, float],
                  fill_mode: str = "reflect", interpolation: str = "bilinear", seed: int | None = None,
@@ -189,10 +206,8 @@ class RandomTranslation(RandomAffine):
         self.height_range = factor_range(height_factor, "height_factor", bound=1)
         self.width_range = factor_range(width_factor, "width_factor", bound=1)
 
-    def matrices(self, n, h, w, rng):
-        dy = rng.uniform(*self.height_range, n) * h
-        dx = rng.uniform(*self.width_range, n) * w
-        return affine_rows(n, 1, 0, -dy, 0, 1, -dx)
+    def draws(self, n, rng):
+        return uniform_rows(rng, (self.height_range, self.width_range), n)
 
 
 class RandomFlip(RandomLayer):
