@@ -1,0 +1,221 @@
+/* conv2d_direct.h: conv2d's direct path, included by conv2d.c once per real type (K, real, and its
+ * helpers direct_layout, span, conv_chunks, CHUNK_BOUNDS, K(parallel) in scope).
+ *
+ * No im2col: a sample's input is copied once into phase planes (direct_geo, conv2d.c), and every tap
+ * reads a window of them, so the forward is one gemm whose B rows are windows (conv_offset_gemm), the
+ * weight gradient dot products of dy against the same windows (conv_offset_dots), and the input gradient,
+ * per phase plane, the forward's gemm again on dy's zero-bordered copy with the kernel flipped: no columns
+ * to build, and no col2im scatter. For small channel counts (16 to 64) im2col's copies cost about as much as
+ * the multiply-adds; here a copy of the input and of dy per sample remain. Sums keep a fixed order per
+ * output, and a sample is one thread's, so results do not depend on the thread count. */
+
+/* xph (C, sh, sw, hq, wq) = the phase planes of x (C, H, W), zero where they fall in the padding, and
+ * DIRECT_SLACK + msj zeros after them */
+static void K(direct_phases)(real *restrict xph, const real *restrict x, const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int c = 0; c < g->c; c++)
+        for (int a = 0; a < g->sh; a++)
+            for (int b = 0; b < g->sw; b++) {
+                real *p = xph + ((size_t)(c * g->sh + a) * g->sw + b) * d->plane;
+                int lo, hi;
+                span(d->wq, g->w, g->sw, b - g->pl, &lo, &hi);
+                for (int u = 0; u < d->hq; u++) {
+                    real *row = p + (size_t)u * d->wq;
+                    long ih = (long)u * g->sh + a - g->pt;
+                    if (ih < 0 || ih >= g->h) {
+                        memset(row, 0, (size_t)d->wq * sizeof(real));
+                        continue;
+                    }
+                    const real *src = x + ((size_t)c * g->h + ih) * g->w;
+                    for (int v = 0; v < lo; v++) row[v] = 0;
+                    if (g->sw == 1)
+                        for (long v = lo; v < hi; v++) row[v] = src[v + b - g->pl];
+                    else
+                        for (long v = lo; v < hi; v++) row[v] = src[v * g->sw + b - g->pl];
+                    for (int v = hi; v < d->wq; v++) row[v] = 0;
+                }
+            }
+    size_t planes = direct_planes_size(g, d);
+    memset(xph + planes, 0, (direct_region1(g) - planes) * sizeof(real));
+}
+
+/* dyp (OC, top + OH + msi, wq) = dy (OC, OH, OW) at row top, zero around it, then DIRECT_SLACK zeros */
+static void K(direct_dy_copy)(real *restrict dyp, const real *restrict dy, const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int o = 0; o < g->oc; o++) {
+        real *p = dyp + (size_t)o * d->dplane;
+        memset(p, 0, (size_t)d->top * d->wq * sizeof(real));
+        p += (size_t)d->top * d->wq;
+        for (int oh = 0; oh < g->oh; oh++, p += d->wq) {
+            const real *src = dy + ((size_t)o * g->oh + oh) * g->ow;
+            for (int v = 0; v < g->ow; v++) p[v] = src[v];
+            for (int v = g->ow; v < d->wq; v++) p[v] = 0;
+        }
+        memset(p, 0, (size_t)d->msi * d->wq * sizeof(real));
+    }
+    memset(dyp + (size_t)g->oc * d->dplane, 0, DIRECT_SLACK * sizeof(real));
+}
+
+/* dx (C, H, W) = the cells of the phase planes dxph that are not padding; cells no tap reaches (past the
+ * planes) get 0 */
+static void K(direct_unphase)(real *restrict dx, const real *restrict dxph, const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int c = 0; c < g->c; c++)
+        for (int ih = 0; ih < g->h; ih++) {
+            real *row = dx + ((size_t)c * g->h + ih) * g->w;
+            long r = (long)ih + g->pt, u = r / g->sh;
+            int a = (int)(r % g->sh);
+            if (u >= d->hq) {
+                memset(row, 0, (size_t)g->w * sizeof(real));
+                continue;
+            }
+            const real *p = dxph + (size_t)(c * g->sh + a) * g->sw * d->plane + (size_t)u * d->wq;
+            if (g->sw == 1) { /* one plane: the row's cells from column pl on, those past wq zero */
+                int w = d->wq - g->pl < g->w ? d->wq - g->pl : g->w;
+                for (int iw = 0; iw < w; iw++) row[iw] = p[iw + g->pl];
+                for (int iw = w < 0 ? 0 : w; iw < g->w; iw++) row[iw] = 0;
+                continue;
+            }
+            for (int iw = 0; iw < g->w; iw++) {
+                long s = (long)iw + g->pl, v = s / g->sw;
+                row[iw] = v < d->wq ? p[(size_t)(s % g->sw) * d->plane + v] : 0;
+            }
+        }
+}
+
+/* offs (C·KH·KW): tap (c, i, j)'s window in the phase planes */
+static void K(direct_forward_offsets)(ptrdiff_t *offs, const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int c = 0; c < g->c; c++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                int a = i * g->dil_h % g->sh, b = j * g->dil_w % g->sw;
+                int si = i * g->dil_h / g->sh, sj = j * g->dil_w / g->sw;
+                offs[(c * g->kh + i) * g->kw + j] = (ptrdiff_t)((size_t)(c * g->sh + a) * g->sw + b) * d->plane +
+                                                    (ptrdiff_t)si * d->wq + sj;
+            }
+}
+
+/* The taps of phase plane (a, b): rows i with i·dh ≡ a (mod sh) times columns j with j·dw ≡ b (mod sw). */
+static int K(phase_taps)(const cnn_conv2d *g, int a, int b)
+{
+    int ni = 0, nj = 0;
+    for (int i = 0; i < g->kh; i++) ni += i * g->dil_h % g->sh == a;
+    for (int j = 0; j < g->kw; j++) nj += j * g->dil_w % g->sw == b;
+    return ni * nj;
+}
+
+/* Per phase plane (a, b) in order, its input gradient as a forward gemm over dy's copy: weights
+ * wb (C, OC·taps), wb[c, o·taps + t] = w[o, c, i_t, j_t], and offs (OC·taps), the window of dy's copy that
+ * tap t of output channel o reads, relative to the copy's row top: o·dplane - si·wq - sj. */
+static void K(direct_input_grad_weights)(real *wb, ptrdiff_t *offs, const real *w, const cnn_conv2d *g,
+                                         const direct_geo *d)
+{
+    int kk = g->kh * g->kw;
+    for (int a = 0; a < g->sh; a++)
+        for (int b = 0; b < g->sw; b++) {
+            int nt = K(phase_taps)(g, a, b), t = 0;
+            for (int i = 0; i < g->kh; i++)
+                for (int j = 0; j < g->kw; j++) {
+                    if (i * g->dil_h % g->sh != a || j * g->dil_w % g->sw != b) continue;
+                    int si = i * g->dil_h / g->sh, sj = j * g->dil_w / g->sw;
+                    for (int o = 0; o < g->oc; o++) {
+                        offs[o * nt + t] = (ptrdiff_t)o * d->dplane - (ptrdiff_t)si * d->wq - sj;
+                        for (int c = 0; c < g->c; c++)
+                            wb[(size_t)c * g->oc * nt + o * nt + t] = w[((size_t)o * g->c + c) * kk + i * g->kw + j];
+                    }
+                    t++;
+                }
+            wb += (size_t)g->c * g->oc * nt;
+            offs += (size_t)g->oc * nt;
+        }
+}
+
+/* x (N, C, H, W), w (OC, C, KH, KW), b (OC) or NULL → y (N, OC, OH, OW): per sample, y with junk columns
+ * (OC, OH·wq) = w (OC, C·KH·KW) · the taps' windows, then its OW real columns plus the bias into y. */
+static void K(direct_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
+{
+    direct_geo d = direct_layout(g);
+    int ck = g->c * g->kh * g->kw, np = g->oh * d.wq, R = conv_chunks(g);
+    size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * g->oh * g->ow;
+    ptrdiff_t *offs = (ptrdiff_t *)scratch;
+    K(direct_forward_offsets)(offs, g, &d);
+    real *chunks = scratch + direct_shared_size(g);
+    CNN_FOR(K(parallel)(g), int, r, R, {
+        CHUNK_BOUNDS(r, R, g->n, lo, hi);
+        real *xph = chunks + r * (direct_region1(g) + direct_region2(g)), *yq = xph + direct_region1(g);
+        for (int n = lo; n < hi; n++) {
+            K(direct_phases)(xph, x + n * xs, g, &d);
+            K(conv_offset_gemm)(yq, np, w, ck, xph, offs, g->oc, np, ck, 0);
+            for (int o = 0; o < g->oc; o++) {
+                real bias = b ? b[o] : 0, *out = y + n * ys + (size_t)o * g->oh * g->ow;
+                for (int oh = 0; oh < g->oh; oh++) {
+                    const real *src = yq + (size_t)o * np + (size_t)oh * d.wq;
+                    for (int ow = 0; ow < g->ow; ow++) out[oh * g->ow + ow] = src[ow] + bias;
+                }
+            }
+        }
+    });
+}
+
+/* dyt (OH·wq, OC) = dy (OC, OH, OW) transposed, zero in the junk columns: the weight gradient's b operand */
+static void K(direct_dy_transpose)(real *restrict dyt, const real *restrict dy, const cnn_conv2d *g,
+                                   const direct_geo *d)
+{
+    for (int oh = 0; oh < g->oh; oh++) {
+        real *row = dyt + (size_t)oh * d->wq * g->oc;
+        for (int ow = 0; ow < g->ow; ow++)
+            for (int o = 0; o < g->oc; o++) row[(size_t)ow * g->oc + o] = dy[((size_t)o * g->oh + oh) * g->ow + ow];
+        memset(row + (size_t)g->ow * g->oc, 0, (size_t)d->msj * g->oc * sizeof(real));
+    }
+}
+
+/* dy (N, OC, OH, OW), x, w as the forward had them → dw (OC, C, KH, KW) [+]=, dx (N, C, H, W) overwritten unless
+ * NULL. Chunk r's weight gradient, transposed (C·KH·KW, OC), sums the taps' windows times dy transposed over
+ * each sample's positions (junk ones meet zeros), then over the chunk's samples in order, and the chunks are
+ * added in order; dx's phase planes are each a forward gemm of dy's copy. */
+static void K(direct_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, real *scratch,
+                               const cnn_conv2d *g, int accumulate)
+{
+    direct_geo d = direct_layout(g);
+    int kk = g->kh * g->kw, ck = g->c * kk, R = conv_chunks(g), np = g->oh * d.wq;
+    size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * g->oh * g->ow;
+    size_t wsize = (size_t)g->oc * ck, chunk = direct_region1(g) + direct_region2(g);
+    ptrdiff_t *offs = (ptrdiff_t *)scratch, *offs_b = offs + ck;
+    real *wb = scratch + 2 * ((size_t)ck + (size_t)g->oc * kk);
+    K(direct_forward_offsets)(offs, g, &d);
+    if (dx) K(direct_input_grad_weights)(wb, offs_b, w, g, &d);
+    real *chunks = scratch + direct_shared_size(g), *part = chunks + R * chunk;
+    CNN_FOR(K(parallel)(g), int, r, R, {
+        CHUNK_BOUNDS(r, R, g->n, lo, hi);
+        /* the planes, then the input gradient's; dy transposed, then dy's copy */
+        real *xph = chunks + r * chunk, *dxph = xph, *dyt = xph + direct_region1(g), *dyp = dyt;
+        real *dwt = part + r * wsize;
+        const real *dy0 = dyp + (size_t)d.top * d.wq; /* dy's first row in its copy */
+        for (int n = lo; n < hi; n++) {
+            K(direct_phases)(xph, x + n * xs, g, &d);
+            K(direct_dy_transpose)(dyt, dy + n * ys, g, &d);
+            K(conv_window_gemm)(dwt, g->oc, xph, offs, dyt, g->oc, ck, g->oc, np, n > lo);
+            if (!dx) continue;
+            K(direct_dy_copy)(dyp, dy + n * ys, g, &d);
+            const real *wq = wb;
+            const ptrdiff_t *oq = offs_b;
+            for (int q = 0; q < d.ph; q++) {
+                int kq = g->oc * K(phase_taps)(g, q / g->sw, q % g->sw);
+                K(conv_offset_gemm)(dxph + (size_t)q * d.plane, (ptrdiff_t)d.ph * d.plane, wq, kq, dy0, oq, g->c,
+                                    (int)d.plane, kq, 0);
+                wq += (size_t)g->c * kq;
+                oq += kq;
+            }
+            K(direct_unphase)(dx + n * xs, dxph, g, &d);
+        }
+    });
+    CNN_FOR(wsize * R > CNN_PARALLEL_WORK, int, o, g->oc, {
+        for (int k = 0; k < ck; k++) {
+            real acc = part[(size_t)k * g->oc + o];
+            for (int r = 1; r < R; r++) acc += part[r * wsize + (size_t)k * g->oc + o];
+            real *e = dw + (size_t)o * ck + k;
+            *e = accumulate ? *e + acc : acc;
+        }
+    });
+}
