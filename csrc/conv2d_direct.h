@@ -11,7 +11,8 @@
 
 /* xph (C, sh, sw, hq, wq) = the phase planes of x (C, H, W), zero where they fall in the padding, and
  * DIRECT_SLACK + msj zeros after them */
-static void K(direct_phases)(real *restrict xph, const real *restrict x, const cnn_conv2d *g, const direct_geo *d)
+CNN_VECTOR_CLONES static void K(direct_phases)(real *restrict xph, const real *restrict x, const cnn_conv2d *g,
+                                               const direct_geo *d)
 {
     for (int c = 0; c < g->c; c++)
         for (int a = 0; a < g->sh; a++)
@@ -29,6 +30,7 @@ static void K(direct_phases)(real *restrict xph, const real *restrict x, const c
                     const real *src = x + ((size_t)c * g->h + ih) * g->w;
                     for (int v = 0; v < lo; v++) row[v] = 0;
                     if (g->sw == 1)
+#pragma omp simd
                         for (long v = lo; v < hi; v++) row[v] = src[v + b - g->pl];
                     else
                         for (long v = lo; v < hi; v++) row[v] = src[v * g->sw + b - g->pl];
@@ -40,7 +42,8 @@ static void K(direct_phases)(real *restrict xph, const real *restrict x, const c
 }
 
 /* dyp (OC, top + OH + msi, wq) = dy (OC, OH, OW) at row top, zero around it, then DIRECT_SLACK zeros */
-static void K(direct_dy_copy)(real *restrict dyp, const real *restrict dy, const cnn_conv2d *g, const direct_geo *d)
+CNN_VECTOR_CLONES static void K(direct_dy_copy)(real *restrict dyp, const real *restrict dy, const cnn_conv2d *g,
+                                                const direct_geo *d)
 {
     for (int o = 0; o < g->oc; o++) {
         real *p = dyp + (size_t)o * d->dplane;
@@ -48,6 +51,7 @@ static void K(direct_dy_copy)(real *restrict dyp, const real *restrict dy, const
         p += (size_t)d->top * d->wq;
         for (int oh = 0; oh < g->oh; oh++, p += d->wq) {
             const real *src = dy + ((size_t)o * g->oh + oh) * g->ow;
+#pragma omp simd
             for (int v = 0; v < g->ow; v++) p[v] = src[v];
             for (int v = g->ow; v < d->wq; v++) p[v] = 0;
         }
@@ -58,7 +62,8 @@ static void K(direct_dy_copy)(real *restrict dyp, const real *restrict dy, const
 
 /* dx (C, H, W) = the cells of the phase planes dxph that are not padding; cells no tap reaches (past the
  * planes) get 0 */
-static void K(direct_unphase)(real *restrict dx, const real *restrict dxph, const cnn_conv2d *g, const direct_geo *d)
+CNN_VECTOR_CLONES static void K(direct_unphase)(real *restrict dx, const real *restrict dxph, const cnn_conv2d *g,
+                                                const direct_geo *d)
 {
     for (int c = 0; c < g->c; c++)
         for (int ih = 0; ih < g->h; ih++) {
@@ -72,15 +77,32 @@ static void K(direct_unphase)(real *restrict dx, const real *restrict dxph, cons
             const real *p = dxph + (size_t)(c * g->sh + a) * g->sw * d->plane + (size_t)u * d->wq;
             if (g->sw == 1) { /* one plane: the row's cells from column pl on, those past wq zero */
                 int w = d->wq - g->pl < g->w ? d->wq - g->pl : g->w;
+#pragma omp simd
                 for (int iw = 0; iw < w; iw++) row[iw] = p[iw + g->pl];
                 for (int iw = w < 0 ? 0 : w; iw < g->w; iw++) row[iw] = 0;
                 continue;
             }
-            for (int iw = 0; iw < g->w; iw++) {
-                long s = (long)iw + g->pl, v = s / g->sw;
-                row[iw] = v < d->wq ? p[(size_t)(s % g->sw) * d->plane + v] : 0;
+            for (int b = 0; b < g->sw; b++) { /* the row's cells in plane b: every sw-th, from the first */
+                const real *pb = p + (size_t)b * d->plane;
+                int iw = (b - g->pl % g->sw + g->sw) % g->sw;
+                for (long v = ((long)iw + g->pl) / g->sw; iw < g->w; iw += g->sw, v++) row[iw] = v < d->wq ? pb[v] : 0;
             }
         }
+}
+
+/* y (OC, OH, OW) = the real columns of yq (OC, OH, wq) + b (OC) or NULL */
+CNN_VECTOR_CLONES static void K(direct_compact)(real *restrict y, const real *restrict yq, const real *b,
+                                                const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int o = 0; o < g->oc; o++) {
+        real bias = b ? b[o] : 0;
+        for (int oh = 0; oh < g->oh; oh++) {
+            real *out = y + ((size_t)o * g->oh + oh) * g->ow;
+            const real *src = yq + ((size_t)o * g->oh + oh) * d->wq;
+#pragma omp simd
+            for (int ow = 0; ow < g->ow; ow++) out[ow] = src[ow] + bias;
+        }
+    }
 }
 
 /* offs (C·KH·KW): tap (c, i, j)'s window in the phase planes */
@@ -147,20 +169,14 @@ static void K(direct_forward)(real *y, const real *x, const real *w, const real 
         for (int n = lo; n < hi; n++) {
             K(direct_phases)(xph, x + n * xs, g, &d);
             K(conv_offset_gemm)(yq, np, w, ck, xph, offs, g->oc, np, ck, 0);
-            for (int o = 0; o < g->oc; o++) {
-                real bias = b ? b[o] : 0, *out = y + n * ys + (size_t)o * g->oh * g->ow;
-                for (int oh = 0; oh < g->oh; oh++) {
-                    const real *src = yq + (size_t)o * np + (size_t)oh * d.wq;
-                    for (int ow = 0; ow < g->ow; ow++) out[oh * g->ow + ow] = src[ow] + bias;
-                }
-            }
+            K(direct_compact)(y + n * ys, yq, b, g, &d);
         }
     });
 }
 
 /* dyt (OH·wq, OC) = dy (OC, OH, OW) transposed, zero in the junk columns: the weight gradient's b operand */
-static void K(direct_dy_transpose)(real *restrict dyt, const real *restrict dy, const cnn_conv2d *g,
-                                   const direct_geo *d)
+CNN_VECTOR_CLONES static void K(direct_dy_transpose)(real *restrict dyt, const real *restrict dy, const cnn_conv2d *g,
+                                                     const direct_geo *d)
 {
     for (int oh = 0; oh < g->oh; oh++) {
         real *row = dyt + (size_t)oh * d->wq * g->oc;
@@ -210,12 +226,14 @@ static void K(direct_backward)(real *dx, real *dw, const real *dy, const real *x
             K(direct_unphase)(dx + n * xs, dxph, g, &d);
         }
     });
-    CNN_FOR(wsize * R > CNN_PARALLEL_WORK, int, o, g->oc, {
-        for (int k = 0; k < ck; k++) {
-            real acc = part[(size_t)k * g->oc + o];
-            for (int r = 1; r < R; r++) acc += part[r * wsize + (size_t)k * g->oc + o];
+    /* chunk 0's rows k (OC) gather the later chunks in order, contiguously, then go to dw's column k */
+    CNN_FOR(wsize * R > CNN_PARALLEL_WORK, int, k, ck, {
+        real *row = part + (size_t)k * g->oc;
+        for (int r = 1; r < R; r++)
+            for (int o = 0; o < g->oc; o++) row[o] += part[r * wsize + (size_t)k * g->oc + o];
+        for (int o = 0; o < g->oc; o++) {
             real *e = dw + (size_t)o * ck + k;
-            *e = accumulate ? *e + acc : acc;
+            *e = accumulate ? *e + row[o] : row[o];
         }
     });
 }

@@ -21,8 +21,9 @@
 #define MR (WIDE ? 8 : 4)
 #define NV 3
 #define NR (NV * VLEN)
-/* a KC-deep slice of B's NR columns (24 KiB, f32 AVX-512) stays in L1 while every row tile reads it */
-#define KC (512 / (int)sizeof(real))
+/* a KC-deep slice of B's NR columns (48 KiB at most, f32 AVX-512; a 16-channel 3x3 layer's 144 taps are
+ * 27 KiB) stays in L1 or close while every row tile reads it */
+#define KC (1024 / (int)sizeof(real))
 /* window_gemm's tile: WR rows (taps) x WV vectors (output channels): AVX-512's 12 x 2 is gemm's own, and
  * 16 output channels take a 12 x 1 tile that still hides the FMA latency */
 #define WR (WIDE ? 12 : 6)
