@@ -249,11 +249,15 @@ static inline void K(gemm_tn)(real *c, const real *a, const real *b, int m, int 
  * B(k, j) = b[offs[k] + j]: row k of B is a window of one buffer (a tap over a padded plane, flat).
  * offset_gemm: c (M, N) [+]= a (M, KD) · B, a(i, k) = a[i·lda + k], c(i, j) = c[i·ldc + j]; reads up to 47
  * reals past each row's window. window_gemm: c (M, N) [+]= A (M, KD) · b (KD, N), A(i, p) = a[offs[i] + p],
- * b(p, j) = b[p·ldb + j], c(i, j) = c[i·ldc + j]. */
+ * b(p, j) = b[p·ldb + j], c(i, j) = c[i·ldc + j]. window3_gemm: window_gemm with M = 3·M3 rows whose windows
+ * come in triples a cell apart (offs[3r + j] = offs[3r] + j), b with two zero rows before and after its KD rows
+ * (bz: the first of them). */
 void K(conv_offset_gemm)(real *c, ptrdiff_t ldc, const real *a, ptrdiff_t lda, const real *b, const ptrdiff_t *offs,
                          int M, int N, int KD, int accumulate);
 void K(conv_window_gemm)(real *c, ptrdiff_t ldc, const real *a, const ptrdiff_t *offs, const real *b, ptrdiff_t ldb,
                          int M, int N, int KD, int accumulate);
+void K(conv_window3_gemm)(real *c, ptrdiff_t ldc, const real *a, const ptrdiff_t *offs, const real *bz, ptrdiff_t ldb,
+                          int M3, int N, int KD, int accumulate);
 
 /* ---- dense.c -----------------------------------------------------------------------------
  * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */

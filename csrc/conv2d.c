@@ -13,6 +13,7 @@
  * Worked example: x = [[1 2 3], [4 5 6], [7 8 9]] (1x1x3x3), w = [[1 0], [0 1]] (1x1x2x2), no bias
  *   → y = [[1+5, 2+6], [4+8, 5+9]] = [[6 8], [12 14]]. */
 #ifndef real
+#include <limits.h>
 #include <string.h>
 #include "cnn.h"
 
@@ -31,9 +32,12 @@ static conv_path conv2d_path(const cnn_conv2d *g)
     if (g->groups == 1 && g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1 && g->pt == 0 && g->pl == 0 &&
         g->dil_h == 1 && g->dil_w == 1)
         return PATH_DENSE;
-    /* every phase plane (conv2d_direct.h) holds taps: a stride at most the window, and not both stride and dilation */
+    /* every phase plane (direct_geo below) holds taps: a stride at most the window, and not both stride and
+     * dilation; a plane's cells are counted in int */
+    long long hq = g->oh + (long long)(g->kh - 1) * g->dil_h / g->sh,
+              wq = g->ow + (long long)(g->kw - 1) * g->dil_w / g->sw;
     if (g->groups == 1 && g->sh <= g->kh && g->sw <= g->kw && (g->sh == 1 || g->dil_h == 1) &&
-        (g->sw == 1 || g->dil_w == 1))
+        (g->sw == 1 || g->dil_w == 1) && hq * wq <= INT_MAX)
         return PATH_DIRECT;
     return PATH_IM2COL;
 }
@@ -123,11 +127,11 @@ static size_t direct_region1(const cnn_conv2d *g)
     direct_geo d = direct_layout(g);
     return cnn_size_add(direct_planes_size(g, &d), (size_t)d.msj + DIRECT_SLACK);
 }
-/* the second: dy's copy and its slack, which is larger than dy transposed (OH·wq, OC) */
+/* the second: dy's copy and its slack, or dy transposed (OH·wq, OC) between two zero rows before and after */
 static size_t direct_region2(const cnn_conv2d *g)
 {
     direct_geo d = direct_layout(g);
-    return cnn_size_add(cnn_size_mul((size_t)g->oc, d.dplane), DIRECT_SLACK);
+    return cnn_size_add(cnn_size_mul((size_t)g->oc, d.dplane), DIRECT_SLACK + 4 * (size_t)g->oc);
 }
 
 /* The cells [lo, hi) of phase plane (a, b), flat, that hold the unpadded input: the rest of the plane is

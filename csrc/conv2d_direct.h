@@ -176,13 +176,17 @@ static void K(direct_forward)(real *y, const real *x, const real *w, const real 
 
 typedef real K(vec4) __attribute__((vector_size(4 * sizeof(real))));
 
-/* dyt (OH·wq, OC) = dy (OC, OH, OW) transposed, zero in the junk columns: the weight gradient's b operand.
+/* dyt (2 + OH·wq + 2, OC) = dy (OC, OH, OW) transposed, zero in the junk columns and in two rows before and
+ * after (window3_gemm reads them): the weight gradient's b operand.
  * 4x4 blocks go through registers (as gemm's pack_bt): one scalar store per element cost 7% of a 16-channel
  * backward. */
 CNN_VECTOR_CLONES static void K(direct_dy_transpose)(real *restrict dyt, const real *restrict dy, const cnn_conv2d *g,
                                                      const direct_geo *d)
 {
     size_t ohw = (size_t)g->oh * g->ow;
+    memset(dyt, 0, 2 * (size_t)g->oc * sizeof(real));
+    memset(dyt + (2 + (size_t)g->oh * d->wq) * g->oc, 0, 2 * (size_t)g->oc * sizeof(real));
+    dyt += 2 * (size_t)g->oc;
     for (int oh = 0; oh < g->oh; oh++) {
         real *row = dyt + (size_t)oh * d->wq * g->oc;
         const real *src = dy + (size_t)oh * g->ow;
@@ -197,17 +201,13 @@ CNN_VECTOR_CLONES static void K(direct_dy_transpose)(real *restrict dyt, const r
                 memcpy(&x2, r2 + ow, sizeof x2);
                 memcpy(&x3, r3 + ow, sizeof x3);
                 K(vec4)
-                t0 = __builtin_shufflevector(x0, x1, 0, 4, 1, 5),
-                t1 = __builtin_shufflevector(x0, x1, 2, 6, 3, 7);
+                t0 = __builtin_shufflevector(x0, x1, 0, 4, 1, 5), t1 = __builtin_shufflevector(x0, x1, 2, 6, 3, 7);
                 K(vec4)
-                t2 = __builtin_shufflevector(x2, x3, 0, 4, 1, 5),
-                t3 = __builtin_shufflevector(x2, x3, 2, 6, 3, 7);
+                t2 = __builtin_shufflevector(x2, x3, 0, 4, 1, 5), t3 = __builtin_shufflevector(x2, x3, 2, 6, 3, 7);
                 K(vec4)
-                y0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5),
-                y1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+                y0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5), y1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
                 K(vec4)
-                y2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5),
-                y3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+                y2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5), y3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
                 real *q = row + (size_t)ow * g->oc + o;
                 memcpy(q, &y0, sizeof y0);
                 memcpy(q + g->oc, &y1, sizeof y1);
@@ -248,7 +248,9 @@ static void K(direct_backward)(real *dx, real *dw, const real *dy, const real *x
         for (int n = lo; n < hi; n++) {
             K(direct_phases)(xph, x + n * xs, g, &d);
             K(direct_dy_transpose)(dyt, dy + n * ys, g, &d);
-            K(conv_window_gemm)(dwt, g->oc, xph, offs, dyt, g->oc, ck, g->oc, np, n > lo);
+            if (g->kw == 3 && g->sw == 1 && g->dil_w == 1) /* a row of taps, windows a cell apart */
+                K(conv_window3_gemm)(dwt, g->oc, xph, offs, dyt, g->oc, ck / 3, g->oc, np, n > lo);
+            else K(conv_window_gemm)(dwt, g->oc, xph, offs, dyt + 2 * g->oc, g->oc, ck, g->oc, np, n > lo);
             if (!dx) continue;
             K(direct_dy_copy)(dyp, dy + n * ys, g, &d);
             const real *wq = wb;

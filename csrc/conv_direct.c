@@ -66,3 +66,15 @@ void conv_window_gemm_f64(double *c, ptrdiff_t ldc, const double *a, const ptrdi
 {
     DISPATCH(window_gemm_f64, c, ldc, a, offs, b, ldb, M, N, KD, accumulate);
 }
+
+void conv_window3_gemm_f32(float *c, ptrdiff_t ldc, const float *a, const ptrdiff_t *offs, const float *bz,
+                           ptrdiff_t ldb, int M3, int N, int KD, int accumulate)
+{
+    DISPATCH(window3_gemm_f32, c, ldc, a, offs, bz, ldb, M3, N, KD, accumulate);
+}
+
+void conv_window3_gemm_f64(double *c, ptrdiff_t ldc, const double *a, const ptrdiff_t *offs, const double *bz,
+                           ptrdiff_t ldb, int M3, int N, int KD, int accumulate)
+{
+    DISPATCH(window3_gemm_f64, c, ldc, a, offs, bz, ldb, M3, N, KD, accumulate);
+}

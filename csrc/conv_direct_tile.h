@@ -28,6 +28,8 @@
  * 16 output channels take a 12 x 1 tile that still hides the FMA latency */
 #define WR (WIDE ? 12 : 6)
 #define WV 2
+/* window3_gemm's: W3R windows of three taps each, over one vector (16 channels), or W3R / WV over WV */
+#define W3R (WIDE ? 8 : 2)
 
 typedef real G(dvec) __attribute__((vector_size(VLEN * sizeof(real))));
 
@@ -179,6 +181,93 @@ static void G(window_gemm)(real *c, ptrdiff_t ldc, const real *a, const ptrdiff_
 }
 #undef WTILE_ROWS
 
+/* window_gemm for three taps a cell apart (a 3-wide window at stride 1, undilated): row r of A stands for the
+ * taps j = 0, 1, 2 whose windows start at a[offs[r] + j], and tap j's sum Σ_p a[offs[r] + j + p]·b(p) is
+ * Σ_q a[offs[r] + q]·b(q - j): one broadcast of a[offs[r] + q] feeds all three, against b's rows q, q - 1,
+ * q - 2 held in registers. b has two zero rows before and after its KD rows (bz points at the first of
+ * them): a third of window_gemm's broadcasts, which bound it at 16 channels. offs[3r] is row r's window. */
+static inline __attribute__((always_inline)) void G(w3tile)(real *restrict c, ptrdiff_t ldc, const real *a,
+                                                            const ptrdiff_t *offs, const real *bz, ptrdiff_t ldb,
+                                                            const int rows, const int nv, int nr, int kd,
+                                                            int accumulate)
+{
+    G(dvec) acc[W3R][3][WV], b0[WV], b1[WV], b2[WV];
+    const real *ai[W3R];
+    for (int i = 0; i < rows; i++) {
+        ai[i] = a + offs[3 * i];
+        for (int j = 0; j < 3; j++)
+            for (int v = 0; v < nv; v++) acc[i][j][v] = (G(dvec)){0};
+    }
+    for (int v = 0; v < nv; v++) {
+        b0[v] = G(dload)(bz + v * VLEN);       /* b(q - 2) at q = 0 */
+        b1[v] = G(dload)(bz + ldb + v * VLEN); /* b(q - 1) */
+    }
+#pragma GCC unroll 2
+    for (int q = 0; q < kd + 2; q++) {
+        for (int v = 0; v < nv; v++) b2[v] = G(dload)(bz + (q + 2) * ldb + v * VLEN); /* b(q) */
+        for (int i = 0; i < rows; i++) {
+            real x = ai[i][q];
+            for (int v = 0; v < nv; v++) {
+                acc[i][0][v] += x * b2[v];
+                acc[i][1][v] += x * b1[v];
+                acc[i][2][v] += x * b0[v];
+            }
+        }
+        for (int v = 0; v < nv; v++) {
+            b0[v] = b1[v];
+            b1[v] = b2[v];
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < 3; j++) {
+            real *row = c + (i * 3 + j) * ldc;
+            if (nr == nv * VLEN) {
+                for (int v = 0; v < nv; v++)
+                    G(dstore)(row + v * VLEN, accumulate ? G(dload)(row + v * VLEN) + acc[i][j][v] : acc[i][j][v]);
+                continue;
+            }
+            real t[WV * VLEN];
+            for (int v = 0; v < nv; v++) G(dstore)(t + v * VLEN, acc[i][j][v]);
+            for (int l = 0; l < nr; l++) row[l] = accumulate ? row[l] + t[l] : t[l];
+        }
+}
+
+#define W3TILE(r, nv) G(w3tile)(cc, ldc, a, oo, bz + j0, ldb, r, nv, nr, KD, accumulate)
+#define W3ROWS(nv, most)                                \
+    switch (M3 - i0 < (most) ? M3 - i0 : (most)) {      \
+    case 1: W3TILE(1, nv); break;                       \
+    case 2: W3TILE(2 < (most) ? 2 : (most), nv); break; \
+    case 3: W3TILE(3 < (most) ? 3 : (most), nv); break; \
+    case 4: W3TILE(4 < (most) ? 4 : (most), nv); break; \
+    case 5: W3TILE(5 < (most) ? 5 : (most), nv); break; \
+    case 6: W3TILE(6 < (most) ? 6 : (most), nv); break; \
+    case 7: W3TILE(7 < (most) ? 7 : (most), nv); break; \
+    default: W3TILE(most, nv); break;                   \
+    }
+
+/* c (3·M3, N) [+]= window_gemm's, for windows whose offsets come in triples a cell apart: offs[3r + j] =
+ * offs[3r] + j, and only offs[3r] is read. b (KD, N) has its rows ldb apart, with two zero rows before and
+ * after (bz points at the first). */
+static void G(window3_gemm)(real *c, ptrdiff_t ldc, const real *a, const ptrdiff_t *offs, const real *bz, ptrdiff_t ldb,
+                            int M3, int N, int KD, int accumulate)
+{
+    for (int j0 = 0; j0 < N; j0 += WV * VLEN) {
+        int nr = N - j0 < WV * VLEN ? N - j0 : WV * VLEN, wide = nr > VLEN, step = wide ? W3R / WV : W3R;
+        for (int i0 = 0; i0 < M3; i0 += step) {
+            real *cc = c + i0 * 3 * ldc + j0;
+            const ptrdiff_t *oo = offs + 3 * i0;
+            if (wide) {
+                W3ROWS(WV, W3R / WV)
+            } else {
+                W3ROWS(1, W3R)
+            }
+        }
+    }
+}
+#undef W3ROWS
+#undef W3TILE
+
+#undef W3R
 #undef WV
 #undef WR
 #undef KC

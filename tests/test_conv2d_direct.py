@@ -1,7 +1,8 @@
 """conv2d's direct path (csrc/conv2d_direct.h, csrc/conv_direct.c) on every instruction-set instance this CPU
 runs, against PyTorch: forward, input and weight gradients. The shapes reach every edge of its kernels'
-register tiles: output channels 1-7 past a multiple of 8 (offset_gemm's rows) and of 32 (window_gemm's
-columns), taps past a multiple of 12 (window_gemm's rows), positions ragged against 16-48 (a tile's
+register tiles: output channels 1-7 past a multiple of 8 (offset_gemm's rows) and of 16 or 32 (window_gemm's
+and window3_gemm's columns), taps past a multiple of 12 (window_gemm's rows) and rows of taps past 8
+(window3_gemm's, for 3-wide undilated windows at stride 1), positions ragged against 16-48 (a tile's
 columns), C·KH·KW > 256 (KC slices), strides 2 and 3 (four and nine phase planes, some with one tap),
 dilation, asymmetric padding, batch 1 and non-square images. Tolerances are the suite's (TOL): float64 to
 1e-10 and float32 to 1e-5 relative, as im2col's path."""
@@ -21,6 +22,7 @@ DIRECT = [
     (3, 16, 11, 9, 35, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),     # stride 2: phase planes with 4, 2, 2, 1 taps
     (2, 33, 8, 8, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),      # 297 taps: 2 KC slices (f32), 3 (f64)
     (2, 5, 9, 12, 7, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),       # no padding, 7 output channels
+    (2, 4, 7, 9, 21, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),       # 21 channels: window3_gemm's ragged 2 vectors
     (1, 4, 13, 10, 13, 3, 5, (3, 2), (2, 0, 1, 3), (1, 1), 1),     # strides 3 and 2, asymmetric pads
     (2, 6, 12, 11, 9, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1),      # dilated
     (2, 2, 10, 7, 3, 2, 4, (2, 2), (1, 0, 0, 1), (1, 1), 1),       # even kernels
