@@ -188,6 +188,8 @@ def test_conv2d_finite_differences(rng, case):
     (1, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # one sample: the threads split each gemm
     (19, 16, 12, 12, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),  # direct phases, 16 uneven chunks
     (5, 16, 13, 11, 40, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # direct, stride 2: four phase planes
+    (1, 16, 32, 32, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # direct, one sample: one chunk
+    (1, 16, 33, 31, 40, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # the same at stride 2
     (18, 4, 9, 9, 16, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 2),     # im2col (grouped)
 ])
 def test_conv2d_deterministic_across_threads(rng, case):
