@@ -73,11 +73,12 @@ static inline size_t cnn_size_add(size_t a, size_t b) { return a > SIZE_MAX - b 
 
 /* Elements of scratch conv2d_forward/backward need: 0 for the depthwise (groups = C > 1) and dense
  * (window = whole unpadded input) paths; else, per chunk of the batch (min(n, CNN_REDUCE_CHUNKS) of them),
- * one tile of im2col columns (c·kh·kw, min(oh·ow, 256)), none for the 1x1 (stride 1, unpadded) path, and a
- * partial weight gradient: never the batch's columns. SIZE_MAX when the count does not fit in size_t. */
+ * one tile of im2col columns (c·kh·kw, min(oh·ow, 256)), none for the 1x1 (stride 1, unpadded) path, a copy
+ * of one sample's padded input and of its dy for the direct path (conv2d.c's direct_geo), and a partial
+ * weight gradient: never the batch's columns. SIZE_MAX when the count does not fit in size_t. */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
 /* The path conv2d takes for this geometry, in words ("im2col tiles", "pointwise gemm", "depthwise direct",
- * "dense gemm"): the benchmarks print it beside each shape. */
+ * "dense gemm", "direct phases"): the benchmarks print it beside each shape. */
 const char *conv2d_path_name(const cnn_conv2d *g);
 
 /* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does

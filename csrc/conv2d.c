@@ -1,10 +1,14 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
- * dilation and groups. Four paths, chosen from the geometry alone so forward and backward agree:
+ * dilation and groups. Five paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
- *   otherwise im2col in tiles: a tile of CONV_TILE output positions at a time has its columns
+ *   groups = 1 with a stride at most the window (ResNet's and the CIFAR convnet's 3x3 layers): direct phases
+ *     (conv2d_direct.h), gemms whose operand rows are windows of a copy of the sample's input: no im2col, which
+ *     at 16 to 64 channels cost as much as the multiply-adds, and no col2im;
+ *   otherwise (grouped, or strided past the window) im2col in tiles: a tile of CONV_TILE output positions at a
+ *     time has its columns
  *     (C·KH·KW, CONV_TILE) built in cache and multiplied at once, forward and backward alike, so the
  *     workspace is a tile per batch chunk, never a batch's columns (a 5x5 64-channel layer at batch 16
  *     needed 321 MB of columns; its tiles need 26 MB).
@@ -146,6 +150,28 @@ static void direct_phase_range(const cnn_conv2d *g, const direct_geo *d, int a, 
     if (u1 < u0 || v1 < v0 || g->h - 1 + g->pt < a || g->w - 1 + g->pl < b) return;
     *lo = (size_t)u0 * d->wq + v0;
     *hi = (size_t)u1 * d->wq + v1 + 1;
+}
+
+/* offs (C·KH·KW): tap (c, i, j)'s window in the phase planes */
+static void direct_forward_offsets(ptrdiff_t *offs, const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int c = 0; c < g->c; c++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                int a = i * g->dil_h % g->sh, b = j * g->dil_w % g->sw;
+                int si = i * g->dil_h / g->sh, sj = j * g->dil_w / g->sw;
+                offs[(c * g->kh + i) * g->kw + j] = (ptrdiff_t)((size_t)(c * g->sh + a) * g->sw + b) * d->plane +
+                                                    (ptrdiff_t)si * d->wq + sj;
+            }
+}
+
+/* The taps of phase plane (a, b): rows i with i·dh ≡ a (mod sh) times columns j with j·dw ≡ b (mod sw). */
+static int phase_taps(const cnn_conv2d *g, int a, int b)
+{
+    int ni = 0, nj = 0;
+    for (int i = 0; i < g->kh; i++) ni += i * g->dil_h % g->sh == a;
+    for (int j = 0; j < g->kw; j++) nj += j * g->dil_w % g->sw == b;
+    return ni * nj;
 }
 
 size_t conv2d_scratch_size(const cnn_conv2d *g)

@@ -105,28 +105,6 @@ CNN_VECTOR_CLONES static void K(direct_compact)(real *restrict y, const real *re
     }
 }
 
-/* offs (C·KH·KW): tap (c, i, j)'s window in the phase planes */
-static void K(direct_forward_offsets)(ptrdiff_t *offs, const cnn_conv2d *g, const direct_geo *d)
-{
-    for (int c = 0; c < g->c; c++)
-        for (int i = 0; i < g->kh; i++)
-            for (int j = 0; j < g->kw; j++) {
-                int a = i * g->dil_h % g->sh, b = j * g->dil_w % g->sw;
-                int si = i * g->dil_h / g->sh, sj = j * g->dil_w / g->sw;
-                offs[(c * g->kh + i) * g->kw + j] = (ptrdiff_t)((size_t)(c * g->sh + a) * g->sw + b) * d->plane +
-                                                    (ptrdiff_t)si * d->wq + sj;
-            }
-}
-
-/* The taps of phase plane (a, b): rows i with i·dh ≡ a (mod sh) times columns j with j·dw ≡ b (mod sw). */
-static int K(phase_taps)(const cnn_conv2d *g, int a, int b)
-{
-    int ni = 0, nj = 0;
-    for (int i = 0; i < g->kh; i++) ni += i * g->dil_h % g->sh == a;
-    for (int j = 0; j < g->kw; j++) nj += j * g->dil_w % g->sw == b;
-    return ni * nj;
-}
-
 /* Per phase plane (a, b) in order, its input gradient as a forward gemm over dy's copy: weights
  * wb (C, OC·taps), wb[c, o·taps + t] = w[o, c, i_t, j_t], and offs (OC·taps), the window of dy's copy that
  * tap t of output channel o reads, relative to the copy's row top: o·dplane - si·wq - sj. */
@@ -136,7 +114,7 @@ static void K(direct_input_grad_weights)(real *wb, ptrdiff_t *offs, const real *
     int kk = g->kh * g->kw;
     for (int a = 0; a < g->sh; a++)
         for (int b = 0; b < g->sw; b++) {
-            int nt = K(phase_taps)(g, a, b), t = 0;
+            int nt = phase_taps(g, a, b), t = 0;
             for (int i = 0; i < g->kh; i++)
                 for (int j = 0; j < g->kw; j++) {
                     if (i * g->dil_h % g->sh != a || j * g->dil_w % g->sw != b) continue;
@@ -161,7 +139,7 @@ static void K(direct_forward)(real *y, const real *x, const real *w, const real 
     int ck = g->c * g->kh * g->kw, np = g->oh * d.wq, R = conv_chunks(g);
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * g->oh * g->ow;
     ptrdiff_t *offs = (ptrdiff_t *)scratch;
-    K(direct_forward_offsets)(offs, g, &d);
+    direct_forward_offsets(offs, g, &d);
     real *chunks = scratch + direct_shared_size(g);
     CNN_FOR(K(parallel)(g), int, r, R, {
         CHUNK_BOUNDS(r, R, g->n, lo, hi);
@@ -236,7 +214,7 @@ static void K(direct_backward)(real *dx, real *dw, const real *dy, const real *x
     size_t wsize = (size_t)g->oc * ck, chunk = direct_region1(g) + direct_region2(g);
     ptrdiff_t *offs = (ptrdiff_t *)scratch, *offs_b = offs + ck;
     real *wb = scratch + 2 * ((size_t)ck + (size_t)g->oc * kk);
-    K(direct_forward_offsets)(offs, g, &d);
+    direct_forward_offsets(offs, g, &d);
     if (dx) K(direct_input_grad_weights)(wb, offs_b, w, g, &d);
     real *chunks = scratch + direct_shared_size(g), *part = chunks + R * chunk;
     CNN_FOR(K(parallel)(g), int, r, R, {
@@ -256,7 +234,7 @@ static void K(direct_backward)(real *dx, real *dw, const real *dy, const real *x
             const real *wq = wb;
             const ptrdiff_t *oq = offs_b;
             for (int q = 0; q < d.ph; q++) {
-                int kq = g->oc * K(phase_taps)(g, q / g->sw, q % g->sw);
+                int kq = g->oc * phase_taps(g, q / g->sw, q % g->sw);
                 size_t lo, hi;
                 direct_phase_range(g, &d, q / g->sw, q % g->sw, &lo, &hi);
                 if (hi > lo)
