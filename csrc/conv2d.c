@@ -17,12 +17,14 @@
  * Worked example: x = [[1 2 3], [4 5 6], [7 8 9]] (1x1x3x3), w = [[1 0], [0 1]] (1x1x2x2), no bias
  *   → y = [[1+5, 2+6], [4+8, 5+9]] = [[6 8], [12 14]]. */
 #ifndef real
-#include <limits.h>
 #include <string.h>
 #include "cnn.h"
 
 typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE, PATH_DIRECT } conv_path;
 typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
+
+/* Elements of the direct path's copies of one sample's input and dy, at most (its scratch per chunk) */
+#define DIRECT_MAX_COPIES (1 << 21)
 
 /* The path from the geometry alone, so that forward and backward agree on it and on the scratch. */
 static conv_path conv2d_path(const cnn_conv2d *g)
@@ -37,11 +39,13 @@ static conv_path conv2d_path(const cnn_conv2d *g)
         g->dil_h == 1 && g->dil_w == 1)
         return PATH_DENSE;
     /* every phase plane (direct_geo below) holds taps: a stride at most the window, and not both stride and
-     * dilation; a plane's cells are counted in int */
-    long long hq = g->oh + (long long)(g->kh - 1) * g->dil_h / g->sh,
-              wq = g->ow + (long long)(g->kw - 1) * g->dil_w / g->sw;
+     * dilation; and a chunk's copies of a sample's input and dy stay under DIRECT_MAX_COPIES (a 64-channel
+     * 56x56 layer's are 0.45 M; a huge sample goes to im2col, whose tiles never grow with it) */
+    double msi = (double)((long long)(g->kh - 1) * g->dil_h / g->sh);
+    double hq = g->oh + msi, wq = g->ow + (double)((long long)(g->kw - 1) * g->dil_w / g->sw);
+    double copies = (double)g->c * g->sh * g->sw * hq * wq + (double)g->oc * (hq + msi + 1) * wq;
     if (g->groups == 1 && g->sh <= g->kh && g->sw <= g->kw && (g->sh == 1 || g->dil_h == 1) &&
-        (g->sw == 1 || g->dil_w == 1) && hq * wq <= INT_MAX)
+        (g->sw == 1 || g->dil_w == 1) && copies <= DIRECT_MAX_COPIES)
         return PATH_DIRECT;
     return PATH_IM2COL;
 }
@@ -105,7 +109,7 @@ static direct_geo direct_layout(const cnn_conv2d *g)
     d.wq = g->ow + d.msj;
     d.top = d.msi + 1;
     d.plane = (size_t)d.hq * d.wq;
-    d.dplane = (size_t)(d.top + g->oh + d.msi) * d.wq;
+    d.dplane = ((size_t)d.top + g->oh + d.msi) * d.wq;
     return d;
 }
 

@@ -282,6 +282,7 @@ def test_conv2d_bad_buffers(rng):
     ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "direct phases"),
     ((64, 16, 32, 32), (32, 16, 3, 3), (2, 2), (1, 1, 1, 1), 1, "direct phases"),  # ResNet's strided 3x3
     ((16, 64, 56, 56), (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), 2, "im2col tiles"),  # grouped
+    ((2, 4, 4096, 512), (8, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, "im2col tiles"),  # a sample too large to copy
     ((16, 64, 56, 56), (64, 64, 1, 1), (1, 1), (0, 0, 0, 0), 1, "pointwise gemm"),
     ((16, 64, 56, 56), (64, 64, 1, 1), (2, 2), (0, 0, 0, 0), 1, "im2col tiles"),  # strided 1x1 gathers first
     ((16, 64, 56, 56), (64, 1, 3, 3), (1, 1), (1, 1, 1, 1), 64, "depthwise direct"),
