@@ -73,11 +73,12 @@ static inline size_t cnn_size_add(size_t a, size_t b) { return a > SIZE_MAX - b 
 
 /* Elements of scratch conv2d_forward/backward need: 0 for the depthwise (groups = C > 1) and dense
  * (window = whole unpadded input) paths; else, per chunk of the batch (min(n, CNN_REDUCE_CHUNKS) of them),
- * one tile of im2col columns (c·kh·kw, min(oh·ow, 256)), none for the 1x1 (stride 1, unpadded) path, and a
- * partial weight gradient: never the batch's columns. SIZE_MAX when the count does not fit in size_t. */
+ * one tile of im2col columns (c·kh·kw, min(oh·ow, 256)), none for the 1x1 (stride 1, unpadded) path, a copy
+ * of one sample's padded input and of its dy for the direct path (conv2d.c's direct_geo), and a partial
+ * weight gradient: never the batch's columns. SIZE_MAX when the count does not fit in size_t. */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
 /* The path conv2d takes for this geometry, in words ("im2col tiles", "pointwise gemm", "depthwise direct",
- * "dense gemm"): the benchmarks print it beside each shape. */
+ * "dense gemm", "direct phases"): the benchmarks print it beside each shape. */
 const char *conv2d_path_name(const cnn_conv2d *g);
 
 /* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does
@@ -253,6 +254,20 @@ static inline void K(gemm_tn)(real *c, const real *a, const real *b, int m, int 
 {
     K(gemm)(c, a, b, m, n, k, 1, m, n, 1, n, accumulate);
 }
+
+/* ---- conv_direct.c: the inner kernels of conv2d's direct path ------------------------------------
+ * B(k, j) = b[offs[k] + j]: row k of B is a window of one buffer (a tap over a padded plane, flat).
+ * offset_gemm: c (M, N) [+]= a (M, KD) · B, a(i, k) = a[i·lda + k], c(i, j) = c[i·ldc + j]; reads up to 47
+ * reals past each row's window. window_gemm: c (M, N) [+]= A (M, KD) · b (KD, N), A(i, p) = a[offs[i] + p],
+ * b(p, j) = b[p·ldb + j], c(i, j) = c[i·ldc + j]. window3_gemm: window_gemm with M = 3·M3 rows whose windows
+ * come in triples a cell apart (offs[3r + j] = offs[3r] + j), b with two zero rows before and after its KD rows
+ * (bz: the first of them). */
+void K(conv_offset_gemm)(real *c, ptrdiff_t ldc, const real *a, ptrdiff_t lda, const real *b, const ptrdiff_t *offs,
+                         int M, int N, int KD, int accumulate);
+void K(conv_window_gemm)(real *c, ptrdiff_t ldc, const real *a, const ptrdiff_t *offs, const real *b, ptrdiff_t ldb,
+                         int M, int N, int KD, int accumulate);
+void K(conv_window3_gemm)(real *c, ptrdiff_t ldc, const real *a, const ptrdiff_t *offs, const real *bz, ptrdiff_t ldb,
+                          int M3, int N, int KD, int accumulate);
 
 /* ---- dense.c -----------------------------------------------------------------------------
  * inp (N, IN), w (IN, OUT), b (OUT) or NULL, out (N, OUT) */

@@ -1,10 +1,14 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
- * dilation and groups. Four paths, chosen from the geometry alone so forward and backward agree:
+ * dilation and groups. Five paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
- *   otherwise im2col in tiles: a tile of CONV_TILE output positions at a time has its columns
+ *   groups = 1 with a stride at most the window (ResNet's and the CIFAR convnet's 3x3 layers): direct phases
+ *     (conv2d_direct.h), gemms whose operand rows are windows of a copy of the sample's input: no im2col, which
+ *     at 16 to 64 channels cost as much as the multiply-adds, and no col2im;
+ *   otherwise (grouped, or strided past the window) im2col in tiles: a tile of CONV_TILE output positions at a
+ *     time has its columns
  *     (C·KH·KW, CONV_TILE) built in cache and multiplied at once, forward and backward alike, so the
  *     workspace is a tile per batch chunk, never a batch's columns (a 5x5 64-channel layer at batch 16
  *     needed 321 MB of columns; its tiles need 26 MB).
@@ -16,8 +20,11 @@
 #include <string.h>
 #include "cnn.h"
 
-typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE } conv_path;
+typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE, PATH_DIRECT } conv_path;
 typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
+
+/* Elements of the direct path's copies of one sample's input and dy, at most (its scratch per chunk) */
+#define DIRECT_MAX_COPIES (1 << 21)
 
 /* The path from the geometry alone, so that forward and backward agree on it and on the scratch. */
 static conv_path conv2d_path(const cnn_conv2d *g)
@@ -31,6 +38,15 @@ static conv_path conv2d_path(const cnn_conv2d *g)
     if (g->groups == 1 && g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1 && g->pt == 0 && g->pl == 0 &&
         g->dil_h == 1 && g->dil_w == 1)
         return PATH_DENSE;
+    /* every phase plane (direct_geo below) holds taps: a stride at most the window, and not both stride and
+     * dilation; and a chunk's copies of a sample's input and dy stay under DIRECT_MAX_COPIES (a 64-channel
+     * 56x56 layer's are 0.45 M; a huge sample goes to im2col, whose tiles never grow with it) */
+    double msi = (double)((long long)(g->kh - 1) * g->dil_h / g->sh);
+    double hq = g->oh + msi, wq = g->ow + (double)((long long)(g->kw - 1) * g->dil_w / g->sw);
+    double copies = (double)g->c * g->sh * g->sw * hq * wq + (double)g->oc * (hq + msi + 1) * wq;
+    if (g->groups == 1 && g->sh <= g->kh && g->sw <= g->kw && (g->sh == 1 || g->dil_h == 1) &&
+        (g->sw == 1 || g->dil_w == 1) && copies <= DIRECT_MAX_COPIES)
+        return PATH_DIRECT;
     return PATH_IM2COL;
 }
 
@@ -42,7 +58,7 @@ static int is_scale(const cnn_conv2d *g)
 
 const char *conv2d_path_name(const cnn_conv2d *g)
 {
-    static const char *names[] = {"im2col tiles", "pointwise gemm", "depthwise direct", "dense gemm"};
+    static const char *names[] = {"im2col tiles", "pointwise gemm", "depthwise direct", "dense gemm", "direct phases"};
     return names[conv2d_path(g)];
 }
 
@@ -71,10 +87,106 @@ static size_t conv2d_columns_size(const cnn_conv2d *g)
     return conv2d_path(g) == PATH_IM2COL ? (size_t)g->c * g->kh * g->kw * conv_tile_ld(g) : 0;
 }
 
+/* The direct path's layout (conv2d_direct.h). A sample's input becomes sh·sw phase planes per channel, plane
+ * (a, b) holding the zero-padded input's cells (u·sh + a, v·sw + b) for u < hq, v < wq: tap (i, j) of output
+ * (oh, ow) is then cell (oh + si, ow + sj) of plane ((i·dh) mod sh, (j·dw) mod sw), si = i·dh / sh,
+ * sj = j·dw / sw, so with positions flat (oh·wq + ow) every tap reads a window of the planes at one offset.
+ * Rows are wq = OW + msj cells: the msj extra columns are junk outputs the forward drops (and zeros in dy's
+ * copy, which the input gradient reads past its row ends). dy's copy has top = msi + 1 zero rows above and
+ * msi below each channel, the reach of a tap read backwards. */
+typedef struct {
+    int ph, hq, wq, msi, msj, top;
+    size_t plane, dplane; /* hq·wq; one channel of dy's copy, (top + OH + msi)·wq */
+} direct_geo;
+
+static direct_geo direct_layout(const cnn_conv2d *g)
+{
+    direct_geo d;
+    d.ph = g->sh * g->sw;
+    d.msi = (g->kh - 1) * g->dil_h / g->sh;
+    d.msj = (g->kw - 1) * g->dil_w / g->sw;
+    d.hq = g->oh + d.msi;
+    d.wq = g->ow + d.msj;
+    d.top = d.msi + 1;
+    d.plane = (size_t)d.hq * d.wq;
+    d.dplane = ((size_t)d.top + g->oh + d.msi) * d.wq;
+    return d;
+}
+
+/* Reals readable, and zero, past the planes and dy's copy: the offset kernels read up to 47 past a window. */
+#define DIRECT_SLACK 64
+/* scratch of the direct path: the tap offset tables (forward, then the input gradient's per phase: ptrdiff_t,
+ * counted as two reals whatever the real) and the input gradient's weights per phase (C, OC·taps); then per
+ * chunk two regions, each holding one buffer at a time: the phase planes, later the input gradient's; dy
+ * transposed, later dy's copy (the forward's outputs with junk columns in the forward); then the chunks'
+ * weight gradients, transposed (C·KH·KW, OC). */
+static size_t direct_shared_size(const cnn_conv2d *g)
+{
+    size_t taps = (size_t)g->kh * g->kw;
+    return 2 * ((size_t)g->c * taps + (size_t)g->oc * taps) + cnn_size_mul((size_t)g->c * g->oc, taps);
+}
+static size_t direct_planes_size(const cnn_conv2d *g, const direct_geo *d)
+{
+    return cnn_size_mul(cnn_size_mul((size_t)g->c, d->ph), d->plane);
+}
+/* the first region: the planes, msj + DIRECT_SLACK zeros after them */
+static size_t direct_region1(const cnn_conv2d *g)
+{
+    direct_geo d = direct_layout(g);
+    return cnn_size_add(direct_planes_size(g, &d), (size_t)d.msj + DIRECT_SLACK);
+}
+/* the second: dy's copy and its slack, or dy transposed (OH·wq, OC) between two zero rows before and after */
+static size_t direct_region2(const cnn_conv2d *g)
+{
+    direct_geo d = direct_layout(g);
+    return cnn_size_add(cnn_size_mul((size_t)g->oc, d.dplane), DIRECT_SLACK + 4 * (size_t)g->oc);
+}
+
+/* The cells [lo, hi) of phase plane (a, b), flat, that hold the unpadded input: the rest of the plane is
+ * padding, or past it, and the input gradient need not compute it (a fifth of an 8x8 plane). */
+static void direct_phase_range(const cnn_conv2d *g, const direct_geo *d, int a, int b, size_t *lo, size_t *hi)
+{
+    long u0 = g->pt > a ? ((long)g->pt - a + g->sh - 1) / g->sh : 0, u1 = ((long)g->h - 1 + g->pt - a) / g->sh;
+    long v0 = g->pl > b ? ((long)g->pl - b + g->sw - 1) / g->sw : 0, v1 = ((long)g->w - 1 + g->pl - b) / g->sw;
+    u1 = u1 < d->hq - 1 ? u1 : d->hq - 1;
+    v1 = v1 < d->wq - 1 ? v1 : d->wq - 1;
+    *lo = *hi = 0;
+    if (u1 < u0 || v1 < v0 || g->h - 1 + g->pt < a || g->w - 1 + g->pl < b) return;
+    *lo = (size_t)u0 * d->wq + v0;
+    *hi = (size_t)u1 * d->wq + v1 + 1;
+}
+
+/* offs (C·KH·KW): tap (c, i, j)'s window in the phase planes */
+static void direct_forward_offsets(ptrdiff_t *offs, const cnn_conv2d *g, const direct_geo *d)
+{
+    for (int c = 0; c < g->c; c++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                int a = i * g->dil_h % g->sh, b = j * g->dil_w % g->sw;
+                int si = i * g->dil_h / g->sh, sj = j * g->dil_w / g->sw;
+                offs[(c * g->kh + i) * g->kw + j] = (ptrdiff_t)((size_t)(c * g->sh + a) * g->sw + b) * d->plane +
+                                                    (ptrdiff_t)si * d->wq + sj;
+            }
+}
+
+/* The taps of phase plane (a, b): rows i with i·dh ≡ a (mod sh) times columns j with j·dw ≡ b (mod sw). */
+static int phase_taps(const cnn_conv2d *g, int a, int b)
+{
+    int ni = 0, nj = 0;
+    for (int i = 0; i < g->kh; i++) ni += i * g->dil_h % g->sh == a;
+    for (int j = 0; j < g->kw; j++) nj += j * g->dil_w % g->sw == b;
+    return ni * nj;
+}
+
 size_t conv2d_scratch_size(const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
+    if (path == PATH_DIRECT) {
+        size_t per_chunk = cnn_size_add(cnn_size_add(direct_region1(g), direct_region2(g)),
+                                        cnn_size_mul((size_t)g->oc * g->c, g->kh * g->kw));
+        return cnn_size_add(direct_shared_size(g), cnn_size_mul((size_t)conv_chunks(g), per_chunk));
+    }
     /* module.c keeps n·oh·ow and c·kh·kw within INT_MAX, so only these products can leave size_t */
     size_t window = (size_t)(g->c / g->groups) * g->kh * g->kw;
     size_t per_chunk = cnn_size_add(conv2d_columns_size(g), cnn_size_mul((size_t)g->oc, window));
@@ -344,6 +456,8 @@ static inline int K(parallel)(const cnn_conv2d *g)
 #define CHUNK_BOUNDS(r, R, n, lo, hi) \
     int lo = (int)((long long)(r) * (n) / (R)), hi = (int)((long long)((r) + 1) * (n) / (R))
 
+#include "conv2d_direct.h"
+
 /* x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
  * Per group, y (OC/G, OH·OW) = w (OC/G, CK) · columns (CK, OH·OW) + b with CK = C/G·KH·KW, a tile of
  * output positions at a time: the gemm writes NCHW directly, adds the bias in its register tile, and
@@ -355,6 +469,10 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
     if (path == PATH_DEPTHWISE) {
         K(depthwise_forward)(y, x, w, b, g);
+        return;
+    }
+    if (path == PATH_DIRECT) {
+        K(direct_forward)(y, x, w, b, scratch, g);
         return;
     }
     if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
@@ -411,6 +529,10 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE) {
         K(depthwise_backward)(dx, dw, dy, x, w, g, accumulate);
+        return;
+    }
+    if (path == PATH_DIRECT) {
+        K(direct_backward)(dx, dw, dy, x, w, scratch, g, accumulate);
         return;
     }
     if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */

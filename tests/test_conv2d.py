@@ -186,6 +186,11 @@ def test_conv2d_finite_differences(rng, case):
     (37, 6, 14, 14, 16, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1),   # LeNet's C3, dw over 16 uneven chunks
     (3, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # im2col in three tiles a sample
     (1, 5, 29, 19, 7, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # one sample: the threads split each gemm
+    (19, 16, 12, 12, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),  # direct phases, 16 uneven chunks
+    (5, 16, 13, 11, 40, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # direct, stride 2: four phase planes
+    (1, 16, 32, 32, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # direct, one sample: one chunk
+    (1, 16, 33, 31, 40, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),   # the same at stride 2
+    (18, 4, 9, 9, 16, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 2),     # im2col (grouped)
 ])
 def test_conv2d_deterministic_across_threads(rng, case):
     """Bitwise the same results for 1, 2, 3 and 16 threads: every reduction has a fixed order."""
@@ -233,8 +238,10 @@ def test_conv2d_bad_buffers(rng):
     w = rng.standard_normal((4, 3, 3, 3))
     geo = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
     size = _core.conv2d_scratch_size(x.shape, w.shape, *geo)
-    # per chunk (2 samples, 2 chunks): a tile of columns (27, 9) rows 9 + 16 apart, and a partial dw (4, 27)
-    assert size == 2 * ((3 * 9) * (9 + 16) + 4 * (3 * 9))
+    # the direct path (conv2d.c's direct_geo): phase planes 5x5 (3 + 2 rows and columns), dy's copy 8 rows of 5
+    # a channel; shared: offset tables 2·(27 + 36) and the input gradient's weights 3·36; per chunk (2 of
+    # them): the planes 3·25 + 2 + 64 slack, dy's copy 4·40 + 64 slack + 4·4 (dy transposed's zero rows), dw 4·27
+    assert size == 2 * (27 + 36) + 3 * 36 + 2 * ((75 + 66) + (160 + 64 + 16) + 108)
     y, sc = np.empty((2, 4, 3, 3)), np.empty(size)
     with pytest.raises(ValueError, match="scratch"):
         _core.conv2d_forward(y, x, w, None, np.empty(size - 1), *geo)
@@ -272,7 +279,10 @@ def test_conv2d_bad_buffers(rng):
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,pad,groups,path", [
-    ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "im2col tiles"),
+    ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "direct phases"),
+    ((64, 16, 32, 32), (32, 16, 3, 3), (2, 2), (1, 1, 1, 1), 1, "direct phases"),  # ResNet's strided 3x3
+    ((16, 64, 56, 56), (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), 2, "im2col tiles"),  # grouped
+    ((2, 4, 4096, 512), (8, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, "im2col tiles"),  # a sample too large to copy
     ((16, 64, 56, 56), (64, 64, 1, 1), (1, 1), (0, 0, 0, 0), 1, "pointwise gemm"),
     ((16, 64, 56, 56), (64, 64, 1, 1), (2, 2), (0, 0, 0, 0), 1, "im2col tiles"),  # strided 1x1 gathers first
     ((16, 64, 56, 56), (64, 1, 3, 3), (1, 1), (1, 1, 1, 1), 64, "depthwise direct"),
@@ -284,10 +294,15 @@ def test_conv2d_path_names_the_heuristics_choice(x_shape, w_shape, stride, pad, 
         _core._conv2d_path(x_shape, w_shape, stride, pad, (1, 1), 3)
 
 
-def test_conv2d_scratch_is_per_chunk_not_per_batch():
-    """The columns are a tile per chunk of the batch: 16 samples and 256 need the same workspace, which is a
-    sixteenth of what 256 samples' whole columns were (64 channels, 3x3, 56x56: 2.2 GB of float32 then)."""
-    geo = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
-    small, large = (_core.conv2d_scratch_size((n, 64, 56, 56), (64, 64, 3, 3), *geo) for n in (16, 256))
-    assert small == large == 16 * (64 * 9 * (256 + 16) + 64 * 64 * 9)
-    assert large < 256 * 64 * 9 * 56 * 56 // 100
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_scratch_is_per_chunk_not_per_batch(groups):
+    """The workspace is per chunk of the batch (im2col: a tile of columns; direct: a copy of a sample's input
+    and of its dy): 16 samples and 256 need the same, a small part of what 256 samples' whole columns were
+    (64 channels, 3x3, 56x56: 2.2 GB of float32 then)."""
+    geo = ((1, 1), (1, 1, 1, 1), (1, 1), groups)
+    w = (64, 64 // groups, 3, 3)
+    small, large = (_core.conv2d_scratch_size((n, 64, 56, 56), w, *geo) for n in (16, 256))
+    if groups == 2:
+        assert small == large == 16 * (64 * 9 * (256 + 16) + 64 * 32 * 9)
+    assert small == large
+    assert large < 256 * 64 * 9 * 56 * 56 // (100 if groups == 2 else 50)

@@ -1,0 +1,67 @@
+"""conv2d's direct path (csrc/conv2d_direct.h, csrc/conv_direct.c) on every instruction-set instance this CPU
+runs, against PyTorch: forward, input and weight gradients. The shapes reach every edge of its kernels'
+register tiles: output channels 1-7 past a multiple of 8 (offset_gemm's rows) and of 16 or 32 (window_gemm's
+and window3_gemm's columns), taps past a multiple of 12 (window_gemm's rows) and rows of taps past 8
+(window3_gemm's, for 3-wide undilated windows at stride 1), positions ragged against 16-48 (a tile's
+columns), C·KH·KW > 256 (KC slices), strides 2 and 3 (four and nine phase planes, some with one tap),
+dilation, asymmetric padding, batch 1 and non-square images. Tolerances are the suite's (TOL): float64 to
+1e-10 and float32 to 1e-5 relative, as im2col's path."""
+import numpy as np
+import pytest
+import torch
+
+from cnn import _core
+from conftest import DTYPES, assert_close
+from test_conv2d import make, run_conv, torch_conv
+from test_gemm_perf_paths import ISAS
+
+# (n, c, h, w, oc, kh, kw, stride, padding (top, bottom, left, right), dilation, groups)
+DIRECT = [
+    (1, 16, 32, 32, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),    # ResNet-20's first stage, batch 1
+    (2, 3, 17, 15, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # the stem: 27 taps
+    (3, 16, 11, 9, 35, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),     # stride 2: phase planes with 4, 2, 2, 1 taps
+    (2, 33, 8, 8, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),      # 297 taps: 2 KC slices (f32), 3 (f64)
+    (2, 5, 9, 12, 7, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1),       # no padding, 7 output channels
+    (2, 4, 7, 9, 21, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),       # 21 channels: window3_gemm's ragged 2 vectors
+    (1, 4, 13, 10, 13, 3, 5, (3, 2), (2, 0, 1, 3), (1, 1), 1),     # strides 3 and 2, asymmetric pads
+    (2, 6, 12, 11, 9, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1),      # dilated
+    (2, 2, 10, 7, 3, 2, 4, (2, 2), (1, 0, 0, 1), (1, 1), 1),       # even kernels
+    (1, 1, 5, 5, 1, 1, 3, (1, 1), (0, 0, 1, 1), (1, 1), 1),        # one channel, one row of taps
+]
+
+
+@pytest.fixture
+def isa():
+    yield
+    _core._set_gemm_isa("auto")
+
+
+@pytest.mark.parametrize("name", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DIRECT)
+def test_direct_path_matches_torch(rng, isa, name, dtype, case):
+    x, k, b, dy, stride, pad, dil, groups = make(rng, dtype, case)
+    assert _core._conv2d_path(x.shape, k.shape, stride, pad, dil, groups) == "direct phases"
+    _core._set_gemm_isa(name)
+    xt, wt, bt, yt = torch_conv(x, k, b, stride, pad, dil, groups)
+    yt.backward(torch.tensor(dy))
+    y, dx, dw, db = run_conv(x, k, b, stride, pad, dil, groups, dy)
+    assert_close(y, yt.detach().numpy(), dtype)
+    assert_close(dx, xt.grad.numpy(), dtype)
+    assert_close(dw, wt.grad.numpy(), dtype)
+    assert_close(db, bt.grad.numpy(), dtype)
+    # without the input gradient the weight gradient is the same, bit for bit
+    _, no_dx, dw2, _ = run_conv(x, k, b, stride, pad, dil, groups, dy, with_dx=False)
+    assert no_dx is None
+    np.testing.assert_array_equal(dw2, dw)
+
+
+@pytest.mark.parametrize("name", ISAS)
+def test_direct_path_instances_agree_closely(rng, isa, name):
+    """Each instance sums in its own lanes, so instances differ only by rounding."""
+    x, k, b, dy, stride, pad, dil, groups = make(rng, np.float64, DIRECT[2])
+    _core._set_gemm_isa("base")
+    ref = run_conv(x, k, b, stride, pad, dil, groups, dy)
+    _core._set_gemm_isa(name)
+    for got, want in zip(run_conv(x, k, b, stride, pad, dil, groups, dy), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
