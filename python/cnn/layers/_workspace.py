@@ -23,7 +23,7 @@ from ._buffers import reuse
 class Workspace:
     def __init__(self):
         self._slots = []  # 1-D uint8 arrays, grown when a take needs more
-        self._busy = set()  # indices of the slots a live gradient lies in
+        self._busy = {}  # slot index -> array, for the slots a live gradient lies in
         self._plan = []  # per take of the last pass: [slot, the view handed out (None once the slot grew)]
         self._count = 0  # takes so far in this pass
         self._lent = None  # the incoming gradient the running backward may overwrite
@@ -42,7 +42,7 @@ class Workspace:
         if planned is not None:  # the steady state: this take's slot of the last pass, often the same view
             view = planned[1]
             if view is not None and view.shape == shape and view.dtype == dtype:
-                self._busy.add(planned[0])
+                self._busy[planned[0]] = self._slots[planned[0]]
                 return view
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
@@ -58,7 +58,7 @@ class Workspace:
             self._plan[k] = [slot, view]
         else:
             self._plan.append([slot, view])
-        self._busy.add(slot)
+        self._busy[slot] = self._slots[slot]
         return view
 
     def _pick(self, nbytes):
@@ -75,21 +75,18 @@ class Workspace:
     def lend(self, dy, pending=()):
         """The next backward may overwrite dy if it lies in a slot that no pending gradient shares."""
         self._lent = None
-        if not isinstance(dy, np.ndarray) or not dy.flags.c_contiguous:
-            return
-        for i in self._busy:
-            if np.may_share_memory(dy, self._slots[i]):
-                if not any(np.may_share_memory(p, self._slots[i]) for p in pending):
+        for buf in self._busy.values():
+            if np.may_share_memory(dy, buf):
+                if dy.flags.c_contiguous and not any(np.may_share_memory(p, buf) for p in pending):
                     self._lent = dy
                 return
 
     def over(self, dy, shape, dtype):
-        """dy itself if the model lent it and it is a C-contiguous (shape, dtype) array over all the lent
-        memory; else a take."""
+        """dy itself if the model lent it (dy the backward's incoming gradient, or a reshape of it) and it is a
+        C-contiguous (shape, dtype) array; else a take."""
         lent = self._lent
-        if (lent is not None and isinstance(dy, np.ndarray) and dy.shape == tuple(shape) and dy.dtype == dtype
-                and dy.flags.c_contiguous and dy.nbytes == lent.nbytes
-                and dy.__array_interface__["data"][0] == lent.__array_interface__["data"][0]):
+        if (lent is not None and dy.base is lent.base and dy.nbytes == lent.nbytes and dy.shape == shape
+                and dy.dtype == dtype and dy.flags.c_contiguous):
             self._lent = None
             return dy
         return self.take(shape, dtype)
@@ -97,8 +94,13 @@ class Workspace:
     def collect(self, live):
         """Frees every busy slot that none of the arrays in `live` lies in; ends any lending."""
         self._lent = None
-        live = [a for a in live if isinstance(a, np.ndarray)]
-        self._busy = {i for i in self._busy if any(np.may_share_memory(a, self._slots[i]) for a in live)}
+        kept = {}
+        for i, buf in self._busy.items():
+            for a in live:
+                if a is not None and np.may_share_memory(a, buf):
+                    kept[i] = buf
+                    break
+        self._busy = kept
 
     def add(self, a, b):
         """a + b in a taken buffer (the sum of a gradient two consumers sent back)."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _core
+from ..activations import DERIVATIVE_FROM_Y
 from .._validation import INT_MAX, check_image_shape, check_kernel_size, check_number, check_pair
 from ._buffers import reuse
 from ._workspace import gradient, scratch
@@ -15,10 +16,6 @@ if TYPE_CHECKING:
     from .._types import Initializer, IntPair, Shape
     from ..activations import ActivationFunction
     from ..regularizers import L2
-
-
-# activation_backward reads only y for these (activations.c); leaky relu and softmax need their input
-_DERIVATIVE_FROM_Y = frozenset((_core.ACT_SIGMOID, _core.ACT_TANH, _core.ACT_SCALED_TANH, _core.ACT_RELU))
 
 
 def conv_padding(padding, kernel_size, dilation, strides):
@@ -110,7 +107,7 @@ class Conv2D(Layer):
         kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
         _core.conv2d_forward(z, x, kernel, bias, self._scratch(n, x.dtype), *self._geometry())
         # an activation whose derivative is read off y alone writes y over z: one batch-sized buffer fewer
-        out = z if self.activation.code in _DERIVATIVE_FROM_Y else reuse(self._buffers, "y", z.shape, z.dtype)
+        out = z if self.activation.code in DERIVATIVE_FROM_Y else reuse(self._buffers, "y", z.shape, z.dtype)
         y = z if logits else self.activation.forward(z, out=out)
         self._cache = (x, z, y, logits)
         return y

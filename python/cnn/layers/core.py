@@ -51,7 +51,10 @@ class Dense(Layer):
         z = reuse(self._buffers, "z", (rows.shape[0], self.units), x.dtype)
         kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
         _core.dense_forward(z, rows, kernel, bias)
-        y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
+        # an activation whose derivative is read off y alone writes y over z: one buffer fewer
+        in_place = self.activation.code in activations.DERIVATIVE_FROM_Y
+        out = z if in_place else reuse(self._buffers, "y", z.shape, z.dtype)
+        y = z if logits else self.activation.forward(z, out=out)
         self._cache = (x.shape, rows, z, y, logits)
         return y.reshape(x.shape[:-1] + (self.units,))
 
@@ -69,7 +72,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies a named activation ('relu', 'softmax', 'scaled_tanh', ...) or an ActivationFunction.
 
-    forward and backward write into buffers the layer keeps and its next call overwrites."""
+    forward writes into a buffer the layer keeps and its next call overwrites; backward into the model's
+    gradient workspace, over dy when the model lends it."""
 
     def __init__(self, activation: str | ActivationFunction, name: str | None = None,
                  input_shape: Shape | None = None) -> None:
