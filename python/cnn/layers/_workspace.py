@@ -51,7 +51,8 @@ class Workspace:
             for entry in self._plan:  # their views would keep the old array alive
                 if entry[0] == slot:
                     entry[1] = None
-            self._slots[slot] = None  # the old array goes before the new one comes
+            # the old array goes before the new one comes (an empty one meanwhile: an interrupt leaves a slot)
+            self._slots[slot] = np.empty(0, np.uint8)
             self._slots[slot] = np.empty(nbytes, np.uint8)
         view = self._slots[slot][:nbytes].view(dtype).reshape(shape)
         if k < len(self._plan):
