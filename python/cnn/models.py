@@ -447,9 +447,8 @@ class Sequential(Model):
         ws = self._workspace
         ws.begin()
         for i in range(len(self.layers) - 1, -1, -1):
-            ws.lend(dout)  # in a chain each gradient has one reader: the layer may write over it
             dout = self.layers[i].backward(dout, need_dx=i > 0)
-            ws.collect([dout])
+            ws.chain(dout)  # frees what the layer read; in a chain the next layer may write over dout
 
     # ---- configuration -------------------------------------------------------------------------
 

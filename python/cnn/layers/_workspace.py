@@ -73,14 +73,38 @@ class Workspace:
         self._slots.append(np.empty(0, np.uint8))
         return len(self._slots) - 1
 
+    def _slot_of(self, a):
+        """The busy slot that array a lies in, or None. A view's base is the array that owns its memory, so
+        a take (or a reshape of one) is found by identity; anything else by the memory it spans."""
+        base = a.base
+        for i, buf in self._busy.items():
+            if base is buf:
+                return i
+        for i, buf in self._busy.items():
+            if np.may_share_memory(a, buf):
+                return i
+        return None
+
     def lend(self, dy, pending=()):
         """The next backward may overwrite dy if it lies in a slot that no pending gradient shares."""
-        self._lent = None
-        for buf in self._busy.values():
-            if np.may_share_memory(dy, buf):
-                if dy.flags.c_contiguous and not any(np.may_share_memory(p, buf) for p in pending):
-                    self._lent = dy
-                return
+        slot = self._slot_of(dy)
+        self._lent = dy if slot is not None and all(self._slot_of(p) != slot for p in pending) else None
+
+    def chain(self, dx):
+        """For a chain of layers, after each backward: frees every slot but dx's (None: every slot), and lends
+        dx to the next backward, its one reader (collect and lend in one, for Sequential)."""
+        busy = self._busy
+        if dx is not None:
+            base = dx.base
+            for i, buf in busy.items():  # the usual case, a take: found by identity, one slot left busy
+                if base is buf:
+                    if len(busy) > 1:
+                        self._busy = {i: buf}
+                    self._lent = dx
+                    return
+        slot = None if dx is None else self._slot_of(dx)
+        self._busy = {} if slot is None else {slot: busy[slot]}
+        self._lent = None if slot is None else dx
 
     def over(self, dy, shape, dtype):
         """dy itself if the model lent it (dy the backward's incoming gradient, or a reshape of it) and it is a
@@ -96,11 +120,10 @@ class Workspace:
         """Frees every busy slot that none of the arrays in `live` lies in; ends any lending."""
         self._lent = None
         kept = {}
-        for i, buf in self._busy.items():
-            for a in live:
-                if a is not None and np.may_share_memory(a, buf):
-                    kept[i] = buf
-                    break
+        for a in live:
+            slot = self._slot_of(a)
+            if slot is not None:
+                kept[slot] = self._slots[slot]
         self._busy = kept
 
     def add(self, a, b):
@@ -119,15 +142,10 @@ class Workspace:
         return self._scratch[:nbytes].view(dtype)
 
 
-def workspace(layer):
-    """The workspace of the layer's model, or None for a layer outside a model."""
-    return getattr(layer.model, "_workspace", None)
-
-
 def gradient(layer, key, shape, dtype, over=None):
     """A buffer for a gradient the layer's backward writes: from its model's workspace (over `over`, the
     incoming gradient, when the model lent it), or the layer's own buffer `key` outside a model."""
-    ws = workspace(layer)
+    ws = getattr(layer.model, "_workspace", None)
     if ws is None:
         return reuse(layer._buffers, key, shape, dtype)
     return ws.take(shape, dtype) if over is None else ws.over(over, shape, dtype)
@@ -135,5 +153,5 @@ def gradient(layer, key, shape, dtype, over=None):
 
 def scratch(layer, size, dtype):
     """A kernel's scratch for one call: the model's shared one, or the layer's own outside a model."""
-    ws = workspace(layer)
+    ws = getattr(layer.model, "_workspace", None)
     return reuse(layer._buffers, "scratch", (size,), dtype) if ws is None else ws.scratch(size, dtype)
