@@ -780,10 +780,11 @@ static PyObject *maxpool_backward_chunks(const char *fn, int t, PyArrayObject *d
 {
     int64_t bound = (int64_t)g->h * g->w;
     const int64_t *all = PyArray_DATA(idx);
+    npy_intp count = PyArray_SIZE(idx); /* an API call: out of the loop, which then vectorizes */
     uint64_t bad = 0;
-    for (npy_intp i = 0; i < PyArray_SIZE(idx); i++) bad |= (uint64_t)all[i] >= (uint64_t)bound; /* < 0 wraps */
+    for (npy_intp i = 0; i < count; i++) bad |= (uint64_t)all[i] >= (uint64_t)bound; /* < 0 wraps */
     if (bad) { /* checked_indices finds and names the entry, unless a thread in a GIL-free loop undid it */
-        int64_t *copy = checked_indices(fn, "argmax", "plane indices", idx, 0, PyArray_SIZE(idx), bound);
+        int64_t *copy = checked_indices(fn, "argmax", "plane indices", idx, 0, count, bound);
         if (!copy) return NULL;
         PyMem_RawFree(copy);
     }
