@@ -766,6 +766,49 @@ static int pool_geometry(const char *fn, cnn_pool2d *g, PyArrayObject *x, const 
 
 #define POOL_ARGS "(ii)(ii)(iiii)"
 
+/* ---- maxpool2d_backward in chunks of samples (the gradient workspace's issue: peak training memory) ---- */
+
+/* Entries of argmax one chunk copies: a copy of the whole of it, as large as the batch's pooled output in
+ * int64, added 16 MB to the CIFAR convnet's peak training memory at batch 256 (benchmark B10). */
+#define POOL_COPY_ENTRIES ((npy_intp)1 << 17)
+
+/* dx, dy of type t and argmax, checked by pool(): the kernel a chunk of samples at a time, each on a checked
+ * copy of its part of argmax (checked_indices). argmax is checked whole first, so that a bad entry raises
+ * before dx is written; a chunk's own check then stops only an index another thread changed meanwhile. */
+static PyObject *maxpool_backward_chunks(const char *fn, int t, PyArrayObject *dx, PyArrayObject *dy,
+                                         PyArrayObject *idx, const cnn_pool2d *g)
+{
+    int64_t bound = (int64_t)g->h * g->w;
+    const int64_t *all = PyArray_DATA(idx);
+    npy_intp count = PyArray_SIZE(idx); /* an API call: out of the loop, which then vectorizes */
+    uint64_t bad = 0;
+    for (npy_intp i = 0; i < count; i++) bad |= (uint64_t)all[i] >= (uint64_t)bound; /* < 0 wraps */
+    if (bad) { /* checked_indices finds and names the entry, unless a thread in a GIL-free loop undid it */
+        int64_t *copy = checked_indices(fn, "argmax", "plane indices", idx, 0, count, bound);
+        if (!copy) return NULL;
+        PyMem_RawFree(copy);
+    }
+    npy_intp per = (npy_intp)g->c * g->oh * g->ow; /* argmax entries per sample */
+    int step = per > 0 && per < POOL_COPY_ENTRIES ? (int)(POOL_COPY_ENTRIES / per) : 1;
+    size_t item = PyArray_ITEMSIZE(dx), xs = (size_t)g->c * g->h * g->w * item, ys = (size_t)per * item;
+    for (int s0 = 0; s0 < g->n; s0 += step) {
+        cnn_pool2d part = *g;
+        part.n = g->n - s0 < step ? g->n - s0 : step;
+        int64_t *argmax = checked_indices(fn, "argmax", "plane indices", idx, (npy_intp)s0 * per,
+                                          (npy_intp)part.n * per, bound);
+        if (!argmax) return NULL;
+        void *dxs = (char *)PyArray_DATA(dx) + s0 * xs;
+        const void *dys = (const char *)PyArray_DATA(dy) + s0 * ys;
+        Py_BEGIN_ALLOW_THREADS
+        CALL(t, maxpool2d_backward, dxs, dys, argmax, &part);
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(argmax);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- end of maxpool2d_backward in chunks ---- */
+
 /* The four pooling wrappers: max pooling passes argmax as its third array, average pooling a count_include_pad
  * flag after the geometry. The full-size array is x or dx; the pooled ones y or dy and argmax. Backward reads
  * argmax, so it reads a copy whose indices are checked to lie inside a plane. */
@@ -794,18 +837,13 @@ static PyObject *pool(PyObject *args, const char *fn, int max, int backward)
         check_overlap(fn, OPERANDS({full_name, full, full_role}, {pooled_name, pooled, pooled_role},
                                    {"argmax", idx, pooled_role})))
         return NULL;
-    /* backward scatters through argmax: it reads a checked copy (the forward only writes argmax) */
-    int64_t *argmax = max && backward ? checked_indices(fn, "argmax", "plane indices", idx, 0, PyArray_SIZE(idx),
-                                                        (int64_t)g.h * g.w)
-                                      : NULL;
-    if (max && backward && !argmax) return NULL;
+    /* backward scatters through argmax: it reads checked copies (the forward only writes argmax) */
+    if (max && backward) return maxpool_backward_chunks(fn, t, full, pooled, idx, &g);
     Py_BEGIN_ALLOW_THREADS
-    if (max && backward) CALL(t, maxpool2d_backward, DATA(full), DATA(pooled), argmax, &g);
-    else if (max) CALL(t, maxpool2d_forward, DATA(pooled), DATA(idx), DATA(full), &g);
+    if (max) CALL(t, maxpool2d_forward, DATA(pooled), DATA(idx), DATA(full), &g);
     else if (backward) CALL(t, avgpool2d_backward, DATA(full), DATA(pooled), &g, include);
     else CALL(t, avgpool2d_forward, DATA(pooled), DATA(full), &g, include);
     Py_END_ALLOW_THREADS
-    PyMem_RawFree(argmax);
     Py_RETURN_NONE;
 }
 

@@ -130,3 +130,64 @@ def test_training_step_allocates_no_activation_sized_arrays():
     finally:
         tracemalloc.stop()
     assert peak < 16 * 5 * 5 * 16 * 4, f"a training step allocated up to {peak} bytes at once"
+
+
+def retained_per_block(make, depths=(2, 6)):
+    """Bytes a model keeps allocated after a training step (tracemalloc, from before its first step), per block of
+    layers added: make(depth) -> (model, x, y)."""
+    import tracemalloc
+
+    kept = []
+    for depth in depths:
+        model, x, y = make(depth)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            for _ in range(2):
+                model.train_on_batch(x, y)
+            gc.collect()
+            kept.append(tracemalloc.get_traced_memory()[0])
+        finally:
+            tracemalloc.stop()
+    return (kept[1] - kept[0]) / (depths[1] - depths[0])
+
+
+def test_layers_keep_no_gradient_buffers_of_their_own():
+    """Between steps a conv layer keeps its output (y written over z) and nothing else batch-sized: its dz and dx
+    come from the model's gradient workspace, whose slots serve every layer (dead once the layer below has read
+    them), and the conv scratch is the model's. Per-layer dz, dx and scratch kept 1.5 MB per layer here."""
+    n, c, h = 16, 4, 16
+    act = n * c * h * h * 8  # one feature map, float64
+
+    def make(depth):
+        rng = np.random.default_rng(0)
+        layers = [cnn.layers.Input((c, h, h))]
+        layers += [cnn.layers.Conv2D(c, 3, padding="same", activation="relu") for _ in range(depth)]
+        model = cnn.Sequential(layers + [cnn.layers.Flatten(), Dense(3, activation="softmax")], dtype="float64",
+                               seed=0)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return model, rng.standard_normal((n, c, h, h)), rng.integers(0, 3, n)
+
+    per_layer = retained_per_block(make)
+    assert per_layer < 1.25 * act, f"each conv layer keeps {per_layer / act:.2f} feature maps between steps"
+
+
+def test_functional_branches_keep_no_gradient_buffers_of_their_own():
+    """A residual block (x + relu(conv(x))) keeps its conv output and the sum between steps; the gradient of x,
+    read by both branches and summed, lives in the workspace like every other gradient."""
+    n, c, h = 16, 4, 16
+    act = n * c * h * h * 8
+
+    def make(depth):
+        rng = np.random.default_rng(0)
+        inp = cnn.layers.Input((c, h, h))
+        t = inp
+        for _ in range(depth):
+            t = cnn.layers.Add()([t, cnn.layers.Conv2D(c, 3, padding="same", activation="relu")(t)])
+        out = Dense(3, activation="softmax")(cnn.layers.Flatten()(t))
+        model = cnn.Model(inp, out, dtype="float64", seed=0)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return model, rng.standard_normal((n, c, h, h)), rng.integers(0, 3, n)
+
+    per_block = retained_per_block(make)
+    assert per_block < 2.25 * act, f"each residual block keeps {per_block / act:.2f} feature maps between steps"

@@ -45,6 +45,24 @@ def test_maxpool_matches_torch(rng, dtype, n, c, h, w, k, s, p):
     assert_close(dx, xt.grad.numpy(), dtype)
 
 
+@pytest.mark.parametrize("n,c,h,w,k,s,p", [
+    (9, 8, 130, 128, (2, 2), (2, 2), (0, 0, 0, 0)),  # 2x2 path: 3 samples a chunk, 3 chunks
+    (13, 16, 80, 80, (3, 3), (2, 2), (1, 1, 1, 1)),  # general path: 5 samples a chunk, the last chunk short
+    (2, 40, 130, 130, (2, 2), (2, 2), (0, 0, 0, 0)),  # one sample's argmax larger than a chunk
+])
+def test_maxpool_backward_in_chunks_matches_torch(rng, n, c, h, w, k, s, p):
+    """maxpool2d_backward copies argmax a chunk of samples at a time (2**17 entries, module.c): every chunk
+    lands on its own samples."""
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = F.max_pool2d(xt, k, s, (p[0], p[2]), return_indices=True)
+    dy = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy))
+    dx = np.full_like(x, np.nan)
+    _core.maxpool2d_backward(dx, dy, it.numpy(), k, s, p)
+    assert_close(dx, xt.grad.numpy(), np.float32)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_maxpool_ties_and_nan_as_torch(dtype):
     # ties: the first maximum in row-major order; NaN wins and the last NaN keeps the index; all -inf

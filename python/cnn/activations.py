@@ -55,6 +55,10 @@ class Softmax(ActivationFunction):
         return dx.reshape(shape)
 
 
+# activation_backward reads only y for these (activations.c), so a layer may write y over its input and keep one
+# buffer; leaky relu and softmax need their input
+DERIVATIVE_FROM_Y = frozenset((_core.ACT_SIGMOID, _core.ACT_TANH, _core.ACT_SCALED_TANH, _core.ACT_RELU))
+
 _REGISTRY = {
     "linear": lambda: ActivationFunction("linear", _core.ACT_IDENTITY),
     "sigmoid": lambda: ActivationFunction("sigmoid", _core.ACT_SIGMOID),

@@ -180,7 +180,7 @@ class Functional(Model):
     def _backward(self, douts):
         for g in self._accumulated_grads:
             g.fill(0)
-        self._plan.backward(douts)
+        self._plan.backward(douts, self._workspace)
 
     def _loss_value(self, out, y, fused, grad, sample_weight):
         """The weighted sum of the outputs' losses (each with the sample weights), and each output's gradient

@@ -141,14 +141,20 @@ class Plan:
                 values[out] = runner.forward(x, training=training)
         return [values[o] for o in self.output_ids]
 
-    def backward(self, douts):
-        """Every layer's gradients (into the model's gradient buffer) from the outputs' gradients."""
+    def backward(self, douts, ws):
+        """Every layer's gradients (into the model's gradient buffer) from the outputs' gradients, the
+        layers' buffers from the workspace ws: a gradient's slot is freed once no pending gradient lies in it,
+        and a layer may write over its incoming gradient when no other pending gradient shares its slot."""
+        ws.begin()
         grads = {}
         for o, d in zip(self.output_ids, douts):
-            grads[o] = d if o not in grads else grads[o] + d
+            grads[o] = d if o not in grads else ws.add(grads[o], d)
         for runner, sources, out, multi, need_dx in reversed(self.steps):
-            dx = runner.backward(grads.pop(out), need_dx=need_dx)
+            dy = grads.pop(out)
+            ws.lend(dy, grads.values())
+            dx = runner.backward(dy, need_dx=need_dx)
             if need_dx:
                 for s, d in zip(sources, dx if multi else (dx,)):
                     if s not in self.inputs_set:
-                        grads[s] = d if s not in grads else grads[s] + d
+                        grads[s] = d if s not in grads else ws.add(grads[s], d)
+            ws.collect(grads.values())

@@ -38,6 +38,7 @@ from . import serialization as ser
 from ._interrupt import NoCommit, deferring_interrupts
 from ._locking import locked
 from ._validation import as_float_array, check_dtype, check_list, check_name, check_number, check_shape
+from .layers._workspace import Workspace
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .layers.node import KerasTensor
@@ -99,6 +100,7 @@ class Model(Trainer):
         self.stop_training = False
         self.history = None
         self._rng = None
+        self._workspace = Workspace()  # the layers' gradient buffers in a backward pass (layers/_workspace.py)
 
     # ---- weights -----------------------------------------------------------------------------
 
@@ -442,8 +444,11 @@ class Sequential(Model):
         """Gradients of every weight into the flat gradient buffer, from the output's gradient."""
         for g in self._accumulated_grads:
             g.fill(0)
+        ws = self._workspace
+        ws.begin()
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
+            ws.chain(dout)  # frees what the layer read; in a chain the next layer may write over dout
 
     # ---- configuration -------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Per-layer buffers reused across batches, so training allocates nothing per batch in these layers.
+"""Per-layer buffers reused across batches, so training allocates nothing per batch in these layers: what a
+forward keeps for its backward, and the gradients of a layer outside a model (inside one they come from the
+model's workspace, _workspace.py).
 
 A buffer is kept at the largest batch seen and handed out as its leading slice, which is still
 C-contiguous: a short last batch reuses it instead of reallocating."""

@@ -9,6 +9,7 @@ import numpy as np
 from .. import _core
 from .._validation import check_number
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ class ReLU(Layer):
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        dx = reuse(self._buffers, "dx", self._x.shape, self._x.dtype)
-        _core.relu_backward(dx, np.ascontiguousarray(dy), self._x, *self._args())
+        dy = np.ascontiguousarray(dy)
+        dx = gradient(self, "dx", self._x.shape, self._x.dtype, over=dy)  # relu_backward allows dx = dy
+        _core.relu_backward(dx, dy, self._x, *self._args())
         return dx
 
 

@@ -6,6 +6,9 @@ Every layer defines `forward(x, training=False)`, which keeps what `backward(dy,
 `backward` returns the input gradient (or None when need_dx is False, as for the first layer) and adds
 into the gradient views, or, for a layer whose `overwrites_grads` is True (Dense, Conv2D), overwrites
 them: the model then need not zero them before each step, a pass over every gradient saved.
+Inside a model, the batch-sized arrays a backward writes (its input gradient, intermediate ones) come from the
+model's gradient workspace (`_workspace.gradient`), valid until the layer below has read them; dy is the
+layer's to overwrite only through `gradient(..., over=dy)`, which hands it out when the model lent it.
 
 Every layer remembers the arguments its constructor was called with, so `get_config()` /
 `from_config()` (used by save, load and pickle) work for any subclass without extra code. A layer made

@@ -6,18 +6,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _core
+from ..activations import DERIVATIVE_FROM_Y
 from .._validation import INT_MAX, check_image_shape, check_kernel_size, check_number, check_pair
 from ._buffers import reuse
+from ._workspace import gradient, scratch
 from .base import Layer
 
 if TYPE_CHECKING:
     from .._types import Initializer, IntPair, Shape
     from ..activations import ActivationFunction
     from ..regularizers import L2
-
-
-# activation_backward reads only y for these (activations.c); leaky relu and softmax need their input
-_DERIVATIVE_FROM_Y = frozenset((_core.ACT_SIGMOID, _core.ACT_TANH, _core.ACT_SCALED_TANH, _core.ACT_RELU))
 
 
 def conv_padding(padding, kernel_size, dilation, strides):
@@ -94,10 +92,10 @@ class Conv2D(Layer):
         return self.strides, self.pads, self.dilation_rate, self.groups
 
     def _scratch(self, n, dtype):
-        """The kernel's workspace for a batch of n (the columns, the weight-gradient chunk sums), kept across
-        batches; None where the kernel needs none."""
+        """The kernel's workspace for a batch of n (the columns, the weight-gradient chunk sums), for one call:
+        the model's, shared by its layers (nothing in it outlives a call); None where the kernel needs none."""
         size = _core.conv2d_scratch_size((n,) + self.input_shape, self.weights[0].shape, *self._geometry())
-        return reuse(self._buffers, "scratch", (size,), dtype) if size else None
+        return scratch(self, size, dtype) if size else None
 
     def forward(self, x, training=False, logits=False, params=None):
         """logits=True stops before the activation (a fused loss takes the pre-activation). params = (kernel,
@@ -106,20 +104,21 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(x)
         n = x.shape[0]
         z = reuse(self._buffers, "z", (n,) + self.output_shape, x.dtype)
-        scratch = self._scratch(n, x.dtype)
         kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
-        _core.conv2d_forward(z, x, kernel, bias, scratch, *self._geometry())
+        _core.conv2d_forward(z, x, kernel, bias, self._scratch(n, x.dtype), *self._geometry())
         # an activation whose derivative is read off y alone writes y over z: one batch-sized buffer fewer
-        out = z if self.activation.code in _DERIVATIVE_FROM_Y else reuse(self._buffers, "y", z.shape, z.dtype)
+        out = z if self.activation.code in DERIVATIVE_FROM_Y else reuse(self._buffers, "y", z.shape, z.dtype)
         y = z if logits else self.activation.forward(z, out=out)
-        self._cache = (x, z, y, logits, scratch)
+        self._cache = (x, z, y, logits)
         return y
 
     def backward(self, dy, need_dx=True):
-        x, z, y, logits, scratch = self._cache
+        x, z, y, logits = self._cache
         dy = np.ascontiguousarray(dy)
-        dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
-        dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx and self.wants_input_gradient() else None
+        # the activation's gradient may go over dy (its kernel allows dx = dy) when the model lends dy
+        linear = logits or self.activation.code == _core.ACT_IDENTITY
+        dz = dy if linear else self.activation.backward(dy, z, y, out=gradient(self, "dz", z.shape, z.dtype, over=dy))
+        dx = gradient(self, "dx", x.shape, x.dtype) if need_dx and self.wants_input_gradient() else None
         _core.conv2d_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, x, self.weights[0],
-                              scratch, *self._geometry(), not self.overwrites_grads)
+                              self._scratch(len(x), x.dtype), *self._geometry(), not self.overwrites_grads)
         return dx

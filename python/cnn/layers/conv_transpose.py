@@ -8,6 +8,7 @@ import numpy as np
 from .. import _core
 from .._validation import INT_MAX, check_choice, check_image_shape, check_number, check_pair
 from ._buffers import reuse
+from ._workspace import gradient, scratch
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -73,25 +74,27 @@ class Conv2DTranspose(Layer):
         return [(self.weights[0], self.grads[0], self.kernel_regularizer)] if self.kernel_regularizer else []
 
     def _scratch(self, n, dtype):
+        """The kernel's workspace for one call (the backward rebuilds its columns from dy): the model's, shared."""
         size = _core.conv_transpose2d_scratch_size((n,) + self.input_shape, self.weights[0].shape)
-        return reuse(self._buffers, "scratch", (size,), dtype)
+        return scratch(self, size, dtype)
 
     def forward(self, x, training=False, logits=False):
         self.check_input(x)
         x = np.ascontiguousarray(x)
         z = reuse(self._buffers, "z", (x.shape[0],) + self.output_shape, x.dtype)
-        scratch = self._scratch(x.shape[0], x.dtype)
-        _core.conv_transpose2d_forward(z, x, self.weights[0], self.weights[1] if self.use_bias else None, scratch,
-                                       self.strides, self.crop)
+        _core.conv_transpose2d_forward(z, x, self.weights[0], self.weights[1] if self.use_bias else None,
+                                       self._scratch(len(x), x.dtype), self.strides, self.crop)
         y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
-        self._cache = (x, z, y, logits, scratch)
+        self._cache = (x, z, y, logits)
         return y
 
     def backward(self, dy, need_dx=True):
-        x, z, y, logits, scratch = self._cache
+        x, z, y, logits = self._cache
         dy = np.ascontiguousarray(dy)
-        dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
-        dx = reuse(self._buffers, "dx", x.shape, x.dtype) if need_dx else None
+        linear = logits or self.activation.code == _core.ACT_IDENTITY
+        dz = dy if linear else self.activation.backward(dy, z, y, out=gradient(self, "dz", z.shape, z.dtype, over=dy))
+        dx = gradient(self, "dx", x.shape, x.dtype) if need_dx else None
         _core.conv_transpose2d_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, x,
-                                        self.weights[0], scratch, self.strides, self.crop, not self.overwrites_grads)
+                                        self.weights[0], self._scratch(len(x), x.dtype), self.strides, self.crop,
+                                        not self.overwrites_grads)
         return dx

@@ -8,6 +8,7 @@ import numpy as np
 from .. import _core, activations
 from .._validation import INT_MAX, check_number
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -50,15 +51,19 @@ class Dense(Layer):
         z = reuse(self._buffers, "z", (rows.shape[0], self.units), x.dtype)
         kernel, bias = params or (self.weights[0], self.weights[1] if self.use_bias else None)
         _core.dense_forward(z, rows, kernel, bias)
-        y = z if logits else self.activation.forward(z, out=reuse(self._buffers, "y", z.shape, z.dtype))
+        # an activation whose derivative is read off y alone writes y over z: one buffer fewer
+        in_place = self.activation.code in activations.DERIVATIVE_FROM_Y
+        out = z if in_place else reuse(self._buffers, "y", z.shape, z.dtype)
+        y = z if logits else self.activation.forward(z, out=out)
         self._cache = (x.shape, rows, z, y, logits)
         return y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, need_dx=True):
         shape, rows, z, y, logits = self._cache
         dy = np.ascontiguousarray(dy.reshape(z.shape))
-        dz = dy if logits else self.activation.backward(dy, z, y, out=reuse(self._buffers, "dz", z.shape, z.dtype))
-        dx = reuse(self._buffers, "dx", rows.shape, rows.dtype) if need_dx else None
+        linear = logits or self.activation.code == _core.ACT_IDENTITY  # no buffer for what would be dy itself
+        dz = dy if linear else self.activation.backward(dy, z, y, out=gradient(self, "dz", z.shape, z.dtype, over=dy))
+        dx = gradient(self, "dx", rows.shape, rows.dtype) if need_dx else None
         _core.dense_backward(dx, self.grads[0], self.grads[1] if self.use_bias else None, dz, rows, self.weights[0],
                              not self.overwrites_grads)
         return dx.reshape(shape) if need_dx else None
@@ -67,7 +72,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies a named activation ('relu', 'softmax', 'scaled_tanh', ...) or an ActivationFunction.
 
-    forward and backward write into buffers the layer keeps and its next call overwrites."""
+    forward writes into a buffer the layer keeps and its next call overwrites; backward into the model's
+    gradient workspace, over dy when the model lends it."""
 
     def __init__(self, activation: str | ActivationFunction, name: str | None = None,
                  input_shape: Shape | None = None) -> None:
@@ -86,7 +92,7 @@ class Activation(Layer):
         x, y, logits = self._cache
         if not need_dx:
             return None
-        if logits:
+        if logits or self.activation.code == _core.ACT_IDENTITY:
             return dy
-        dx = reuse(self._buffers, "dx", x.shape, x.dtype)
-        return self.activation.backward(np.ascontiguousarray(dy), x, y, out=dx)
+        dy = np.ascontiguousarray(dy)
+        return self.activation.backward(dy, x, y, out=gradient(self, "dx", x.shape, x.dtype, over=dy))

@@ -14,6 +14,7 @@ import numpy as np
 from .. import _core
 from .._validation import check_number
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 
@@ -82,8 +83,8 @@ class Multiply(_ElementWise):
         xs, products = self._cache
         d, dxs = np.ascontiguousarray(dy), [None] * len(xs)
         for j in range(len(xs) - 1, 0, -1):  # through products[j] = products[j - 1]·xj
-            dp = reuse(self._buffers, f"dp{j}", d.shape, d.dtype)
-            dxs[j] = reuse(self._buffers, f"dx{j}", d.shape, d.dtype)
+            dp = gradient(self, f"dp{j}", d.shape, d.dtype)
+            dxs[j] = gradient(self, f"dx{j}", d.shape, d.dtype)
             _core.multiply_backward(dp, dxs[j], d, products[j - 1], xs[j])
             d = dp
         dxs[0] = d
@@ -130,7 +131,7 @@ class Concatenate(_Merge):
         dy = np.ascontiguousarray(dy)
         m, offset, dxs = self._rows(len(dy)), 0, []
         for i, shape in enumerate(self.input_shape):
-            dx = reuse(self._buffers, f"dx{i}", (len(dy),) + shape, dy.dtype)
+            dx = gradient(self, f"dx{i}", (len(dy),) + shape, dy.dtype)
             _core.concatenate_backward(dx.reshape(m, -1), dy.reshape(m, -1), offset)
             offset += dx.size // m
             dxs.append(dx)

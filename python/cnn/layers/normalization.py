@@ -9,6 +9,7 @@ import numpy as np
 from .. import _core, initializers
 from .._validation import check_number
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 from .conv import Conv2D
 from .core import Dense
@@ -89,7 +90,7 @@ class BatchNormalization(Layer):
         x3, mean, invstd, training = self._cache
         gamma, _, _, _, dgamma, dbeta = self._parts()
         dy3 = np.ascontiguousarray(dy).reshape(x3.shape)
-        dx = reuse(self._buffers, "dx", x3.shape, x3.dtype) if need_dx else None
+        dx = gradient(self, "dx", x3.shape, x3.dtype) if need_dx else None
         _core.batchnorm_backward(dx, dgamma, dbeta, dy3, x3, mean, invstd, gamma, training, not self.overwrites_grads)
         return dx.reshape(dy.shape) if need_dx else None
 

@@ -8,6 +8,7 @@ import numpy as np
 from .. import _core
 from .._validation import check_image_shape, check_kernel_size, check_pair
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class MaxPooling2D(_Pooling2D):
         if not need_dx:
             return None
         shape, dtype, argmax = self._cache
-        dx = reuse(self._buffers, "dx", shape, dtype)
+        dx = gradient(self, "dx", shape, dtype)
         _core.maxpool2d_backward(dx, np.ascontiguousarray(dy), argmax, *self._geometry())
         return dx
 
@@ -99,7 +100,7 @@ class AveragePooling2D(_Pooling2D):
         if not need_dx:
             return None
         shape, dtype = self._cache
-        dx = reuse(self._buffers, "dx", shape, dtype)
+        dx = gradient(self, "dx", shape, dtype)
         _core.avgpool2d_backward(dx, np.ascontiguousarray(dy), *self._geometry(), self._include_pad())
         return dx
 
@@ -138,7 +139,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
         if not need_dx:
             return None
         shape, dtype = self._cache
-        dx = reuse(self._buffers, "dx", shape, dtype)
+        dx = gradient(self, "dx", shape, dtype)
         _core.avgpool2d_backward(dx, np.ascontiguousarray(dy).reshape(shape[:2] + (1, 1)), *self._geometry(), True)
         return dx
 
@@ -159,7 +160,7 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         if not need_dx:
             return None
         shape, dtype, argmax = self._cache
-        dx = reuse(self._buffers, "dx", shape, dtype)
+        dx = gradient(self, "dx", shape, dtype)
         _core.maxpool2d_backward(dx, np.ascontiguousarray(dy).reshape(argmax.shape), argmax, *self._geometry())
         return dx
 

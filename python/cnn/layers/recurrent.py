@@ -27,6 +27,7 @@ import numpy as np
 from .. import _core, activations, initializers
 from .._validation import INT_MAX, check_number
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -141,9 +142,9 @@ class _Recurrent(Layer):
         dy = np.ascontiguousarray(dy, dtype)
         lstm = self.STATES == 2
         dh_last, dc_last = ([np.ascontiguousarray(s, dtype) for s in dstates] + [None])[:2] if dstates else (None, None)
-        dx = reuse(self._buffers, "dx", shape, dtype) if need_dx else None
+        dx = gradient(self, "dx", shape, dtype) if need_dx else None
         dinit = [np.empty((n, u), dtype) for _ in range(self.STATES)] if has_initial else [None, None]
-        work = reuse(self._buffers, "work", (_core.rnn_scratch_size(shape, u, self.CELL, True),), dtype)
+        work = gradient(self, "work", (_core.rnn_scratch_size(shape, u, self.CELL, True),), dtype)
         _core.rnn_backward(dx, dinit[0], dinit[1] if lstm else None, self.grads[0], self.grads[1],
                            self.grads[2] if self.use_bias else None, work, dy, dh_last, dc_last if lstm else None,
                            cache, self.weights[0], self.weights[1], steps, *self._code_args(), False)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._validation import check_image_shape, check_pair
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -90,6 +91,6 @@ class ZeroPadding2D(Layer):
         if not need_dx:
             return None
         top, _, left, _ = self.pads
-        dx = reuse(self._buffers, "dx", self._shape, dy.dtype)
+        dx = gradient(self, "dx", self._shape, dy.dtype)
         np.copyto(dx, dy[:, :, top:top + self._shape[2], left:left + self._shape[3]])
         return dx

@@ -8,6 +8,7 @@ import numpy as np
 from .. import _core
 from .._validation import check_choice, check_image_shape, check_kernel_size, check_pair
 from ._buffers import reuse
+from ._workspace import gradient
 from .base import Layer
 
 if TYPE_CHECKING:
@@ -43,6 +44,6 @@ class UpSampling2D(Layer):
         if not need_dx:
             return None
         shape, dtype = self._cache
-        dx = reuse(self._buffers, "dx", shape, dtype)
+        dx = gradient(self, "dx", shape, dtype)
         _core.upsample2d_backward(dx, np.ascontiguousarray(dy), self.size, self.interpolation == "bilinear")
         return dx
