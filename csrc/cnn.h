@@ -77,6 +77,9 @@ static inline size_t cnn_size_add(size_t a, size_t b) { return a > SIZE_MAX - b 
  * of one sample's padded input and of its dy for the direct path (conv2d.c's direct_geo), and a partial
  * weight gradient: never the batch's columns. SIZE_MAX when the count does not fit in size_t. */
 size_t conv2d_scratch_size(const cnn_conv2d *g);
+/* Entries of the offset table conv2d_forward/backward need (0 but on the direct path): memory the caller
+ * cannot reach, as the kernels index with it (the binding allocates it per call). */
+size_t conv2d_offsets_size(const cnn_conv2d *g);
 /* The path conv2d takes for this geometry, in words ("im2col tiles", "pointwise gemm", "depthwise direct",
  * "dense gemm", "direct phases"): the benchmarks print it beside each shape. */
 const char *conv2d_path_name(const cnn_conv2d *g);
@@ -333,12 +336,14 @@ double K(l2_penalty)(real *g, const real *p, size_t count, real lam);
 
 
 /* ---- conv2d.c ----------------------------------------------------------------------------
- * x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
- * backward needs the scratch exactly as the forward on the same x left it (the columns are reused).
+ * x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size),
+ * offsets (conv2d_offsets_size, or NULL when 0). scratch and offsets are workspace only: backward reads
+ * nothing the forward left there, so one scratch may serve every layer of a model.
  * dx overwrite (NULL skips it), dw and db (NULL skips) accumulate, or overwrite when accumulate = 0. */
-void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g);
+void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, ptrdiff_t *offsets,
+                       const cnn_conv2d *g);
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
-                        const cnn_conv2d *g, int accumulate);
+                        ptrdiff_t *offsets, const cnn_conv2d *g, int accumulate);
 
 /* ---- pool.c ------------------------------------------------------------------------------
  * x (N, C, H, W), y and argmax (N, C, OH, OW); argmax holds h·W + w within the plane, as PyTorch's

@@ -115,15 +115,21 @@ static direct_geo direct_layout(const cnn_conv2d *g)
 
 /* Reals readable, and zero, past the planes and dy's copy: the offset kernels read up to 47 past a window. */
 #define DIRECT_SLACK 64
-/* scratch of the direct path: the tap offset tables (forward, then the input gradient's per phase: ptrdiff_t,
- * counted as two reals whatever the real) and the input gradient's weights per phase (C, OC·taps); then per
+/* The direct path's tap offset tables: the forward's (C·KH·KW), then the input gradient's per phase (OC·KH·KW
+ * in all). They index memory, so they live in the binding's own allocation, not in scratch, which the caller
+ * (and another thread of theirs) can write during the call. */
+size_t conv2d_offsets_size(const cnn_conv2d *g)
+{
+    return conv2d_path(g) == PATH_DIRECT ? ((size_t)g->c + g->oc) * g->kh * g->kw : 0;
+}
+
+/* scratch of the direct path: the input gradient's weights per phase (C, OC·taps); then per
  * chunk two regions, each holding one buffer at a time: the phase planes, later the input gradient's; dy
  * transposed, later dy's copy (the forward's outputs with junk columns in the forward); then the chunks'
  * weight gradients, transposed (C·KH·KW, OC). */
 static size_t direct_shared_size(const cnn_conv2d *g)
 {
-    size_t taps = (size_t)g->kh * g->kw;
-    return 2 * ((size_t)g->c * taps + (size_t)g->oc * taps) + cnn_size_mul((size_t)g->c * g->oc, taps);
+    return cnn_size_mul((size_t)g->c * g->oc, (size_t)g->kh * g->kw);
 }
 static size_t direct_planes_size(const cnn_conv2d *g, const direct_geo *d)
 {
@@ -462,7 +468,8 @@ static inline int K(parallel)(const cnn_conv2d *g)
  * Per group, y (OC/G, OH·OW) = w (OC/G, CK) · columns (CK, OH·OW) + b with CK = C/G·KH·KW, a tile of
  * output positions at a time: the gemm writes NCHW directly, adds the bias in its register tile, and
  * uses the weight as it lies. */
-void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
+void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, ptrdiff_t *offsets,
+                       const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
@@ -472,7 +479,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
         return;
     }
     if (path == PATH_DIRECT) {
-        K(direct_forward)(y, x, w, b, scratch, g);
+        K(direct_forward)(y, x, w, b, scratch, offsets, g);
         return;
     }
     if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
@@ -511,7 +518,7 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
  * on the tile's columns (CK, np) rebuilt by im2col: dw += dy (OG, np) · columnsᵀ, and the columns' gradient
  * wᵀ · dy, written over the same tile, goes back onto dx by col2im. */
 void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w, real *scratch,
-                        const cnn_conv2d *g, int accumulate)
+                        ptrdiff_t *offsets, const cnn_conv2d *g, int accumulate)
 {
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
@@ -532,7 +539,7 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
         return;
     }
     if (path == PATH_DIRECT) {
-        K(direct_backward)(dx, dw, dy, x, w, scratch, g, accumulate);
+        K(direct_backward)(dx, dw, dy, x, w, scratch, offsets, g, accumulate);
         return;
     }
     if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */

@@ -133,12 +133,12 @@ static void K(direct_input_grad_weights)(real *wb, ptrdiff_t *offs, const real *
 
 /* x (N, C, H, W), w (OC, C, KH, KW), b (OC) or NULL → y (N, OC, OH, OW): per sample, y with junk columns
  * (OC, OH·wq) = w (OC, C·KH·KW) · the taps' windows, then its OW real columns plus the bias into y. */
-static void K(direct_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
+static void K(direct_forward)(real *y, const real *x, const real *w, const real *b, real *scratch,
+                              ptrdiff_t *offs, const cnn_conv2d *g)
 {
     direct_geo d = direct_layout(g);
     int ck = g->c * g->kh * g->kw, np = g->oh * d.wq, R = conv_chunks(g);
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * g->oh * g->ow;
-    ptrdiff_t *offs = (ptrdiff_t *)scratch;
     direct_forward_offsets(offs, g, &d);
     real *chunks = scratch + direct_shared_size(g);
     CNN_FOR(K(parallel)(g), int, r, R, {
@@ -206,14 +206,14 @@ CNN_VECTOR_CLONES static void K(direct_dy_transpose)(real *restrict dyt, const r
  * each sample's positions (junk ones meet zeros), then over the chunk's samples in order, and the chunks are
  * added in order; dx's phase planes are each a forward gemm of dy's copy. */
 static void K(direct_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, real *scratch,
-                               const cnn_conv2d *g, int accumulate)
+                               ptrdiff_t *offs, const cnn_conv2d *g, int accumulate)
 {
     direct_geo d = direct_layout(g);
     int kk = g->kh * g->kw, ck = g->c * kk, R = conv_chunks(g), np = g->oh * d.wq;
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * g->oh * g->ow;
     size_t wsize = (size_t)g->oc * ck, chunk = direct_region1(g) + direct_region2(g);
-    ptrdiff_t *offs = (ptrdiff_t *)scratch, *offs_b = offs + ck;
-    real *wb = scratch + 2 * ((size_t)ck + (size_t)g->oc * kk);
+    ptrdiff_t *offs_b = offs + ck;
+    real *wb = scratch;
     direct_forward_offsets(offs, g, &d);
     if (dx) K(direct_input_grad_weights)(wb, offs_b, w, g, &d);
     real *chunks = scratch + direct_shared_size(g), *part = chunks + R * chunk;

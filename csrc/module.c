@@ -643,6 +643,19 @@ static int conv_operands(const char *fn, PyObject *ox, PyObject *ow, const int *
 
 #define CONV_ARGS "(ii)(iiii)(ii)i"
 
+/* The kernels' offset table (conv2d_offsets_size), in memory of the call's own that no caller can write
+ * while the kernel indexes with it; NULL when the path needs none. -1 with MemoryError. */
+static int conv_offsets(const cnn_conv2d *g, ptrdiff_t **offsets)
+{
+    size_t count = conv2d_offsets_size(g);
+    *offsets = count ? PyMem_RawMalloc(count * sizeof **offsets) : NULL;
+    if (count && !*offsets) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
 {
     static const char *fn = "conv2d_scratch_size";
@@ -706,9 +719,12 @@ static PyObject *py_conv2d_forward(PyObject *self, PyObject *args)
     if (!y ||
         check_overlap(fn, OPERANDS({"y", y, OUT}, {"scratch", sc, OUT}, {"x", x, IN}, {"w", w, IN}, {"b", b, IN})))
         return NULL;
+    ptrdiff_t *offsets;
+    if (conv_offsets(&g, &offsets)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), &g);
+    CALL(t, conv2d_forward, DATA(y), DATA(x), DATA(w), DATA(b), DATA(sc), offsets, &g);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(offsets);
     Py_RETURN_NONE;
 }
 
@@ -734,9 +750,13 @@ static PyObject *py_conv2d_backward(PyObject *self, PyObject *args)
     if (!ok || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dw", dw, OUT}, {"db", db, OUT}, {"scratch", sc, OUT},
                                           {"dy", dy, IN}, {"x", x, IN}, {"w", w, IN})))
         return NULL;
+    ptrdiff_t *offsets;
+    if (conv_offsets(&g, &offsets)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), &g, accumulate);
+    CALL(t, conv2d_backward, DATA(dx), DATA(dw), DATA(db), DATA(dy), DATA(x), DATA(w), DATA(sc), offsets, &g,
+         accumulate);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(offsets);
     Py_RETURN_NONE;
 }
 

@@ -239,9 +239,10 @@ def test_conv2d_bad_buffers(rng):
     geo = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
     size = _core.conv2d_scratch_size(x.shape, w.shape, *geo)
     # the direct path (conv2d.c's direct_geo): phase planes 5x5 (3 + 2 rows and columns), dy's copy 8 rows of 5
-    # a channel; shared: offset tables 2·(27 + 36) and the input gradient's weights 3·36; per chunk (2 of
-    # them): the planes 3·25 + 2 + 64 slack, dy's copy 4·40 + 64 slack + 4·4 (dy transposed's zero rows), dw 4·27
-    assert size == 2 * (27 + 36) + 3 * 36 + 2 * ((75 + 66) + (160 + 64 + 16) + 108)
+    # a channel; shared: the input gradient's weights 3·36 (the offset tables are the binding's own memory); per
+    # chunk (2 of them): the planes 3·25 + 2 + 64 slack, dy's copy 4·40 + 64 slack + 4·4 (dy transposed's zero
+    # rows), dw 4·27
+    assert size == 3 * 36 + 2 * ((75 + 66) + (160 + 64 + 16) + 108)
     y, sc = np.empty((2, 4, 3, 3)), np.empty(size)
     with pytest.raises(ValueError, match="scratch"):
         _core.conv2d_forward(y, x, w, None, np.empty(size - 1), *geo)
