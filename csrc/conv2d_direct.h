@@ -133,8 +133,8 @@ static void K(direct_input_grad_weights)(real *wb, ptrdiff_t *offs, const real *
 
 /* x (N, C, H, W), w (OC, C, KH, KW), b (OC) or NULL → y (N, OC, OH, OW): per sample, y with junk columns
  * (OC, OH·wq) = w (OC, C·KH·KW) · the taps' windows, then its OW real columns plus the bias into y. */
-static void K(direct_forward)(real *y, const real *x, const real *w, const real *b, real *scratch,
-                              ptrdiff_t *offs, const cnn_conv2d *g)
+static void K(direct_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, ptrdiff_t *offs,
+                              const cnn_conv2d *g)
 {
     direct_geo d = direct_layout(g);
     int ck = g->c * g->kh * g->kw, np = g->oh * d.wq, R = conv_chunks(g);
