@@ -24,34 +24,8 @@ static inline int widest(int panels, int parts, int unit, int total)
 
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define CNN_GEMM_SERIAL_WORK (1 << 18)
-#define PASTE(a, b) a##b
-#define PASTE2(a, b) PASTE(a, b)
-
-/* One instance of gemm_tile.h per real type and instruction set. INSTANCE is (real type, elements per
- * vector register, suffix of the instance's names); gemm_tile.h reads it and undefines it. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CNN_X86 1
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
-#define INSTANCE (float, 16, _f32_avx512)
-#include "gemm_tile.h"
-#define INSTANCE (double, 8, _f64_avx512)
-#include "gemm_tile.h"
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define INSTANCE (float, 8, _f32_avx2)
-#include "gemm_tile.h"
-#define INSTANCE (double, 4, _f64_avx2)
-#include "gemm_tile.h"
-#pragma GCC pop_options
-#endif
-
-#define INSTANCE (float, 4, _f32_base)
-#include "gemm_tile.h"
-#define INSTANCE (double, 2, _f64_base)
-#include "gemm_tile.h"
+#define ISA_TEMPLATE "gemm_tile.h"
+#include "isa.h" /* gemm_tile.h per real type and instruction set */
 
 /* The instance in use: the widest the CPU supports, unless a test forced a narrower one. */
 static cnn_gemm_isa gemm_isa = CNN_ISA_AUTO;
@@ -77,17 +51,7 @@ cnn_gemm_isa cnn_get_gemm_isa(void)
 
 void cnn_set_gemm_isa(cnn_gemm_isa isa) { gemm_isa = isa; }
 
-#ifdef CNN_X86
-#define DISPATCH(S, ...)                                            \
-    do {                                                            \
-        cnn_gemm_isa isa = cnn_get_gemm_isa();                      \
-        if (isa == CNN_ISA_AVX512) gemm_##S##_avx512(__VA_ARGS__);  \
-        else if (isa == CNN_ISA_AVX2) gemm_##S##_avx2(__VA_ARGS__); \
-        else gemm_##S##_base(__VA_ARGS__);                          \
-    } while (0)
-#else
-#define DISPATCH(S, ...) gemm_##S##_base(__VA_ARGS__)
-#endif
+#define DISPATCH(S, ...) ISA_DISPATCH(gemm_##S, __VA_ARGS__)
 
 /* c (M, N) [+]= a (M, KD) · b (KD, N), each read at its strides (cnn.h): the instance for this CPU */
 void gemm_f32(float *c, const float *a, const float *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,

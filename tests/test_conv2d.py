@@ -66,7 +66,11 @@ def make(rng, dtype, case):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_conv2d_matches_torch(rng, dtype, case):
-    x, k, b, dy, stride, pad, dil, groups = make(rng, dtype, case)
+    assert_matches_torch(*make(rng, dtype, case), dtype)
+
+
+def assert_matches_torch(x, k, b, dy, stride, pad, dil, groups, dtype):
+    """conv2d's output and every gradient against PyTorch's; returns cnn's (y, dx, dw, db)."""
     xt, wt, bt, yt = torch_conv(x, k, b, stride, pad, dil, groups)
     yt.backward(torch.tensor(dy))
     y, dx, dw, db = run_conv(x, k, b, stride, pad, dil, groups, dy)
@@ -74,6 +78,7 @@ def test_conv2d_matches_torch(rng, dtype, case):
     assert_close(dx, xt.grad.numpy(), dtype)
     assert_close(dw, wt.grad.numpy(), dtype)
     assert_close(db, bt.grad.numpy(), dtype)
+    return y, dx, dw, db
 
 
 def reference_forward(x, k, b, stride, pad, dil, groups, out):
