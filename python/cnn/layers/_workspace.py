@@ -12,7 +12,9 @@ gradient the large slot and grow the small one.
 A layer may also write over its incoming gradient (activations' backward kernels allow dx = dy) when the
 model lends it: the gradient lies in a slot and no pending gradient shares that slot.
 
-A layer outside a model (called directly, or inside a wrapper) keeps its own buffers, as before."""
+A layer outside a model's backward pass (outside a model, inside a wrapper, or a model's layer whose backward the
+user calls directly) keeps its own buffers, as before: slots are freed only within a pass, so takes outside one
+would grow the workspace for good, and a next step would write over the gradient handed to the user."""
 import math
 
 import numpy as np
@@ -28,11 +30,19 @@ class Workspace:
         self._count = 0  # takes so far in this pass
         self._lent = None  # the incoming gradient the running backward may overwrite
         self._scratch = None
+        self.active = False  # in a model's backward pass (begin ... end)
 
     def begin(self):
         """A backward pass starts: every slot is free."""
         self._busy.clear()
         self._count = 0
+        self._lent = None
+        self.active = True
+
+    def end(self):
+        """The pass is over (or was interrupted): nothing is lent, and takes stop until the next begin."""
+        self.active = False
+        self._busy.clear()
         self._lent = None
 
     def take(self, shape, dtype):
@@ -144,9 +154,9 @@ class Workspace:
 
 def gradient(layer, key, shape, dtype, over=None):
     """A buffer for a gradient the layer's backward writes: from its model's workspace (over `over`, the
-    incoming gradient, when the model lent it), or the layer's own buffer `key` outside a model."""
+    incoming gradient, when the model lent it), or the layer's own buffer `key` outside a model's pass."""
     ws = getattr(layer.model, "_workspace", None)
-    if ws is None:
+    if ws is None or not ws.active:
         return reuse(layer._buffers, key, shape, dtype)
     return ws.take(shape, dtype) if over is None else ws.over(over, shape, dtype)
 
