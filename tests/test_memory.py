@@ -208,7 +208,7 @@ def test_a_model_layers_backward_called_directly_keeps_its_own_buffers():
     first, layer = model.layers[0], model.layers[1]
     for _ in range(20):
         dx = layer.backward(np.ones_like(layer.forward(first.forward(x, training=True), training=True)))
-    assert len(ws._slots) == slots, f"20 direct backward calls grew the workspace from {slots} to {len(ws._slots)} slots"
+    assert len(ws._slots) == slots, f"20 direct backward calls grew the workspace to {len(ws._slots)} slots"
     kept = dx.copy()
     model.train_on_batch(x, y)
     np.testing.assert_array_equal(dx, kept)
