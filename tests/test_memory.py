@@ -212,3 +212,27 @@ def test_a_model_layers_backward_called_directly_keeps_its_own_buffers():
     kept = dx.copy()
     model.train_on_batch(x, y)
     np.testing.assert_array_equal(dx, kept)
+
+
+def test_a_layers_backward_called_from_another_thread_during_a_pass_keeps_its_own_buffers():
+    """While the model's backward pass runs in one thread, a direct call of one of its layers' backward from
+    another thread takes no slot of that pass (the pass frees and reuses its slots as it goes)."""
+    import threading
+
+    model = cnn.Sequential([Dense(8, input_shape=(4,), activation="relu"), Dense(3)], dtype="float64", seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 4)), rng.random((16, 3))
+    model.train_on_batch(x, y)
+    layer, ws = model.layers[1], model._workspace
+    layer.forward(model.layers[0].forward(x, training=True), training=True)
+    took = []
+    ws.begin()  # as a pass running in this thread
+    try:
+        worker = threading.Thread(target=lambda: took.append(layer.backward(np.ones((16, 3)))))
+        worker.start()
+        worker.join()
+        assert ws._count == 0, "the other thread's backward took a slot of this thread's pass"
+        assert np.shares_memory(took[0], layer._buffers["dx"])
+    finally:
+        ws.end()

@@ -16,6 +16,7 @@ A layer outside a model's backward pass (outside a model, inside a wrapper, or a
 user calls directly) keeps its own buffers, as before: slots are freed only within a pass, so takes outside one
 would grow the workspace for good, and a next step would write over the gradient handed to the user."""
 import math
+import threading
 
 import numpy as np
 
@@ -30,18 +31,18 @@ class Workspace:
         self._count = 0  # takes so far in this pass
         self._lent = None  # the incoming gradient the running backward may overwrite
         self._scratch = None
-        self.active = False  # in a model's backward pass (begin ... end)
+        self._thread = None  # the thread running the model's backward pass (begin ... end), else None
 
     def begin(self):
         """A backward pass starts: every slot is free."""
         self._busy.clear()
         self._count = 0
         self._lent = None
-        self.active = True
+        self._thread = threading.get_ident()
 
     def end(self):
         """The pass is over (or was interrupted): nothing is lent, and takes stop until the next begin."""
-        self.active = False
+        self._thread = None
         self._busy.clear()
         self._lent = None
 
@@ -94,6 +95,11 @@ class Workspace:
             if np.may_share_memory(a, buf):
                 return i
         return None
+
+    def serves(self):
+        """Whether the caller runs inside the model's backward pass: a direct call of a layer's backward,
+        between passes or from another thread while one runs, must not take the pass's slots."""
+        return self._thread == threading.get_ident()
 
     def lend(self, dy, pending=()):
         """The next backward may overwrite dy if it lies in a slot that no pending gradient shares."""
@@ -156,7 +162,7 @@ def gradient(layer, key, shape, dtype, over=None):
     """A buffer for a gradient the layer's backward writes: from its model's workspace (over `over`, the
     incoming gradient, when the model lent it), or the layer's own buffer `key` outside a model's pass."""
     ws = getattr(layer.model, "_workspace", None)
-    if ws is None or not ws.active:
+    if ws is None or not ws.serves():
         return reuse(layer._buffers, key, shape, dtype)
     return ws.take(shape, dtype) if over is None else ws.over(over, shape, dtype)
 
