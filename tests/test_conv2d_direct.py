@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cnn import _core
-from conftest import DTYPES
-from test_conv2d import assert_matches_torch, make, run_conv
+from conftest import DTYPES, assert_close
+from test_conv2d import assert_matches_torch, make, out_shape, run_conv
 from test_gemm_perf_paths import ISAS
 
 # (n, c, h, w, oc, kh, kw, stride, padding (top, bottom, left, right), dilation, groups)
@@ -58,3 +58,49 @@ def test_direct_path_instances_agree_closely(rng, isa, name):
     _core._set_gemm_isa(name)
     for got, want in zip(run_conv(x, k, b, stride, pad, dil, groups, dy), ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def random_direct_geometries(rng, count):
+    """count geometries the direct path takes, drawn over its edges: width or height 1, batch 1 and batches past
+    the reduction chunks, stride up to the window (3 with a 3-wide one), dilation, uneven padding."""
+    found = []
+    while len(found) < count:
+        kh, kw = (int(k) for k in rng.integers(1, 6, 2))
+        sh, sw = int(rng.integers(1, kh + 1)), int(rng.integers(1, kw + 1))
+        dil = tuple(1 if s > 1 else int(rng.choice([1, 2, 3])) for s in (sh, sw))
+        xs = (int(rng.choice([1, 2, 17])), int(rng.choice([1, 3, 16, 33])), int(rng.choice([1, 2, 7, 13])),
+              int(rng.choice([1, 2, 7, 13])))
+        ws = (int(rng.choice([1, 3, 17, 33])), xs[1], kh, kw)
+        pad = tuple(int(p) for p in rng.integers(0, 3, 4))
+        try:
+            if _core._conv2d_path(xs, ws, (sh, sw), pad, dil, 1) == "direct phases":
+                found.append((xs, ws, ((sh, sw), pad, dil, 1)))
+        except ValueError:  # no output position
+            pass
+    return found
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_path_reads_no_scratch_it_did_not_write(rng, dtype):
+    """NaN in the whole scratch before the forward and again before the backward (a model's layers share one
+    scratch, so the backward finds another layer's data there): the forward is the reference loop's, and the
+    gradients are its adjoints, <y, dy> = <x, dx> = <w, dw>, all finite. Needs no torch, so it also runs under the
+    sanitizer build, which checks the reads past each window stay inside the scratch."""
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for xs, ws, args in random_direct_geometries(rng, 40):
+        x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+        shape = out_shape(xs[0], xs[2], xs[3], ws[0], ws[2], ws[3], *args[:3])
+        dy = rng.standard_normal(shape).astype(dtype)
+        scratch = np.full(_core.conv2d_scratch_size(xs, ws, *args), np.nan, dtype)
+        y, ref = np.empty(shape, dtype), np.empty(shape, dtype)
+        _core.conv2d_forward(y, x, w, None, scratch, *args)
+        _core._conv2d_reference_forward(ref, x, w, None, *args)
+        assert_close(y, ref, dtype)
+        scratch.fill(np.nan)
+        dx, dw = np.full_like(x, np.nan), np.zeros_like(w)
+        _core.conv2d_backward(dx, dw, None, dy, x, w, scratch, *args)
+        assert np.isfinite(dx).all() and np.isfinite(dw).all(), (xs, ws, args)
+        inner = np.vdot(ref.astype(np.float64), dy)
+        scale = np.linalg.norm(ref.astype(np.float64)) * np.linalg.norm(dy)
+        assert abs(np.vdot(x.astype(np.float64), dx) - inner) <= tol * scale, (xs, ws, args)
+        assert abs(np.vdot(w.astype(np.float64), dw) - inner) <= tol * scale, (xs, ws, args)

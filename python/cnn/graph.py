@@ -146,15 +146,18 @@ class Plan:
         layers' buffers from the workspace ws: a gradient's slot is freed once no pending gradient lies in it,
         and a layer may write over its incoming gradient when no other pending gradient shares its slot."""
         ws.begin()
-        grads = {}
-        for o, d in zip(self.output_ids, douts):
-            grads[o] = d if o not in grads else ws.add(grads[o], d)
-        for runner, sources, out, multi, need_dx in reversed(self.steps):
-            dy = grads.pop(out)
-            ws.lend(dy, grads.values())
-            dx = runner.backward(dy, need_dx=need_dx)
-            if need_dx:
-                for s, d in zip(sources, dx if multi else (dx,)):
-                    if s not in self.inputs_set:
-                        grads[s] = d if s not in grads else ws.add(grads[s], d)
-            ws.collect(grads.values())
+        try:
+            grads = {}
+            for o, d in zip(self.output_ids, douts):
+                grads[o] = d if o not in grads else ws.add(grads[o], d)
+            for runner, sources, out, multi, need_dx in reversed(self.steps):
+                dy = grads.pop(out)
+                ws.lend(dy, grads.values())
+                dx = runner.backward(dy, need_dx=need_dx)
+                if need_dx:
+                    for s, d in zip(sources, dx if multi else (dx,)):
+                        if s not in self.inputs_set:
+                            grads[s] = d if s not in grads else ws.add(grads[s], d)
+                ws.collect(grads.values())
+        finally:
+            ws.end()

@@ -446,9 +446,12 @@ class Sequential(Model):
             g.fill(0)
         ws = self._workspace
         ws.begin()
-        for i in range(len(self.layers) - 1, -1, -1):
-            dout = self.layers[i].backward(dout, need_dx=i > 0)
-            ws.chain(dout)  # frees what the layer read; in a chain the next layer may write over dout
+        try:
+            for i in range(len(self.layers) - 1, -1, -1):
+                dout = self.layers[i].backward(dout, need_dx=i > 0)
+                ws.chain(dout)  # frees what the layer read; in a chain the next layer may write over dout
+        finally:
+            ws.end()
 
     # ---- configuration -------------------------------------------------------------------------
 

@@ -12,8 +12,11 @@ gradient the large slot and grow the small one.
 A layer may also write over its incoming gradient (activations' backward kernels allow dx = dy) when the
 model lends it: the gradient lies in a slot and no pending gradient shares that slot.
 
-A layer outside a model (called directly, or inside a wrapper) keeps its own buffers, as before."""
+A layer outside a model's backward pass (outside a model, inside a wrapper, or a model's layer whose backward the
+user calls directly) keeps its own buffers, as before: slots are freed only within a pass, so takes outside one
+would grow the workspace for good, and a next step would write over the gradient handed to the user."""
 import math
+import threading
 
 import numpy as np
 
@@ -28,11 +31,19 @@ class Workspace:
         self._count = 0  # takes so far in this pass
         self._lent = None  # the incoming gradient the running backward may overwrite
         self._scratch = None
+        self._thread = None  # the thread running the model's backward pass (begin ... end), else None
 
     def begin(self):
         """A backward pass starts: every slot is free."""
         self._busy.clear()
         self._count = 0
+        self._lent = None
+        self._thread = threading.get_ident()
+
+    def end(self):
+        """The pass is over (or was interrupted): nothing is lent, and takes stop until the next begin."""
+        self._thread = None
+        self._busy.clear()
         self._lent = None
 
     def take(self, shape, dtype):
@@ -84,6 +95,11 @@ class Workspace:
             if np.may_share_memory(a, buf):
                 return i
         return None
+
+    def serves(self):
+        """Whether the caller runs inside the model's backward pass: a direct call of a layer's backward,
+        between passes or from another thread while one runs, must not take the pass's slots."""
+        return self._thread == threading.get_ident()
 
     def lend(self, dy, pending=()):
         """The next backward may overwrite dy if it lies in a slot that no pending gradient shares."""
@@ -144,9 +160,9 @@ class Workspace:
 
 def gradient(layer, key, shape, dtype, over=None):
     """A buffer for a gradient the layer's backward writes: from its model's workspace (over `over`, the
-    incoming gradient, when the model lent it), or the layer's own buffer `key` outside a model."""
+    incoming gradient, when the model lent it), or the layer's own buffer `key` outside a model's pass."""
     ws = getattr(layer.model, "_workspace", None)
-    if ws is None:
+    if ws is None or not ws.serves():
         return reuse(layer._buffers, key, shape, dtype)
     return ws.take(shape, dtype) if over is None else ws.over(over, shape, dtype)
 
