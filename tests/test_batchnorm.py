@@ -97,8 +97,11 @@ def test_worked_example():
     np.testing.assert_array_equal([mean[0], inv[0], mm[0], mv[0]], [2, 1, 1, 1])
 
 
-def test_same_bits_at_any_thread_count(rng, restore_threads):
-    x = rng.standard_normal((16, 8, 20, 20)).astype(np.float32)
+# the kernels sweep blocks of channels sized to the cache: one channel a block for 32×32 planes at batch 64, two
+# uneven blocks for the second, one block for the first
+@pytest.mark.parametrize("shape", [(64, 12, 32, 32), (32, 70, 5, 5), (16, 8, 20, 20)])
+def test_same_bits_at_any_thread_count(rng, restore_threads, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     results = []
     for threads in (1, 2, 3):
@@ -110,6 +113,33 @@ def test_same_bits_at_any_thread_count(rng, restore_threads):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_bits_do_not_depend_on_the_other_channels(rng, dtype):
+    """Each channel's sums run in one order whatever block of channels it is swept with."""
+    x = rng.standard_normal((64, 70, 5, 5)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    whole = _layer(x, np.random.default_rng(0), dtype)
+    y, dx = whole.forward(x, training=True).copy(), whole.backward(dy).copy()
+    for j in (0, 63, 64, 69):
+        one = BatchNormalization()
+        one.build((1, 5, 5))
+        one.weights = [w[j:j + 1].copy() for w in whole.weights]
+        one.grads = [np.zeros(1, dtype) for _ in whole.grads]
+        np.testing.assert_array_equal(one.forward(x[:, j:j + 1], training=True), y[:, j:j + 1])
+        np.testing.assert_array_equal(one.backward(dy[:, j:j + 1]), dx[:, j:j + 1])
+
+
+def test_variance_about_a_large_mean_is_accurate(rng):
+    """The variance is summed about the mean (two passes): Σx²/M - mean², even in double, would lose it to
+    cancellation here (x² ~ 1e14, so its rounding alone is ~1e-2 of the variance)."""
+    x = 1e7 + rng.standard_normal((8, 3, 36))
+    mean, inv, mm, mv = (np.zeros(3) for _ in range(4))
+    _core.batchnorm_forward(np.empty_like(x), mean, inv, mm, mv, x, None, None, 0.0, 0.0, True)
+    exact = x.transpose(1, 0, 2).reshape(3, -1)
+    np.testing.assert_allclose(mv, exact.var(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(mm, exact.mean(axis=1), rtol=1e-15)
 
 
 def test_moving_statistics_are_not_trainable(rng):
