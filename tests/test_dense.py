@@ -20,6 +20,7 @@ def torch_dense(x, w, b):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,i,o", SHAPES)
 def test_dense_matches_torch(rng, dtype, n, i, o):
+    """Forward and every gradient; db is the unbound kernel bias_backward's sum, overwritten and accumulated."""
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((n, i), (i, o), (o,)))
     dy = rng.standard_normal((n, o)).astype(dtype)
     xt, wt, bt, yt = torch_dense(x, w, b)
