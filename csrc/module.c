@@ -656,22 +656,28 @@ static int conv_offsets(const cnn_conv2d *g, ptrdiff_t **offsets)
     return 0;
 }
 
-static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
+/* g from (x_shape, w_shape, stride, pad, dilation, groups) as conv2d_scratch_size and _conv2d_path take them
+ * (format names the function); a size outside [0, INT_MAX] becomes 0, which conv_geometry refuses. -1 on error. */
+static int conv_shapes(PyObject *args, const char *format, const char *fn, cnn_conv2d *g)
 {
-    static const char *fn = "conv2d_scratch_size";
     npy_intp xd[4], wd[4];
     int stride[2], pad[4], dil[2], groups;
     long long xl[4], wl[4];
-    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":conv2d_scratch_size", &xl[0], &xl[1], &xl[2], &xl[3], &wl[0],
-                          &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0],
-                          &dil[1], &groups))
-        return NULL;
+    if (!PyArg_ParseTuple(args, format, &xl[0], &xl[1], &xl[2], &xl[3], &wl[0], &wl[1], &wl[2], &wl[3], &stride[0],
+                          &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0], &dil[1], &groups))
+        return -1;
     for (int i = 0; i < 4; i++) {
         xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
         wd[i] = wl[i] < 0 || wl[i] > INT_MAX ? 0 : (npy_intp)wl[i];
     }
+    return conv_geometry(fn, g, xd, wd, stride, pad, dil, groups);
+}
+
+static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
+{
+    static const char *fn = "conv2d_scratch_size";
     cnn_conv2d g;
-    if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
+    if (conv_shapes(args, "(LLLL)(LLLL)" CONV_ARGS ":conv2d_scratch_size", fn, &g)) return NULL;
     size_t size = conv2d_scratch_size(&g);
     if (size > MAX_ELEMENTS)
         return PyErr_Format(PyExc_ValueError,
@@ -684,20 +690,8 @@ static PyObject *py_conv2d_scratch_size(PyObject *self, PyObject *args)
 /* ---- conv2d path (issue 20: the heuristic's choice, for the benchmarks) ---- */
 static PyObject *py__conv2d_path(PyObject *self, PyObject *args)
 {
-    static const char *fn = "_conv2d_path";
-    int stride[2], pad[4], dil[2], groups;
-    long long xl[4], wl[4];
-    npy_intp xd[4], wd[4];
-    if (!PyArg_ParseTuple(args, "(LLLL)(LLLL)" CONV_ARGS ":_conv2d_path", &xl[0], &xl[1], &xl[2], &xl[3], &wl[0],
-                          &wl[1], &wl[2], &wl[3], &stride[0], &stride[1], &pad[0], &pad[1], &pad[2], &pad[3], &dil[0],
-                          &dil[1], &groups))
-        return NULL;
-    for (int i = 0; i < 4; i++) {
-        xd[i] = xl[i] < 0 || xl[i] > INT_MAX ? 0 : (npy_intp)xl[i];
-        wd[i] = wl[i] < 0 || wl[i] > INT_MAX ? 0 : (npy_intp)wl[i];
-    }
     cnn_conv2d g;
-    if (conv_geometry(fn, &g, xd, wd, stride, pad, dil, groups)) return NULL;
+    if (conv_shapes(args, "(LLLL)(LLLL)" CONV_ARGS ":_conv2d_path", "_conv2d_path", &g)) return NULL;
     return PyUnicode_FromString(conv2d_path_name(&g));
 }
 
