@@ -1,0 +1,239 @@
+/* conv2d_winograd.h: conv2d's Winograd path for 3x3 convolutions at stride 1 (F(2x2, 3x3), Lavin and Gray 2016),
+ * included by conv2d.c once per real type (K, real, and its helpers wino_geo, wino_layout, K(parallel) in scope).
+ *
+ * A 2x2 block of outputs (a tile) is Aᵀ [U ⊙ V] A summed over input channels, U = G g Gᵀ the 4x4 transform
+ * of a 3x3 kernel and V = Bᵀ d Bᵀᵀ that of the tile's 4x4 input patch d: 16 multiplies per tile and channel
+ * pair where the direct sum takes 36. Per block of T tiles the multiplies are 16 gemms, element e of the
+ * transforms: M[e] (CO, T) = U[e] (CO, CI) · V[e] (CI, T). The input gradient is the same convolution of dy
+ * with the kernel turned 180 degrees and its channels swapped (padding 2 - p); the weight gradient sums, per
+ * element, dU[e] (CO, CI) += (A dyₜ Aᵀ)[e] (CO, T) · V[e]ᵀ over the tiles, and dw = Gᵀ dU G.
+ * Error: float32 results differ from the exact convolution by about 2e-7 of the output's magnitude (the sum of
+ * |x|·|w| products, measured on normal and wide-range data: tests/test_conv2d_winograd.py), some 2-4 times the
+ * direct path's; float64 stays near 1e-16.
+ * Blocks are fixed by the sizes alone, each block is one thread's, and the weight gradient sums the blocks in
+ * R fixed chunks, added in order, so results do not depend on the thread count. */
+
+/* V (16, CI, T) = the input transforms of tiles [t0, t0 + nt): element e = 4a + b of tile t0 + j, channel c, at
+ * V[(e·CI + c)·T + j]. A patch's rows outside the input read `zero`; its columns outside are checked per tile. */
+static inline __attribute__((always_inline)) void K(wino_in_tile)(real *v, size_t vs, const real *const r[4], int col,
+                                                                  int iw, int checked)
+{
+    real u[4][4];
+    for (int i = 0; i < 4; i++) {
+        real d[4];
+        for (int s = 0; s < 4; s++) d[s] = !checked || (col + s >= 0 && col + s < iw) ? r[i][col + s] : 0;
+        u[i][0] = d[0] - d[2], u[i][1] = d[1] + d[2], u[i][2] = d[2] - d[1], u[i][3] = d[1] - d[3];
+    }
+    for (int s = 0; s < 4; s++) {
+        v[(0 + s) * vs] = u[0][s] - u[2][s];
+        v[(4 + s) * vs] = u[1][s] + u[2][s];
+        v[(8 + s) * vs] = u[2][s] - u[1][s];
+        v[(12 + s) * vs] = u[1][s] - u[3][s];
+    }
+}
+
+static void K(wino_input_tiles)(real *restrict V, const real *restrict in, const real *zero, const wino_geo *q, long t0,
+                                int nt)
+{
+    size_t plane = (size_t)q->ih * q->iw, vs = (size_t)q->ci * q->T;
+    long per = (long)q->th * q->tw;
+    for (int j = 0; j < nt;) {
+        long t = t0 + j;
+        int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
+        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j, a = 0, b;
+        while (a < len && 2 * (tx0 + a) - q->pl < 0) a++;
+        for (b = a; b < len && 2 * (tx0 + b) - q->pl + 3 < q->iw;) b++;
+        for (int c = 0; c < q->ci; c++) {
+            const real *r[4];
+            for (int i = 0; i < 4; i++) {
+                long iy = 2L * ty - q->pt + i;
+                r[i] = iy >= 0 && iy < q->ih ? in + ((size_t)n * q->ci + c) * plane + (size_t)iy * q->iw : zero;
+            }
+            real *v = V + (size_t)c * q->T + j;
+            for (int k = 0; k < a; k++) K(wino_in_tile)(v + k, vs, r, 2 * (tx0 + k) - q->pl, q->iw, 1);
+#pragma omp simd
+            for (int k = a; k < b; k++) K(wino_in_tile)(v + k, vs, r, 2 * (tx0 + k) - q->pl, q->iw, 0);
+            for (int k = b; k < len; k++) K(wino_in_tile)(v + k, vs, r, 2 * (tx0 + k) - q->pl, q->iw, 1);
+        }
+        j += len;
+    }
+}
+
+/* out's 2x2 tile at rows y0 (and y0 + 1 when rows = 2), columns col (and col + 1 when cols = 2) = Aᵀ m A + bias,
+ * m (4x4) at M[e·ms] */
+static inline __attribute__((always_inline)) void K(wino_out_tile)(real *y0, ptrdiff_t ld, const real *m, size_t ms,
+                                                                   real bias, int col, int rows, int cols)
+{
+    real t[2][4];
+    for (int s = 0; s < 4; s++) {
+        t[0][s] = m[s * ms] + m[(4 + s) * ms] + m[(8 + s) * ms];
+        t[1][s] = m[(4 + s) * ms] - m[(8 + s) * ms] - m[(12 + s) * ms];
+    }
+    for (int i = 0; i < rows; i++) {
+        y0[i * ld + col] = t[i][0] + t[i][1] + t[i][2] + bias;
+        if (cols == 2) y0[i * ld + col + 1] = t[i][1] - t[i][2] - t[i][3] + bias;
+    }
+}
+
+/* the output tiles [t0, t0 + nt) of out (N, CO, OH, OW) from M (16, CO, T), plus bias (CO) or NULL; a tile's row or
+ * column past the output (OH or OW odd) is dropped */
+static void K(wino_output_tiles)(real *restrict out, const real *restrict M, const real *bias, const wino_geo *q,
+                                 long t0, int nt)
+{
+    size_t plane = (size_t)q->oh * q->ow, ms = (size_t)q->co * q->T;
+    long per = (long)q->th * q->tw;
+    for (int j = 0; j < nt;) {
+        long t = t0 + j;
+        int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
+        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j, b = 0, rows = 2 * ty + 1 < q->oh ? 2 : 1;
+        while (b < len && 2 * (tx0 + b) + 1 < q->ow) b++;
+        for (int o = 0; o < q->co; o++) {
+            real *y0 = out + ((size_t)n * q->co + o) * plane + (size_t)2 * ty * q->ow, bias_o = bias ? bias[o] : 0;
+            const real *m = M + (size_t)o * q->T + j;
+            if (rows == 2) {
+#pragma omp simd
+                for (int k = 0; k < b; k++) K(wino_out_tile)(y0, q->ow, m + k, ms, bias_o, 2 * (tx0 + k), 2, 2);
+            } else {
+#pragma omp simd
+                for (int k = 0; k < b; k++) K(wino_out_tile)(y0, q->ow, m + k, ms, bias_o, 2 * (tx0 + k), 1, 2);
+            }
+            if (b < len) K(wino_out_tile)(y0, q->ow, m + b, ms, bias_o, 2 * (tx0 + b), rows, 1);
+        }
+        j += len;
+    }
+}
+
+/* Z (16, CO, T) = A dy Aᵀ for the output tiles [t0, t0 + nt) of dy (N, CO, OH, OW), its cells past the output zero:
+ * the gradient of the loss with respect to each tile's M */
+static void K(wino_dy_tiles)(real *restrict Z, const real *restrict dy, const wino_geo *q, long t0, int nt)
+{
+    size_t plane = (size_t)q->oh * q->ow, zs = (size_t)q->co * q->T;
+    long per = (long)q->th * q->tw;
+    for (int j = 0; j < nt;) {
+        long t = t0 + j;
+        int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
+        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j, two_rows = 2 * ty + 1 < q->oh;
+        for (int o = 0; o < q->co; o++) {
+            const real *r0 = dy + ((size_t)n * q->co + o) * plane + (size_t)2 * ty * q->ow, *r1 = r0 + q->ow;
+            real *z = Z + (size_t)o * q->T + j;
+#pragma omp simd
+            for (int k = 0; k < len; k++) {
+                int col = 2 * (tx0 + k), two_cols = col + 1 < q->ow;
+                real d[2][2] = {{r0[col], two_cols ? r0[col + 1] : 0}, {0, 0}};
+                if (two_rows) d[1][0] = r1[col], d[1][1] = two_cols ? r1[col + 1] : 0;
+                real u[2][4];
+                for (int i = 0; i < 2; i++)
+                    u[i][0] = d[i][0], u[i][1] = d[i][0] + d[i][1], u[i][2] = d[i][0] - d[i][1], u[i][3] = -d[i][1];
+                for (int s = 0; s < 4; s++) {
+                    z[(size_t)s * zs + k] = u[0][s];
+                    z[(size_t)(4 + s) * zs + k] = u[0][s] + u[1][s];
+                    z[(size_t)(8 + s) * zs + k] = u[0][s] - u[1][s];
+                    z[(size_t)(12 + s) * zs + k] = -u[1][s];
+                }
+            }
+        }
+        j += len;
+    }
+}
+
+/* U (16, CO, CI) = G g Gᵀ per kernel g: g = w[o, c] (w (CO, CI, 3, 3)), or with flip the input gradient's,
+ * g = w[c, o] turned 180 degrees (w (CI, CO, 3, 3)) */
+static void K(wino_weights)(real *U, const real *w, int co, int ci, int flip)
+{
+    size_t us = (size_t)co * ci;
+    for (int o = 0; o < co; o++)
+        for (int c = 0; c < ci; c++) {
+            const real *k = w + ((flip ? (size_t)c * co + o : (size_t)o * ci + c) * 9);
+            real g[3][3], t[4][3];
+            for (int i = 0; i < 9; i++) g[i / 3][i % 3] = flip ? k[8 - i] : k[i];
+            for (int s = 0; s < 3; s++) {
+                t[0][s] = g[0][s];
+                t[1][s] = (g[0][s] + g[1][s] + g[2][s]) / 2;
+                t[2][s] = (g[0][s] - g[1][s] + g[2][s]) / 2;
+                t[3][s] = g[2][s];
+            }
+            real *u = U + (size_t)o * ci + c;
+            for (int a = 0; a < 4; a++) {
+                u[(4 * a + 0) * us] = t[a][0];
+                u[(4 * a + 1) * us] = (t[a][0] + t[a][1] + t[a][2]) / 2;
+                u[(4 * a + 2) * us] = (t[a][0] - t[a][1] + t[a][2]) / 2;
+                u[(4 * a + 3) * us] = t[a][2];
+            }
+        }
+}
+
+/* out (N, CO, OH, OW) = the convolution q describes of in (N, CI, IH, IW) by U (wino_weights), plus bias or NULL;
+ * chunk r of q->R takes blocks [blocks·r/R, blocks·(r+1)/R) in its own slice of work */
+static void K(wino_conv)(real *out, const real *in, const real *U, const real *bias, real *work, const real *zero,
+                         const wino_geo *q, int parallel)
+{
+    CNN_FOR(parallel, int, r, q->R, {
+        real *V = work + r * wino_chunk_size(q), *M = V + (size_t)16 * q->ci * q->T;
+        for (long blk = q->blocks * r / q->R; blk < q->blocks * (r + 1) / q->R; blk++) {
+            long t0 = blk * q->T;
+            int nt = q->tiles - t0 < q->T ? (int)(q->tiles - t0) : q->T;
+            K(wino_input_tiles)(V, in, zero, q, t0, nt);
+            for (int e = 0; e < 16; e++)
+                K(gemm)(M + (size_t)e * q->co * q->T, U + (size_t)e * q->co * q->ci, V + (size_t)e * q->ci * q->T,
+                        q->co, nt, q->ci, q->ci, 1, q->T, 1, q->T, 0);
+            K(wino_output_tiles)(out, M, bias, q, t0, nt);
+        }
+    });
+}
+
+/* x (N, C, H, W), w (OC, C, 3, 3), b (OC) or NULL → y (N, OC, OH, OW) */
+static void K(wino_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
+{
+    wino_geo q = wino_forward_geo(g);
+    real *zero = scratch + wino_weights_size(g), *work = zero + wino_zero_size(g);
+    K(wino_weights)(scratch, w, g->oc, g->c, 0);
+    memset(zero, 0, wino_zero_size(g) * sizeof(real));
+    K(wino_conv)(y, x, scratch, b, work, zero, &q, K(parallel)(g));
+}
+
+/* dy (N, OC, OH, OW), x, w as the forward had them → dw (OC, C, 3, 3) [+]=, dx (N, C, H, W) overwritten unless NULL.
+ * Chunk r's dU (16, OC, C) sums its blocks in order; the chunks are added in order, then dw = Gᵀ dU G. */
+static void K(wino_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, real *scratch,
+                             const cnn_conv2d *g, int accumulate)
+{
+    wino_geo q = wino_forward_geo(g);
+    size_t us = wino_weights_size(g) / 16;
+    real *zero = scratch + wino_weights_size(g), *work = zero + wino_zero_size(g);
+    real *part = work + wino_work_size(g);
+    memset(zero, 0, wino_zero_size(g) * sizeof(real));
+    CNN_FOR(K(parallel)(g), int, r, q.R, {
+        real *V = work + r * wino_chunk_size(&q), *Z = V + (size_t)16 * q.ci * q.T, *dU = part + r * 16 * us;
+        long b0 = q.blocks * r / q.R;
+        for (long blk = b0; blk < q.blocks * (r + 1) / q.R; blk++) {
+            long t0 = blk * q.T;
+            int nt = q.tiles - t0 < q.T ? (int)(q.tiles - t0) : q.T;
+            K(wino_input_tiles)(V, x, zero, &q, t0, nt);
+            K(wino_dy_tiles)(Z, dy, &q, t0, nt);
+            for (int e = 0; e < 16; e++) /* dU[e] (OC, C) [+]= Z[e] (OC, nt) · V[e]ᵀ */
+                K(gemm)(dU + e * us, Z + (size_t)e * q.co * q.T, V + (size_t)e * q.ci * q.T, q.co, q.ci, nt, q.T, 1, 1,
+                        q.T, q.ci, blk > b0);
+        }
+    });
+    CNN_FOR(us * q.R * 16 > CNN_PARALLEL_WORK, size_t, k, us, {
+        real d[4][4], t[3][4];
+        for (int e = 0; e < 16; e++) {
+            real acc = part[e * us + k];
+            for (int r = 1; r < q.R; r++) acc += part[(r * 16 + e) * us + k];
+            d[e / 4][e % 4] = acc;
+        }
+        for (int s = 0; s < 4; s++) { /* Gᵀ dU G: G's columns are (1, ½, ½, 0), (0, ½, -½, 0), (0, ½, ½, 1) */
+            t[0][s] = d[0][s] + (d[1][s] + d[2][s]) / 2;
+            t[1][s] = (d[1][s] - d[2][s]) / 2;
+            t[2][s] = (d[1][s] + d[2][s]) / 2 + d[3][s];
+        }
+        real *out = dw + k * 9;
+        for (int i = 0; i < 3; i++) {
+            real v[3] = {t[i][0] + (t[i][1] + t[i][2]) / 2, (t[i][1] - t[i][2]) / 2, (t[i][1] + t[i][2]) / 2 + t[i][3]};
+            for (int j = 0; j < 3; j++) out[i * 3 + j] = accumulate ? out[i * 3 + j] + v[j] : v[j];
+        }
+    });
+    if (!dx) return;
+    wino_geo p = wino_input_grad_geo(g);
+    K(wino_weights)(scratch, w, g->c, g->oc, 1);
+    K(wino_conv)(dx, dy, scratch, NULL, work, zero, &p, K(parallel)(g));
+}
