@@ -227,11 +227,14 @@ static wino_geo wino_input_grad_geo(const cnn_conv2d *g)
 {
     return wino_layout(g->n, g->oc, g->oh, g->ow, g->c, g->h, g->w, 2 - g->pt, 2 - g->pl);
 }
-static size_t wino_chunk_size(const wino_geo *q) { return (size_t)16 * (q->ci + q->co) * q->T; }
-/* scratch: the transformed kernels U (16, OC, C); a zero row as wide as either pass's input rows; the chunks'
- * work; in the backward the chunks' weight gradients (16, OC, C) each */
+/* a chunk's work: the block's input transforms (16, CI, T), its output's (16, CO, T), 8 split rows (tw + 1) */
+static size_t wino_chunk_size(const wino_geo *q)
+{
+    return (size_t)16 * (q->ci + q->co) * q->T + 8 * ((size_t)q->tw + 1);
+}
+/* scratch: the transformed kernels U (16, OC, C); the chunks' work; in the backward the chunks' weight
+ * gradients (16, OC, C) each */
 static size_t wino_weights_size(const cnn_conv2d *g) { return cnn_size_mul(16, cnn_size_mul((size_t)g->oc, g->c)); }
-static size_t wino_zero_size(const cnn_conv2d *g) { return (size_t)(g->w > g->ow ? g->w : g->ow); }
 static size_t wino_work_size(const cnn_conv2d *g)
 {
     wino_geo f = wino_forward_geo(g), b = wino_input_grad_geo(g);
@@ -240,9 +243,8 @@ static size_t wino_work_size(const cnn_conv2d *g)
 }
 static size_t wino_scratch_size(const cnn_conv2d *g)
 {
-    size_t head = cnn_size_add(wino_weights_size(g), wino_zero_size(g));
     size_t parts = cnn_size_mul((size_t)wino_forward_geo(g).R, wino_weights_size(g));
-    return cnn_size_add(cnn_size_add(head, wino_work_size(g)), parts);
+    return cnn_size_add(cnn_size_add(wino_weights_size(g), wino_work_size(g)), parts);
 }
 
 size_t conv2d_scratch_size(const cnn_conv2d *g)

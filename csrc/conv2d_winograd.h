@@ -13,47 +13,62 @@
  * Blocks are fixed by the sizes alone, each block is one thread's, and the weight gradient sums the blocks in
  * R fixed chunks, added in order, so results do not depend on the thread count. */
 
-/* V (16, CI, T) = the input transforms of tiles [t0, t0 + nt): element e = 4a + b of tile t0 + j, channel c, at
- * V[(e·CI + c)·T + j]. A patch's rows outside the input read `zero`; its columns outside are checked per tile. */
-static inline __attribute__((always_inline)) void K(wino_in_tile)(real *v, size_t vs, const real *const r[4], int col,
-                                                                  int iw, int checked)
+/* E[k] = row[col0 + 2k] and O[k] = row[col0 + 2k + 1] for k in [0, len), zero outside [0, iw) (NULL row: all zero):
+ * a row of patches split into even and odd columns, so that the transforms read every operand at unit stride */
+static inline __attribute__((always_inline)) void K(wino_split_row)(real *restrict E, real *restrict O, const real *row,
+                                                                    int col0, int iw, int len)
 {
-    real u[4][4];
-    for (int i = 0; i < 4; i++) {
-        real d[4];
-        for (int s = 0; s < 4; s++) d[s] = !checked || (col + s >= 0 && col + s < iw) ? r[i][col + s] : 0;
-        u[i][0] = d[0] - d[2], u[i][1] = d[1] + d[2], u[i][2] = d[2] - d[1], u[i][3] = d[1] - d[3];
+    if (!row) {
+        memset(E, 0, (size_t)len * sizeof(real));
+        memset(O, 0, (size_t)len * sizeof(real));
+        return;
     }
-    for (int s = 0; s < 4; s++) {
-        v[(0 + s) * vs] = u[0][s] - u[2][s];
-        v[(4 + s) * vs] = u[1][s] + u[2][s];
-        v[(8 + s) * vs] = u[2][s] - u[1][s];
-        v[(12 + s) * vs] = u[1][s] - u[3][s];
+    int a = 0, b;
+    for (; a < len && col0 + 2 * a < 0; a++)
+        E[a] = 0, O[a] = col0 + 2 * a + 1 >= 0 && col0 + 2 * a + 1 < iw ? row[col0 + 2 * a + 1] : 0;
+    for (b = a; b < len && col0 + 2 * b + 1 < iw;) b++;
+#pragma omp simd
+    for (int k = a; k < b; k++) {
+        E[k] = row[col0 + 2 * k];
+        O[k] = row[col0 + 2 * k + 1];
     }
+    for (int k = b; k < len; k++) E[k] = col0 + 2 * k < iw ? row[col0 + 2 * k] : 0, O[k] = 0;
 }
 
-static void K(wino_input_tiles)(real *restrict V, const real *restrict in, const real *zero, const wino_geo *q, long t0,
-                                int nt)
+/* V (16, CI, T) = the input transforms of tiles [t0, t0 + nt): element e = 4a + b of tile t0 + j, channel c, at
+ * V[(e·CI + c)·T + j]. A run of tiles along one row of tiles reads its four input rows split (rows, 8 of tw + 1). */
+CNN_VECTOR_CLONES static void K(wino_input_tiles)(real *restrict V, real *restrict rows, const real *restrict in,
+                                                  const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->ih * q->iw, vs = (size_t)q->ci * q->T;
+    size_t plane = (size_t)q->ih * q->iw, vs = (size_t)q->ci * q->T, rl = (size_t)q->tw + 1;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
         long t = t0 + j;
         int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
-        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j, a = 0, b;
-        while (a < len && 2 * (tx0 + a) - q->pl < 0) a++;
-        for (b = a; b < len && 2 * (tx0 + b) - q->pl + 3 < q->iw;) b++;
+        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j;
         for (int c = 0; c < q->ci; c++) {
-            const real *r[4];
             for (int i = 0; i < 4; i++) {
                 long iy = 2L * ty - q->pt + i;
-                r[i] = iy >= 0 && iy < q->ih ? in + ((size_t)n * q->ci + c) * plane + (size_t)iy * q->iw : zero;
+                const real *row = iy >= 0 && iy < q->ih ? in + ((size_t)n * q->ci + c) * plane + (size_t)iy * q->iw
+                                                        : NULL;
+                K(wino_split_row)(rows + 2 * i * rl, rows + (2 * i + 1) * rl, row, 2 * tx0 - q->pl, q->iw, len + 1);
             }
             real *v = V + (size_t)c * q->T + j;
-            for (int k = 0; k < a; k++) K(wino_in_tile)(v + k, vs, r, 2 * (tx0 + k) - q->pl, q->iw, 1);
 #pragma omp simd
-            for (int k = a; k < b; k++) K(wino_in_tile)(v + k, vs, r, 2 * (tx0 + k) - q->pl, q->iw, 0);
-            for (int k = b; k < len; k++) K(wino_in_tile)(v + k, vs, r, 2 * (tx0 + k) - q->pl, q->iw, 1);
+            for (int k = 0; k < len; k++) {
+                real u[4][4];
+                for (int i = 0; i < 4; i++) {
+                    const real *E = rows + 2 * i * rl, *O = E + rl;
+                    real d0 = E[k], d1 = O[k], d2 = E[k + 1], d3 = O[k + 1];
+                    u[i][0] = d0 - d2, u[i][1] = d1 + d2, u[i][2] = d2 - d1, u[i][3] = d1 - d3;
+                }
+                for (int s = 0; s < 4; s++) {
+                    v[(0 + s) * vs + k] = u[0][s] - u[2][s];
+                    v[(4 + s) * vs + k] = u[1][s] + u[2][s];
+                    v[(8 + s) * vs + k] = u[2][s] - u[1][s];
+                    v[(12 + s) * vs + k] = u[1][s] - u[3][s];
+                }
+            }
         }
         j += len;
     }
@@ -77,8 +92,8 @@ static inline __attribute__((always_inline)) void K(wino_out_tile)(real *y0, ptr
 
 /* the output tiles [t0, t0 + nt) of out (N, CO, OH, OW) from M (16, CO, T), plus bias (CO) or NULL; a tile's row or
  * column past the output (OH or OW odd) is dropped */
-static void K(wino_output_tiles)(real *restrict out, const real *restrict M, const real *bias, const wino_geo *q,
-                                 long t0, int nt)
+CNN_VECTOR_CLONES static void K(wino_output_tiles)(real *restrict out, const real *restrict M, const real *bias,
+                                                   const wino_geo *q, long t0, int nt)
 {
     size_t plane = (size_t)q->oh * q->ow, ms = (size_t)q->co * q->T;
     long per = (long)q->th * q->tw;
@@ -104,26 +119,29 @@ static void K(wino_output_tiles)(real *restrict out, const real *restrict M, con
 }
 
 /* Z (16, CO, T) = A dy Aᵀ for the output tiles [t0, t0 + nt) of dy (N, CO, OH, OW), its cells past the output zero:
- * the gradient of the loss with respect to each tile's M */
-static void K(wino_dy_tiles)(real *restrict Z, const real *restrict dy, const wino_geo *q, long t0, int nt)
+ * the gradient of the loss with respect to each tile's M. Rows split as wino_input_tiles's (4 of tw + 1). */
+CNN_VECTOR_CLONES static void K(wino_dy_tiles)(real *restrict Z, real *restrict rows, const real *restrict dy,
+                                               const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->oh * q->ow, zs = (size_t)q->co * q->T;
+    size_t plane = (size_t)q->oh * q->ow, zs = (size_t)q->co * q->T, rl = (size_t)q->tw + 1;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
         long t = t0 + j;
         int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
-        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j, two_rows = 2 * ty + 1 < q->oh;
+        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j;
         for (int o = 0; o < q->co; o++) {
-            const real *r0 = dy + ((size_t)n * q->co + o) * plane + (size_t)2 * ty * q->ow, *r1 = r0 + q->ow;
+            const real *r0 = dy + ((size_t)n * q->co + o) * plane + (size_t)2 * ty * q->ow;
+            K(wino_split_row)(rows, rows + rl, r0, 2 * tx0, q->ow, len);
+            K(wino_split_row)(rows + 2 * rl, rows + 3 * rl, 2 * ty + 1 < q->oh ? r0 + q->ow : NULL, 2 * tx0, q->ow,
+                              len);
             real *z = Z + (size_t)o * q->T + j;
 #pragma omp simd
             for (int k = 0; k < len; k++) {
-                int col = 2 * (tx0 + k), two_cols = col + 1 < q->ow;
-                real d[2][2] = {{r0[col], two_cols ? r0[col + 1] : 0}, {0, 0}};
-                if (two_rows) d[1][0] = r1[col], d[1][1] = two_cols ? r1[col + 1] : 0;
                 real u[2][4];
-                for (int i = 0; i < 2; i++)
-                    u[i][0] = d[i][0], u[i][1] = d[i][0] + d[i][1], u[i][2] = d[i][0] - d[i][1], u[i][3] = -d[i][1];
+                for (int i = 0; i < 2; i++) {
+                    real d0 = rows[2 * i * rl + k], d1 = rows[(2 * i + 1) * rl + k];
+                    u[i][0] = d0, u[i][1] = d0 + d1, u[i][2] = d0 - d1, u[i][3] = -d1;
+                }
                 for (int s = 0; s < 4; s++) {
                     z[(size_t)s * zs + k] = u[0][s];
                     z[(size_t)(4 + s) * zs + k] = u[0][s] + u[1][s];
@@ -164,15 +182,16 @@ static void K(wino_weights)(real *U, const real *w, int co, int ci, int flip)
 
 /* out (N, CO, OH, OW) = the convolution q describes of in (N, CI, IH, IW) by U (wino_weights), plus bias or NULL;
  * chunk r of q->R takes blocks [blocks·r/R, blocks·(r+1)/R) in its own slice of work */
-static void K(wino_conv)(real *out, const real *in, const real *U, const real *bias, real *work, const real *zero,
-                         const wino_geo *q, int parallel)
+static void K(wino_conv)(real *out, const real *in, const real *U, const real *bias, real *work, const wino_geo *q,
+                         int parallel)
 {
     CNN_FOR(parallel, int, r, q->R, {
-        real *V = work + r * wino_chunk_size(q), *M = V + (size_t)16 * q->ci * q->T;
+        real *V = work + r * wino_chunk_size(q), *M = V + (size_t)16 * q->ci * q->T,
+             *rows = M + (size_t)16 * q->co * q->T;
         for (long blk = q->blocks * r / q->R; blk < q->blocks * (r + 1) / q->R; blk++) {
             long t0 = blk * q->T;
             int nt = q->tiles - t0 < q->T ? (int)(q->tiles - t0) : q->T;
-            K(wino_input_tiles)(V, in, zero, q, t0, nt);
+            K(wino_input_tiles)(V, rows, in, q, t0, nt);
             for (int e = 0; e < 16; e++)
                 K(gemm)(M + (size_t)e * q->co * q->T, U + (size_t)e * q->co * q->ci, V + (size_t)e * q->ci * q->T,
                         q->co, nt, q->ci, q->ci, 1, q->T, 1, q->T, 0);
@@ -185,10 +204,8 @@ static void K(wino_conv)(real *out, const real *in, const real *U, const real *b
 static void K(wino_forward)(real *y, const real *x, const real *w, const real *b, real *scratch, const cnn_conv2d *g)
 {
     wino_geo q = wino_forward_geo(g);
-    real *zero = scratch + wino_weights_size(g), *work = zero + wino_zero_size(g);
     K(wino_weights)(scratch, w, g->oc, g->c, 0);
-    memset(zero, 0, wino_zero_size(g) * sizeof(real));
-    K(wino_conv)(y, x, scratch, b, work, zero, &q, K(parallel)(g));
+    K(wino_conv)(y, x, scratch, b, scratch + wino_weights_size(g), &q, K(parallel)(g));
 }
 
 /* dy (N, OC, OH, OW), x, w as the forward had them → dw (OC, C, 3, 3) [+]=, dx (N, C, H, W) overwritten unless NULL.
@@ -198,17 +215,16 @@ static void K(wino_backward)(real *dx, real *dw, const real *dy, const real *x, 
 {
     wino_geo q = wino_forward_geo(g);
     size_t us = wino_weights_size(g) / 16;
-    real *zero = scratch + wino_weights_size(g), *work = zero + wino_zero_size(g);
-    real *part = work + wino_work_size(g);
-    memset(zero, 0, wino_zero_size(g) * sizeof(real));
+    real *work = scratch + wino_weights_size(g), *part = work + wino_work_size(g);
     CNN_FOR(K(parallel)(g), int, r, q.R, {
-        real *V = work + r * wino_chunk_size(&q), *Z = V + (size_t)16 * q.ci * q.T, *dU = part + r * 16 * us;
+        real *V = work + r * wino_chunk_size(&q), *Z = V + (size_t)16 * q.ci * q.T, *rows = Z + (size_t)16 * q.co * q.T,
+             *dU = part + r * 16 * us;
         long b0 = q.blocks * r / q.R;
         for (long blk = b0; blk < q.blocks * (r + 1) / q.R; blk++) {
             long t0 = blk * q.T;
             int nt = q.tiles - t0 < q.T ? (int)(q.tiles - t0) : q.T;
-            K(wino_input_tiles)(V, x, zero, &q, t0, nt);
-            K(wino_dy_tiles)(Z, dy, &q, t0, nt);
+            K(wino_input_tiles)(V, rows, x, &q, t0, nt);
+            K(wino_dy_tiles)(Z, rows, dy, &q, t0, nt);
             for (int e = 0; e < 16; e++) /* dU[e] (OC, C) [+]= Z[e] (OC, nt) · V[e]ᵀ */
                 K(gemm)(dU + e * us, Z + (size_t)e * q.co * q.T, V + (size_t)e * q.ci * q.T, q.co, q.ci, nt, q.T, 1, 1,
                         q.T, q.ci, blk > b0);
@@ -235,5 +251,5 @@ static void K(wino_backward)(real *dx, real *dw, const real *dy, const real *x, 
     if (!dx) return;
     wino_geo p = wino_input_grad_geo(g);
     K(wino_weights)(scratch, w, g->c, g->oc, 1);
-    K(wino_conv)(dx, dy, scratch, NULL, work, zero, &p, K(parallel)(g));
+    K(wino_conv)(dx, dy, scratch, NULL, work, &p, K(parallel)(g));
 }
