@@ -201,6 +201,7 @@ static int phase_taps(const cnn_conv2d *g, int a, int b)
 typedef struct {
     int n, ci, ih, iw, co, oh, ow, pt, pl, th, tw, T, R;
     long tiles, blocks;
+    size_t vs, ms; /* the elements' stride in a block's input (CI, T) and output (CO, T) transforms */
 } wino_geo;
 
 /* Reals of one chunk's work at most: 1 MiB of float32 keeps a block's transforms in L2 (T = 128 tiles at 64
@@ -217,6 +218,10 @@ static wino_geo wino_layout(int n, int ci, int ih, int iw, int co, int oh, int o
     q.T = (int)(q.tiles < T ? q.tiles : T);
     q.blocks = (q.tiles + q.T - 1) / q.T;
     q.R = (int)(q.blocks < CNN_REDUCE_CHUNKS ? q.blocks : CNN_REDUCE_CHUNKS);
+    /* a cache line past the elements' own size: at 32 KiB apart, the 16 elements' streams would share 16 of
+     * L1's 64 sets, one way each */
+    q.vs = (size_t)ci * q.T + 16;
+    q.ms = (size_t)co * q.T + 16;
     return q;
 }
 static wino_geo wino_forward_geo(const cnn_conv2d *g)
@@ -228,10 +233,7 @@ static wino_geo wino_input_grad_geo(const cnn_conv2d *g)
     return wino_layout(g->n, g->oc, g->oh, g->ow, g->c, g->h, g->w, 2 - g->pt, 2 - g->pl);
 }
 /* a chunk's work: the block's input transforms (16, CI, T), its output's (16, CO, T), 8 split rows (tw + 1) */
-static size_t wino_chunk_size(const wino_geo *q)
-{
-    return (size_t)16 * (q->ci + q->co) * q->T + 8 * ((size_t)q->tw + 1);
-}
+static size_t wino_chunk_size(const wino_geo *q) { return 16 * (q->vs + q->ms) + 8 * ((size_t)q->tw + 1); }
 /* scratch: the transformed kernels U (16, OC, C); the chunks' work; in the backward the chunks' weight
  * gradients (16, OC, C) each */
 static size_t wino_weights_size(const cnn_conv2d *g) { return cnn_size_mul(16, cnn_size_mul((size_t)g->oc, g->c)); }

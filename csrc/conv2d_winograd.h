@@ -36,11 +36,11 @@ static inline __attribute__((always_inline)) void K(wino_split_row)(real *restri
 }
 
 /* V (16, CI, T) = the input transforms of tiles [t0, t0 + nt): element e = 4a + b of tile t0 + j, channel c, at
- * V[(e·CI + c)·T + j]. A run of tiles along one row of tiles reads its four input rows split (rows, 8 of tw + 1). */
+ * V[e·vs + c·T + j]. A run of tiles along one row of tiles reads its four input rows split (rows, 8 of tw + 1). */
 CNN_VECTOR_CLONES static void K(wino_input_tiles)(real *restrict V, real *restrict rows, const real *restrict in,
                                                   const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->ih * q->iw, vs = (size_t)q->ci * q->T, rl = (size_t)q->tw + 1;
+    size_t plane = (size_t)q->ih * q->iw, vs = q->vs, rl = (size_t)q->tw + 1;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
         long t = t0 + j;
@@ -95,7 +95,7 @@ static inline __attribute__((always_inline)) void K(wino_out_tile)(real *y0, ptr
 CNN_VECTOR_CLONES static void K(wino_output_tiles)(real *restrict out, const real *restrict M, const real *bias,
                                                    const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->oh * q->ow, ms = (size_t)q->co * q->T;
+    size_t plane = (size_t)q->oh * q->ow, ms = q->ms;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
         long t = t0 + j;
@@ -123,7 +123,7 @@ CNN_VECTOR_CLONES static void K(wino_output_tiles)(real *restrict out, const rea
 CNN_VECTOR_CLONES static void K(wino_dy_tiles)(real *restrict Z, real *restrict rows, const real *restrict dy,
                                                const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->oh * q->ow, zs = (size_t)q->co * q->T, rl = (size_t)q->tw + 1;
+    size_t plane = (size_t)q->oh * q->ow, zs = q->ms, rl = (size_t)q->tw + 1;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
         long t = t0 + j;
@@ -186,15 +186,14 @@ static void K(wino_conv)(real *out, const real *in, const real *U, const real *b
                          int parallel)
 {
     CNN_FOR(parallel, int, r, q->R, {
-        real *V = work + r * wino_chunk_size(q), *M = V + (size_t)16 * q->ci * q->T,
-             *rows = M + (size_t)16 * q->co * q->T;
+        real *V = work + r * wino_chunk_size(q), *M = V + 16 * q->vs, *rows = M + 16 * q->ms;
         for (long blk = q->blocks * r / q->R; blk < q->blocks * (r + 1) / q->R; blk++) {
             long t0 = blk * q->T;
             int nt = q->tiles - t0 < q->T ? (int)(q->tiles - t0) : q->T;
             K(wino_input_tiles)(V, rows, in, q, t0, nt);
             for (int e = 0; e < 16; e++)
-                K(gemm)(M + (size_t)e * q->co * q->T, U + (size_t)e * q->co * q->ci, V + (size_t)e * q->ci * q->T,
-                        q->co, nt, q->ci, q->ci, 1, q->T, 1, q->T, 0);
+                K(gemm)(M + e * q->ms, U + (size_t)e * q->co * q->ci, V + e * q->vs, q->co, nt, q->ci, q->ci, 1, q->T,
+                        1, q->T, 0);
             K(wino_output_tiles)(out, M, bias, q, t0, nt);
         }
     });
@@ -217,8 +216,7 @@ static void K(wino_backward)(real *dx, real *dw, const real *dy, const real *x, 
     size_t us = wino_weights_size(g) / 16;
     real *work = scratch + wino_weights_size(g), *part = work + wino_work_size(g);
     CNN_FOR(K(parallel)(g), int, r, q.R, {
-        real *V = work + r * wino_chunk_size(&q), *Z = V + (size_t)16 * q.ci * q.T, *rows = Z + (size_t)16 * q.co * q.T,
-             *dU = part + r * 16 * us;
+        real *V = work + r * wino_chunk_size(&q), *Z = V + 16 * q.vs, *rows = Z + 16 * q.ms, *dU = part + r * 16 * us;
         long b0 = q.blocks * r / q.R;
         for (long blk = b0; blk < q.blocks * (r + 1) / q.R; blk++) {
             long t0 = blk * q.T;
@@ -226,8 +224,7 @@ static void K(wino_backward)(real *dx, real *dw, const real *dy, const real *x, 
             K(wino_input_tiles)(V, rows, x, &q, t0, nt);
             K(wino_dy_tiles)(Z, rows, dy, &q, t0, nt);
             for (int e = 0; e < 16; e++) /* dU[e] (OC, C) [+]= Z[e] (OC, nt) · V[e]ᵀ */
-                K(gemm)(dU + e * us, Z + (size_t)e * q.co * q.T, V + (size_t)e * q.ci * q.T, q.co, q.ci, nt, q.T, 1, 1,
-                        q.T, q.ci, blk > b0);
+                K(gemm)(dU + e * us, Z + e * q.ms, V + e * q.vs, q.co, q.ci, nt, q.T, 1, 1, q.T, q.ci, blk > b0);
         }
     });
     CNN_FOR(us * q.R * 16 > CNN_PARALLEL_WORK, size_t, k, us, {
