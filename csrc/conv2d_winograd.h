@@ -23,16 +23,19 @@ static inline __attribute__((always_inline)) void K(wino_split_row)(real *restri
         memset(O, 0, (size_t)len * sizeof(real));
         return;
     }
-    int a = 0, b;
-    for (; a < len && col0 + 2 * a < 0; a++)
-        E[a] = 0, O[a] = col0 + 2 * a + 1 >= 0 && col0 + 2 * a + 1 < iw ? row[col0 + 2 * a + 1] : 0;
-    for (b = a; b < len && col0 + 2 * b + 1 < iw;) b++;
-#pragma omp simd
-    for (int k = a; k < b; k++) {
-        E[k] = row[col0 + 2 * k];
-        O[k] = row[col0 + 2 * k + 1];
+    /* pairs k < a start left of the row, k >= b end right of it */
+    long m = (long)iw - col0, a = col0 >= 0 ? 0 : (1 - (long)col0) / 2, b = m <= 0 ? 0 : m / 2;
+    a = a < len ? a : len;
+    b = b < a ? a : b < len ? b : len;
+    for (long k = 0; k < a; k++)
+        E[k] = 0, O[k] = col0 + 2 * k + 1 >= 0 && col0 + 2 * k + 1 < iw ? row[col0 + 2 * k + 1] : 0;
+    const real *p = row + col0 + 2 * a; /* a pointer: int indexes made gcc gather each cell on its own */
+    real *e = E + a, *o = O + a;
+    for (long k = 0; k < b - a; k++) {
+        e[k] = p[2 * k];
+        o[k] = p[2 * k + 1];
     }
-    for (int k = b; k < len; k++) E[k] = col0 + 2 * k < iw ? row[col0 + 2 * k] : 0, O[k] = 0;
+    for (long k = b; k < len; k++) E[k] = col0 + 2 * k < iw ? row[col0 + 2 * k] : 0, O[k] = 0;
 }
 
 /* V (16, CI, T) = the input transforms of tiles [t0, t0 + nt): element e = 4a + b of tile t0 + j, channel c, at
@@ -46,7 +49,12 @@ CNN_VECTOR_CLONES static void K(wino_input_tiles)(real *restrict V, real *restri
         long t = t0 + j;
         int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
         int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j;
+        long iy0 = 2L * ty - q->pt < 0 ? 0 : 2L * ty - q->pt,
+             iy1 = 2L * ty - q->pt + 4 < q->ih ? 2L * ty - q->pt + 4 : q->ih;
         for (int c = 0; c < q->ci; c++) {
+            if (c + WINO_AHEAD < q->ci && iy1 > iy0)
+                wino_prefetch(in + ((size_t)n * q->ci + c + WINO_AHEAD) * plane + (size_t)iy0 * q->iw,
+                              (size_t)(iy1 - iy0) * q->iw * sizeof(real));
             for (int i = 0; i < 4; i++) {
                 long iy = 2L * ty - q->pt + i;
                 const real *row = iy >= 0 && iy < q->ih ? in + ((size_t)n * q->ci + c) * plane + (size_t)iy * q->iw
@@ -131,6 +139,8 @@ CNN_VECTOR_CLONES static void K(wino_dy_tiles)(real *restrict Z, real *restrict 
         int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j;
         for (int o = 0; o < q->co; o++) {
             const real *r0 = dy + ((size_t)n * q->co + o) * plane + (size_t)2 * ty * q->ow;
+            if (o + WINO_AHEAD < q->co)
+                wino_prefetch(r0 + WINO_AHEAD * plane, (size_t)(2 * ty + 1 < q->oh ? 2 : 1) * q->ow * sizeof(real));
             K(wino_split_row)(rows, rows + rl, r0, 2 * tx0, q->ow, len);
             K(wino_split_row)(rows + 2 * rl, rows + 3 * rl, 2 * ty + 1 < q->oh ? r0 + q->ow : NULL, 2 * tx0, q->ow,
                               len);
