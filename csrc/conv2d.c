@@ -195,8 +195,8 @@ static int phase_taps(const cnn_conv2d *g, int a, int b)
 
 /* The Winograd path's layout (conv2d_winograd.h). One pass convolves in (N, CI, IH, IW) into out (N, CO, OH, OW)
  * with the input's origin at (-pt, -pl): the forward, x into y, or the input gradient, dy into dx (padding 2 - p).
- * Its th·tw tiles per sample (2x2 outputs each, OH·OW rounded up) are numbered across the batch and cut into
- * blocks of T, so that an 8x8 image's 16 tiles still fill a gemm; R chunks of consecutive blocks each have
+ * Its th·tw tiles per sample (2x2 outputs each, OH·OW rounded up, and a junk tile ending each row) are numbered
+ * across the batch and cut into blocks of T, so that an 8x8 image's 20 tiles still fill a gemm; R chunks of consecutive blocks each have
  * their own work (16·(CI + CO)·T) and, in the backward, their own sum of the weight gradient's blocks. */
 typedef struct {
     int n, ci, ih, iw, co, oh, ow, pt, pl, th, tw, T, R;
@@ -211,7 +211,7 @@ static wino_geo wino_layout(int n, int ci, int ih, int iw, int co, int oh, int o
 {
     wino_geo q = {.n = n, .ci = ci, .ih = ih, .iw = iw, .co = co, .oh = oh, .ow = ow, .pt = pt, .pl = pl};
     q.th = (oh + 1) / 2;
-    q.tw = (ow + 1) / 2;
+    q.tw = (ow + 1) / 2 + 1; /* and a junk tile past each row (wino_input_tiles) */
     q.tiles = (long)n * q.th * q.tw;
     long T = WINO_CHUNK / (16 * ((long)ci + co)) / 16 * 16;
     T = T < 16 ? 16 : T;
@@ -232,8 +232,12 @@ static wino_geo wino_input_grad_geo(const cnn_conv2d *g)
 {
     return wino_layout(g->n, g->oc, g->oh, g->ow, g->c, g->h, g->w, 2 - g->pt, 2 - g->pl);
 }
-/* a chunk's work: the block's input transforms (16, CI, T), its output's (16, CO, T), 8 split rows (tw + 1) */
-static size_t wino_chunk_size(const wino_geo *q) { return 16 * (q->vs + q->ms) + 8 * ((size_t)q->tw + 1); }
+/* a chunk's work: the block's input transforms (16, CI, T), its output's (16, CO, T), the four phase planes of
+ * a segment of tiles (at most T / tw + 3 rows of tw, and a cell) */
+static size_t wino_chunk_size(const wino_geo *q)
+{
+    return 16 * (q->vs + q->ms) + 4 * ((size_t)q->T + 3 * (size_t)q->tw + 1);
+}
 /* scratch: the transformed kernels U (16, OC, C); the chunks' work; in the backward the chunks' weight
  * gradients (16, OC, C) each */
 static size_t wino_weights_size(const cnn_conv2d *g) { return cnn_size_mul(16, cnn_size_mul((size_t)g->oc, g->c)); }

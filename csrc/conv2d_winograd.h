@@ -39,37 +39,49 @@ static inline __attribute__((always_inline)) void K(wino_split_row)(real *restri
 }
 
 /* V (16, CI, T) = the input transforms of tiles [t0, t0 + nt): element e = 4a + b of tile t0 + j, channel c, at
- * V[e·vs + c·T + j]. A run of tiles along one row of tiles reads its four input rows split (rows, 8 of tw + 1). */
-CNN_VECTOR_CLONES static void K(wino_input_tiles)(real *restrict V, real *restrict rows, const real *restrict in,
+ * V[e·vs + c·T + j]. A segment of a sample's tiles reads, per channel, its rows of the padded input split into
+ * four phase planes P (2a + b) (rows 2u + a, columns 2v + b, as many columns as tiles in a row): with tiles
+ * numbered ty·tw + tx, cell (i, s) of tile j is P (2(i mod 2) + s mod 2)[j + (i/2)·tw + s/2], so one loop at unit
+ * stride runs over the whole segment. The junk tile ending each row (tx = tw - 1) reads the next row's first
+ * cell, and the last one a zero after the planes. */
+CNN_VECTOR_CLONES static void K(wino_input_tiles)(real *restrict V, real *restrict P, const real *restrict in,
                                                   const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->ih * q->iw, vs = q->vs, rl = (size_t)q->tw + 1;
+    size_t plane = (size_t)q->ih * q->iw, vs = q->vs, L = (size_t)q->tw;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
-        long t = t0 + j;
-        int n = (int)(t / per), ty = (int)(t % per / q->tw), tx0 = (int)(t % q->tw);
-        int len = q->tw - tx0 < nt - j ? q->tw - tx0 : nt - j;
-        long iy0 = 2L * ty - q->pt < 0 ? 0 : 2L * ty - q->pt,
-             iy1 = 2L * ty - q->pt + 4 < q->ih ? 2L * ty - q->pt + 4 : q->ih;
+        long t = t0 + j, p0 = t % per;
+        int n = (int)(t / per), len = per - p0 < nt - j ? (int)(per - p0) : nt - j;
+        long u0 = p0 / q->tw, u1 = (p0 + len - 1) / q->tw + 2; /* the phase planes' rows [u0, u1) */
+        size_t ps = (size_t)(u1 - u0) * L + 1, off = (size_t)(p0 - u0 * q->tw);
+        long iy0 = 2 * u0 - q->pt < 0 ? 0 : 2 * u0 - q->pt, iy1 = 2 * u1 - q->pt < q->ih ? 2 * u1 - q->pt : q->ih;
         for (int c = 0; c < q->ci; c++) {
+            const real *x = in + ((size_t)n * q->ci + c) * plane;
             if (c + WINO_AHEAD < q->ci && iy1 > iy0)
-                wino_prefetch(in + ((size_t)n * q->ci + c + WINO_AHEAD) * plane + (size_t)iy0 * q->iw,
-                              (size_t)(iy1 - iy0) * q->iw * sizeof(real));
-            for (int i = 0; i < 4; i++) {
-                long iy = 2L * ty - q->pt + i;
-                const real *row = iy >= 0 && iy < q->ih ? in + ((size_t)n * q->ci + c) * plane + (size_t)iy * q->iw
-                                                        : NULL;
-                K(wino_split_row)(rows + 2 * i * rl, rows + (2 * i + 1) * rl, row, 2 * tx0 - q->pl, q->iw, len + 1);
+                wino_prefetch(x + WINO_AHEAD * plane + (size_t)iy0 * q->iw, (size_t)(iy1 - iy0) * q->iw * sizeof(real));
+            for (int a = 0; a < 2; a++) {
+                for (long u = u0; u < u1; u++) {
+                    long iy = 2 * u + a - q->pt;
+                    real *E = P + 2 * a * ps + (size_t)(u - u0) * L;
+                    K(wino_split_row)(E, E + ps, iy >= 0 && iy < q->ih ? x + (size_t)iy * q->iw : NULL, -q->pl, q->iw,
+                                      q->tw);
+                }
+                P[2 * a * ps + ps - 1] = P[(2 * a + 1) * ps + ps - 1] = 0;
             }
+            const real *P0 = P + off, *P1 = P0 + ps, *P2 = P1 + ps, *P3 = P2 + ps;
             real *v = V + (size_t)c * q->T + j;
 #pragma omp simd
-            for (int k = 0; k < len; k++) {
-                real u[4][4];
-                for (int i = 0; i < 4; i++) {
-                    const real *E = rows + 2 * i * rl, *O = E + rl;
-                    real d0 = E[k], d1 = O[k], d2 = E[k + 1], d3 = O[k + 1];
-                    u[i][0] = d0 - d2, u[i][1] = d1 + d2, u[i][2] = d2 - d1, u[i][3] = d1 - d3;
+            for (size_t k = 0; k < (size_t)len; k++) {
+                real d[4][4], u[4][4];
+                for (int h = 0; h < 2; h++) { /* rows 2h (planes 0, 1) and 2h + 1 (planes 2, 3) of the patch */
+                    size_t r = k + h * L;
+                    d[2 * h][0] = P0[r], d[2 * h][1] = P1[r], d[2 * h][2] = P0[r + 1], d[2 * h][3] = P1[r + 1];
+                    d[2 * h + 1][0] = P2[r], d[2 * h + 1][1] = P3[r], d[2 * h + 1][2] = P2[r + 1];
+                    d[2 * h + 1][3] = P3[r + 1];
                 }
+                for (int i = 0; i < 4; i++)
+                    u[i][0] = d[i][0] - d[i][2], u[i][1] = d[i][1] + d[i][2], u[i][2] = d[i][2] - d[i][1],
+                    u[i][3] = d[i][1] - d[i][3];
                 for (int s = 0; s < 4; s++) {
                     v[(0 + s) * vs + k] = u[0][s] - u[2][s];
                     v[(4 + s) * vs + k] = u[1][s] + u[2][s];
@@ -99,7 +111,7 @@ static inline __attribute__((always_inline)) void K(wino_out_tile)(real *y0, ptr
 }
 
 /* the output tiles [t0, t0 + nt) of out (N, CO, OH, OW) from M (16, CO, T), plus bias (CO) or NULL; a tile's row or
- * column past the output (OH or OW odd) is dropped */
+ * column past the output (OH or OW odd, and the junk tile ending each row) is dropped */
 CNN_VECTOR_CLONES static void K(wino_output_tiles)(real *restrict out, const real *restrict M, const real *bias,
                                                    const wino_geo *q, long t0, int nt)
 {
@@ -120,18 +132,19 @@ CNN_VECTOR_CLONES static void K(wino_output_tiles)(real *restrict out, const rea
 #pragma omp simd
                 for (int k = 0; k < b; k++) K(wino_out_tile)(y0, q->ow, m + k, ms, bias_o, 2 * (tx0 + k), 1, 2);
             }
-            if (b < len) K(wino_out_tile)(y0, q->ow, m + b, ms, bias_o, 2 * (tx0 + b), rows, 1);
+            if (b < len && 2 * (tx0 + b) < q->ow)
+                K(wino_out_tile)(y0, q->ow, m + b, ms, bias_o, 2 * (tx0 + b), rows, 1);
         }
         j += len;
     }
 }
 
 /* Z (16, CO, T) = A dy Aᵀ for the output tiles [t0, t0 + nt) of dy (N, CO, OH, OW), its cells past the output zero:
- * the gradient of the loss with respect to each tile's M. Rows split as wino_input_tiles's (4 of tw + 1). */
+ * the gradient of the loss with respect to each tile's M. Rows split as wino_split_row's (4 of tw). */
 CNN_VECTOR_CLONES static void K(wino_dy_tiles)(real *restrict Z, real *restrict rows, const real *restrict dy,
                                                const wino_geo *q, long t0, int nt)
 {
-    size_t plane = (size_t)q->oh * q->ow, zs = q->ms, rl = (size_t)q->tw + 1;
+    size_t plane = (size_t)q->oh * q->ow, zs = q->ms, rl = (size_t)q->tw;
     long per = (long)q->th * q->tw;
     for (int j = 0; j < nt;) {
         long t = t0 + j;
