@@ -26,8 +26,14 @@ typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
 /* Elements of the direct path's copies of one sample's input and dy, at most (its scratch per chunk) */
 #define DIRECT_MAX_COPIES (1 << 21)
 
-/* Channels in and out from which 3x3 stride-1 convolutions take the Winograd path (measured, issue 20) */
-#define WINO_MIN_CHANNELS 16
+/* From these sizes on, 3x3 stride-1 convolutions take the Winograd path: measured against the direct path at
+ * 1 thread (float32, issue 20), it wins at 64 channels on 40x40 and 56x56 planes, and loses at 28x28 and below
+ * (its transforms cost more per multiply-add saved as planes shrink) and at 32 channels. */
+#define WINO_MIN_CHANNELS 64
+#define WINO_MIN_POSITIONS (40 * 40)
+/* the tests' switch: 1 puts every convolution the Winograd path can take on it, -1 none, 0 follows the sizes */
+static int wino_forced;
+void cnn_set_conv2d_winograd(int mode) { wino_forced = mode; }
 
 /* The path from the geometry alone, so that forward and backward agree on it and on the scratch. */
 static conv_path conv2d_path(const cnn_conv2d *g)
@@ -42,9 +48,11 @@ static conv_path conv2d_path(const cnn_conv2d *g)
         g->dil_h == 1 && g->dil_w == 1)
         return PATH_DENSE;
     /* Winograd F(2x2, 3x3) (conv2d_winograd.h): 3x3 at stride 1, where its transforms cost less than the
-     * multiply-adds they save: at least WINO_MIN_CHANNELS input and output channels */
+     * multiply-adds they save */
     if (g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dil_h == 1 && g->dil_w == 1 &&
-        g->c >= WINO_MIN_CHANNELS && g->oc >= WINO_MIN_CHANNELS)
+        wino_forced >= 0 &&
+        (wino_forced > 0 ||
+         (g->c >= WINO_MIN_CHANNELS && g->oc >= WINO_MIN_CHANNELS && (long long)g->oh * g->ow >= WINO_MIN_POSITIONS)))
         return PATH_WINOGRAD;
     /* every phase plane (direct_geo below) holds taps: a stride at most the window, and not both stride and
      * dilation; and a chunk's copies of a sample's input and dy stay under DIRECT_MAX_COPIES (a 64-channel
