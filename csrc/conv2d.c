@@ -1,9 +1,11 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
- * dilation and groups. Five paths, chosen from the geometry alone so forward and backward agree:
+ * dilation and groups. Six paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
+ *   3x3, stride 1, ungrouped, from 64 channels on 40x40 planes: Winograd F(2x2, 3x3) (conv2d_winograd.h), 16
+ *     gemms per block of 2x2 output tiles on transformed inputs and kernels, 2.25x fewer multiply-adds;
  *   groups = 1 with a stride at most the window (ResNet's and the CIFAR convnet's 3x3 layers): direct phases
  *     (conv2d_direct.h), gemms whose operand rows are windows of a copy of the sample's input: no im2col, which
  *     at 16 to 64 channels cost as much as the multiply-adds, and no col2im;
