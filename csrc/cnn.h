@@ -81,8 +81,11 @@ size_t conv2d_scratch_size(const cnn_conv2d *g);
  * cannot reach, as the kernels index with it (the binding allocates it per call). */
 size_t conv2d_offsets_size(const cnn_conv2d *g);
 /* The path conv2d takes for this geometry, in words ("im2col tiles", "pointwise gemm", "depthwise direct",
- * "dense gemm", "direct phases"): the benchmarks print it beside each shape. */
+ * "dense gemm", "direct phases", "winograd F(2x2,3x3)"): the benchmarks print it beside each shape. */
 const char *conv2d_path_name(const cnn_conv2d *g);
+/* issue 20's Winograd path (conv2d_winograd.h): 1 forces it on every convolution it can take (3x3, stride 1,
+ * undilated, ungrouped), -1 off, 0 (the default) leaves the choice to the sizes. For tests and benchmarks. */
+void cnn_set_conv2d_winograd(int mode);
 
 /* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does
  * not vectorize profitably at all; im2col/col2im rows) are compiled twice on x86-64, for x86-64-v3 (AVX2,

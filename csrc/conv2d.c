@@ -1,9 +1,11 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
- * dilation and groups. Five paths, chosen from the geometry alone so forward and backward agree:
+ * dilation and groups. Six paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
  *     direct loops over each plane, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
+ *   3x3, stride 1, ungrouped, from 64 channels on 40x40 planes: Winograd F(2x2, 3x3) (conv2d_winograd.h), 16
+ *     gemms per block of 2x2 output tiles on transformed inputs and kernels, 2.25x fewer multiply-adds;
  *   groups = 1 with a stride at most the window (ResNet's and the CIFAR convnet's 3x3 layers): direct phases
  *     (conv2d_direct.h), gemms whose operand rows are windows of a copy of the sample's input: no im2col, which
  *     at 16 to 64 channels cost as much as the multiply-adds, and no col2im;
@@ -20,11 +22,20 @@
 #include <string.h>
 #include "cnn.h"
 
-typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE, PATH_DIRECT } conv_path;
+typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE, PATH_DIRECT, PATH_WINOGRAD } conv_path;
 typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
 
 /* Elements of the direct path's copies of one sample's input and dy, at most (its scratch per chunk) */
 #define DIRECT_MAX_COPIES (1 << 21)
+
+/* From these sizes on, 3x3 stride-1 convolutions take the Winograd path: measured against the direct path at
+ * 1 thread (float32, issue 20), it wins at 64 channels on 40x40 and 56x56 planes, and loses at 28x28 and below
+ * (its transforms cost more per multiply-add saved as planes shrink) and at 32 channels. */
+#define WINO_MIN_CHANNELS 64
+#define WINO_MIN_POSITIONS (40 * 40)
+/* the tests' switch: 1 puts every convolution the Winograd path can take on it, -1 none, 0 follows the sizes */
+static int wino_forced;
+void cnn_set_conv2d_winograd(int mode) { wino_forced = mode; }
 
 /* The path from the geometry alone, so that forward and backward agree on it and on the scratch. */
 static conv_path conv2d_path(const cnn_conv2d *g)
@@ -38,6 +49,13 @@ static conv_path conv2d_path(const cnn_conv2d *g)
     if (g->groups == 1 && g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1 && g->pt == 0 && g->pl == 0 &&
         g->dil_h == 1 && g->dil_w == 1)
         return PATH_DENSE;
+    /* Winograd F(2x2, 3x3) (conv2d_winograd.h): 3x3 at stride 1, where its transforms cost less than the
+     * multiply-adds they save */
+    if (g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dil_h == 1 && g->dil_w == 1 &&
+        wino_forced >= 0 &&
+        (wino_forced > 0 ||
+         (g->c >= WINO_MIN_CHANNELS && g->oc >= WINO_MIN_CHANNELS && (long long)g->oh * g->ow >= WINO_MIN_POSITIONS)))
+        return PATH_WINOGRAD;
     /* every phase plane (direct_geo below) holds taps: a stride at most the window, and not both stride and
      * dilation; and a chunk's copies of a sample's input and dy stay under DIRECT_MAX_COPIES (a 64-channel
      * 56x56 layer's are 0.45 M; a huge sample goes to im2col, whose tiles never grow with it) */
@@ -58,7 +76,8 @@ static int is_scale(const cnn_conv2d *g)
 
 const char *conv2d_path_name(const cnn_conv2d *g)
 {
-    static const char *names[] = {"im2col tiles", "pointwise gemm", "depthwise direct", "dense gemm", "direct phases"};
+    static const char *names[] = {"im2col tiles", "pointwise gemm", "depthwise direct",
+                                  "dense gemm",   "direct phases",  "winograd F(2x2,3x3)"};
     return names[conv2d_path(g)];
 }
 
@@ -184,10 +203,79 @@ static int phase_taps(const cnn_conv2d *g, int a, int b)
     return ni * nj;
 }
 
+/* The Winograd path's layout (conv2d_winograd.h). One pass convolves in (N, CI, IH, IW) into out (N, CO, OH, OW)
+ * with the input's origin at (-pt, -pl): the forward, x into y, or the input gradient, dy into dx (padding 2 - p).
+ * Its th·tw tiles per sample (2x2 outputs each, OH·OW rounded up, and a junk tile ending each row) are numbered
+ * across the batch and cut into blocks of T, so that an 8x8 image's 20 tiles still fill a gemm; R chunks of consecutive blocks each have
+ * their own work (16·(CI + CO)·T) and, in the backward, their own sum of the weight gradient's blocks. */
+typedef struct {
+    int n, ci, ih, iw, co, oh, ow, pt, pl, th, tw, T, R;
+    long tiles, blocks;
+    size_t vs, ms; /* the elements' stride in a block's input (CI, T) and output (CO, T) transforms */
+} wino_geo;
+
+/* Reals of one chunk's work at most: 1 MiB of float32 keeps a block's transforms in L2 (T = 128 tiles at 64
+ * channels in and out; 512 at 16) */
+#define WINO_CHUNK (1 << 18)
+static wino_geo wino_layout(int n, int ci, int ih, int iw, int co, int oh, int ow, int pt, int pl)
+{
+    wino_geo q = {.n = n, .ci = ci, .ih = ih, .iw = iw, .co = co, .oh = oh, .ow = ow, .pt = pt, .pl = pl};
+    q.th = (oh + 1) / 2;
+    q.tw = (ow + 1) / 2 + 1; /* and a junk tile past each row (wino_input_tiles) */
+    q.tiles = (long)n * q.th * q.tw;
+    long T = WINO_CHUNK / (16 * ((long)ci + co)) / 16 * 16;
+    T = T < 16 ? 16 : T;
+    q.T = (int)(q.tiles < T ? q.tiles : T);
+    q.blocks = (q.tiles + q.T - 1) / q.T;
+    q.R = (int)(q.blocks < CNN_REDUCE_CHUNKS ? q.blocks : CNN_REDUCE_CHUNKS);
+    /* a cache line past the elements' own size: at 32 KiB apart, the 16 elements' streams would share 16 of
+     * L1's 64 sets, one way each */
+    q.vs = (size_t)ci * q.T + 16;
+    q.ms = (size_t)co * q.T + 16;
+    return q;
+}
+static wino_geo wino_forward_geo(const cnn_conv2d *g)
+{
+    return wino_layout(g->n, g->c, g->h, g->w, g->oc, g->oh, g->ow, g->pt, g->pl);
+}
+static wino_geo wino_input_grad_geo(const cnn_conv2d *g)
+{
+    return wino_layout(g->n, g->oc, g->oh, g->ow, g->c, g->h, g->w, 2 - g->pt, 2 - g->pl);
+}
+/* a chunk's work: the block's input transforms (16, CI, T), its output's (16, CO, T), the four phase planes of
+ * a segment of tiles (at most T / tw + 3 rows of tw, and a cell) */
+static size_t wino_chunk_size(const wino_geo *q)
+{
+    return 16 * (q->vs + q->ms) + 4 * ((size_t)q->T + 3 * (size_t)q->tw + 1);
+}
+/* scratch: the transformed kernels U (16, OC, C); the chunks' work; in the backward the chunks' weight
+ * gradients (16, OC, C) each */
+static size_t wino_weights_size(const cnn_conv2d *g) { return cnn_size_mul(16, cnn_size_mul((size_t)g->oc, g->c)); }
+static size_t wino_work_size(const cnn_conv2d *g)
+{
+    wino_geo f = wino_forward_geo(g), b = wino_input_grad_geo(g);
+    size_t sf = cnn_size_mul((size_t)f.R, wino_chunk_size(&f)), sb = cnn_size_mul((size_t)b.R, wino_chunk_size(&b));
+    return sf > sb ? sf : sb;
+}
+static size_t wino_scratch_size(const cnn_conv2d *g)
+{
+    size_t parts = cnn_size_mul((size_t)wino_forward_geo(g).R, wino_weights_size(g));
+    return cnn_size_add(cnn_size_add(wino_weights_size(g), wino_work_size(g)), parts);
+}
+
+/* A run of tiles reads a few rows of each channel's plane in turn: planes apart, where no hardware prefetcher
+ * looks, so the rows WINO_AHEAD channels on are asked for while this channel's are transformed. */
+#define WINO_AHEAD 2
+static inline void wino_prefetch(const void *p, size_t bytes)
+{
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)p + b);
+}
+
 size_t conv2d_scratch_size(const cnn_conv2d *g)
 {
     conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE || path == PATH_DENSE) return 0;
+    if (path == PATH_WINOGRAD) return wino_scratch_size(g);
     if (path == PATH_DIRECT) {
         size_t per_chunk = cnn_size_add(cnn_size_add(direct_region1(g), direct_region2(g)),
                                         cnn_size_mul((size_t)g->oc * g->c, g->kh * g->kw));
@@ -463,6 +551,7 @@ static inline int K(parallel)(const cnn_conv2d *g)
     int lo = (int)((long long)(r) * (n) / (R)), hi = (int)((long long)((r) + 1) * (n) / (R))
 
 #include "conv2d_direct.h"
+#include "conv2d_winograd.h"
 
 /* x (N, C, H, W), w (OC, C/G, KH, KW), b (OC) or NULL, y (N, OC, OH, OW), scratch (conv2d_scratch_size).
  * Per group, y (OC/G, OH·OW) = w (OC/G, CK) · columns (CK, OH·OW) + b with CK = C/G·KH·KW, a tile of
@@ -480,6 +569,10 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     }
     if (path == PATH_DIRECT) {
         K(direct_forward)(y, x, w, b, scratch, offsets, g);
+        return;
+    }
+    if (path == PATH_WINOGRAD) {
+        K(wino_forward)(y, x, w, b, scratch, g);
         return;
     }
     if (path == PATH_DENSE) { /* y (N, OC) = x (N, CK) · wᵀ */
@@ -540,6 +633,10 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
     }
     if (path == PATH_DIRECT) {
         K(direct_backward)(dx, dw, dy, x, w, scratch, offsets, g, accumulate);
+        return;
+    }
+    if (path == PATH_WINOGRAD) {
+        K(wino_backward)(dx, dw, dy, x, w, scratch, g, accumulate);
         return;
     }
     if (path == PATH_DENSE) { /* as a dense layer: the gemm sums over the batch in one fixed order */

@@ -1514,6 +1514,23 @@ static PyObject *py_set_gemm_isa(PyObject *self, PyObject *args)
                         name);
 }
 
+/* ---- issue 20's Winograd path: the tests' switch ---------------------------------------------------- */
+
+static PyObject *py_set_conv2d_winograd(PyObject *self, PyObject *args)
+{
+    static const char *const modes[] = {"never", "auto", "always"};
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s:_set_conv2d_winograd", &name)) return NULL;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, modes[i])) {
+            cnn_set_conv2d_winograd(i - 1);
+            Py_RETURN_NONE;
+        }
+    return PyErr_Format(PyExc_ValueError,
+                        "_set_conv2d_winograd: argument 'mode' must be one of 'never', 'auto', 'always', got '%s'",
+                        name);
+}
+
 /* ---- issue 16's layers: batch normalization, Keras's relu, upsampling, transposed convolution ----------------- */
 
 static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
@@ -2274,6 +2291,9 @@ static PyMethodDef methods[] = {
     {"_gemm_isa", py_gemm_isa, METH_NOARGS, "_gemm_isa() -> the instruction set gemm runs: 'base', 'avx2' or 'avx512'"},
     {"_set_gemm_isa", py_set_gemm_isa, METH_VARARGS,
      "_set_gemm_isa(name): force gemm's instruction set ('auto' restores the widest)"},
+    {"_set_conv2d_winograd", py_set_conv2d_winograd, METH_VARARGS,
+     "_set_conv2d_winograd(mode): 'always' puts every 3x3 stride-1 ungrouped undilated convolution on the Winograd "
+     "path, 'never' none, 'auto' (the default) follows the sizes"},
     METHOD(_gemm_reference, "_gemm_reference(c: out[M, N], a: in[M, K], b: in[K, N], trans_a: bool = False, "
                             "trans_b: bool = False, accumulate: bool = False)\n\n"
                             "gemm by the triple loop of reference.c, summing in double: the tests' oracle."),

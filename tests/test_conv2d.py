@@ -285,7 +285,8 @@ def test_conv2d_bad_buffers(rng):
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,pad,groups,path", [
-    ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "direct phases"),
+    ((16, 64, 56, 56), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "winograd F(2x2,3x3)"),
+    ((16, 64, 28, 28), (64, 64, 3, 3), (1, 1), (1, 1, 1, 1), 1, "direct phases"),
     ((64, 16, 32, 32), (32, 16, 3, 3), (2, 2), (1, 1, 1, 1), 1, "direct phases"),  # ResNet's strided 3x3
     ((16, 64, 56, 56), (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), 2, "im2col tiles"),  # grouped
     ((2, 4, 4096, 512), (8, 4, 3, 3), (1, 1), (1, 1, 1, 1), 1, "im2col tiles"),  # a sample too large to copy
