@@ -44,6 +44,9 @@ typedef enum {
  * even kernel can put the extra cell at the bottom/right as PyTorch and Keras do). */
 typedef struct {
     int n, c, h, w, oc, oh, ow, kh, kw, sh, sw, pt, pb, pl, pr, dil_h, dil_w, groups;
+    /* the Winograd test switch (cnn_set_conv2d_winograd) as the binding read it once for this call, so that the
+     * scratch it sized and the path the kernel takes agree even if another thread flips the switch meanwhile */
+    int winograd;
 } cnn_conv2d;
 
 /* Pooling geometry, NCHW: x (n, c, h, w), y (n, c, oh, ow), oh = (h + pt + pb - kh)/sh + 1. */
@@ -86,6 +89,7 @@ const char *conv2d_path_name(const cnn_conv2d *g);
 /* issue 20's Winograd path (conv2d_winograd.h): 1 forces it on every convolution it can take (3x3, stride 1,
  * undilated, ungrouped), -1 off, 0 (the default) leaves the choice to the sizes. For tests and benchmarks. */
 void cnn_set_conv2d_winograd(int mode);
+int cnn_get_conv2d_winograd(void);
 
 /* Loops that gain from AVX2 but are not gemm (the branch-free tanh and logistic, which baseline SSE2 does
  * not vectorize profitably at all; im2col/col2im rows) are compiled twice on x86-64, for x86-64-v3 (AVX2,

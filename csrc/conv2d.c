@@ -36,6 +36,7 @@ typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
 /* the tests' switch: 1 puts every convolution the Winograd path can take on it, -1 none, 0 follows the sizes */
 static int wino_forced;
 void cnn_set_conv2d_winograd(int mode) { wino_forced = mode; }
+int cnn_get_conv2d_winograd(void) { return wino_forced; }
 
 /* The path from the geometry alone, so that forward and backward agree on it and on the scratch. */
 static conv_path conv2d_path(const cnn_conv2d *g)
@@ -52,8 +53,8 @@ static conv_path conv2d_path(const cnn_conv2d *g)
     /* Winograd F(2x2, 3x3) (conv2d_winograd.h): 3x3 at stride 1, where its transforms cost less than the
      * multiply-adds they save */
     if (g->groups == 1 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dil_h == 1 && g->dil_w == 1 &&
-        wino_forced >= 0 &&
-        (wino_forced > 0 ||
+        g->winograd >= 0 &&
+        (g->winograd > 0 ||
          (g->c >= WINO_MIN_CHANNELS && g->oc >= WINO_MIN_CHANNELS && (long long)g->oh * g->ow >= WINO_MIN_POSITIONS)))
         return PATH_WINOGRAD;
     /* every phase plane (direct_geo below) holds taps: a stride at most the window, and not both stride and

@@ -586,7 +586,8 @@ static int conv_geometry(const char *fn, cnn_conv2d *g, const npy_intp *xd, cons
     // clang-format off: the geometry in layout order, a row per tensor
     *g = (cnn_conv2d){.n = (int)xd[0], .c = (int)xd[1], .h = (int)xd[2], .w = (int)xd[3], .oc = (int)wd[0],
                       .kh = (int)wd[2], .kw = (int)wd[3], .sh = stride[0], .sw = stride[1], .pt = pad[0],
-                      .pb = pad[1], .pl = pad[2], .pr = pad[3], .dil_h = dil[0], .dil_w = dil[1], .groups = groups};
+                      .pb = pad[1], .pl = pad[2], .pr = pad[3], .dil_h = dil[0], .dil_w = dil[1], .groups = groups,
+                      .winograd = cnn_get_conv2d_winograd()};
     // clang-format on
     if (g->c % groups || g->oc % groups || wd[1] != g->c / groups) {
         PyErr_Format(PyExc_ValueError,
