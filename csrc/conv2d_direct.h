@@ -141,8 +141,9 @@ static void K(direct_input_grad_weights)(real *wb, ptrdiff_t *offs, const real *
 /* Ask for the lines that the forward will next write and read while a block's gemm runs, as the hardware does
  * not: y's lines that direct_compact will write for block [p0, p0 + np) of np_all positions (128 channels' runs
  * of a few rows each, out of the stream prefetcher's reach: their misses made the compact a 13% of a 64->128
- * layer's forward), and the block's share of the next sample's input xn, which direct_phases reads next (into
- * L2: one sample's input and its planes fit there). */
+ * layer's forward), and over the second half of the blocks, the next sample's input xn, which direct_phases reads
+ * next (into L2, where it displaces the planes' rows the first blocks read: spread over all blocks, it was itself
+ * displaced before its use, and the phase copy waited on it). */
 static inline void K(direct_prefetch)(real *y, const cnn_conv2d *g, const direct_geo *d, int p0, int np, const real *xn,
                                       int np_all)
 {
@@ -156,7 +157,9 @@ static inline void K(direct_prefetch)(real *y, const cnn_conv2d *g, const direct
         }
     }
     if (!xn) return;
-    size_t xs = (size_t)g->c * g->h * g->w, lo = xs * p0 / np_all, hi = xs * (p0 + np) / np_all;
+    size_t xs = (size_t)g->c * g->h * g->w, half = (size_t)np_all / 2;
+    if ((size_t)p0 + np <= half) return;
+    size_t lo = p0 < half ? 0 : xs * (p0 - half) / (np_all - half), hi = xs * (p0 + np - half) / (np_all - half);
     for (uintptr_t l = (uintptr_t)(xn + lo) & ~(uintptr_t)63; l < (uintptr_t)(xn + hi); l += 64)
         __builtin_prefetch((const void *)l, 0, 2);
 }
