@@ -159,7 +159,8 @@ static inline void K(direct_prefetch)(real *y, const cnn_conv2d *g, const direct
     if (!xn) return;
     size_t xs = (size_t)g->c * g->h * g->w, half = (size_t)np_all / 2;
     if ((size_t)p0 + np <= half) return;
-    size_t lo = (size_t)p0 < half ? 0 : xs * (p0 - half) / (np_all - half), hi = xs * (p0 + np - half) / (np_all - half);
+    size_t lo = (size_t)p0 < half ? 0 : xs * (p0 - half) / (np_all - half),
+           hi = xs * (p0 + np - half) / (np_all - half);
     for (uintptr_t l = (uintptr_t)(xn + lo) & ~(uintptr_t)63; l < (uintptr_t)(xn + hi); l += 64)
         __builtin_prefetch((const void *)l, 0, 2);
 }
