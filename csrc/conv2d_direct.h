@@ -190,12 +190,14 @@ static direct_geo K(direct_forward_layout)(const cnn_conv2d *g)
  * went out to memory and back. A multiple of every instance's register tile width (48, 24, 12). */
 #define DIRECT_BLOCK 96
 
-/* the most threads a CNN_FOR region runs on, and this thread's place in it (0 outside one) */
+/* Whether each thread of a CNN_FOR region opened here can keep buffer number team_rank() of R: the team has at
+ * most R threads. Not inside the caller's own parallel region, where CNN_FOR runs serially and the thread's number
+ * is the caller's, unrelated to R. */
 #ifdef _OPENMP
-static inline int K(team_most)(void) { return omp_get_max_threads(); }
+static inline int K(team_fits)(int R) { return !omp_in_parallel() && omp_get_max_threads() <= R; }
 static inline int K(team_rank)(void) { return omp_get_thread_num(); }
 #else
-static inline int K(team_most)(void) { return 1; }
+static inline int K(team_fits)(int R) { return R >= 1; }
 static inline int K(team_rank)(void) { return 0; }
 #endif
 
@@ -213,7 +215,7 @@ static void K(direct_forward)(real *y, const real *x, const real *w, const real 
     /* A thread keeps one chunk's buffers for all its samples when there are enough of them, so they stay in cache
      * from sample to sample, where 16 chunks' (1.9 MB each at 64 channels on 56x56) came from memory each time.
      * The forward sums nothing across samples: which buffer serves a sample changes no bit. */
-    int own = K(team_most)() <= R;
+    int own = K(team_fits)(R);
     CNN_FOR(K(parallel)(g), int, r, R, {
         CHUNK_BOUNDS(r, R, g->n, lo, hi);
         real *xph = chunks + (own ? K(team_rank)() : r) * (direct_region1(g) + direct_region2(g));
