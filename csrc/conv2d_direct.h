@@ -140,7 +140,7 @@ static void K(direct_input_grad_weights)(real *wb, ptrdiff_t *offs, const real *
 
 /* Ask for the lines that the forward will next write and read while a block's gemm runs, as the hardware does
  * not: y's lines that direct_compact will write for block [p0, p0 + np) of np_all positions (128 channels' runs
- * of a few rows each, out of the stream prefetcher's reach: their misses made the compact a 13% of a 64->128
+ * of a few rows each, out of the stream prefetcher's reach: their misses made the compact 13% of a 64->128
  * layer's forward), and over the second half of the blocks, the next sample's input xn, which direct_phases reads
  * next (into L2, where it displaces the planes' rows the first blocks read: spread over all blocks, it was itself
  * displaced before its use, and the phase copy waited on it). */
@@ -166,8 +166,8 @@ static inline void K(direct_prefetch)(real *y, const cnn_conv2d *g, const direct
 }
 
 /* The forward's layout: direct_layout's, but a plane row's right padding is the next row's left padding (both
- * zeros; the last row's is the next plane's, or the slack), so rows are s = the zeros they share fewer cells,
- * and so is each row's junk: a 5x5 layer padded by 2 computes 58 columns per row of 56, not 60. A tap reading
+ * zeros; the last row's is the next plane's, or the slack), so a row holds s fewer cells, s the zeros the two
+ * share, and so does each row's junk: a 5x5 layer padded by 2 computes 58 columns per row of 56, not 60. A tap reading
  * past its row's end reads the next row's left padding, zero as the cell it stands for. The backward keeps
  * direct_layout's rows (its input gradient reads dy's copy past the rows' ends). */
 static direct_geo K(direct_forward_layout)(const cnn_conv2d *g)
@@ -213,7 +213,7 @@ static void K(direct_forward)(real *y, const real *x, const real *w, const real 
     direct_forward_offsets(offs, g, &d);
     real *chunks = scratch + direct_shared_size(g);
     /* A thread keeps one chunk's buffers for all its samples when there are enough of them, so they stay in cache
-     * from sample to sample, where 16 chunks' (1.9 MB each at 64 channels on 56x56) came from memory each time.
+     * from sample to sample, where 16 chunks' (1.7 MB each at 64 channels on 56x56) came from memory each time.
      * The forward sums nothing across samples: which buffer serves a sample changes no bit. */
     int own = K(team_fits)(R);
     CNN_FOR(K(parallel)(g), int, r, R, {
