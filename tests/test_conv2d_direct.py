@@ -26,6 +26,13 @@ DIRECT = [
     (2, 6, 12, 11, 9, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1),      # dilated
     (2, 2, 10, 7, 3, 2, 4, (2, 2), (1, 0, 0, 1), (1, 1), 1),       # even kernels
     (1, 1, 5, 5, 1, 1, 3, (1, 1), (0, 0, 1, 1), (1, 1), 1),        # one channel, one row of taps
+    # the forward's rows share their left and right zero padding (s cells): the junk columns per row, and the
+    # 96-position blocks y is compacted from, end anywhere in a row
+    (2, 5, 9, 23, 17, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 1),      # 5x5 padded by 2: s = 2, three blocks
+    (1, 3, 6, 40, 9, 3, 3, (1, 1), (1, 1, 2, 0), (1, 1), 1),       # no right padding: s = 0
+    (2, 4, 7, 8, 10, 3, 3, (1, 1), (3, 3, 3, 3), (1, 1), 1),       # padding past the taps' reach: s = msj, no junk
+    (2, 3, 30, 27, 18, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1),     # the 7x7 stride-2 stem: s = 1 over two planes
+    (3, 2, 40, 3, 5, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),       # rows of 3 outputs: a block spans 24 rows
 ]
 
 
@@ -58,6 +65,24 @@ def test_direct_path_instances_agree_closely(rng, isa, name):
     _core._set_gemm_isa(name)
     for got, want in zip(run_conv(x, k, b, stride, pad, dil, groups, dy), ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [DIRECT[10], DIRECT[13], (9, 8, 11, 10, 24, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1)])
+def test_direct_forward_deterministic_across_threads(rng, case):
+    """Bitwise the same y at 1, 2, 3 and 16 threads: up to 3 a thread keeps one buffer for all its samples, at 16
+    (more threads than chunks) each chunk has its own."""
+    x, k, b, dy, stride, pad, dil, groups = make(rng, np.float32, case)
+    old = _core.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3, 16):
+            _core.set_num_threads(threads)
+            results.append(run_conv(x, k, b, stride, pad, dil, groups, dy))
+    finally:
+        _core.set_num_threads(old)
+    for other in results[1:]:
+        for a, r in zip(other, results[0]):
+            np.testing.assert_array_equal(a, r)
 
 
 def random_direct_geometries(rng, count):
