@@ -388,7 +388,7 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
  * Element-wise merges of two tensors of `count` elements; y may be a or b. Add's gradient is dy itself.
  * multiply_backward: da = dy·b, db = dy·a (NULL skips one). Concatenation along an axis, each tensor seen
  * as M rows (the dimensions before the axis): x (M, I) is y (M, J)'s columns [offset, offset + I). */
-void K(add_forward)(real *y, const real *a, const real *b, size_t count);
+void K(add_forward)(real *y, const real *a, const real *b, size_t count, int relu); /* relu: y = relu(a + b) */
 void K(multiply_forward)(real *y, const real *a, const real *b, size_t count);
 void K(multiply_backward)(real *da, real *db, const real *dy, const real *a, const real *b, size_t count);
 void K(concatenate_forward)(real *y, const real *x, size_t m, size_t in, size_t out, size_t offset);

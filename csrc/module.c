@@ -1411,7 +1411,8 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 static PyObject *elementwise_merge(PyObject *args, const char *fn, int multiply)
 {
     PyObject *oy, *oa, *ob;
-    if (!PyArg_ParseTuple(args, parse_format("OOO", fn).s, &oy, &oa, &ob)) return NULL;
+    int relu = 0; /* add_forward's optional flag (issue 20) */
+    if (!PyArg_ParseTuple(args, parse_format(multiply ? "OOO" : "OOO|p", fn).s, &oy, &oa, &ob, &relu)) return NULL;
     PyArrayObject *a = elementwise_arg(oa, fn, "a");
     PyArrayObject *b = a ? like(ob, fn, "b", a, READ) : NULL;
     PyArrayObject *y = b ? like(oy, fn, "y", a, WRITE) : NULL;
@@ -1420,7 +1421,7 @@ static PyObject *elementwise_merge(PyObject *args, const char *fn, int multiply)
     size_t count = (size_t)PyArray_SIZE(a);
     Py_BEGIN_ALLOW_THREADS
     if (multiply) CALL(t, multiply_forward, DATA(y), DATA(a), DATA(b), count);
-    else CALL(t, add_forward, DATA(y), DATA(a), DATA(b), count);
+    else CALL(t, add_forward, DATA(y), DATA(a), DATA(b), count, relu);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -2181,8 +2182,9 @@ static PyMethodDef methods[] = {
                                 "dx = dy at each window's coded cell, 0 elsewhere: the gradient through "
                                 "maxpool2x2_forward (and its relu). Sizes as maxpool2x2_forward; any code is valid."),
     /* merge (Add, Multiply, Concatenate) */
-    METHOD(add_forward, "add_forward(y: out[*], a: in[*], b: in[*])\n\n"
-                        "y = a + b element-wise, * any shape of rank 1 to 8; y may be a or b."),
+    METHOD(add_forward, "add_forward(y: out[*], a: in[*], b: in[*], relu: bool = False)\n\n"
+                        "y = a + b element-wise, * any shape of rank 1 to 8; y may be a or b. relu: y = relu(a + b) "
+                        "(the plain ReLU, NaN passing)."),
     METHOD(multiply_forward, "multiply_forward(y: out[*], a: in[*], b: in[*])\n\n"
                              "y = a·b element-wise, * any shape of rank 1 to 8; y may be a or b."),
     METHOD(multiply_backward, "multiply_backward(da: out[*] | None, db: out[*] | None, dy: in[*], a: in[*], "

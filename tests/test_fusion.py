@@ -1,7 +1,7 @@
 """The ReLU fusions of issue 20 (layers/fusion.py): the 2x2 max-pool with window codes (maxpool2x2_*, a Conv2D's
-ReLU folded in) and BatchNormalization + ReLU (batchnorm_* with relu). Each fused kernel against the unfused pair
-of kernels (the same values: bitwise, but for the sign of a zero) and against PyTorch, forward and every gradient;
-then whole models trained fused and unfused."""
+ReLU folded in), BatchNormalization + ReLU (batchnorm_* with relu) and Add + ReLU (add_forward with relu). Each fused
+kernel against the unfused pair of kernels (the same values: bitwise, but for the sign of a zero) and against
+PyTorch, forward and every gradient; then whole models trained fused and unfused."""
 import numpy as np
 import pytest
 import torch
@@ -205,6 +205,34 @@ def test_batchnorm_relu_bitwise_across_threads(rng, dtype, restore_threads):
             assert a.tobytes() == b.tobytes()
 
 
+# ---- Add + ReLU ----
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_relu_matches_the_unfused_kernels_and_torch(rng, dtype):
+    a, b = rng.standard_normal((2, 3, 5, 7)).astype(dtype), rng.standard_normal((2, 3, 5, 7)).astype(dtype)
+    a[0, 0, 0, :3] = [np.nan, -0.0, 0.0]
+    b[0, 0, 0, :3] = [1.0, 0.0, -0.0]
+    y, z, y_ref = np.empty_like(a), np.empty_like(a), np.empty_like(a)
+    _core.add_forward(y, a, b, True)
+    _core.add_forward(z, a, b)
+    _core.relu_forward(y_ref, z, np.inf, 0.0, 0.0)
+    np.testing.assert_array_equal(y, y_ref)
+    # the Add layer's backward: relu_backward read off the fused output, the same as off the sum
+    dy = rng.standard_normal(a.shape).astype(dtype)
+    dx, dx_ref = np.empty_like(a), np.empty_like(a)
+    _core.relu_backward(dx, dy, y, np.inf, 0.0, 0.0)
+    _core.relu_backward(dx_ref, dy, z, np.inf, 0.0, 0.0)
+    np.testing.assert_array_equal(dx, dx_ref)
+    at, bt = (torch.from_numpy(v.copy()).requires_grad_(True) for v in (a, b))
+    yt = F.relu(at + bt)
+    da, db = torch.autograd.grad(yt, (at, bt), torch.from_numpy(dy))
+    finite = ~np.isnan(y)
+    assert_close(y[finite], yt.detach().numpy()[finite], dtype)
+    assert_close(dx[finite], da.numpy()[finite], dtype)
+    assert_close(dx[finite], db.numpy()[finite], dtype)
+
+
 # ---- models: fused against unfused training ----
 
 
@@ -257,7 +285,8 @@ def test_resnet_fused_training_matches_unfused(rng, dtype, monkeypatch):
 
     fused_model = model()
     kinds = [kind for _, kind in fused_model._plan.fusions.values()]
-    assert kinds.count("bn") == 4  # the stem's and each block's first BatchNormalization take over their ReLU
+    # the stem's and each block's first BatchNormalization, and each block's Add, take over their ReLU
+    assert kinds.count("bn") == 4 and kinds.count("add") == 3
     fused = _steps(fused_model, x, y)
     _unfused(monkeypatch)
     cnn.utils.clear_session()

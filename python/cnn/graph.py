@@ -155,7 +155,7 @@ class Plan:
         for i, (j, kind) in fusions.items():
             if kind == "pool":
                 kwargs[i], kwargs[j] = {"logits": True}, {"relu": True}
-            else:
+            else:  # "bn", "add": the first writes the ReLU's output, which does not run
                 kwargs[i] = {"relu": True}
                 absorbed.add(j)
         for i, (runner, sources, out, multi, _) in enumerate(self.steps):
@@ -169,7 +169,7 @@ class Plan:
                 values[out] = runner.forward(x, training=training, logits=True)
             else:
                 values[out] = runner.forward(x, training=training, **kwargs.get(i, {}))
-            if i in fusions and fusions[i][1] == "bn":
+            if i in fusions and fusions[i][1] != "pool":
                 values[self.steps[fusions[i][0]][2]] = values[out]
         return [values[o] for o in self.output_ids]
 
@@ -182,7 +182,7 @@ class Plan:
             grads = {}
             for o, d in zip(self.output_ids, douts):
                 grads[o] = d if o not in grads else ws.add(grads[o], d)
-            taken = {j: self.steps[i][2] for i, (j, kind) in self.fusions.items() if kind == "bn"}
+            taken = {j: self.steps[i][2] for i, (j, kind) in self.fusions.items() if kind != "pool"}
             for j, (runner, sources, out, multi, need_dx) in reversed(list(enumerate(self.steps))):
                 if j in taken:  # a ReLU its BatchNormalization took over: the gradient goes to it as it is
                     grads[taken[j]] = grads.pop(out)

@@ -1,17 +1,20 @@
 """A ReLU taken over by the layer next to it in training and inference (issue 20): one pass over a batch-sized
 array fewer each way, the results the same bits as the unfused pair's (tests/test_fusion.py).
 
-Two pairs, where the first layer's output has no other reader:
+Three pairs, where the first layer's output has no other reader:
 - "pool": a Conv2D with a relu activation, then a 2x2 stride-2 MaxPooling2D (the CIFAR convnets). The Conv2D stops
   at its pre-activation (logits=True), the pool pools relu of it and keeps, per window, whether the ReLU let the
   gradient through; its backward gives the Conv2D the gradient through both.
 - "bn": a BatchNormalization, then a plain ReLU layer (ResNet's conv-BN-ReLU). The BatchNormalization writes
   relu(bn(x)) (relu=True) and its backward takes the ReLU's mask from that output; the ReLU layer does not run.
   Inference folds a BatchNormalization into the Conv2D before it where it can (normalization.foldable); such a
-  one is not fused."""
+  one is not fused.
+- "add": an Add, then a plain ReLU layer (ResNet's block output), in Model graphs: as "bn", the Add writes relu of
+  the sum and its backward hands every input the gradient through the ReLU."""
 from .. import _core
 from .activation import ReLU
 from .conv import Conv2D
+from .merge import Add
 from .normalization import BatchNormalization, foldable
 from .pooling import MaxPooling2D
 
@@ -19,13 +22,12 @@ __all__ = ["relu_fusion", "chain_steps"]
 
 
 def relu_fusion(first, second):
-    """'pool' or 'bn' (see above) when `second`, reading `first`'s output alone, can take over a ReLU with it."""
+    """'pool', 'bn' or 'add' (see above) when `second`, reading `first`'s output alone, can take over a ReLU with it."""
     if (isinstance(first, Conv2D) and first.activation.code == _core.ACT_RELU and type(second) is MaxPooling2D
             and second.tiles()):
         return "pool"
-    if (type(first) is BatchNormalization and type(second) is ReLU and second.max_value is None
-            and second.negative_slope == 0 and second.threshold == 0):
-        return "bn"
+    if type(second) is ReLU and second.max_value is None and second.negative_slope == 0 and second.threshold == 0:
+        return "bn" if type(first) is BatchNormalization else "add" if type(first) is Add else None
     return None
 
 
@@ -44,7 +46,7 @@ def chain_steps(layers, training):
         kind = relu_fusion(layer, nxt) if nxt is not None and i + 1 < last else None
         if kind == "pool":
             steps += [(i, layer, {"logits": True}), (i + 1, nxt, {"relu": True})]
-        elif kind == "bn":
+        elif kind in ("bn", "add"):
             steps.append((i, layer, {"relu": True}))
         else:
             steps.append((i, layer, {}))
