@@ -119,7 +119,7 @@ class Plan:
 
     def _fusions(self):
         """{index of a step: (index of the step that reads its output alone, relu_fusion's kind)}: pairs in which
-        the second takes over a ReLU (layers/fusion.py), in training and at inference (where a fold absorbs the
+        one takes over a ReLU (layers/fusion.py), in training and at inference (where a fold absorbs the
         BatchNormalization of a "bn" pair, that pair is not fused)."""
         reader, fusions = self._single_readers(), {}
         for i, (first, _, out, _, _) in enumerate(self.steps):
@@ -146,7 +146,7 @@ class Plan:
     def forward(self, xs, training, logit_ids=()):
         """The outputs' arrays; the outputs in logit_ids stop before their layer's activation. Inference
         (training False) runs each folded Conv2D/Dense + BatchNormalization pair as one call; both run the ReLU
-        fusions (a ReLU a BatchNormalization takes over does not run: its output is the BatchNormalization's)."""
+        fusions (a ReLU a BatchNormalization or an Add takes over does not run: its output is theirs)."""
         values = dict(zip(self.input_ids, xs))
         folds = {} if training else self.folds
         absorbed = set(folds.values())
@@ -184,7 +184,7 @@ class Plan:
                 grads[o] = d if o not in grads else ws.add(grads[o], d)
             taken = {j: self.steps[i][2] for i, (j, kind) in self.fusions.items() if kind != "pool"}
             for j, (runner, sources, out, multi, need_dx) in reversed(list(enumerate(self.steps))):
-                if j in taken:  # a ReLU its BatchNormalization took over: the gradient goes to it as it is
+                if j in taken:  # a ReLU its BatchNormalization or Add took over: the gradient goes to it as it is
                     grads[taken[j]] = grads.pop(out)
                     continue
                 dy = grads.pop(out)

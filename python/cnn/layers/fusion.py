@@ -33,7 +33,7 @@ def relu_fusion(first, second):
 
 def chain_steps(layers, training):
     """[(index, layer, keyword arguments of its forward)] for a pass over a chain of layers, fused: in training and at
-    inference the pairs of relu_fusion (a ReLU layer taken over by the BatchNormalization before it is left out);
+    inference the pairs of relu_fusion (a ReLU layer taken over by the layer before it is left out);
     at inference first a Conv2D or Dense with the BatchNormalization after it folded in (params, the
     BatchNormalization left out). The last layer is never fused away: the loss may want its logits."""
     steps, i, last = [], 0, len(layers) - 1
