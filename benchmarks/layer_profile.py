@@ -83,7 +83,8 @@ def main():
                 wrap(layer, "backward", layers, (type(layer).__name__, "backward"))
         wrap(model.optimizer, "step", layers, ("optimizer", "step"))
         for name in KERNELS:
-            wrap(_core, name, kernels, name)
+            if hasattr(_core, name):  # an older build may lack some
+                wrap(_core, name, kernels, name)
         step = timed(ours, n)
     print(f"{workload} b{batch} threads {threads}: cnn step {plain * 1e3:.2f} ms, torch {torch_step * 1e3:.2f} ms, "
           f"speed {torch_step / plain:.2f}x (wrapped step {step * 1e3:.2f} ms)")
