@@ -73,10 +73,50 @@ static inline void K(row_dots)(double *sdy, double *sdx, const real *dy, const r
     for (int l = 0; l < LANES; l++) sdy[l] = a[l], sdx[l] = b[l];
 }
 
+/* dx = dy·a + (x - m)·k + b over a row */
+static inline void K(row_dx)(real *dx, const real *dy, const real *x, real m, real a, real k, real b, int count)
+{
+    for (int p = 0; p < count; p++) dx[p] = dy[p] * a + (x[p] - m) * k + b;
+}
+
+/* Issue 20's fused ReLU: the gradient dy of the output y of a forward with relu, taken through that ReLU (0 unless
+ * 0 < y < inf: relu_backward's mask for the plain ReLU, as y = x where x > 0 and 0 or NaN elsewhere; its 0·dy for
+ * x < 0 differs only for an infinite or NaN dy, which it makes NaN), into g, and then the very loops above run on g
+ * a STAGE at a time (a multiple of LANES, so that each element keeps its lane): a select inside them changes which
+ * multiply-adds the compiler fuses, and so the last bit of the sums. */
+#define STAGE 256
+static inline void K(through_relu)(real *g, const real *dy, const real *y, int count)
+{
+    for (int p = 0; p < count; p++) g[p] = y[p] > 0 && y[p] < INFINITY ? dy[p] : 0;
+}
+
+static inline void K(row_dots_relu)(double *sdy, double *sdx, const real *dy, const real *y, const real *x, double m,
+                                    int count)
+{
+    real g[STAGE];
+    for (int p0 = 0; p0 < count; p0 += STAGE) {
+        int len = count - p0 < STAGE ? count - p0 : STAGE;
+        K(through_relu)(g, dy + p0, y + p0, len);
+        K(row_dots)(sdy, sdx, g, x + p0, m, len);
+    }
+}
+
+static inline void K(row_dx_relu)(real *dx, const real *dy, const real *y, const real *x, real m, real a, real k,
+                                  real b, int count)
+{
+    real g[STAGE];
+    for (int p0 = 0; p0 < count; p0 += STAGE) {
+        int len = count - p0 < STAGE ? count - p0 : STAGE;
+        K(through_relu)(g, dy + p0, y + p0, len);
+        K(row_dx)(dx + p0, g, x + p0, m, a, k, b, len);
+    }
+}
+#undef STAGE
+
 /* Channels c0 .. c1 - 1 (at most MAX_BLOCK) of batchnorm_forward. */
 CNN_VECTOR_CLONES static void K(forward_block)(real *y, real *mean, real *invstd, real *moving_mean, real *moving_var,
                                                const real *x, const real *gamma, const real *beta, int n, int c, int s,
-                                               int c0, int c1, double eps, double momentum, int training)
+                                               int c0, int c1, double eps, double momentum, int training, int relu)
 {
     size_t plane = (size_t)c * s;
     const real *xb = x + (size_t)c0 * s;
@@ -111,34 +151,41 @@ CNN_VECTOR_CLONES static void K(forward_block)(real *y, real *mean, real *invstd
         ar[j] = (real)((gamma ? gamma[ch] : 1) * inv);
         br[j] = beta ? beta[ch] : 0;
     }
-    /* (x - m)·a + b, not x·a + (b - m·a): a large mean would cancel in the latter */
+    /* (x - m)·a + b, not x·a + (b - m·a): a large mean would cancel in the latter. relu: relu_forward's plain ReLU
+     * (NaN passes) on the way out, the ReLU layer's pass saved */
     for (int i = 0; i < n; i++)
         for (int j = 0; j < b; j++) {
             const real *in = xb + i * plane + (size_t)j * s;
             real *out = yb + i * plane + (size_t)j * s, mj = mr[j], aj = ar[j], bj = br[j];
-            for (int p = 0; p < s; p++) out[p] = (in[p] - mj) * aj + bj;
+            if (relu)
+                for (int p = 0; p < s; p++) {
+                    real v = (in[p] - mj) * aj + bj;
+                    out[p] = v > 0 || v != v ? v : 0;
+                }
+            else
+                for (int p = 0; p < s; p++) out[p] = (in[p] - mj) * aj + bj;
         }
 }
 
 /* x (N, C, S), gamma, beta (C) or NULL (1 and 0), moving_mean, moving_var (C) → y (N, C, S), and the mean and
  * 1/sqrt(var + eps) used (C), which backward reads. training: the batch's statistics, and the moving ones updated
- * in place; else the moving ones. */
+ * in place; else the moving ones. relu: y = relu(the normalised x), the plain ReLU taken over (issue 20). */
 void K(batchnorm_forward)(real *y, real *mean, real *invstd, real *moving_mean, real *moving_var, const real *x,
                           const real *gamma, const real *beta, int n, int c, int s, double eps, double momentum,
-                          int training)
+                          int training, int relu)
 {
     int bc = block_channels(n, c, s), blocks = (c + bc - 1) / bc;
     CNN_FOR((size_t)n * c * s > CNN_PARALLEL_WORK, int, k, blocks, {
         int c0 = k * bc, c1 = c0 + bc < c ? c0 + bc : c;
         K(forward_block)(y, mean, invstd, moving_mean, moving_var, x, gamma, beta, n, c, s, c0, c1, eps, momentum,
-                         training);
+                         training, relu);
     });
 }
 
 /* Channels c0 .. c1 - 1 (at most MAX_BLOCK) of batchnorm_backward. */
-CNN_VECTOR_CLONES static void K(backward_block)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *x,
-                                                const real *mean, const real *invstd, const real *gamma, int n, int c,
-                                                int s, int c0, int c1, int training, int accumulate)
+CNN_VECTOR_CLONES static void K(backward_block)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *y,
+                                                const real *x, const real *mean, const real *invstd, const real *gamma,
+                                                int n, int c, int s, int c0, int c1, int training, int accumulate)
 {
     size_t plane = (size_t)c * s, off = (size_t)c0 * s;
     int b = c1 - c0;
@@ -146,7 +193,8 @@ CNN_VECTOR_CLONES static void K(backward_block)(real *dx, real *dgamma, real *db
     for (int i = 0; i < n; i++)
         for (int j = 0; j < b; j++) {
             size_t at = off + i * plane + (size_t)j * s;
-            K(row_dots)(sdy[j], sdx[j], dy + at, x + at, mean[c0 + j], s);
+            if (y) K(row_dots_relu)(sdy[j], sdx[j], dy + at, y + at, x + at, mean[c0 + j], s);
+            else K(row_dots)(sdy[j], sdx[j], dy + at, x + at, mean[c0 + j], s);
         }
     real mr[MAX_BLOCK], ar[MAX_BLOCK], kr[MAX_BLOCK], br[MAX_BLOCK];
     for (int j = 0, ch = c0; j < b; j++, ch++) {
@@ -163,24 +211,25 @@ CNN_VECTOR_CLONES static void K(backward_block)(real *dx, real *dgamma, real *db
     for (int i = 0; i < n; i++)
         for (int j = 0; j < b; j++) {
             size_t at = off + i * plane + (size_t)j * s;
-            const real *g = dy + at, *in = x + at;
-            real *out = dx + at, mj = mr[j], aj = ar[j], kj = kr[j], bj = br[j];
-            for (int p = 0; p < s; p++) out[p] = g[p] * aj + (in[p] - mj) * kj + bj;
+            if (y) K(row_dx_relu)(dx + at, dy + at, y + at, x + at, mr[j], ar[j], kr[j], br[j], s);
+            else K(row_dx)(dx + at, dy + at, x + at, mr[j], ar[j], kr[j], br[j], s);
         }
 }
 
 /* dy, x (N, C, S), the forward's mean and invstd (C), gamma (C) or NULL → dx (N, C, S) overwritten (NULL skips it),
+ * y (N, C, S) or NULL: the output of a forward with relu, and dy the gradient of that output, taken through the ReLU,
  * dgamma = Σ dy·x̂ and dbeta = Σ dy (C) added to, or overwritten when accumulate = 0 (NULL skips them), with
  * x̂ = (x - mean)·invstd. training: the statistics were the batch's, so dx also flows through them:
  * dx = gamma·invstd·(dy - Σdy/M - x̂·Σdy·x̂/M), M = N·S; else dx = gamma·invstd·dy. */
-void K(batchnorm_backward)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *x, const real *mean,
-                           const real *invstd, const real *gamma, int n, int c, int s, int training, int accumulate)
+void K(batchnorm_backward)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *y, const real *x,
+                           const real *mean, const real *invstd, const real *gamma, int n, int c, int s, int training,
+                           int accumulate)
 {
     /* two arrays (dy, x) stay in L2 between the passes: half the channels of a forward block */
     int bc = block_channels(n, c, 2 * s), blocks = (c + bc - 1) / bc;
     CNN_FOR((size_t)n * c * s > CNN_PARALLEL_WORK, int, k, blocks, {
         int c0 = k * bc, c1 = c0 + bc < c ? c0 + bc : c;
-        K(backward_block)(dx, dgamma, dbeta, dy, x, mean, invstd, gamma, n, c, s, c0, c1, training, accumulate);
+        K(backward_block)(dx, dgamma, dbeta, dy, y, x, mean, invstd, gamma, n, c, s, c0, c1, training, accumulate);
     });
 }
 

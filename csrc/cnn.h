@@ -361,6 +361,11 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g);
 void K(avgpool2d_forward)(real *y, const real *x, const cnn_pool2d *g, int count_include_pad);
 void K(avgpool2d_backward)(real *dx, const real *dy, const cnn_pool2d *g, int count_include_pad);
+/* issue 20: the 2x2 stride-2 max-pool (no padding) with a byte per window, code (N, C, H/2, W/2): the winner's
+ * cell 0..3 in row-major order, or 4 when relu and the window's maximum is not positive. relu pools relu(x), and
+ * backward then gives the gradient through the ReLU as well. Backward overwrites dx; any code byte is safe. */
+void K(maxpool2x2_forward)(real *y, uint8_t *code, const real *x, int n, int c, int h, int w, int relu);
+void K(maxpool2x2_backward)(real *dx, const real *dy, const uint8_t *code, int n, int c, int h, int w);
 /* ---- image.c -----------------------------------------------------------------------------
  * x (N, C, H, W), matrix (M, 2, 3) with M = 1 or N, y (N, C, OH, OW): y[n, c, i, j] = x[n, c] at the input
  * coordinate matrix[n]·(i, j, 1), as scipy.ndimage.affine_transform with order 0 or 1 (cnn_affine). */
@@ -390,7 +395,7 @@ double K(mlp_epoch)(real *params, real *state, real *grad, real *work, const rea
  * Element-wise merges of two tensors of `count` elements; y may be a or b. Add's gradient is dy itself.
  * multiply_backward: da = dy·b, db = dy·a (NULL skips one). Concatenation along an axis, each tensor seen
  * as M rows (the dimensions before the axis): x (M, I) is y (M, J)'s columns [offset, offset + I). */
-void K(add_forward)(real *y, const real *a, const real *b, size_t count);
+void K(add_forward)(real *y, const real *a, const real *b, size_t count, int relu); /* relu: y = relu(a + b) */
 void K(multiply_forward)(real *y, const real *a, const real *b, size_t count);
 void K(multiply_backward)(real *da, real *db, const real *dy, const real *a, const real *b, size_t count);
 void K(concatenate_forward)(real *y, const real *x, size_t m, size_t in, size_t out, size_t offset);
@@ -419,11 +424,13 @@ void K(embedding_backward)(real *dtable, const real *dy, const int64_t *ids, int
  * (moving = moving·momentum + batch·(1 - momentum), the batch variance biased, as Keras). */
 void K(batchnorm_forward)(real *y, real *mean, real *invstd, real *moving_mean, real *moving_var, const real *x,
                           const real *gamma, const real *beta, int n, int c, int s, double eps, double momentum,
-                          int training);
+                          int training, int relu);
 /* dx (N, C, S) overwrite (NULL skips it); dgamma, dbeta (C) accumulate, or overwrite when accumulate = 0 (NULL
- * skips them); training = 1 when the forward used the batch's statistics. */
-void K(batchnorm_backward)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *x, const real *mean,
-                           const real *invstd, const real *gamma, int n, int c, int s, int training, int accumulate);
+ * skips them); training = 1 when the forward used the batch's statistics. relu (issue 20): the forward writes
+ * relu(y); backward is given that output as y (else NULL) and dy through the ReLU. */
+void K(batchnorm_backward)(real *dx, real *dgamma, real *dbeta, const real *dy, const real *y, const real *x,
+                           const real *mean, const real *invstd, const real *gamma, int n, int c, int s, int training,
+                           int accumulate);
 /* Keras's relu: x, y (count), y may be x; max_value +inf for none. dx may be dy. */
 void K(relu_forward)(real *y, const real *x, size_t count, real max_value, real negative_slope, real threshold);
 void K(relu_backward)(real *dx, const real *dy, const real *x, size_t count, real max_value, real negative_slope,

@@ -22,8 +22,17 @@
 #include "template.h" /* the kernels below, once per real type */
 #else
 
-/* a, b (count) → y (count) = a + b; y may be a or b */
-void K(add_forward)(real *y, const real *a, const real *b, size_t count) { ELEMENTS(y[i] = a[i] + b[i]); }
+/* a, b (count) → y (count) = a + b, or with relu (issue 20: a ReLU layer after the Add taken over) relu_forward's
+ * plain ReLU of it (NaN passes), one pass saved; y may be a or b */
+void K(add_forward)(real *y, const real *a, const real *b, size_t count, int relu)
+{
+    if (relu)
+        ELEMENTS({
+            real v = a[i] + b[i];
+            y[i] = v > 0 || v != v ? v : 0;
+        });
+    else ELEMENTS(y[i] = a[i] + b[i]);
+}
 
 /* a, b (count) → y (count) = a·b; y may be a or b */
 void K(multiply_forward)(real *y, const real *a, const real *b, size_t count) { ELEMENTS(y[i] = a[i] * b[i]); }

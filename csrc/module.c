@@ -27,6 +27,7 @@ static const char *dtype_name(int type)
     case NPY_FLOAT32: return "float32";
     case NPY_FLOAT64: return "float64";
     case NPY_INT64: return "int64";
+    case NPY_UINT8: return "uint8";
     default: return "?";
     }
 }
@@ -867,6 +868,46 @@ static PyObject *py_maxpool2d_backward(PyObject *s, PyObject *a) { return pool(a
 static PyObject *py_avgpool2d_forward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_forward", 0, 0); }
 static PyObject *py_avgpool2d_backward(PyObject *s, PyObject *a) { return pool(a, "avgpool2d_backward", 0, 1); }
 
+/* ---- issue 20: the 2x2 max-pool with window codes (and a ReLU folded in) ----------------------------------------
+ * maxpool2x2_forward(y, code, x, relu) and maxpool2x2_backward(dx, dy, code): the full-size array (x or dx) gives the
+ * type and the sizes, which must be at least 2x2. Backward reads code unchecked: every byte is a valid code. */
+static PyObject *maxpool2x2(PyObject *args, const char *fn, int backward)
+{
+    PyObject *o[3];
+    int relu = 0;
+    int parsed = backward ? PyArg_ParseTuple(args, parse_format("OOO", fn).s, &o[0], &o[1], &o[2])
+                          : PyArg_ParseTuple(args, parse_format("OOOp", fn).s, &o[0], &o[1], &o[2], &relu);
+    if (!parsed) return NULL;
+    const char *full_name = backward ? "dx" : "x", *pooled_name = backward ? "dy" : "y";
+    PyObject *ofull = o[backward ? 0 : 2], *opooled = o[backward ? 1 : 0], *ocode = o[backward ? 2 : 1];
+    int t = real_type(ofull, fn, full_name);
+    PyArrayObject *full = t < 0 ? NULL : array_arg(ofull, fn, full_name, t, 4, NULL, backward ? WRITE : READ);
+    if (!full) return NULL;
+    if (DIM(full, 2) < 2 || DIM(full, 3) < 2)
+        return PyErr_Format(PyExc_ValueError, "%s: argument '%s' must have planes of at least 2x2, got %dx%d", fn,
+                            full_name, DIM(full, 2), DIM(full, 3));
+    npy_intp od[] = {PyArray_DIM(full, 0), PyArray_DIM(full, 1), PyArray_DIM(full, 2) / 2, PyArray_DIM(full, 3) / 2};
+    PyArrayObject *pooled = array_arg(opooled, fn, pooled_name, t, 4, od, backward ? READ : WRITE);
+    PyArrayObject *code = pooled ? array_arg(ocode, fn, "code", NPY_UINT8, 4, od, backward ? READ : WRITE) : NULL;
+    int full_role = backward ? OUT : IN, pooled_role = backward ? IN : OUT;
+    if (!code || check_overlap(fn, OPERANDS({full_name, full, full_role}, {pooled_name, pooled, pooled_role},
+                                            {"code", code, pooled_role})))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (backward)
+        CALL(t, maxpool2x2_backward, DATA(full), DATA(pooled), DATA(code), DIM(full, 0), DIM(full, 1), DIM(full, 2),
+             DIM(full, 3));
+    else
+        CALL(t, maxpool2x2_forward, DATA(pooled), DATA(code), DATA(full), DIM(full, 0), DIM(full, 1), DIM(full, 2),
+             DIM(full, 3), relu);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_maxpool2x2_forward(PyObject *s, PyObject *a) { return maxpool2x2(a, "maxpool2x2_forward", 0); }
+static PyObject *py_maxpool2x2_backward(PyObject *s, PyObject *a) { return maxpool2x2(a, "maxpool2x2_backward", 1); }
+/* ---- end of issue 20's 2x2 max-pool ---- */
+
 /* ---- image: affine warps ------------------------------------------------------------------------ */
 
 static PyObject *py_affine_transform_forward(PyObject *self, PyObject *args)
@@ -1371,7 +1412,8 @@ static PyObject *py_mlp_epoch(PyObject *self, PyObject *args)
 static PyObject *elementwise_merge(PyObject *args, const char *fn, int multiply)
 {
     PyObject *oy, *oa, *ob;
-    if (!PyArg_ParseTuple(args, parse_format("OOO", fn).s, &oy, &oa, &ob)) return NULL;
+    int relu = 0; /* add_forward's optional flag (issue 20) */
+    if (!PyArg_ParseTuple(args, parse_format(multiply ? "OOO" : "OOO|p", fn).s, &oy, &oa, &ob, &relu)) return NULL;
     PyArrayObject *a = elementwise_arg(oa, fn, "a");
     PyArrayObject *b = a ? like(ob, fn, "b", a, READ) : NULL;
     PyArrayObject *y = b ? like(oy, fn, "y", a, WRITE) : NULL;
@@ -1380,7 +1422,7 @@ static PyObject *elementwise_merge(PyObject *args, const char *fn, int multiply)
     size_t count = (size_t)PyArray_SIZE(a);
     Py_BEGIN_ALLOW_THREADS
     if (multiply) CALL(t, multiply_forward, DATA(y), DATA(a), DATA(b), count);
-    else CALL(t, add_forward, DATA(y), DATA(a), DATA(b), count);
+    else CALL(t, add_forward, DATA(y), DATA(a), DATA(b), count, relu);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -1539,9 +1581,9 @@ static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
     static const char *fn = "batchnorm_forward";
     PyObject *oy, *omean, *oinv, *omm, *omv, *ox, *og, *ob;
     double eps, momentum;
-    int training, ok = 1;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOddp:batchnorm_forward", &oy, &omean, &oinv, &omm, &omv, &ox, &og, &ob, &eps,
-                          &momentum, &training))
+    int training, relu = 0, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOddp|p:batchnorm_forward", &oy, &omean, &oinv, &omm, &omv, &ox, &og, &ob, &eps,
+                          &momentum, &training, &relu))
         return NULL;
     int t = real_type(ox, fn, "x");
     PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 3, NULL, READ);
@@ -1561,7 +1603,7 @@ static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     CALL(t, batchnorm_forward, DATA(y), DATA(mean), DATA(inv), DATA(mm), DATA(mv), DATA(x), DATA(gamma), DATA(beta),
-         DIM(x, 0), DIM(x, 1), DIM(x, 2), eps, momentum, training);
+         DIM(x, 0), DIM(x, 1), DIM(x, 2), eps, momentum, training, relu);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -1569,10 +1611,10 @@ static PyObject *py_batchnorm_forward(PyObject *self, PyObject *args)
 static PyObject *py_batchnorm_backward(PyObject *self, PyObject *args)
 {
     static const char *fn = "batchnorm_backward";
-    PyObject *odx, *odg, *odb, *ody, *ox, *omean, *oinv, *og;
+    PyObject *odx, *odg, *odb, *ody, *ox, *omean, *oinv, *og, *orelu = Py_None;
     int training, accumulate = 1, ok = 1;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOp|p:batchnorm_backward", &odx, &odg, &odb, &ody, &ox, &omean, &oinv, &og,
-                          &training, &accumulate))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOp|pO:batchnorm_backward", &odx, &odg, &odb, &ody, &ox, &omean, &oinv, &og,
+                          &training, &accumulate, &orelu))
         return NULL;
     int t = real_type(ox, fn, "x");
     PyArrayObject *x = t < 0 ? NULL : array_arg(ox, fn, "x", t, 3, NULL, READ);
@@ -1586,12 +1628,14 @@ static PyObject *py_batchnorm_backward(PyObject *self, PyObject *args)
     PyArrayObject *dx = ok ? optional_arg(odx, &ok, fn, "dx", t, 3, PyArray_DIMS(x), WRITE) : NULL;
     PyArrayObject *dg = ok ? optional_arg(odg, &ok, fn, "dgamma", t, 1, ch, WRITE) : NULL;
     PyArrayObject *db = ok ? optional_arg(odb, &ok, fn, "dbeta", t, 1, ch, WRITE) : NULL;
+    PyArrayObject *ry = ok ? optional_arg(orelu, &ok, fn, "relu_y", t, 3, PyArray_DIMS(x), READ) : NULL;
     if (!ok || check_overlap(fn, OPERANDS({"dx", dx, OUT}, {"dgamma", dg, OUT}, {"dbeta", db, OUT}, {"dy", dy, IN},
-                                          {"x", x, IN}, {"mean", mean, IN}, {"invstd", inv, IN}, {"gamma", gamma, IN})))
+                                          {"x", x, IN}, {"mean", mean, IN}, {"invstd", inv, IN}, {"gamma", gamma, IN},
+                                          {"relu_y", ry, IN})))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    CALL(t, batchnorm_backward, DATA(dx), DATA(dg), DATA(db), DATA(dy), DATA(x), DATA(mean), DATA(inv), DATA(gamma),
-         DIM(x, 0), DIM(x, 1), DIM(x, 2), training, accumulate);
+    CALL(t, batchnorm_backward, DATA(dx), DATA(dg), DATA(db), DATA(dy), DATA(ry), DATA(x), DATA(mean), DATA(inv),
+         DATA(gamma), DIM(x, 0), DIM(x, 1), DIM(x, 2), training, accumulate);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -2144,9 +2188,21 @@ static PyMethodDef methods[] = {
     METHOD(avgpool2d_backward, "avgpool2d_backward(dx: out[N, C, H, W], dy: in[N, C, OH, OW], kernel_size: (KH, KW), "
                                "stride: (SH, SW), padding: (PT, PB, PL, PR), count_include_pad: bool)\n\n"
                                "dx = the gradient through avgpool2d_forward. Sizes as maxpool2d_forward."),
+    /* issue 20: the 2x2 max-pool with window codes */
+    METHOD(maxpool2x2_forward,
+           "maxpool2x2_forward(y: out[N, C, OH, OW], code: out uint8[N, C, OH, OW], "
+           "x: in[N, C, H, W], relu: bool)\n\n"
+           "y = the maximum of each 2x2 window at stride 2 (of relu(x) when relu), OH = H/2 and "
+           "OW = W/2 rounded down, H and W at least 2; code = the winner's cell in its window, 0..3 "
+           "in row-major order, or 4 when relu and the maximum is not positive (no gradient)."),
+    METHOD(maxpool2x2_backward, "maxpool2x2_backward(dx: out[N, C, H, W], dy: in[N, C, OH, OW], "
+                                "code: in uint8[N, C, OH, OW])\n\n"
+                                "dx = dy at each window's coded cell, 0 elsewhere: the gradient through "
+                                "maxpool2x2_forward (and its relu). Sizes as maxpool2x2_forward; any code is valid."),
     /* merge (Add, Multiply, Concatenate) */
-    METHOD(add_forward, "add_forward(y: out[*], a: in[*], b: in[*])\n\n"
-                        "y = a + b element-wise, * any shape of rank 1 to 8; y may be a or b."),
+    METHOD(add_forward, "add_forward(y: out[*], a: in[*], b: in[*], relu: bool = False)\n\n"
+                        "y = a + b element-wise, * any shape of rank 1 to 8; y may be a or b. relu: y = relu(a + b) "
+                        "(the plain ReLU, NaN passing)."),
     METHOD(multiply_forward, "multiply_forward(y: out[*], a: in[*], b: in[*])\n\n"
                              "y = a·b element-wise, * any shape of rank 1 to 8; y may be a or b."),
     METHOD(multiply_backward, "multiply_backward(da: out[*] | None, db: out[*] | None, dy: in[*], a: in[*], "
@@ -2243,17 +2299,20 @@ static PyMethodDef methods[] = {
     /* ---- issue 16's layers ---- */
     METHOD(batchnorm_forward, "batchnorm_forward(y: out[N, C, S], mean: out[C], invstd: out[C], "
                               "moving_mean: inout[C], moving_var: inout[C], x: in[N, C, S], gamma: in[C] | None, "
-                              "beta: in[C] | None, eps: float, momentum: float, training: bool)\n\n"
+                              "beta: in[C] | None, eps: float, momentum: float, training: bool, relu: bool = False)"
+                              "\n\n"
                               "y = (x - mean)·invstd·gamma + beta per channel (axis 1), invstd = 1/sqrt(var + eps). "
                               "training: mean and var are the batch's (var biased) and moving_* = moving_*·momentum "
                               "+ batch·(1 - momentum); else they are moving_mean and moving_var. mean and invstd "
-                              "receive the statistics used."),
+                              "receive the statistics used. relu: y = relu(that) (the plain ReLU, NaN passing)."),
     METHOD(batchnorm_backward, "batchnorm_backward(dx: out[N, C, S] | None, dgamma: inout[C] | None, "
                                "dbeta: inout[C] | None, dy: in[N, C, S], x: in[N, C, S], mean: in[C], invstd: in[C], "
-                               "gamma: in[C] | None, training: bool, accumulate: bool = True)\n\n"
+                               "gamma: in[C] | None, training: bool, accumulate: bool = True, "
+                               "relu_y: in[N, C, S] | None = None)\n\n"
                                "dx = the input gradient (through the batch statistics when training); dgamma += "
                                "Σdy·x̂, dbeta += Σdy (= when accumulate is false); mean and invstd as the forward "
-                               "wrote them."),
+                               "wrote them. relu_y: the output of a forward with relu, dy that output's gradient, "
+                               "taken through the ReLU (0 where relu_y is not in (0, inf))."),
     METHOD(relu_forward, "relu_forward(y: out[*], x: in[*], max_value: float, negative_slope: float, "
                          "threshold: float)\n\n"
                          "y = min(x > threshold ? max(x, 0) : 0, max_value) + negative_slope·min(x - threshold, 0) "

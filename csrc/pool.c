@@ -52,7 +52,7 @@ CNN_VECTOR_CLONES static void K(maxpool2x2_row_backward)(real *restrict r, const
 }
 
 /* x (N, C, H, W) → y, argmax (N, C, H/2, W/2): tiles_2x2 geometry only */
-static void K(maxpool2x2_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
+static void K(argmax2x2_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
     CNN_FOR((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
@@ -65,7 +65,7 @@ static void K(maxpool2x2_forward)(real *y, int64_t *argmax, const real *x, const
 }
 
 /* dy, argmax (N, C, H/2, W/2) → dx (N, C, H, W), row pair by row pair */
-static void K(maxpool2x2_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
+static void K(argmax2x2_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
 {
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
     CNN_FOR((size_t)g->n * g->c * hw > CNN_PARALLEL_WORK, long, pl, (long)g->n * g->c, {
@@ -84,7 +84,7 @@ static void K(maxpool2x2_backward)(real *dx, const real *dy, const int64_t *argm
 void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_pool2d *g)
 {
     if (tiles_2x2(g)) {
-        K(maxpool2x2_forward)(y, argmax, x, g);
+        K(argmax2x2_forward)(y, argmax, x, g);
         return;
     }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -117,7 +117,7 @@ void K(maxpool2d_forward)(real *y, int64_t *argmax, const real *x, const cnn_poo
 void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, const cnn_pool2d *g)
 {
     if (tiles_2x2(g)) {
-        K(maxpool2x2_backward)(dx, dy, argmax, g);
+        K(argmax2x2_backward)(dx, dy, argmax, g);
         return;
     }
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
@@ -127,6 +127,115 @@ void K(maxpool2d_backward)(real *dx, const real *dy, const int64_t *argmax, cons
         for (size_t o = pl * ohw; o < (pl + 1) * ohw; o++) out[argmax[o]] += dy[o];
     });
 }
+
+/* ---- issue 20: the 2x2 max-pool with one byte per window, and a ReLU folded in ------------------------------
+ * The CIFAR convnets' Conv2D(relu) + MaxPooling2D(2): the window code (the winner's cell 0..3 in row-major order, or
+ * MASKED) replaces the int64 plane index, 8x less to write and read back, and backward needs no bounds check: any
+ * byte is a valid code, as a code names a cell of its own window. With relu the forward writes relu of each
+ * window's maximum (the maximum of relu(x) but for the sign of a zero) and codes a window whose maximum is not
+ * positive MASKED: the unfused pair's gradient there is 0 (activation_backward's relu reads y), and elsewhere it
+ * reaches the same cell, so backward writes the input gradient of the ReLU and the pool together, each cell once. */
+#define MASKED 4
+
+/* Windows [0, count) of one output row, count <= CHUNK: rows r0, r1 of the input → y, and code through kf, the
+ * codes as reals. Selects in the general loop's order (a later cell wins when larger or NaN), so that y matches
+ * maxpool2d_forward's bits. relu: relu of the maximum, which is the maximum of relu of the cells (up to the sign of a
+ * zero) and wins at the same cell when positive. The codes go through reals because a loop that writes bytes
+ * vectorizes 32 windows at a time, and the CIFAR planes' rows hold 4 to 16, which its scalar tail, branching on
+ * random signs, ran 5x slower; in reals the selects vectorize 4 or 8 at a time, and the narrowing copy has no
+ * branch. Long indices: under CPython's -fwrapv an int one, scaled by 2, defeats the vectorizer (as
+ * maxpool2x2_row's). Always inlined: GCC otherwise outlines it for the baseline ISA only, out of max2x2_plane's
+ * AVX2 clone (10x slower). */
+#define CHUNK 64
+static inline __attribute__((always_inline)) void K(max2x2_windows)(real *restrict y, uint8_t *restrict code,
+                                                                    const real *restrict r0, const real *restrict r1,
+                                                                    long count, int relu)
+{
+    real kf[CHUNK];
+    for (long ow = 0; ow < count; ow++) {
+        real m = r0[2 * ow], v = r0[2 * ow + 1], k = 0;
+        int t = v > m || v != v;
+        m = t ? v : m, k = t ? 1 : k;
+        v = r1[2 * ow], t = v > m || v != v;
+        m = t ? v : m, k = t ? 2 : k;
+        v = r1[2 * ow + 1], t = v > m || v != v;
+        m = t ? v : m, k = t ? 3 : k;
+        if (relu) /* activation_forward's relu (NaN passes); activation_backward's mask, off y */
+            m = m < 0 ? 0 : m, k = m <= 0 ? MASKED : k;
+        y[ow] = m;
+        kf[ow] = k;
+    }
+    for (long ow = 0; ow < count; ow++) code[ow] = (uint8_t)kf[ow];
+}
+
+/* relu a constant in each copy, so that both loops vectorize without a test per window */
+CNN_VECTOR_CLONES static void K(max2x2_plane)(real *y, uint8_t *code, const real *x, int h, int w, int relu)
+{
+    long ow_n = w / 2;
+    for (long oh = 0; oh < h / 2; oh++)
+        for (long ow = 0; ow < ow_n; ow += CHUNK) {
+            const real *r0 = x + 2 * oh * w + 2 * ow;
+            long o = oh * ow_n + ow, count = ow_n - ow < CHUNK ? ow_n - ow : CHUNK;
+            if (relu) K(max2x2_windows)(y + o, code + o, r0, r0 + w, count, 1);
+            else K(max2x2_windows)(y + o, code + o, r0, r0 + w, count, 0);
+        }
+}
+#undef CHUNK
+
+/* Windows [0, count) of one output row's gradient dy, code → input rows r0, r1, count <= CHUNK, every cell written
+ * once: dy + 0 at the winner (the unfused backward's 0 + dy, which makes a -0 gradient +0), 0 elsewhere. The codes
+ * are widened to reals first, for max2x2_windows' reason. */
+#define CHUNK 64
+static inline __attribute__((always_inline)) void K(max2x2_windows_backward)(real *restrict r0, real *restrict r1,
+                                                                             const real *restrict dy,
+                                                                             const uint8_t *restrict code, long count)
+{
+    real kf[CHUNK];
+    for (long ow = 0; ow < count; ow++) kf[ow] = code[ow];
+    for (long ow = 0; ow < count; ow++) {
+        real g = dy[ow] + 0, k = kf[ow];
+        r0[2 * ow] = k == 0 ? g : 0;
+        r0[2 * ow + 1] = k == 1 ? g : 0;
+        r1[2 * ow] = k == 2 ? g : 0;
+        r1[2 * ow + 1] = k == 3 ? g : 0;
+    }
+}
+
+CNN_VECTOR_CLONES static void K(max2x2_plane_backward)(real *dx, const real *dy, const uint8_t *code, int h, int w)
+{
+    long ow_n = w / 2;
+    for (long oh = 0; oh < h / 2; oh++) {
+        real *r0 = dx + 2 * oh * w;
+        for (long ow = 0; ow < ow_n; ow += CHUNK) {
+            long o = oh * ow_n + ow, count = ow_n - ow < CHUNK ? ow_n - ow : CHUNK;
+            K(max2x2_windows_backward)(r0 + 2 * ow, r0 + w + 2 * ow, dy + o, code + o, count);
+        }
+        if (w & 1) r0[w - 1] = r0[2 * w - 1] = 0; /* an odd width's last column */
+    }
+    if (h & 1) /* an odd height's last row */
+        for (long p = 0; p < w; p++) dx[(long)(h - 1) * w + p] = 0;
+}
+#undef CHUNK
+
+/* x (N, C, H, W) → y, code (N, C, H/2, W/2): y the maximum of each 2x2 window at stride 2 (of relu(x) when relu),
+ * code the winner's cell in its window (0..3 row-major) or MASKED (relu, and the maximum is not positive) */
+void K(maxpool2x2_forward)(real *y, uint8_t *code, const real *x, int n, int c, int h, int w, int relu)
+{
+    size_t hw = (size_t)h * w, ohw = (size_t)(h / 2) * (w / 2);
+    CNN_FOR((size_t)n * c * hw > CNN_PARALLEL_WORK, long, pl, (long)n *c,
+            { K(max2x2_plane)(y + pl * ohw, code + pl * ohw, x + pl * hw, h, w, relu); });
+}
+
+/* dy, code (N, C, H/2, W/2) → dx (N, C, H, W) overwritten: dy at each window's coded cell, 0 elsewhere (the whole
+ * window when MASKED, or any other byte) */
+void K(maxpool2x2_backward)(real *dx, const real *dy, const uint8_t *code, int n, int c, int h, int w)
+{
+    size_t hw = (size_t)h * w, ohw = (size_t)(h / 2) * (w / 2);
+    CNN_FOR((size_t)n * c * hw > CNN_PARALLEL_WORK, long, pl, (long)n *c,
+            { K(max2x2_plane_backward)(dx + pl * hw, dy + pl * ohw, code + pl * ohw, h, w); });
+}
+#undef MASKED
+/* ---- end of issue 20's 2x2 max-pool ---- */
 
 /* The window of output (oh, ow) clipped to the input, and its divisor. False when it holds no real cell. */
 static inline int K(avg_window)(const cnn_pool2d *g, int oh, int ow, int count_include_pad, int *h0, int *h1, int *w0,

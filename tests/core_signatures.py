@@ -12,6 +12,7 @@ Argument specs:
   Arr("N,K", write=False, optional=False)  float array of the call's dtype; sizes are symbols shared by the
                                            row ("*" = one shared element-wise shape of rank 1 to 4)
   Labels("N", "K", write=False)            int64 indices, shape N, values in [0, K) ("H·W": a product)
+  Bytes("N", write=False)                  uint8 codes, shape N, any values (every byte is a valid code)
   Real(lo, hi)                             a float in [lo, hi]
   Int(lo, hi)                              an int (or enum code) in [lo, hi]
   Bool(value=None)                         a flag (value fixes it: the shapes of the row depend on it)
@@ -50,6 +51,11 @@ class Arr:
 class Labels:
     def __init__(self, shape, classes, write=False):
         self.shape, self.classes, self.write = shape, classes, write
+
+
+class Bytes:
+    def __init__(self, shape, write=False):
+        self.shape, self.write = shape, write
 
 
 class Real:
@@ -96,7 +102,7 @@ class Const:
 
 
 class Arg:
-    """One argument as its docstring states it. kind: "real" (float array), "int64" (index or width array),
+    """One argument as its docstring states it. kind: "real" (float array), "int64" (index or width array), "uint8",
     "float", "int", "bool", "size" (a capital: an int equal to that size) or "tuple" (of `items`)."""
 
     def __init__(self, name, kind, shape=None, write=False, optional=False, default=False, bound=None, items=()):
@@ -107,7 +113,7 @@ class Arg:
         return f"Arg({self.name}: {self.kind})"
 
 
-_ARRAY = re.compile(r"(?P<access>in|out|inout)(?P<int64> int64)?\[(?P<shape>[^\]]*)\]( < (?P<bound>\S+))?"
+_ARRAY = re.compile(r"(?P<access>in|out|inout)(?P<int> int64| uint8)?\[(?P<shape>[^\]]*)\]( < (?P<bound>\S+))?"
                     r"(?P<none> \| None)?$")
 
 
@@ -130,7 +136,7 @@ def _arg(text):
     kind, _, default = kind.partition(" = ")
     array = _ARRAY.match(kind)
     if array:
-        return Arg(name, "int64" if array["int64"] else "real", shape=array["shape"].replace(" ", ""),
+        return Arg(name, array["int"].strip() if array["int"] else "real", shape=array["shape"].replace(" ", ""),
                    write=array["access"] != "in", optional=bool(array["none"]), default=bool(default),
                    bound=array["bound"])
     if kind.startswith("("):
@@ -190,6 +196,8 @@ def _spec(arg, specs):
     if arg.kind == "int64":
         assert arg.bound, f"{arg.name}: an int64 array without a bound (layer widths) needs the row's Units spec"
         return Labels(arg.shape, arg.bound, arg.write)
+    if arg.kind == "uint8":
+        return Bytes(arg.shape, arg.write)
     if arg.kind == "size":
         return Size(arg.shape)
     if arg.kind == "tuple":
@@ -320,6 +328,11 @@ SIGNATURES = [
     *_sparse_rows(),
     *_conv_rows(),
     *_pool_rows(),
+    # issue 20: the 2x2 max-pool with window codes (planes of at least 2x2)
+    Row("maxpool2x2_forward", derive={"OH": lambda s: s["H"] // 2, "OW": lambda s: s["W"] // 2},
+        ranges={"H": (2, 9), "W": (2, 9)}),
+    Row("maxpool2x2_backward", derive={"OH": lambda s: s["H"] // 2, "OW": lambda s: s["W"] // 2},
+        ranges={"H": (2, 9), "W": (2, 9)}),
     # image: affine warps, one matrix for every image or one each
     Row("affine_transform_forward", order=Int(0, 1), fill=Int(0, 2), cval=Real(-2.0, 2.0),
         derive={"M": lambda s: 1, "2": lambda s: 2, "3": lambda s: 3}),
@@ -429,6 +442,8 @@ def _draw(row, pick, dtype, ranges=None):
             args.append(_labels(pick, shape, k))
         elif isinstance(a, Indptr):
             args.append(_indptr(pick, sizes[a.rows], sizes[a.nnz]))
+        elif isinstance(a, Bytes):
+            args.append(np.random.default_rng(pick.integer(0, 2**32 - 1)).integers(0, 256, dims(a.shape), np.uint8))
         elif isinstance(a, Const):
             args.append(a.value)
         else:
@@ -601,6 +616,8 @@ def broken_call(row, pick, dtype):
         elif isinstance(spec, Arr):
             base = valid[i] if valid[i] is not None else _values(pick, (2, 3), dtype)
             args[i] = _bad_array(pick, base, dtype)
+        elif isinstance(spec, Bytes):
+            args[i] = _bad_array(pick, valid[i], dtype)
         elif isinstance(spec, Indptr):  # out of range, decreasing, the wrong length or type
             args[i] = _bad_labels(pick, valid[i][::-1].copy() if pick.chance(0.3) else valid[i], sizes[spec.nnz] + 1)
         elif isinstance(spec, Const):

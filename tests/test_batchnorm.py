@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import cnn
 from cnn import _core
 from cnn.layers import BatchNormalization, Conv2D, Dense
-from cnn.layers.normalization import inference_steps
+from cnn.layers.fusion import chain_steps
 from conftest import DTYPES, assert_close, central_differences
 
 # (n, c, h, w) and the dense (n, features) case as w = h = None; batch 1 included (a plane of several pixels)
@@ -188,7 +188,7 @@ def test_predict_folds_into_previous_layer(rng, dtype, kind):
     bn = model.layers[1]
     bn.set_weights([rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4), rng.random(4) + 0.5])
     prev.weights[1][...] = rng.standard_normal(4)
-    assert [params is not None for _, params in inference_steps(model.layers)] == [True, False]
+    assert ["params" in kwargs for _, _, kwargs in chain_steps(model.layers, False)] == [True, False]
     unfused = np.maximum(bn.forward(prev.forward(x).copy(), training=False), 0)
     fused = model.predict(x, verbose=0)
     assert_close(fused, unfused, dtype, factor=10)
@@ -199,7 +199,7 @@ def test_no_fold_across_an_activation():
     # BatchNormalization after the ReLU normalises the rectified output: no affine fold exists
     model = cnn.Sequential([Conv2D(2, 3, activation="relu", input_shape=(1, 5, 5)), BatchNormalization()])
     model.build()
-    assert [params is None for _, params in inference_steps(model.layers)] == [True, True]
+    assert ["params" not in kwargs for _, _, kwargs in chain_steps(model.layers, False)] == [True, True]
 
 
 def test_bad_arguments():

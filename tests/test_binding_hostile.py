@@ -209,7 +209,7 @@ def test_byte_swapped_arrays_are_refused(row, args):
     """Every array argument of every binding, in turn, in the other byte order: a TypeError that names the
     function, says native byte order was expected and which order came (the kernels read such bytes as native)."""
     for i, a in enumerate(args):
-        if not isinstance(a, np.ndarray):
+        if not isinstance(a, np.ndarray) or a.dtype.itemsize == 1:  # a byte has no order (maxpool2x2's codes)
             continue
         bad = list(args)
         bad[i] = swapped(a)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 
+from .layers.fusion import relu_fusion
 from .layers.input_layer import InputLayer
 from .layers.normalization import foldable
 from .layers.node import KerasTensor
@@ -107,6 +108,26 @@ class Plan:
             self.steps.append((runner, sources, id(node.output), node.layer.multi_input, need_dx))
         self.inputs_set = inputs_set
         self.folds = self._folds()
+        self.fusions = self._fusions()
+
+    def _single_readers(self):
+        """{a step's output id: the index of the step that reads it} for outputs read by exactly one step and not
+        model outputs."""
+        readers = Counter(s for _, sources, _, _, _ in self.steps for s in sources)
+        readers.update(self.output_ids)
+        return {s: j for j, (_, sources, _, _, _) in enumerate(self.steps) for s in sources if readers[s] == 1}
+
+    def _fusions(self):
+        """{index of a step: (index of the step that reads its output alone, relu_fusion's kind)}: pairs in which
+        one takes over a ReLU (layers/fusion.py), in training and at inference (where a fold absorbs the
+        BatchNormalization of a "bn" pair, that pair is not fused)."""
+        reader, fusions = self._single_readers(), {}
+        for i, (first, _, out, _, _) in enumerate(self.steps):
+            j = reader.get(out)
+            kind = None if j is None or self.steps[j][3] else relu_fusion(first, self.steps[j][0])
+            if kind:
+                fusions[i] = (j, kind)
+        return fusions
 
     def _folds(self):
         """{index of a Conv2D or Dense step: index of the BatchNormalization step that is its output's only
@@ -124,10 +145,19 @@ class Plan:
 
     def forward(self, xs, training, logit_ids=()):
         """The outputs' arrays; the outputs in logit_ids stop before their layer's activation. Inference
-        (training False) runs each folded Conv2D/Dense + BatchNormalization pair as one call."""
+        (training False) runs each folded Conv2D/Dense + BatchNormalization pair as one call; both run the ReLU
+        fusions (a ReLU a BatchNormalization or an Add takes over does not run: its output is theirs)."""
         values = dict(zip(self.input_ids, xs))
         folds = {} if training else self.folds
         absorbed = set(folds.values())
+        fusions = {i: f for i, f in self.fusions.items() if i not in absorbed}
+        kwargs = {}
+        for i, (j, kind) in fusions.items():
+            if kind == "pool":
+                kwargs[i], kwargs[j] = {"logits": True}, {"relu": True}
+            else:  # "bn", "add": the first writes the ReLU's output, which does not run
+                kwargs[i] = {"relu": True}
+                absorbed.add(j)
         for i, (runner, sources, out, multi, _) in enumerate(self.steps):
             if i in absorbed:
                 continue
@@ -138,7 +168,9 @@ class Plan:
             elif out in logit_ids:
                 values[out] = runner.forward(x, training=training, logits=True)
             else:
-                values[out] = runner.forward(x, training=training)
+                values[out] = runner.forward(x, training=training, **kwargs.get(i, {}))
+            if i in fusions and fusions[i][1] != "pool":
+                values[self.steps[fusions[i][0]][2]] = values[out]
         return [values[o] for o in self.output_ids]
 
     def backward(self, douts, ws):
@@ -150,7 +182,11 @@ class Plan:
             grads = {}
             for o, d in zip(self.output_ids, douts):
                 grads[o] = d if o not in grads else ws.add(grads[o], d)
-            for runner, sources, out, multi, need_dx in reversed(self.steps):
+            taken = {j: self.steps[i][2] for i, (j, kind) in self.fusions.items() if kind != "pool"}
+            for j, (runner, sources, out, multi, need_dx) in reversed(list(enumerate(self.steps))):
+                if j in taken:  # a ReLU its BatchNormalization or Add took over: the gradient goes to it as it is
+                    grads[taken[j]] = grads.pop(out)
+                    continue
                 dy = grads.pop(out)
                 ws.lend(dy, grads.values())
                 dx = runner.backward(dy, need_dx=need_dx)

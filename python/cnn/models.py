@@ -42,7 +42,7 @@ from .layers._workspace import Workspace
 from .layers.base import Layer
 from .layers.input_layer import InputLayer
 from .layers.node import KerasTensor
-from .layers.normalization import inference_steps
+from .layers.fusion import chain_steps
 from .training import Trainer
 
 if TYPE_CHECKING:
@@ -430,24 +430,30 @@ class Sequential(Model):
         return act is not None and self.loss.fuses(act.name)
 
     def _forward(self, x, training, logits):
-        """Inference folds each BatchNormalization into the Conv2D or Dense before it (one pass fewer)."""
-        steps = [(layer, None) for layer in self.layers] if training else inference_steps(self.layers)
+        """Inference folds each BatchNormalization into the Conv2D or Dense before it (one pass fewer); training and
+        inference let a neighbour take over a ReLU (layers/fusion.py). The layers a training pass ran are kept for
+        the backward."""
+        steps = chain_steps(self.layers, training)
+        if training:
+            self._ran = [i for i, _, _ in steps]
         h = x
-        for layer, params in steps[:-1]:
-            h = layer.forward(h, training=training) if params is None else layer.forward(h, params=params)
-        last, params = steps[-1]
-        extra = {} if params is None else {"params": params}
-        return last.forward(h, training=training, logits=True, **extra) if logits else \
-            last.forward(h, training=training, **extra)
+        for _, layer, kwargs in steps[:-1]:
+            h = layer.forward(h, training=training, **kwargs) if "params" not in kwargs else layer.forward(h, **kwargs)
+        _, last, kwargs = steps[-1]
+        if "params" in kwargs:
+            return last.forward(h, logits=True, **kwargs) if logits else last.forward(h, **kwargs)
+        return last.forward(h, training=training, logits=True, **kwargs) if logits else \
+            last.forward(h, training=training, **kwargs)
 
     def _backward(self, dout):
-        """Gradients of every weight into the flat gradient buffer, from the output's gradient."""
+        """Gradients of every weight into the flat gradient buffer, from the output's gradient, through the layers
+        the last training pass ran (a ReLU a BatchNormalization took over did not run)."""
         for g in self._accumulated_grads:
             g.fill(0)
         ws = self._workspace
         ws.begin()
         try:
-            for i in range(len(self.layers) - 1, -1, -1):
+            for i in reversed(self._ran):
                 dout = self.layers[i].backward(dout, need_dx=i > 0)
                 ws.chain(dout)  # frees what the layer read; in a chain the next layer may write over dout
         finally:

@@ -52,16 +52,27 @@ class _ElementWise(_Merge):
 class Add(_ElementWise):
     """y = x0 + x1 + ..., summed left to right; each input's gradient is dy itself."""
 
-    def forward(self, xs, training=False):
+    def forward(self, xs, training=False, relu=False):
+        """relu=True returns relu of the sum, a plain ReLU layer after this one taken over (layers/fusion.py); backward
+        then takes the gradient of that output."""
         xs = self.check_input(xs)
         y = reuse(self._buffers, "y", xs[0].shape, xs[0].dtype)
-        _core.add_forward(y, xs[0], xs[1])
-        for x in xs[2:]:
-            _core.add_forward(y, y, x)
+        _core.add_forward(y, xs[0], xs[1], relu and len(xs) == 2)
+        for k, x in enumerate(xs[2:], 3):
+            _core.add_forward(y, y, x, relu and k == len(xs))
+        self._relu_y = y if relu else None
         return y
 
     def backward(self, dy, need_dx=True):
-        return [dy] * len(self.input_shape) if need_dx else None
+        """Each input's gradient is dy itself, or dy through the ReLU taken over (one array for every input)."""
+        if not need_dx:
+            return None
+        if self._relu_y is not None:  # relu_backward of the ReLU's output: where it is positive its input was
+            y, dy = self._relu_y, np.ascontiguousarray(dy)
+            dx = gradient(self, "dx", y.shape, y.dtype, over=dy)
+            _core.relu_backward(dx, dy, y, np.inf, 0.0, 0.0)
+            dy = dx
+        return [dy] * len(self.input_shape)
 
 
 class Multiply(_ElementWise):

@@ -73,8 +73,10 @@ class BatchNormalization(Layer):
         dbeta = grads.pop(0) if self.center else None
         return gamma, beta, weights[0], weights[1], dgamma, dbeta
 
-    def forward(self, x, training=False):
-        """training=True normalises with the batch's statistics and updates the moving ones in place."""
+    def forward(self, x, training=False, relu=False):
+        """training=True normalises with the batch's statistics and updates the moving ones in place. relu=True
+        returns relu of the result, a plain ReLU layer after this one taken over (layers/fusion.py); backward then
+        takes the gradient of that output."""
         self.check_input(x)
         x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
         gamma, beta, moving_mean, moving_var, _, _ = self._parts()
@@ -82,16 +84,17 @@ class BatchNormalization(Layer):
         mean = reuse(self._buffers, "mean", (x3.shape[1],), x3.dtype)
         invstd = reuse(self._buffers, "invstd", (x3.shape[1],), x3.dtype)
         _core.batchnorm_forward(y, mean, invstd, moving_mean, moving_var, x3, gamma, beta, self.epsilon,
-                                self.momentum, bool(training))
-        self._cache = (x3, mean, invstd, bool(training))
+                                self.momentum, bool(training), relu)
+        self._cache = (x3, mean, invstd, bool(training), y if relu else None)
         return y.reshape(x.shape)
 
     def backward(self, dy, need_dx=True):
-        x3, mean, invstd, training = self._cache
+        x3, mean, invstd, training, relu_y = self._cache
         gamma, _, _, _, dgamma, dbeta = self._parts()
         dy3 = np.ascontiguousarray(dy).reshape(x3.shape)
         dx = gradient(self, "dx", x3.shape, x3.dtype) if need_dx else None
-        _core.batchnorm_backward(dx, dgamma, dbeta, dy3, x3, mean, invstd, gamma, training, not self.overwrites_grads)
+        _core.batchnorm_backward(dx, dgamma, dbeta, dy3, x3, mean, invstd, gamma, training, not self.overwrites_grads,
+                                 relu_y)
         return dx.reshape(dy.shape) if need_dx else None
 
     def folded(self, layer):
@@ -115,18 +118,3 @@ def foldable(layer, bn):
     """A Conv2D, or a Dense with (None, units) outputs, whose output goes straight into bn (no activation)."""
     return (isinstance(bn, BatchNormalization) and isinstance(layer, (Conv2D, Dense))
             and layer.activation.name == "linear" and (isinstance(layer, Conv2D) or len(layer.output_shape) == 1))
-
-
-def inference_steps(layers):
-    """[(layer, params)] for an inference pass over a chain of layers: a Conv2D or Dense directly followed by a
-    BatchNormalization runs with the normalisation folded into its kernel and bias (params), and the
-    BatchNormalization is skipped; every other layer runs as it is (params None)."""
-    steps, i = [], 0
-    while i < len(layers):
-        if i + 1 < len(layers) and foldable(layers[i], layers[i + 1]):
-            steps.append((layers[i], layers[i + 1].folded(layers[i])))
-            i += 2
-        else:
-            steps.append((layers[i], None))
-            i += 1
-    return steps

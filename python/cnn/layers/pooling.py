@@ -62,11 +62,22 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """The maximum of each window; the first maximum in row-major order takes the gradient (PyTorch CPU)."""
 
-    def forward(self, x, training=False):
+    def tiles(self):
+        """Whether the windows are 2x2 at stride 2 without padding: maxpool2x2 keeps a byte per window (not an
+        int64 index) and may take over the ReLU before it (layers/fusion.py)."""
+        return self.pool_size == (2, 2) and self.strides == (2, 2) and self.pads == (0, 0, 0, 0)
+
+    def forward(self, x, training=False, relu=False):
+        """relu=True pools relu(x) (tiles() only): backward then gives the gradient through the ReLU too."""
         self.check_input(x)
         x = np.ascontiguousarray(x)
         shape = (x.shape[0],) + self.output_shape
         y = reuse(self._buffers, "y", shape, x.dtype)
+        if self.tiles():
+            code = reuse(self._buffers, "code", shape, np.uint8)
+            _core.maxpool2x2_forward(y, code, x, relu)
+            self._cache = (x.shape, x.dtype, code)
+            return y
         argmax = reuse(self._buffers, "argmax", shape, np.int64)
         _core.maxpool2d_forward(y, argmax, x, *self._geometry())
         self._cache = (x.shape, x.dtype, argmax)
@@ -75,9 +86,12 @@ class MaxPooling2D(_Pooling2D):
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        shape, dtype, argmax = self._cache
+        shape, dtype, index = self._cache
         dx = gradient(self, "dx", shape, dtype)
-        _core.maxpool2d_backward(dx, np.ascontiguousarray(dy), argmax, *self._geometry())
+        if index.dtype == np.uint8:
+            _core.maxpool2x2_backward(dx, np.ascontiguousarray(dy), index)
+        else:
+            _core.maxpool2d_backward(dx, np.ascontiguousarray(dy), index, *self._geometry())
         return dx
 
 
