@@ -441,10 +441,11 @@ void K(warp_matrix_forward)(real *matrix, const real *draws, const cnn_warp_matr
 
 /* ---- conv_depthwise.c: conv2d's depthwise path (groups = C > 1), but the 1x1 per-channel scale -------------
  * x (N, C, H, W), w (OC, 1, KH, KW) with OC = m·C, b (OC) or NULL, y (N, OC, OH, OW), geometry as conv2d's.
- * forward: y[n, o] = b[o] + x[n, o/m] ⋆ w[o]. backward: dx (N, C, H, W) overwritten (NULL skips it), dw [+]=. */
+ * forward: y[n, o] = b[o] + x[n, o/m] ⋆ w[o]. backward: dx (N, C, H, W) overwritten (NULL skips it), dw and db
+ * (NULL skips it) [+]=. */
 void K(conv2d_depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g);
-void K(conv2d_depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g,
-                                  int accumulate);
+void K(conv2d_depthwise_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w,
+                                  const cnn_conv2d *g, int accumulate);
 
 /* ---- reference.c -------------------------------------------------------------------------
  * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.

@@ -435,6 +435,11 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 {
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
+    conv_path path = conv2d_path(g);
+    if (path == PATH_DEPTHWISE && !is_scale(g)) { /* conv_depthwise.c sums db while dy is in cache */
+        K(conv2d_depthwise_backward)(dx, dw, db, dy, x, w, g, accumulate);
+        return;
+    }
     if (db && ohw == 1) { /* one pixel per plane (the dense path): rows of dy summed in batch order, as vectors */
         for (int o = 0; o < g->oc; o++) db[o] = accumulate ? db[o] : 0;
         for (int n = 0; n < g->n; n++)
@@ -446,10 +451,8 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
             db[o] = accumulate ? db[o] + acc : acc;
         });
     }
-    conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE) {
-        if (is_scale(g)) K(scale_backward)(dx, dw, dy, x, w, g, accumulate);
-        else K(conv2d_depthwise_backward)(dx, dw, dy, x, w, g, accumulate);
+        K(scale_backward)(dx, dw, dy, x, w, g, accumulate);
         return;
     }
     if (path == PATH_DIRECT) {

@@ -14,59 +14,55 @@
 
 /* One row of outputs t < n, written at out[t·os]: out = init + Σ_p Σ_k Σ_l w[p·wp + k·wr + l·wc] ·
  * in[p·ip + k·ir + col] over the taps whose col = c0 + t·s + l·ic falls in [0, width), the rest padding.
- * planes p (the m output channels of an input gradient), tap rows k (those inside the input), tap columns l. */
+ * planes p (the m output channels of an input gradient), tap rows k (those inside the input), tap columns l.
+ * Outputs [ta, tb) have every tap inside the row (dw_interior). A plane's rows share all but rows, ir, wr: the
+ * builders set the columns' part once (_cols) and the rows' part per row (_rows). */
 typedef struct {
     int n, os, planes, rows, cols;
     ptrdiff_t ip, ir, wp, wr, wc;
-    long ic, s, c0, width;
+    long ic, s, c0, width, ta, tb;
 } dw_row;
 
 static long floor_div(long a, long b) { return a >= 0 ? a / b : -((-a + b - 1) / b); } /* b > 0 */
 static long gcd(long a, long b) { return b ? gcd(b, a % b) : a; }
 
-/* the outputs [ta, tb) of row r whose every tap lies inside the input row: no padding, so vectors */
-static void dw_interior(const dw_row *r, long *ta, long *tb)
+static void dw_interior(dw_row *r)
 {
     long reach = (long)(r->cols - 1) * r->ic, lo = r->c0 + (reach < 0 ? reach : 0),
          hi = r->c0 + (reach > 0 ? reach : 0);
     long a = lo >= 0 ? 0 : (-lo + r->s - 1) / r->s, b = hi >= r->width ? 0 : (r->width - hi + r->s - 1) / r->s;
-    *ta = a < r->n ? a : r->n;
-    *tb = b < r->n ? b : r->n;
-    if (*tb < *ta) *tb = *ta;
+    r->ta = a < r->n ? a : r->n;
+    r->tb = b < r->n ? b : r->n;
+    if (r->tb < r->ta) r->tb = r->ta;
 }
 
-/* the taps k < count with base + k·step in [0, limit), step > 0: [lo, hi) */
-static void tap_range(long base, long step, int count, long limit, int *lo, int *hi)
+/* The forward: tap (i, j) of output (oh, t) reads x[oh·sh - pt + i·dh, t·sw - pl + j·dw]. */
+static void dw_forward_cols(dw_row *r, const cnn_conv2d *g)
 {
-    long a = base >= 0 ? 0 : (-base + step - 1) / step, b = base >= limit ? 0 : (limit - 1 - base) / step + 1;
-    *lo = (int)(a < count ? a : count);
-    *hi = (int)(b < count ? b : count);
-    if (*hi < *lo) *hi = *lo;
-}
-
-/* Output row oh of the forward: tap (i, j) reads x[oh·sh - pt + i·dh, t·sw - pl + j·dw]. in_off: x's row of the
- * first tap row inside x; w_off: that row's first weight (the taps above and below x are dropped). */
-static void dw_forward_row(dw_row *r, const cnn_conv2d *g, int oh, ptrdiff_t *in_off, ptrdiff_t *w_off)
-{
-    long ih = (long)oh * g->sh - g->pt;
-    int i0, i1;
-    tap_range(ih, g->dil_h, g->kh, g->h, &i0, &i1);
     *r = (dw_row){.n = g->ow,
                   .os = 1,
                   .planes = 1,
-                  .rows = i1 - i0,
                   .cols = g->kw,
-                  .ip = 0,
                   .ir = (ptrdiff_t)g->dil_h * g->w,
-                  .wp = 0,
                   .wr = g->kw,
                   .wc = 1,
                   .ic = g->dil_w,
                   .s = g->sw,
                   .c0 = -(long)g->pl,
                   .width = g->w};
-    *in_off = i1 > i0 ? (ptrdiff_t)(ih + (long)i0 * g->dil_h) * g->w : 0;
-    *w_off = (ptrdiff_t)i0 * g->kw;
+    dw_interior(r);
+}
+
+/* Row oh: the tap rows inside x. in_off: x's row of the first; w_off: that row's first weight. */
+static void dw_forward_rows(dw_row *r, const cnn_conv2d *g, int oh, ptrdiff_t *in_off, ptrdiff_t *w_off)
+{
+    long ih = (long)oh * g->sh - g->pt, step = g->dil_h;
+    long a = ih >= 0 ? 0 : (-ih + step - 1) / step, b = ih >= g->h ? 0 : (g->h - 1 - ih) / step + 1;
+    a = a < g->kh ? a : g->kh;
+    b = b < g->kh ? b : g->kh;
+    r->rows = b > a ? (int)(b - a) : 0;
+    *in_off = r->rows ? (ptrdiff_t)(ih + a * step) * g->w : 0;
+    *w_off = (ptrdiff_t)a * g->kw;
 }
 
 /* The taps f + k·q (k < count, returned) of a window of `taps` dilated by d that reach cell `cell` of the padded
@@ -104,6 +100,7 @@ static void dw_input_cols(dw_row *r, const cnn_conv2d *g, int m, int b, ptrdiff_
                   .s = 1,
                   .c0 = ow,
                   .width = g->ow};
+    dw_interior(r);
     *w_off = fj;
 }
 
@@ -172,19 +169,21 @@ void K(conv2d_depthwise_forward)(real *y, const real *x, const real *w, const re
     });
 }
 
-/* dy (N, OC, OH, OW), x (N, C, H, W), w (OC, 1, KH, KW) → dw (OC, 1, KH, KW) [+]=, dx (N, C, H, W) overwritten
- * (NULL skips it). Threads own output channels: channel o's weight gradient, summed over the batch in sample
- * order, and, for the first o of each input channel, that channel's dx planes, computed from the same dy. */
-void K(conv2d_depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g,
-                                  int accumulate)
+/* dy (N, OC, OH, OW), x (N, C, H, W), w (OC, 1, KH, KW) → dw (OC, 1, KH, KW) and db (OC) (NULL skips it) [+]=,
+ * dx (N, C, H, W) overwritten (NULL skips it). Threads own output channels: channel o's weight and bias
+ * gradients, summed over the batch in sample order, and, for the first o of each input channel, that channel's
+ * dx planes, computed from the same dy while it is in cache. */
+void K(conv2d_depthwise_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w,
+                                  const cnn_conv2d *g, int accumulate)
 {
     int m = g->oc / g->c, kk = g->kh * g->kw;
     size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->oh * g->ow;
     cnn_gemm_isa isa = cnn_get_gemm_isa();
     CNN_FOR((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK, int, o, g->oc, {
         int c = o / m;
-        DW_CALL(isa, dw_backward_channel, dx && o % m == 0 ? dx + c * hw : NULL, dw + (size_t)o * kk, dy + o * ohw,
-                dy + (size_t)c * m * ohw, x + c * hw, w + (size_t)c * m * kk, m, accumulate, g);
+        DW_CALL(isa, dw_backward_channel, dx && o % m == 0 ? dx + c * hw : NULL, dw + (size_t)o * kk,
+                db ? db + o : NULL, dy + o * ohw, dy + (size_t)c * m * ohw, x + c * hw, w + (size_t)c * m * kk, m,
+                accumulate, g);
     });
 }
 
