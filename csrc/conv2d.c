@@ -1,7 +1,7 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
  * dilation and groups. Five paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
- *     direct loops over each plane, no scratch;
+ *     row by row over each plane (conv_depthwise.c), the scale as whole-plane loops, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
  *   groups = 1 with a stride at most the window (ResNet's and the CIFAR convnet's 3x3 layers): direct phases

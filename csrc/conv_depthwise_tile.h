@@ -47,8 +47,9 @@ static inline real G(hsum)(G(vec) v)
 }
 
 /* A row's taps as a table: tap q reads in[off[q] + c0 + t·s] (its column lc[q] from the first's) with weight wt[q].
- * Built once per row, it leaves the vector loop one load, one broadcast and one FMA per tap (indexing the planes,
- * rows and columns there ran out of registers). Rows of more taps go DW_ROW_TAPS at a time. */
+ * Built when a row's taps differ from the row before's (a plane's interior rows share one), it leaves the vector loop
+ * a load of x, a broadcast and an FMA per tap (indexing planes, rows and columns there ran out of registers).
+ * Rows of more taps go DW_ROW_TAPS at a time. */
 #define DW_ROW_TAPS 64
 typedef struct {
     ptrdiff_t off[DW_ROW_TAPS];
