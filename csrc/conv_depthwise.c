@@ -56,8 +56,10 @@ static void dw_forward_cols(dw_row *r, const cnn_conv2d *g)
 /* Row oh: the tap rows inside x. in_off: x's row of the first; w_off: that row's first weight. */
 static void dw_forward_rows(dw_row *r, const cnn_conv2d *g, int oh, ptrdiff_t *in_off, ptrdiff_t *w_off)
 {
-    long ih = (long)oh * g->sh - g->pt, step = g->dil_h;
-    long a = ih >= 0 ? 0 : (-ih + step - 1) / step, b = ih >= g->h ? 0 : (g->h - 1 - ih) / step + 1;
+    long ih = (long)oh * g->sh - g->pt, step = g->dil_h, a, b;
+    if (step == 1) /* no division: a row costs as much as two of them */
+        a = ih >= 0 ? 0 : -ih, b = ih >= g->h ? 0 : g->h - ih;
+    else a = ih >= 0 ? 0 : (-ih + step - 1) / step, b = ih >= g->h ? 0 : (g->h - 1 - ih) / step + 1;
     a = a < g->kh ? a : g->kh;
     b = b < g->kh ? b : g->kh;
     r->rows = b > a ? (int)(b - a) : 0;
@@ -69,6 +71,10 @@ static void dw_forward_rows(dw_row *r, const cnn_conv2d *g, int oh, ptrdiff_t *i
  * input from an output at stride s: output u0 - k·step for tap k. None (0) when no tap lands on a multiple of s. */
 static int dw_transposed_taps(long cell, int taps, int d, int s, int *f, int *q, long *u0, long *step)
 {
+    if (s == 1) { /* every tap, without the divisions */
+        *f = 0, *q = 1, *u0 = cell, *step = d;
+        return taps;
+    }
     *q = (int)(s / gcd(s, d));
     for (*f = 0; *f < taps && *f < *q; (*f)++)
         if ((cell - (long)*f * d) % s == 0) break;
@@ -110,7 +116,9 @@ static void dw_input_rows(dw_row *r, const cnn_conv2d *g, int ih, ptrdiff_t *in_
     long oh = 0, rstep = 1;
     int rows = dw_transposed_taps((long)ih + g->pt, g->kh, g->dil_h, g->sh, &fi, &qi, &oh, &rstep);
     /* the tap rows whose oh - k·rstep lies in [0, OH) */
-    long ka = oh - g->oh + 1 <= 0 ? 0 : -floor_div(-(oh - g->oh + 1), rstep), kb = oh < 0 ? 0 : oh / rstep + 1;
+    long ka, kb;
+    if (rstep == 1) ka = oh - g->oh + 1 <= 0 ? 0 : oh - g->oh + 1, kb = oh < 0 ? 0 : oh + 1;
+    else ka = oh - g->oh + 1 <= 0 ? 0 : -floor_div(-(oh - g->oh + 1), rstep), kb = oh < 0 ? 0 : oh / rstep + 1;
     kb = kb < rows ? kb : rows;
     r->rows = r->cols && kb > ka ? (int)(kb - ka) : 0;
     r->ir = -(ptrdiff_t)rstep * g->ow;
