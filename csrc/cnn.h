@@ -453,6 +453,14 @@ void K(conv_transpose2d_backward)(real *dx, real *dw, real *db, const real *dy, 
  * matrix[n] · that warp. */
 void K(warp_matrix_forward)(real *matrix, const real *draws, const cnn_warp_matrix *g);
 
+/* ---- conv_depthwise.c: conv2d's depthwise path (groups = C > 1), but the 1x1 per-channel scale -------------
+ * x (N, C, H, W), w (OC, 1, KH, KW) with OC = m·C, b (OC) or NULL, y (N, OC, OH, OW), geometry as conv2d's.
+ * forward: y[n, o] = b[o] + x[n, o/m] ⋆ w[o]. backward: dx (N, C, H, W) overwritten (NULL skips it), dw and db
+ * (NULL skips it) [+]=. */
+void K(conv2d_depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g);
+void K(conv2d_depthwise_backward)(real *dx, real *dw, real *db, const real *dy, const real *x, const real *w,
+                                  const cnn_conv2d *g, int accumulate);
+
 /* ---- reference.c -------------------------------------------------------------------------
  * Each algorithm stated as a plain loop nest, summing in double: the tests' oracles, never used by a layer.
  * gemm_reference takes gemm's arguments; conv2d_reference_forward conv2d_forward's, less the scratch. */

@@ -1,7 +1,7 @@
 /* conv2d.c: 2-D convolution (cross-correlation, as PyTorch) over NCHW, with stride, zero padding,
  * dilation and groups. Six paths, chosen from the geometry alone so forward and backward agree:
  *   depthwise (one input channel per group: groups = C > 1, the lecture's per-channel 1x1 scale included):
- *     direct loops over each plane, no scratch;
+ *     row by row over each plane (conv_depthwise.c), the scale as whole-plane loops, no scratch;
  *   dense (the window covers the whole unpadded input, LeNet's C5): one gemm over the batch, as a dense layer;
  *   1x1, stride 1, no padding: a gemm per sample on x as it lies, the bias added inside gemm's register tile;
  *   3x3, stride 1, ungrouped, from 64 channels on 40x40 planes: Winograd F(2x2, 3x3) (conv2d_winograd.h), 16
@@ -23,7 +23,6 @@
 #include "cnn.h"
 
 typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE, PATH_DENSE, PATH_DIRECT, PATH_WINOGRAD } conv_path;
-typedef enum { TAP_FORWARD, TAP_INPUT_GRAD, TAP_WEIGHT_GRAD } tap_mode;
 
 /* Elements of the direct path's copies of one sample's input and dy, at most (its scratch per chunk) */
 #define DIRECT_MAX_COPIES (1 << 21)
@@ -308,17 +307,8 @@ static inline int run_end(const cnn_conv2d *g, int a, int left) { return g->ow -
 #include "template.h" /* the kernels below, once per real type */
 #else
 
-/* Row kernels over outputs o in [lo, hi) reading input o·s + off. dst and src never overlap, which gcc
- * cannot prove on its own: `omp simd` lets the s = 1 loops vectorize (rows are short, 10 to 28 cells). */
-static inline void K(row_gather)(real *restrict dst, const real *restrict src, real a, int lo, int hi, int s, int off)
-{
-    if (s == 1) {
-#pragma omp simd
-        for (int o = lo; o < hi; o++) dst[o] += a * src[o + off];
-    } else
-        for (int o = lo; o < hi; o++) dst[o] += a * src[o * s + off];
-}
-
+/* A row kernel over outputs o in [lo, hi) writing input o·s + off. dst and src never overlap, which gcc
+ * cannot prove on its own: `omp simd` lets the s = 1 loop vectorize (rows are short, 10 to 28 cells). */
 static inline void K(row_scatter)(real *restrict dst, const real *restrict src, real a, int lo, int hi, int s, int off)
 {
     if (s == 1) {
@@ -409,26 +399,6 @@ CNN_VECTOR_CLONES static void K(col2im)(real *dx, const real *col, const cnn_con
     }
 }
 
-/* One kernel tap (i, j) between an output plane (OH, OW) and an input plane (H, W), over the cells it
- * reaches inside the input: out += wv·in (forward), in += wv·out (input gradient; in is written only
- * then), or returns Σ out·in (weight gradient). */
-static inline real K(plane_tap)(real *out, real *in, real wv, const cnn_conv2d *g, int i, int j, tap_mode mode)
-{
-    int off_h = i * g->dil_h - g->pt, off_w = j * g->dil_w - g->pl, lo, hi;
-    span(g->ow, g->w, g->sw, off_w, &lo, &hi);
-    real acc = 0;
-    for (int oh = 0; oh < g->oh; oh++) {
-        int ih = oh * g->sh + off_h;
-        if (ih < 0 || ih >= g->h) continue;
-        real *row = in + (size_t)ih * g->w, *orow = out + (size_t)oh * g->ow;
-        if (mode == TAP_FORWARD) K(row_gather)(orow, row, wv, lo, hi, g->sw, off_w);
-        else if (mode == TAP_INPUT_GRAD) K(row_scatter)(row, orow, wv, lo, hi, g->sw, off_w);
-        else
-            for (int ow = lo; ow < hi; ow++) acc += orow[ow] * row[ow * g->sw + off_w];
-    }
-    return acc;
-}
-
 /* The 1x1 depthwise case (the lecture's per-channel a·x + b) as whole-plane loops that vectorize:
  * x (N, C, H, W), w (OC), b (OC) or NULL, y (N, OC, H, W), output o reading input channel o/m. */
 static void K(scale_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
@@ -475,64 +445,6 @@ static void K(scale_backward)(real *dx, real *dw, const real *dy, const real *x,
     });
 }
 
-/* x (N, C, H, W), w (OC, 1, KH, KW), b (OC) or NULL, y (N, OC, OH, OW):
- * y[n, o] = b[o] + Σ_ij w[o, 0, i, j]·x[n, o/m, ...] with m = OC/C outputs per input channel. Per group a
- * gemm would be only m rows tall (often 1), too few to fill its register tile: taps over whole planes vectorize. */
-static void K(depthwise_forward)(real *y, const real *x, const real *w, const real *b, const cnn_conv2d *g)
-{
-    if (is_scale(g)) {
-        K(scale_forward)(y, x, w, b, g);
-        return;
-    }
-    int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
-    CNN_FOR((size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK, long, no, (long)g->n * g->oc, {
-        int n = (int)(no / g->oc), o = (int)(no % g->oc);
-        real *plane = (real *)x + ((size_t)n * g->c + o / m) * g->h * g->w;
-        real *out = y + (size_t)no * ohw;
-        real bias = b ? b[o] : 0;
-        for (int p = 0; p < ohw; p++) out[p] = bias;
-        for (int i = 0; i < g->kh; i++)
-            for (int j = 0; j < g->kw; j++)
-                K(plane_tap)(out, plane, w[(size_t)o * kk + i * g->kw + j], g, i, j, TAP_FORWARD);
-    });
-}
-
-/* dy (N, OC, OH, OW), x (N, C, H, W), w (OC, 1, KH, KW) → dw (OC, 1, KH, KW) [+]=, dx (N, C, H, W) overwritten.
- * Threads own dx planes per (n, c) and dw per output channel, each summed over the batch in order. */
-static void K(depthwise_backward)(real *dx, real *dw, const real *dy, const real *x, const real *w, const cnn_conv2d *g,
-                                  int accumulate)
-{
-    if (is_scale(g)) {
-        K(scale_backward)(dx, dw, dy, x, w, g, accumulate);
-        return;
-    }
-    int m = g->oc / g->c, kk = g->kh * g->kw, ohw = g->oh * g->ow;
-    size_t hw = (size_t)g->h * g->w;
-    int split = (size_t)g->n * g->oc * ohw * kk > CNN_PARALLEL_WORK;
-    CNN_FOR(split, int, o, g->oc, {
-        for (int i = 0; i < g->kh; i++)
-            for (int j = 0; j < g->kw; j++) {
-                real acc = 0;
-                for (int n = 0; n < g->n; n++)
-                    acc += K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw,
-                                        (real *)x + ((size_t)n * g->c + o / m) * hw, 0, g, i, j, TAP_WEIGHT_GRAD);
-                real *d = dw + (size_t)o * kk + i * g->kw + j;
-                *d = accumulate ? *d + acc : acc;
-            }
-    });
-    if (!dx) return;
-    CNN_FOR(split, long, nc, (long)g->n * g->c, {
-        int n = (int)(nc / g->c), c = (int)(nc % g->c);
-        real *plane = dx + (size_t)nc * hw;
-        for (size_t p = 0; p < hw; p++) plane[p] = 0;
-        for (int o = c * m; o < (c + 1) * m; o++)
-            for (int i = 0; i < g->kh; i++)
-                for (int j = 0; j < g->kw; j++)
-                    K(plane_tap)((real *)dy + ((size_t)n * g->oc + o) * ohw, plane, w[(size_t)o * kk + i * g->kw + j],
-                                 g, i, j, TAP_INPUT_GRAD);
-    });
-}
-
 /* y (N, OC) += b (OC): the dense path's bias (OH·OW = 1) */
 static void K(add_bias)(real *y, const real *b, const cnn_conv2d *g)
 {
@@ -564,8 +476,9 @@ void K(conv2d_forward)(real *y, const real *x, const real *w, const real *b, rea
     conv_path path = conv2d_path(g);
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
-    if (path == PATH_DEPTHWISE) {
-        K(depthwise_forward)(y, x, w, b, g);
+    if (path == PATH_DEPTHWISE) { /* conv_depthwise.c, but the per-channel scale */
+        if (is_scale(g)) K(scale_forward)(y, x, w, b, g);
+        else K(conv2d_depthwise_forward)(y, x, w, b, g);
         return;
     }
     if (path == PATH_DIRECT) {
@@ -616,6 +529,11 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
 {
     int G = g->groups, cg = g->c / G, og = g->oc / G, ohw = g->oh * g->ow, ck = cg * g->kh * g->kw;
     size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->oc * ohw;
+    conv_path path = conv2d_path(g);
+    if (path == PATH_DEPTHWISE && !is_scale(g)) { /* conv_depthwise.c sums db while dy is in cache */
+        K(conv2d_depthwise_backward)(dx, dw, db, dy, x, w, g, accumulate);
+        return;
+    }
     if (db && ohw == 1) { /* one pixel per plane (the dense path): rows of dy summed in batch order, as vectors */
         for (int o = 0; o < g->oc; o++) db[o] = accumulate ? db[o] : 0;
         for (int n = 0; n < g->n; n++)
@@ -627,9 +545,8 @@ void K(conv2d_backward)(real *dx, real *dw, real *db, const real *dy, const real
             db[o] = accumulate ? db[o] + acc : acc;
         });
     }
-    conv_path path = conv2d_path(g);
     if (path == PATH_DEPTHWISE) {
-        K(depthwise_backward)(dx, dw, dy, x, w, g, accumulate);
+        K(scale_backward)(dx, dw, dy, x, w, g, accumulate);
         return;
     }
     if (path == PATH_DIRECT) {
