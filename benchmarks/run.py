@@ -9,7 +9,8 @@ Workloads (benchmarks/workloads.py): B1 MLP 784-500-500-10 SGD-Nesterov vs PyTor
 PyTorch; B3 MLPClassifier((100,)) vs scikit-learn; B4 the 40-point toy, one step, vs PyTorch and
 scikit-learn; B5 GEMM vs NumPy's BLAS; B6 convolution layers vs PyTorch; B8-B10 (conv_workloads.py) conv
 shapes, the CIFAR-shaped convnet and its training memory vs PyTorch; B11 ResNet-20 training steps (batch 64,
-3x32x32) vs its PyTorch twin; B7 the 2-thread/1-thread speed-up
+3x32x32) vs its PyTorch twin; B12 the lecture's 18-fit MLPClassifier grid (sklearn_grid.py) vs scikit-learn,
+failing if any fit's n_iter_ differs; B7 the 2-thread/1-thread speed-up
 of B1 and B2, each side timed at 1 and 2 threads back to back (--b7-pairs pairs, 15 by default), wall-clock
 at both: the median of the pairs' ratios, with their quartiles. Each row: median time of >= 5 interleaved
 runs after a warm-up, GFLOP/s, % of the peak measured here (the best 1-thread sgemm run of cnn and NumPy

@@ -31,31 +31,34 @@ def timed_fit(cls, X, y, **kw):
         return model, time.perf_counter() - t0
 
 
+def configs(widths):
+    """The grid's estimator parameters: (w, w) networks for each width x solver x activation."""
+    return [dict(hidden_layer_sizes=(w, w), activation=activation, solver=solver, max_iter=5000, random_state=0)
+            for w in widths for solver in ["sgd", "adam"] for activation in ["logistic", "tanh", "relu"]]
+
+
 def grid(repeats, widths):
     X, y = moon_and_sun()
     totals = {"cnn": 0.0, "sklearn": 0.0}
     print(f"{'hidden':>12} {'solver':>6} {'activation':>10} | {'n_iter cnn/skl':>15} {'acc cnn/skl':>13} |"
           f" {'cnn s':>8} {'sklearn s':>9} {'ratio':>6}")
-    for hidden in [(w, w) for w in widths]:
-        for solver in ["sgd", "adam"]:
-            for activation in ["logistic", "tanh", "relu"]:
-                kw = dict(hidden_layer_sizes=hidden, activation=activation, solver=solver, max_iter=5000,
-                          random_state=0)
-                times = {"cnn": [], "sklearn": []}
-                for r in range(repeats):  # alternate which goes first
-                    for name in (("cnn", "sklearn") if r % 2 == 0 else ("sklearn", "cnn")):
-                        model, dt = timed_fit(CnnMLP if name == "cnn" else SkMLP, X, y, **kw)
-                        times[name].append(dt)
-                        if name == "cnn":
-                            ours = model
-                        else:
-                            ref = model
-                med = {k: float(np.median(v)) for k, v in times.items()}
-                for k in totals:
-                    totals[k] += med[k]
-                print(f"{str(hidden):>12} {solver:>6} {activation:>10} | {ours.n_iter_:>7}/{ref.n_iter_:<7}"
-                      f" {ours.score(X, y):>6.3f}/{ref.score(X, y):<6.3f} | {med['cnn']:8.3f} {med['sklearn']:9.3f}"
-                      f" {med['sklearn'] / med['cnn']:6.1f}x", flush=True)
+    for kw in configs(widths):
+        hidden, solver, activation = kw["hidden_layer_sizes"], kw["solver"], kw["activation"]
+        times = {"cnn": [], "sklearn": []}
+        for r in range(repeats):  # alternate which goes first
+            for name in (("cnn", "sklearn") if r % 2 == 0 else ("sklearn", "cnn")):
+                model, dt = timed_fit(CnnMLP if name == "cnn" else SkMLP, X, y, **kw)
+                times[name].append(dt)
+                if name == "cnn":
+                    ours = model
+                else:
+                    ref = model
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        for k in totals:
+            totals[k] += med[k]
+        print(f"{str(hidden):>12} {solver:>6} {activation:>10} | {ours.n_iter_:>7}/{ref.n_iter_:<7}"
+              f" {ours.score(X, y):>6.3f}/{ref.score(X, y):<6.3f} | {med['cnn']:8.3f} {med['sklearn']:9.3f}"
+              f" {med['sklearn'] / med['cnn']:6.1f}x", flush=True)
     print(f"grid total: cnn {totals['cnn']:.2f} s, sklearn {totals['sklearn']:.2f} s, "
           f"sklearn/cnn = {totals['sklearn'] / totals['cnn']:.1f}x")
 

@@ -226,6 +226,39 @@ def b4_toy(threads, quick, repeats):
     return rows
 
 
+# ---- B12: the lecture's 18-fit MLPClassifier grid on the 40-point set (benchmarks/sklearn_grid.py) -------
+
+def b12_sklearn_grid(threads, quick, repeats):
+    try:
+        ours = cnn.MLPClassifier
+    except AttributeError:
+        return "cnn.MLPClassifier is not there yet"
+    from sklearn.neural_network import MLPClassifier
+    from cnn.datasets import moon_and_sun
+    from sklearn_grid import configs
+    x, y = moon_and_sun()
+    widths = (10, 100) if quick else (10, 100, 1000)
+    n_iter = {}
+
+    def fit_all(cls):
+        def run():
+            n_iter[cls] = []
+            for kw in configs(widths):
+                est = cls(**kw)
+                fit_quietly(est, x, y)
+                n_iter[cls].append(est.n_iter_)
+        return run
+
+    t_cnn, t_ref = interleave([fit_all(ours), fit_all(MLPClassifier)], repeats)
+    if n_iter[ours] != n_iter[MLPClassifier]:  # a different number of epochs would time different work
+        raise RuntimeError(f"B12: n_iter_ differ, cnn {n_iter[ours]} vs scikit-learn {n_iter[MLPClassifier]}")
+    # one full batch (40 <= batch_size 200) per epoch: forward, weight and input gradients of the 2-w-w-1 net
+    flop = sum(n * len(x) * flops_per_sample([2 * w, w * w, w])
+               for n, w in zip(n_iter[ours], [w for w in widths for _ in range(6)]))
+    return pair("B12", f"MLPClassifier grid: (w, w) w in {widths} x sgd/adam x 3 activations, 40 points, "
+                "max_iter 5000", "sklearn", t_cnn, t_ref, flop)
+
+
 # ---- B5: GEMM --------------------------------------------------------------------------------
 
 GEMM_SHAPES = [  # (M, K, N, trans_a, trans_b, role)
@@ -421,4 +454,4 @@ def b11_resnet20(threads, quick, repeats):
 
 
 WORKLOADS = {"B1": b1_mlp, "B2": b2_lenet, "B3": b3_mlp_classifier, "B4": b4_toy, "B5": b5_gemm, "B6": b6_conv,
-             "B11": b11_resnet20, "R1": r1_lstm_step, "R2": r2_gru_inference}
+             "B11": b11_resnet20, "B12": b12_sklearn_grid, "R1": r1_lstm_step, "R2": r2_gru_inference}

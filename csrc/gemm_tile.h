@@ -8,9 +8,10 @@
  *
  * Blocking follows BLIS: a thread owns a rectangle of c; for each NC-column block and KC-deep slice it
  * packs b into NR-wide panels (kc x NR, contiguous, zero-padded), for each MC-row block it packs a into
- * MR-row panels (kc x MR), then sweeps the register tile over the block. Packing is skipped where the
+ * MR-row panels (kc x MR), then runs each a panel (held in L1) along the block's panels of b (streamed
+ * from L2 in memory order, which the hardware prefetcher follows). Packing is skipped where the
  * operand is already usable in place and little reused (batch-sized shapes): b when its rows are
- * contiguous and M fits one row block, a when its rows are contiguous and N fits one column block.
+ * contiguous and M fits one row block, a when its rows are contiguous and N <= NA.
  * Every element of c is summed over k in the same KC slices and the same order whatever the
  * partition, so results are bitwise identical for any thread count. */
 #define INSTANCE_ARG1(a, b, c) a
@@ -23,9 +24,12 @@
 #define NV 2
 #define MR (VLEN * (int)sizeof(real) == 64 ? 12 : 6) /* AVX-512: 24 of its 32 registers */
 #define NR (VLEN * NV)
-#define KC (1024 / (int)sizeof(real)) /* a kc x NR panel of b is 32 KiB (f32, AVX-512): it stays in L1 */
-#define MC (MR * (96 / MR))           /* an MC x KC block of a is 96 KiB: it stays in L2 */
-#define NC 256                        /* a KC x NC block of packed b is 256 KiB: it stays in L2, and on the stack */
+#define KC (1024 / (int)sizeof(real)) /* a kc x MR panel of a is 12 KiB (f32, AVX-512): it stays in L1 */
+#define MC (MR * (192 / MR))          /* an MC x KC block of a is 192 KiB: it stays in L2 */
+/* A KC x NC block of packed b is 1 MiB: it stays in L2, on the stack (Linux threads have 8 MiB). NC = 256
+ * repacked a 1024-wide a four times over and lost 7% of a 1024^3 product to it. */
+#define NC 1024
+#define NA 256 /* a is packed when b is wider than this: each panel is then read by >= 8 register tiles */
 
 typedef real G(vec) __attribute__((vector_size(VLEN * sizeof(real))));
 
@@ -47,6 +51,10 @@ static inline __attribute__((always_inline)) void G(tile)(real *restrict c, ptrd
                                                           const int nv, int nr, int kc, int accumulate,
                                                           const real *bias)
 {
+    /* c's tile is read (or written) only after kc steps; fetched now, its lines arrive while they run
+     * (on a 1024-wide c they come from L3: waiting for them at the end cost ~10%) */
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < nv; v++) __builtin_prefetch(c + i * ldc + v * VLEN, 1, 3);
     G(vec) acc[MR][NV];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = (G(vec)){0} + (bias ? bias[i] : 0);
@@ -103,15 +111,20 @@ static inline
 
 typedef real G(vec4) __attribute__((vector_size(4 * sizeof(real))));
 
-/* p (kc x NR panel) = bᵀ for b stored transposed (NT: b(k,j) = b[j·csb + k]), by 4x4 in-register
- * transposes: one scalar store per element would make packing cost a third of a batch-50 dX gemm. */
-static void G(pack_bt)(real *restrict p, const real *b, ptrdiff_t csb, int kc, int nr)
+/* p (kc x w panel, row k at p + k·w) = sᵀ for the n <= w rows of s that hold k contiguously (s(j,k) =
+ * s[j·ld + k]): an NT b or an NN a. By 4x4 in-register transposes: one scalar store per element would make
+ * packing cost a third of a batch-50 dX gemm, and strided gathers made packing a 8% of a 1024^3 product. */
+static inline __attribute__((always_inline)) void G(pack_t)(real *restrict p, const int w, const real *s, ptrdiff_t ld,
+                                                            int kc, int n)
 {
     int j = 0;
-    for (; j + 4 <= nr; j += 4) {
-        const real *r0 = b + j * csb, *r1 = r0 + csb, *r2 = r1 + csb, *r3 = r2 + csb;
+    for (; j + 4 <= n; j += 4) {
+        const real *r0 = s + j * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
         int k = 0;
         for (; k + 4 <= kc; k += 4) {
+            if (k % (64 / (int)sizeof(real)) == 0) /* the next 4 rows' line at k: rows too short to train */
+                for (int r = 4; r < 8; r++)        /* the hardware prefetcher (an address, never dereferenced) */
+                    __builtin_prefetch((const void *)((uintptr_t)(r0 + k) + (uintptr_t)(r * ld * sizeof(real))));
             G(vec4) x0, x1, x2, x3;
             memcpy(&x0, r0 + k, sizeof x0);
             memcpy(&x1, r1 + k, sizeof x1);
@@ -121,20 +134,20 @@ static void G(pack_bt)(real *restrict p, const real *b, ptrdiff_t csb, int kc, i
             G(vec4) t2 = __builtin_shufflevector(x2, x3, 0, 4, 1, 5), t3 = __builtin_shufflevector(x2, x3, 2, 6, 3, 7);
             G(vec4) y0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5), y1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
             G(vec4) y2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5), y3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
-            memcpy(p + (k + 0) * NR + j, &y0, sizeof y0);
-            memcpy(p + (k + 1) * NR + j, &y1, sizeof y1);
-            memcpy(p + (k + 2) * NR + j, &y2, sizeof y2);
-            memcpy(p + (k + 3) * NR + j, &y3, sizeof y3);
+            memcpy(p + (k + 0) * w + j, &y0, sizeof y0);
+            memcpy(p + (k + 1) * w + j, &y1, sizeof y1);
+            memcpy(p + (k + 2) * w + j, &y2, sizeof y2);
+            memcpy(p + (k + 3) * w + j, &y3, sizeof y3);
         }
         for (; k < kc; k++) {
-            p[k * NR + j] = r0[k];
-            p[k * NR + j + 1] = r1[k];
-            p[k * NR + j + 2] = r2[k];
-            p[k * NR + j + 3] = r3[k];
+            p[k * w + j] = r0[k];
+            p[k * w + j + 1] = r1[k];
+            p[k * w + j + 2] = r2[k];
+            p[k * w + j + 3] = r3[k];
         }
     }
-    for (; j < nr; j++)
-        for (int k = 0; k < kc; k++) p[k * NR + j] = b[j * csb + k];
+    for (; j < n; j++)
+        for (int k = 0; k < kc; k++) p[k * w + j] = s[j * ld + k];
 }
 
 /* bp (nc/NR panels of kc x NR) = b (kc, nc), zero-padding the last panel to NR columns. */
@@ -150,7 +163,7 @@ static void G(pack_b)(real *restrict bp, const real *b, ptrdiff_t rsb, ptrdiff_t
         }
         if (nr < NR) memset(p, 0, (size_t)kc * NR * sizeof(real));
         if (rsb == 1) {
-            G(pack_bt)(p, b + j0 * csb, csb, kc, nr);
+            G(pack_t)(p, NR, b + j0 * csb, csb, kc, nr);
             continue;
         }
         for (int j = 0; j < nr; j++)
@@ -166,7 +179,10 @@ static void G(pack_a)(real *restrict ap, const real *a, ptrdiff_t rsa, ptrdiff_t
         int mr = mc - i0 < MR ? mc - i0 : MR;
         real *p = ap + (size_t)i0 * kc;
         const real *src = a + i0 * rsa;
-        if (mr < MR) {
+        if (csa == 1) { /* a as stored (NN) */
+            if (mr < MR) memset(p, 0, (size_t)kc * MR * sizeof(real));
+            G(pack_t)(p, MR, src, rsa, kc, mr);
+        } else if (mr < MR) {
             for (int k = 0; k < kc; k++)
                 for (int i = 0; i < MR; i++) p[k * MR + i] = i < mr ? src[i * rsa + k * csa] : 0;
         } else if (rsa == 1) { /* a transposed (TN): each k's MR values are adjacent */
@@ -186,33 +202,27 @@ static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int 
     real ap[MC * KC] __attribute__((aligned(64)));
     real bp[KC * NC] __attribute__((aligned(64)));
     for (int jc = j0; jc < j1; jc += NC) {
-        int nc = j1 - jc < NC ? j1 - jc : NC;
+        int nc = j1 - jc < NC ? j1 - jc : NC, full = pb ? nc : nc / NR * NR;
         for (int k0 = 0; k0 < KD; k0 += KC) {
             int kc = KD - k0 < KC ? KD - k0 : KC, acc = accumulate || k0 > 0;
-            if (pb) G(pack_b)(bp, b + k0 * rsb + jc * csb, rsb, csb, kc, nc);
+            const real *bk = b + k0 * rsb + jc * csb;
+            if (pb) G(pack_b)(bp, bk, rsb, csb, kc, nc);
+            else if (full < nc) G(pack_b)(bp, bk + full, rsb, 1, kc, nc - full); /* the edge panel, padded */
             for (int ic = i0; ic < i1; ic += MC) {
                 int mc = i1 - ic < MC ? i1 - ic : MC;
                 const real *ak = a + ic * rsa + k0 * csa;
                 if (pa) G(pack_a)(ap, ak, rsa, csa, mc, kc);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    const real *bk = bp + (size_t)jr * kc;
-                    ptrdiff_t ldb = NR;
-                    if (!pb && nr == NR) {
-                        bk = b + k0 * rsb + jc + jr;
-                        ldb = rsb;
-                    } else if (!pb) {
-                        G(pack_b)(bp, b + k0 * rsb + jc + jr, rsb, 1, kc, nr);
-                        bk = bp;
-                    }
-                    real *cc = c + ic * ldc + jc + jr;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        const real *bi = bias && k0 == 0 ? bias + ic + ir : NULL; /* only the first slice */
-                        if (pa)
-                            G(tile_any)(cc + ir * ldc, ldc, ap + (size_t)ir * kc, 1, MR, bk, ldb, mr, nr, kc, acc, bi);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    const real *bi = bias && k0 == 0 ? bias + ic + ir : NULL; /* only the first slice */
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int nr = nc - jr < NR ? nc - jr : NR;
+                        const real *bj = pb ? bp + (size_t)jr * kc : jr < full ? bk + jr : bp;
+                        ptrdiff_t ldb = pb || jr >= full ? NR : rsb;
+                        real *cc = c + (ic + ir) * ldc + jc + jr;
+                        if (pa) G(tile_any)(cc, ldc, ap + (size_t)ir * kc, 1, MR, bj, ldb, mr, nr, kc, acc, bi);
                         else /* !pa implies csa == 1; a constant frees a register */
-                            G(tile_any)(cc + ir * ldc, ldc, ak + ir * rsa, rsa, 1, bk, ldb, mr, nr, kc, acc, bi);
+                            G(tile_any)(cc, ldc, ak + ir * rsa, rsa, 1, bj, ldb, mr, nr, kc, acc, bi);
                     }
                 }
             }
@@ -223,7 +233,7 @@ static void G(block)(real *c, const real *a, const real *b, int i0, int i1, int 
 static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD, ptrdiff_t rsa, ptrdiff_t csa,
                     ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t ldc, int accumulate, const real *bias)
 {
-    int pa = csa != 1 || N > NC, pb = csb != 1 || M > MC;
+    int pa = csa != 1 || N > NA, pb = csb != 1 || M > MC;
     if ((double)M * N * KD <= CNN_GEMM_SERIAL_WORK || !cnn_team()) { /* one thread: no region at all */
         G(block)(c, a, b, 0, M, 0, N, KD, rsa, csa, rsb, csb, ldc, accumulate, pa, pb, bias);
         return;
@@ -257,6 +267,7 @@ static void G(gemm)(real *c, const real *a, const real *b, int M, int N, int KD,
 #undef KC
 #undef MC
 #undef NC
+#undef NA
 #undef MR
 #undef NV
 #undef G

@@ -24,7 +24,7 @@ def supported(name):
 ISAS = [name for name in ("base", "avx2", "avx512") if supported(name)]
 FORMS = [(False, False), (True, False), (False, True), (True, True)]
 # rows hit every edge-tile height (MR = 6, and 12 on AVX-512: remainders 1-11); columns straddle one and two
-# vectors of every width; k > 256 crosses a KC slice (f32: 256, f64: 128); M > 96 and N > 8 panels take the
+# vectors of every width; k > 256 crosses a KC slice (f32: 256, f64: 128); M > 192 and N > 256 take the
 # packed path
 SHAPES = [(1, 1, 1), (2, 3, 5), (4, 17, 9), (5, 129, 7), (7, 5, 17), (11, 260, 33), (13, 40, 65),
           (50, 130, 10), (97, 31, 41), (103, 300, 140), (130, 70, 300), (31, 513, 270), (3, 20, 40),
@@ -78,6 +78,32 @@ def test_layer_shapes_bitwise_across_threads(rng, restore_threads, dtype, m, k, 
     assert_close(results[0], c0.astype(np.float64) + a @ b, dtype)
     for c in results[1:]:
         assert np.array_equal(c, results[0])
+
+
+# the blocking's edges (gemm_tile.h): M around MC = 192 (b packed above it), N around NA = 256 (a packed above
+# it) and NC = 1024 (a second column block), K around KC (f32 256, f64 128); odd sizes leave edge tiles
+# in both directions in every block
+BLOCK_SHAPES = [(191, 129, 257), (193, 257, 255), (200, 70, 1030), (12, 300, 1025), (385, 127, 33),
+                (25, 513, 1023)]
+
+
+@pytest.mark.parametrize("name", ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta,tb", FORMS)
+def test_block_edges_bitwise_across_threads(rng, restore_threads, isa, name, dtype, ta, tb):
+    _core._set_gemm_isa(name)
+    for m, k, n in BLOCK_SHAPES:
+        a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        results = []
+        for threads in (1, 2, 3):
+            cnn.set_num_threads(threads)
+            c = c0.copy()
+            _core.gemm(c, a_arg, b_arg, ta, tb, True)
+            results.append(c)
+        assert_close(results[0], c0.astype(np.float64) + a @ b, dtype)
+        for c in results[1:]:
+            assert np.array_equal(c, results[0]), (m, k, n)
 
 
 def test_set_gemm_isa_rejects_unknown_names():
