@@ -26,9 +26,10 @@
 #define NR (VLEN * NV)
 #define KC (1024 / (int)sizeof(real)) /* a kc x MR panel of a is 12 KiB (f32, AVX-512): it stays in L1 */
 #define MC (MR * (192 / MR))          /* an MC x KC block of a is 192 KiB: it stays in L2 */
-/* A KC x NC block of packed b is 1 MiB: it stays in L2, on the stack (Linux threads have 8 MiB). NC = 256
- * repacked a 1024-wide a four times over and lost 7% of a 1024^3 product to it. */
-#define NC 1024
+/* A KC x NC block of packed b is 256 KiB, on the stack. NC = 1024 packs a 1024-wide a once instead of four
+ * times (7% of a 1024^3 product), but its 1.2 MiB of stack crashed a thread started with 1 MiB
+ * (threading.stack_size): a caller's small stack must not be the reason a session dies. */
+#define NC 256
 #define NA 256 /* a is packed when b is wider than this: each panel is then read by >= 8 register tiles */
 
 typedef real G(vec) __attribute__((vector_size(VLEN * sizeof(real))));

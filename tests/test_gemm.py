@@ -1,4 +1,7 @@
 """gemm against NumPy (float64 products) in every form the layers use, and against reference.c's triple loop."""
+import os
+import subprocess
+import sys
 import numpy as np
 import pytest
 
@@ -94,3 +97,23 @@ def test_reference_checks_its_arguments():
     buf = np.ones(12)
     with pytest.raises(ValueError, match="output 'c' must not overlap input 'a'"):
         _core._gemm_reference(buf[:6].reshape(3, 2), buf.reshape(3, 4), np.ones((4, 2)))
+
+
+def test_gemm_runs_in_a_thread_with_a_small_stack():
+    """gemm's packed panels live on the stack: a thread started with 512 KiB (threading.stack_size) must finish
+    a large product in both dtypes. At 1.2 MiB of panels this crashed the interpreter, so it runs in a child."""
+    code = (
+        "import sys, threading, numpy as np\n"
+        f"sys.path.insert(0, {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'python')!r})\n"
+        "from cnn import _core\n"
+        "threading.stack_size(512 * 1024)\n"
+        "def run():\n"
+        "    for t in (np.float32, np.float64):\n"
+        "        a = np.ones((1024, 1024), t); c = np.empty_like(a)\n"
+        "        _core.gemm(c, a, a)\n"
+        "        assert c[5, 7] == 1024\n"
+        "    print('done')\n"
+        "th = threading.Thread(target=run); th.start(); th.join()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "done", (out.returncode, out.stderr[-2000:])
