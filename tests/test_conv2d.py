@@ -199,6 +199,10 @@ def test_conv2d_finite_differences(rng, case):
 ])
 def test_conv2d_deterministic_across_threads(rng, case):
     """Bitwise the same results for 1, 2, 3 and 16 threads: every reduction has a fixed order."""
+    assert_same_bits_at_thread_counts(rng, case)
+
+
+def assert_same_bits_at_thread_counts(rng, case):
     x, k, b, dy, stride, pad, dil, groups = make(rng, np.float32, case)
     old = _core.get_num_threads()
     try:

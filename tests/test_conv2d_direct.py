@@ -11,7 +11,7 @@ import pytest
 
 from cnn import _core
 from conftest import DTYPES, assert_close
-from test_conv2d import assert_matches_torch, make, out_shape, run_conv
+from test_conv2d import assert_matches_torch, assert_same_bits_at_thread_counts, make, out_shape, run_conv
 from test_gemm_perf_paths import ISAS
 
 # (n, c, h, w, oc, kh, kw, stride, padding (top, bottom, left, right), dilation, groups)
@@ -71,18 +71,7 @@ def test_direct_path_instances_agree_closely(rng, isa, name):
 def test_direct_forward_deterministic_across_threads(rng, case):
     """Bitwise the same y at 1, 2, 3 and 16 threads: up to 3 a thread keeps one buffer for all its samples, at 16
     (more threads than chunks) each chunk has its own."""
-    x, k, b, dy, stride, pad, dil, groups = make(rng, np.float32, case)
-    old = _core.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3, 16):
-            _core.set_num_threads(threads)
-            results.append(run_conv(x, k, b, stride, pad, dil, groups, dy))
-    finally:
-        _core.set_num_threads(old)
-    for other in results[1:]:
-        for a, r in zip(other, results[0]):
-            np.testing.assert_array_equal(a, r)
+    assert_same_bits_at_thread_counts(rng, case)
 
 
 def random_direct_geometries(rng, count):
@@ -105,27 +94,32 @@ def random_direct_geometries(rng, count):
     return found
 
 
+def check_nan_scratch_and_adjoints(rng, dtype, xs, ws, args):
+    """NaN in the whole scratch before the forward and again before the backward (a model's layers share one
+    scratch, so the backward finds another layer's data there), and NaN in dx and dw: the forward is the
+    reference loop's, and the gradients are its adjoints, <y, dy> = <x, dx> = <w, dw>, all finite."""
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    shape = out_shape(xs[0], xs[2], xs[3], ws[0], ws[2], ws[3], *args[:3])
+    dy = rng.standard_normal(shape).astype(dtype)
+    scratch = np.full(_core.conv2d_scratch_size(xs, ws, *args), np.nan, dtype)
+    y, ref = np.empty(shape, dtype), np.empty(shape, dtype)
+    _core.conv2d_forward(y, x, w, None, scratch, *args)
+    _core._conv2d_reference_forward(ref, x, w, None, *args)
+    assert_close(y, ref, dtype)
+    scratch.fill(np.nan)
+    dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
+    _core.conv2d_backward(dx, dw, None, dy, x, w, scratch, *args, False)
+    assert np.isfinite(dx).all() and np.isfinite(dw).all(), (xs, ws, args)
+    inner = np.vdot(ref.astype(np.float64), dy)
+    scale = np.linalg.norm(ref.astype(np.float64)) * np.linalg.norm(dy)
+    assert abs(np.vdot(x.astype(np.float64), dx) - inner) <= tol * scale, (xs, ws, args)
+    assert abs(np.vdot(w.astype(np.float64), dw) - inner) <= tol * scale, (xs, ws, args)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_direct_path_reads_no_scratch_it_did_not_write(rng, dtype):
-    """NaN in the whole scratch before the forward and again before the backward (a model's layers share one
-    scratch, so the backward finds another layer's data there): the forward is the reference loop's, and the
-    gradients are its adjoints, <y, dy> = <x, dx> = <w, dw>, all finite. Needs no torch, so it also runs under the
-    sanitizer build, which checks the reads past each window stay inside the scratch."""
-    tol = 1e-10 if dtype == np.float64 else 1e-4
+    """check_nan_scratch_and_adjoints on 40 drawn geometries. Needs no torch, so it also runs under the sanitizer
+    build, which checks the reads past each window stay inside the scratch."""
     for xs, ws, args in random_direct_geometries(rng, 40):
-        x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
-        shape = out_shape(xs[0], xs[2], xs[3], ws[0], ws[2], ws[3], *args[:3])
-        dy = rng.standard_normal(shape).astype(dtype)
-        scratch = np.full(_core.conv2d_scratch_size(xs, ws, *args), np.nan, dtype)
-        y, ref = np.empty(shape, dtype), np.empty(shape, dtype)
-        _core.conv2d_forward(y, x, w, None, scratch, *args)
-        _core._conv2d_reference_forward(ref, x, w, None, *args)
-        assert_close(y, ref, dtype)
-        scratch.fill(np.nan)
-        dx, dw = np.full_like(x, np.nan), np.zeros_like(w)
-        _core.conv2d_backward(dx, dw, None, dy, x, w, scratch, *args)
-        assert np.isfinite(dx).all() and np.isfinite(dw).all(), (xs, ws, args)
-        inner = np.vdot(ref.astype(np.float64), dy)
-        scale = np.linalg.norm(ref.astype(np.float64)) * np.linalg.norm(dy)
-        assert abs(np.vdot(x.astype(np.float64), dx) - inner) <= tol * scale, (xs, ws, args)
-        assert abs(np.vdot(w.astype(np.float64), dw) - inner) <= tol * scale, (xs, ws, args)
+        check_nan_scratch_and_adjoints(rng, dtype, xs, ws, args)

@@ -11,7 +11,8 @@ import torch
 
 from cnn import _core
 from conftest import DTYPES, assert_close, rel_err
-from test_conv2d import assert_matches_torch, make, out_shape, run_conv, torch_conv
+from test_conv2d import assert_matches_torch, make, run_conv, torch_conv
+from test_conv2d_direct import check_nan_scratch_and_adjoints
 from test_gemm_perf_paths import ISAS
 
 WINOGRAD = "winograd F(2x2,3x3)"
@@ -88,28 +89,10 @@ def test_winograd_deterministic_across_threads(rng, winograd, case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_winograd_reads_no_scratch_it_did_not_write(rng, winograd, dtype):
-    """NaN in the whole scratch before the forward and again before the backward: the forward is the reference
-    loop's, and the gradients its adjoints, <y, dy> = <x, dx> = <w, dw>, all finite. Needs no torch, so it also runs
-    under the sanitizer build."""
-    tol = 1e-10 if dtype == np.float64 else 1e-4
+    """check_nan_scratch_and_adjoints on the Winograd cases. Needs no torch, so it also runs under the sanitizer
+    build."""
     for case in CASES[:6]:
-        xs, ws, args = case[:4], (case[4], case[1], 3, 3), geometry(case)
-        x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
-        shape = out_shape(xs[0], xs[2], xs[3], ws[0], 3, 3, *args[:3])
-        dy = rng.standard_normal(shape).astype(dtype)
-        scratch = np.full(_core.conv2d_scratch_size(xs, ws, *args), np.nan, dtype)
-        y, ref = np.empty(shape, dtype), np.empty(shape, dtype)
-        _core.conv2d_forward(y, x, w, None, scratch, *args)
-        _core._conv2d_reference_forward(ref, x, w, None, *args)
-        assert_close(y, ref, dtype)
-        scratch.fill(np.nan)
-        dx, dw = np.full_like(x, np.nan), np.full_like(w, np.nan)
-        _core.conv2d_backward(dx, dw, None, dy, x, w, scratch, *args, False)
-        assert np.isfinite(dx).all() and np.isfinite(dw).all(), case
-        inner = np.vdot(ref.astype(np.float64), dy)
-        scale = np.linalg.norm(ref.astype(np.float64)) * np.linalg.norm(dy)
-        assert abs(np.vdot(x.astype(np.float64), dx) - inner) <= tol * scale, case
-        assert abs(np.vdot(w.astype(np.float64), dw) - inner) <= tol * scale, case
+        check_nan_scratch_and_adjoints(rng, dtype, case[:4], (case[4], case[1], 3, 3), geometry(case))
 
 
 @pytest.mark.parametrize("wide", [False, True])
