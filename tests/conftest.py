@@ -1,7 +1,9 @@
-"""Shared test helpers: the parity measure and its tolerances, central differences, the thread-count fixture and fresh
-automatic layer names for every test."""
+"""Shared test helpers: the parity measure and its tolerances, central differences, the thread-count and gemm-ISA
+fixtures and fresh automatic layer names for every test."""
 import numpy as np
 import pytest
+
+from cnn import _core
 
 # relative error = ||got - ref|| / ||ref||; float32 kernels accumulate in float32 like PyTorch's
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
@@ -81,3 +83,10 @@ try:
     settings.load_profile("random" if os.environ.get("HYPOTHESIS_RANDOM") == "1" else "deterministic")
 except ImportError:
     pass
+
+
+@pytest.fixture
+def isa():
+    """For tests that force gemm's instruction set (_core._set_gemm_isa): restores the widest afterwards."""
+    yield
+    _core._set_gemm_isa("auto")

@@ -36,12 +36,6 @@ DIRECT = [
 ]
 
 
-@pytest.fixture
-def isa():
-    yield
-    _core._set_gemm_isa("auto")
-
-
 @pytest.mark.parametrize("name", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", DIRECT)

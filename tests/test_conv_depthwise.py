@@ -55,12 +55,6 @@ def run(x, k, b, dy, geo, with_dx=True, accumulate=True, dw0=None):
     return y, dx, dw, db
 
 
-@pytest.fixture
-def isa():
-    yield
-    _core._set_gemm_isa("auto")
-
-
 @pytest.mark.parametrize("name", ISAS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)

@@ -31,12 +31,6 @@ SHAPES = [(1, 1, 1), (2, 3, 5), (4, 17, 9), (5, 129, 7), (7, 5, 17), (11, 260, 3
           (6, 33, 19), (8, 70, 50), (9, 12, 3), (22, 40, 33)]
 
 
-@pytest.fixture
-def isa():
-    yield
-    _core._set_gemm_isa("auto")
-
-
 def operands(rng, m, k, n, ta, tb, dtype):
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     return a, b, np.ascontiguousarray(a.T if ta else a, dtype), np.ascontiguousarray(b.T if tb else b, dtype)
@@ -67,21 +61,26 @@ def test_every_instance_and_edge(rng, isa, name, dtype, ta, tb):
                                    (2000, 25, 6), (40, 150, 16), (1, 400, 120)])
 @pytest.mark.parametrize("ta,tb", FORMS)
 def test_layer_shapes_bitwise_across_threads(rng, restore_threads, dtype, m, k, n, ta, tb):
+    assert_same_bits_at_thread_counts(rng, dtype, m, k, n, ta, tb, (1, 2, 16))
+
+
+def assert_same_bits_at_thread_counts(rng, dtype, m, k, n, ta, tb, counts):
+    """c += a·b accumulated at each thread count: right at the first, and the same bits at the others."""
     a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
     c0 = rng.standard_normal((m, n)).astype(dtype)
     results = []
-    for threads in (1, 2, 16):
+    for threads in counts:
         cnn.set_num_threads(threads)
         c = c0.copy()
         _core.gemm(c, a_arg, b_arg, ta, tb, True)
         results.append(c)
     assert_close(results[0], c0.astype(np.float64) + a @ b, dtype)
     for c in results[1:]:
-        assert np.array_equal(c, results[0])
+        assert np.array_equal(c, results[0]), (m, k, n)
 
 
 # the blocking's edges (gemm_tile.h): M around MC = 192 (b packed above it), N around NA = 256 (a packed above
-# it) and NC = 1024 (a second column block), K around KC (f32 256, f64 128); odd sizes leave edge tiles
+# it) and NC = 256 (several column blocks), K around KC (f32 256, f64 128); odd sizes leave edge tiles
 # in both directions in every block
 BLOCK_SHAPES = [(191, 129, 257), (193, 257, 255), (200, 70, 1030), (12, 300, 1025), (385, 127, 33),
                 (25, 513, 1023)]
@@ -93,17 +92,7 @@ BLOCK_SHAPES = [(191, 129, 257), (193, 257, 255), (200, 70, 1030), (12, 300, 102
 def test_block_edges_bitwise_across_threads(rng, restore_threads, isa, name, dtype, ta, tb):
     _core._set_gemm_isa(name)
     for m, k, n in BLOCK_SHAPES:
-        a, b, a_arg, b_arg = operands(rng, m, k, n, ta, tb, dtype)
-        c0 = rng.standard_normal((m, n)).astype(dtype)
-        results = []
-        for threads in (1, 2, 3):
-            cnn.set_num_threads(threads)
-            c = c0.copy()
-            _core.gemm(c, a_arg, b_arg, ta, tb, True)
-            results.append(c)
-        assert_close(results[0], c0.astype(np.float64) + a @ b, dtype)
-        for c in results[1:]:
-            assert np.array_equal(c, results[0]), (m, k, n)
+        assert_same_bits_at_thread_counts(rng, dtype, m, k, n, ta, tb, (1, 2, 3))
 
 
 def test_set_gemm_isa_rejects_unknown_names():
