@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+import cnn
 from cnn import _core
 from conftest import DTYPES, TOL, assert_close, rel_err
 
@@ -104,7 +105,7 @@ def test_gemm_runs_in_a_thread_with_a_small_stack():
     a large product in both dtypes. At 1.2 MiB of panels this crashed the interpreter, so it runs in a child."""
     code = (
         "import sys, threading, numpy as np\n"
-        f"sys.path.insert(0, {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'python')!r})\n"
+        f"sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(cnn.__file__)))!r})\n"
         "from cnn import _core\n"
         "threading.stack_size(512 * 1024)\n"
         "def run():\n"
