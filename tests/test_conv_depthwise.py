@@ -1,10 +1,12 @@
-"""conv2d's depthwise path (csrc/conv_depthwise.c, conv_depthwise_tile.h: groups = C > 1, all but the 1x1 per-channel
-scale) on every instruction-set instance this CPU runs, against torch.nn.functional.conv2d(groups=C): forward, input,
-weight and bias gradients, float64 to 1e-10 and float32 to 1e-5 relative. The shapes reach the kernels' edges: rows
-narrower than a vector (every output then crosses the padding), rows of several vectors plus a ragged end (the last
-vector moved back), strides 1-3 (the input gradient's column phases), dilation 2, asymmetric padding, channel
-multipliers 1 and 2, windows 1x1 (padded or strided, so not the scale), 2x3, 3x3, 5x5 and 9x9 (more taps than a row's
-table holds and than the weight gradient's registers hold), batch 1."""
+"""conv2d's depthwise path (csrc/conv_depthwise.c, conv_depthwise_tile.h: groups = C > 1, all but the 1x1
+per-channel scale), whose kernels conv2d_depthwise_forward and conv2d_depthwise_backward have no binding of their own:
+conv2d_forward and conv2d_backward reach them (each test checks _conv2d_path says "depthwise direct"), on every
+instruction-set instance this CPU runs, against torch.nn.functional.conv2d(groups=C): forward, input, weight and bias
+gradients, float64 to 1e-10 and float32 to 1e-5 relative. The shapes reach the kernels' edges: rows narrower than a
+vector (every output then crosses the padding), rows of several vectors plus a ragged end (the last vector moved back),
+strides 1-3 (the input gradient's column phases), dilation 2, asymmetric padding, channel multipliers 1 and 2, windows
+1x1 (padded or strided, so not the scale), 2x3, 3x3, 5x5 and 9x9 (more taps than a row's table holds and than the
+weight gradient's registers hold), batch 1."""
 import numpy as np
 import pytest
 import torch
